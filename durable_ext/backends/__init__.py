@@ -1,0 +1,1 @@
+"""Checkpoint stores behind one protocol, selected by URL through entry points."""

@@ -1,0 +1,227 @@
+"""The pipeline: a format, codecs and an offload composed into one SDK ``SerDes``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aws_durable_execution_sdk_python.exceptions import RetryableSerDesError, SerDesError
+from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDes
+
+from durable_ext.errors import ConfigError, DisallowedContentError, SerializationError, SpecError
+from durable_ext.registry import SERIALIZERS
+from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
+from durable_ext.serializers.frames import armor, frame, is_armored, read_frame, unarmor
+from durable_ext.serializers.types import TypeRegistry
+from durable_ext.spec import PipelineSpec, parse_pipeline
+
+__all__ = ["Pipeline", "build_pipeline", "serdes"]
+
+#: frame ids of the built-in stages -> registry names (third parties use their name)
+_BUILTIN_WIRES: dict[bytes, str] = {
+    b"m": "msgpack",
+    b"j": "json",
+    b"z": "zstd",
+    b"l": "zlib",
+    b"k": "kms",
+    b"K": "localkey",
+    b"s": "s3",
+    b"p": "pickle",
+    b"M": "model",
+}
+_MAX_FRAMES = 16
+
+
+class Pipeline(SerDes[Any]):
+    """An SDK ``SerDes`` made of one format, codecs in order, and an optional offload.
+
+    ``serialize`` returns an ASCII ``str``. ``deserialize`` follows the frames in the
+    payload, so it reads everything any pipeline wrote (stages missing here are loaded
+    by name from the registry), and it also reads the SDK's own JSON payloads, so a
+    function can switch serializers with executions in flight.
+
+    Example:
+        >>> from durable_ext.serializers.msgpack_format import MsgpackFormat
+        >>> from durable_ext.serializers.compression import ZstdCodec
+        >>> p = Pipeline(MsgpackFormat(), [ZstdCodec(level=9)])
+        >>> p
+        Pipeline('msgpack+zstd')
+    """
+
+    def __init__(
+        self,
+        format: Format,  # noqa: A002 - the layer's name
+        codecs: Iterable[Codec] = (),
+        offload: Offload | None = None,
+        *,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        accept_foreign: bool = True,
+        allowed: Iterable[str] | None = None,
+    ) -> None:
+        self.format = format
+        self.codecs = tuple(codecs)
+        self.offload = offload
+        self.accept_foreign = accept_foreign
+        self._options = {k: dict(v) for k, v in (options or {}).items()}
+        _check_role(format, "format", 0)
+        for i, c in enumerate(self.codecs, 1):
+            _check_role(c, "codec", i)
+        if offload is not None:
+            _check_role(offload, "offload", len(self.codecs) + 1)
+        stages: list[Stage] = [format, *self.codecs, *([offload] if offload else [])]
+        self._by_wire: dict[bytes, Stage] = {}
+        for st in stages:
+            self._by_wire[type(st).wire] = st
+            self._by_wire[st.wire] = st
+        # Pickle can run code on decode: a payload may only use it if this pipeline does.
+        self._allowed = set(allowed) if allowed is not None else None
+        self._forbidden = {"pickle"} - {st.name for st in stages}
+        self._sdk_json = ExtendedTypeSerDes()  # type: ignore[var-annotated]
+
+    def __repr__(self) -> str:
+        names = [self.format.name, *(c.name for c in self.codecs)]
+        if self.offload is not None:
+            names.append(self.offload.name)
+        return f"Pipeline({'+'.join(names)!r})"
+
+    # -- SDK SerDes -----------------------------------------------------------------
+
+    def serialize(self, value: Any, serdes_context: SerDesContext) -> str:
+        """Encode ``value`` into the checkpoint string."""
+        ctx = serdes_context
+        data = frame(self.format.wire, self.format.version, self.format.encode(value, ctx))
+        for codec in self.codecs:
+            body = codec.encode(data, ctx)
+            if body is not None:
+                data = frame(codec.wire, codec.version, body)
+        if self.offload is not None:
+            body = self.offload.store(data, ctx)
+            if body is not None:
+                data = frame(self.offload.wire, self.offload.version, body)
+        return armor(data)
+
+    def deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
+        """Decode a checkpoint string written by any pipeline, or by the SDK's JSON."""
+        ctx = serdes_context
+        where = f"operation {ctx.operation_id!r}"
+        if not isinstance(data, str):
+            raise SerializationError(f"{where}: expected a str payload, got {type(data).__name__}")
+        if not is_armored(data):
+            return self._foreign(data, where)
+        raw = unarmor(data, where)
+        for _ in range(_MAX_FRAMES):
+            wire, version, body = read_frame(raw, where)
+            stage = self._stage_for(wire, where)
+            try:
+                if stage.role == "format":
+                    return stage.decode(body, version, ctx)  # type: ignore[attr-defined]
+                if stage.role == "offload":
+                    raw = stage.load(body, version, ctx)  # type: ignore[attr-defined]
+                else:
+                    raw = stage.decode(body, version, ctx)  # type: ignore[attr-defined]
+            except (SerDesError, RetryableSerDesError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a stage fault on input data is a data fault
+                raise SerializationError(
+                    f"{where}: stage {stage.name!r} failed to decode ({type(exc).__name__}: {exc})"
+                ) from exc
+        raise SerializationError(f"{where}: more than {_MAX_FRAMES} nested frames")
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _stage_for(self, wire: bytes, where: str) -> Stage:
+        stage = self._by_wire.get(wire)
+        if stage is not None:
+            return stage
+        name = _BUILTIN_WIRES.get(wire) or wire.decode("ascii", "replace")
+        if name in self._forbidden or (self._allowed is not None and name not in self._allowed):
+            raise DisallowedContentError(
+                f"{where}: payload uses stage {name!r}, which this pipeline does not allow"
+            )
+        try:
+            cls = SERIALIZERS.load(name)
+            stage = cls.from_spec(None, **self._options.get(name, {}))
+        except ConfigError as exc:
+            raise SerializationError(f"{where}: payload uses unknown stage {name!r} ({exc})") from exc
+        self._by_wire[wire] = stage
+        return stage
+
+    def _foreign(self, data: str, where: str) -> Any:
+        if not self.accept_foreign:
+            raise SerializationError(f"{where}: payload was not written by durable_ext")
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise SerializationError(
+                f"{where}: payload is neither a durable_ext payload nor JSON ({exc}); "
+                f"it starts with {data[:20]!r}"
+            ) from None
+        if isinstance(obj, dict) and len(obj) == 2 and "t" in obj and "v" in obj:
+            try:
+                return self._sdk_json.deserialize(data)
+            except SerDesError:
+                return obj  # plain JSON that merely looks like the SDK's envelope
+        return obj
+
+
+def _check_role(stage: Any, role: str, index: int) -> None:
+    actual = getattr(stage, "role", None)
+    if actual != role:
+        name = getattr(stage, "name", type(stage).__name__)
+        where = "first" if index == 0 else f"at position {index}"
+        raise SpecError(
+            f"stage {name!r} ({actual}) cannot be {where} of a pipeline: expected a {role}; "
+            "a pipeline is one format, then codecs, then at most one offload"
+        )
+
+
+def build_pipeline(
+    spec: str | PipelineSpec,
+    *,
+    types: TypeRegistry | Iterable[type] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Pipeline:
+    """Build a :class:`Pipeline` from a spec such as ``"msgpack+zstd+kms:alias/x"``.
+
+    ``options`` maps a stage name to keyword arguments for it (clients, levels,
+    thresholds); ``types`` are classes the format may carry.
+
+    Example:
+        >>> build_pipeline("msgpack+zstd:9", options={"zstd": {"threshold": 64}})
+        Pipeline('msgpack+zstd')
+    """
+    parsed = parse_pipeline(spec)
+    options = {k: dict(v) for k, v in (options or {}).items()}
+    unknown = set(options) - {s.name for s in parsed.stages} - set(_BUILTIN_WIRES.values())
+    if unknown:
+        raise ConfigError(f"options given for stages not in {str(parsed)!r}: {sorted(unknown)}")
+    stages: list[Any] = []
+    for i, st in enumerate(parsed.stages):
+        cls = SERIALIZERS.load(st.name)
+        opts = dict(options.get(st.name, {}))
+        if types is not None and i == 0:
+            opts.setdefault("types", types)
+        try:
+            stages.append(cls.from_spec(st.arg, **opts))
+        except TypeError as exc:
+            raise ConfigError(f"stage {st.name!r}: {exc}") from None
+    fmt, rest = stages[0], stages[1:]
+    offload = rest.pop() if rest and getattr(rest[-1], "role", None) == "offload" else None
+    return Pipeline(fmt, rest, offload, options=options)
+
+
+def serdes(
+    spec: str | PipelineSpec = "msgpack",
+    *,
+    types: TypeRegistry | Iterable[type] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Pipeline:
+    """Return an SDK ``SerDes`` for ``spec``; pass it as ``serdes=`` to any operation.
+
+    Example:
+        >>> from aws_durable_execution_sdk_python.config import StepConfig
+        >>> StepConfig(serdes=serdes("msgpack+zstd")).serdes
+        Pipeline('msgpack+zstd')
+    """
+    return build_pipeline(spec, types=types, options=options)
