@@ -1,0 +1,1 @@
+"""pytest plugin of durable_ext (registered through the ``pytest11`` entry point)."""
