@@ -9,7 +9,13 @@ from typing import Any
 from aws_durable_execution_sdk_python.exceptions import RetryableSerDesError, SerDesError
 from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDes
 
-from durable_ext.errors import ConfigError, DisallowedContentError, SerializationError, SpecError
+from durable_ext.errors import (
+    ConfigError,
+    DisallowedContentError,
+    MissingDependencyError,
+    SerializationError,
+    SpecError,
+)
 from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
 from durable_ext.serializers.frames import armor, frame, is_armored, read_frame, unarmor
@@ -30,6 +36,9 @@ _BUILTIN_WIRES: dict[bytes, str] = {
     b"p": "pickle",
     b"M": "model",
 }
+#: built-in stages a pipeline may load on its own to read old payloads; the others
+#: (keys, buckets, pickle) act on the outside world and must be configured explicitly
+_SELF_CONTAINED = frozenset({"msgpack", "json", "zstd", "zlib", "model"})
 _MAX_FRAMES = 16
 
 
@@ -134,16 +143,26 @@ class Pipeline(SerDes[Any]):
         stage = self._by_wire.get(wire)
         if stage is not None:
             return stage
-        name = _BUILTIN_WIRES.get(wire) or wire.decode("ascii", "replace")
-        if name in self._forbidden or (self._allowed is not None and name not in self._allowed):
+        builtin = _BUILTIN_WIRES.get(wire)
+        name = builtin or wire.decode("ascii", "replace")
+        if (
+            name in self._forbidden
+            or (self._allowed is not None and name not in self._allowed)
+            or (builtin is not None and name not in _SELF_CONTAINED and name not in self._options)
+        ):
             raise DisallowedContentError(
-                f"{where}: payload uses stage {name!r}, which this pipeline does not allow"
+                f"{where}: payload uses stage {name!r}, which this pipeline is not configured "
+                f"for; add it to the spec or pass options={{{name!r}: {{...}}}}"
             )
         try:
             cls = SERIALIZERS.load(name)
             stage = cls.from_spec(None, **self._options.get(name, {}))
-        except ConfigError as exc:
-            raise SerializationError(f"{where}: payload uses unknown stage {name!r} ({exc})") from exc
+        except MissingDependencyError as exc:
+            raise SerializationError(f"{where}: cannot decode stage {name!r}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - an unreadable header is a data fault
+            raise SerializationError(
+                f"{where}: payload uses unknown or unusable stage {name!r} ({exc})"
+            ) from exc
         self._by_wire[wire] = stage
         return stage
 

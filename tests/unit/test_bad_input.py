@@ -1,0 +1,120 @@
+"""Bad input fed to deserialize raises only SerDesError, says where, and never hangs."""
+
+import base64
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+from aws_durable_execution_sdk_python.exceptions import SerDesError
+from aws_durable_execution_sdk_python.serdes import SerDesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import durable_ext
+from durable_ext.serializers.frames import MAGIC, armor
+
+CTX = SerDesContext("op-bad", "arn:x")
+PIPELINES = {
+    "msgpack": durable_ext.serdes("msgpack"),
+    "msgpack+zstd": durable_ext.serdes("msgpack+zstd", options={"zstd": {"threshold": 0}}),
+    "msgpack+zlib": durable_ext.serdes("msgpack+zlib", options={"zlib": {"threshold": 0}}),
+}
+SAMPLE = {"id": uuid.UUID(int=7), "at": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+          "lines": [("a", Decimal("1.5"), {1, 2})] * 20, "blob": b"\x00" * 300}
+VALID = {name: p.serialize(SAMPLE, CTX) for name, p in PIPELINES.items()}
+FUZZ = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def assert_rejected(pipeline, data):
+    try:
+        pipeline.deserialize(data, CTX)
+    except SerDesError as exc:
+        assert "op-bad" in str(exc)  # says where
+        return
+    # a mutation may by chance still be a valid payload: that is not an error
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_random_strings(text):
+    for p in PIPELINES.values():
+        assert_rejected(p, text)
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_random_bytes_behind_a_valid_armor_and_magic(raw):
+    for p in PIPELINES.values():
+        assert_rejected(p, armor(bytes([MAGIC]) + raw))
+        assert_rejected(p, armor(raw))
+
+
+@FUZZ
+@given(st.sampled_from(sorted(VALID)), st.data())
+def test_truncated_payloads(name, data):
+    text = VALID[name]
+    cut = data.draw(st.integers(0, len(text) - 1))
+    with pytest.raises(SerDesError):
+        PIPELINES[name].deserialize(text[:cut], CTX)
+
+
+@FUZZ
+@given(st.sampled_from(sorted(VALID)), st.data())
+def test_flipped_bytes_never_escape_as_other_exceptions(name, data):
+    raw = bytearray(base64.b64decode(VALID[name]))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] ^= data.draw(st.integers(1, 255))
+    assert_rejected(PIPELINES[name], armor(bytes(raw)))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        bytes([MAGIC, 0]),                  # empty stage id
+        bytes([MAGIC, 200]) + b"x",         # id longer than the frame
+        bytes([MAGIC, 1]) + b"m",           # no version byte
+        bytes([MAGIC, 1]) + b"?" + b"\x01",  # unknown stage
+        bytes([MAGIC, 4]) + b"nope" + b"\x01data",  # unknown third-party stage
+        bytes([MAGIC, 6]) + b"pickle" + b"\x01data",  # pickle is never decoded unless configured
+    ],
+)
+def test_wrong_headers_are_named(header):
+    with pytest.raises(SerDesError) as info:
+        PIPELINES["msgpack"].deserialize(armor(header), CTX)
+    assert "op-bad" in str(info.value)
+
+
+def test_nested_frames_are_bounded():
+    inner = base64.b64decode(VALID["msgpack+zlib"])
+    import zlib
+
+    data = inner
+    for _ in range(40):
+        data = bytes([MAGIC, 1]) + b"l\x01" + zlib.compress(data)
+    with pytest.raises(SerDesError, match="nested frames"):
+        PIPELINES["msgpack"].deserialize(armor(data), CTX)
+
+
+def test_decompression_bomb_is_refused_not_inflated():
+    import zstandard
+
+    bomb = zstandard.ZstdCompressor().compress(b"\x00" * (1 << 20))
+    # declare a content size over the limit by patching the frame header field
+    params = zstandard.get_frame_parameters(bomb)
+    assert params.content_size == 1 << 20
+    from durable_ext.serializers import compression
+
+    compression_limit = compression.MAX_OUTPUT_BYTES
+    try:
+        compression.MAX_OUTPUT_BYTES = 1 << 16
+        with pytest.raises(SerDesError, match="zstd"):
+            PIPELINES["msgpack+zstd"].deserialize(armor(bytes([MAGIC, 1]) + b"z\x01" + bomb), CTX)
+    finally:
+        compression.MAX_OUTPUT_BYTES = compression_limit
+
+
+def test_non_string_input_is_refused():
+    with pytest.raises(SerDesError, match="expected a str"):
+        PIPELINES["msgpack"].deserialize(b"bytes", CTX)  # type: ignore[arg-type]
