@@ -1,0 +1,1 @@
+"""Official conformance suite run through durable_ext's local runtime."""

@@ -1,0 +1,114 @@
+"""Pieces shared by the conformance handlers: serdes, retry presets, crash and marker helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from aws_durable_execution_sdk_python.config import Duration, JitterStrategy
+from aws_durable_execution_sdk_python.retries import (
+    RetryDecision,
+    RetryStrategyConfig,
+    create_retry_strategy,
+)
+from aws_durable_execution_sdk_python.serdes import SerDes, SerDesContext
+from aws_durable_execution_sdk_python.types import DurableContext, StepContext
+
+from conformance import logsink
+
+
+def fixed_retry(max_attempts: int, delay: int = 1) -> Any:
+    """Retry strategy with a constant delay and no jitter, so RetryDetails are exact."""
+    return create_retry_strategy(
+        RetryStrategyConfig(
+            max_attempts=max_attempts,
+            initial_delay=Duration.from_seconds(delay),
+            backoff_rate=1,
+            jitter_strategy=JitterStrategy.NONE,
+        )
+    )
+
+
+NO_RETRY = fixed_retry(1)
+
+
+def greet(name: Any) -> str:
+    """The greeting most step cases return."""
+    return f"Hello, {name}!"
+
+
+def constant(value: Any) -> Any:
+    """A step body returning ``value`` (a named function, so histories carry a Name)."""
+
+    def body(_: StepContext) -> Any:
+        return value
+
+    return body
+
+
+def fail(message: str = "step failed") -> Any:
+    """A step body that always raises."""
+
+    def body(_: StepContext) -> Any:
+        raise RuntimeError(message)
+
+    return body
+
+
+class UpperSerDes(SerDes[Any]):
+    """Serializes to JSON and upper-cases the text, so the stored payload shows it ran."""
+
+    def serialize(self, value: Any, serdes_context: SerDesContext) -> str:
+        return json.dumps(value).upper()
+
+    def deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
+        return json.loads(data)
+
+
+class RawUpperSerDes(SerDes[Any]):
+    """Stores a string upper-cased and unquoted; reads the raw text back as a string."""
+
+    def serialize(self, value: Any, serdes_context: SerDesContext) -> str:
+        return str(value).upper()
+
+    def deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
+        return data
+
+
+def crash() -> None:
+    """End the process at once, as ``process.exit`` does in the suite's Node handlers."""
+    os._exit(1)
+
+
+def _marker_dir() -> Path:
+    path = os.environ.get(logsink.ENV_VAR)
+    if not path:
+        msg = f"{logsink.ENV_VAR} is not set; crash cases need the harness's marker directory"
+        raise RuntimeError(msg)
+    return Path(path).parent
+
+
+def first_time(ctx: DurableContext, key: str) -> bool:
+    """True exactly once per execution and key, across processes (a marker file)."""
+    arn = ctx.execution_context.durable_execution_arn
+    digest = hashlib.sha256(f"{arn}\0{key}".encode()).hexdigest()[:24]
+    try:
+        fd = os.open(_marker_dir() / f"marker-{digest}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def let_checkpoints_flush() -> None:
+    """Give the SDK's background checkpointer time to persist asynchronous START updates.
+
+    The Node handler in the suite crashes after its START checkpoints reached the
+    service; in Python an AT_LEAST_ONCE step's START is sent without waiting, so the
+    crash is delayed until the batcher (which flushes within milliseconds) has sent it.
+    """
+    time.sleep(0.3)
