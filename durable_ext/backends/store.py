@@ -113,6 +113,7 @@ class ExecutionHeader:
         event_count: Number of history events (the next EventId is ``event_count + 1``).
         op_count: Number of operation records (the next creation index).
         state: Further engine state (invocation gate, parent link, timeouts...).
+
     """
 
     arn: str
@@ -183,6 +184,7 @@ class OperationRecord:
             records with ``touched > handler_seen_seq``.
         data: The operation in the SDK's ``Operation.to_json_dict`` wire shape, plus engine
             keys prefixed with ``_`` (e.g. the START options a history event needs).
+
     """
 
     op_id: str
@@ -214,6 +216,7 @@ class HistoryEvent:
         event_id: 1-based, contiguous within an execution.
         data: The event in GetDurableExecutionHistory shape with epoch-ms timestamps
             (the engine converts them to datetimes on read).
+
     """
 
     event_id: int
@@ -241,6 +244,7 @@ class DueEntry:
         kind: One of :class:`DueKind` (opaque to stores).
         due_ms: When it fires, epoch ms (runtime clock; real clock for LEASE).
         data: Small engine data (operation id, invocation id...).
+
     """
 
     arn: str
@@ -276,6 +280,7 @@ class CommitBatch:
         events: Events to append; their ids continue the existing sequence without gaps.
         due_set: Due entries to add or replace (all for ``header.arn``).
         due_clear: Keys of due entries of ``header.arn`` to delete (missing keys are fine).
+
     """
 
     header: ExecutionHeader
@@ -316,6 +321,7 @@ class CreateResult:
     Attributes:
         created: False when an execution with the same ``(function_name, name)`` existed.
         header: The new execution's header, or the existing one's.
+
     """
 
     created: bool

@@ -1,0 +1,136 @@
+"""MemoryStore: executions in process memory (tests, benchmarks, ``memory://``)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from durable_ext.backends._state import (
+    ExecutionIndex,
+    check_batch,
+    merge_due,
+    page_executions,
+    reject_unknown_options,
+)
+from durable_ext.backends.store import (
+    CommitBatch,
+    CreateResult,
+    DueEntry,
+    ExecutionHeader,
+    ExecutionPage,
+    HistoryEvent,
+    OperationRecord,
+)
+from durable_ext.errors import ConflictError, NotFoundError
+from durable_ext.spec import StoreSpec
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """A thread-safe store that keeps everything in memory; nothing survives the process.
+
+    Example:
+        >>> from durable_ext.backends import open_store
+        >>> open_store("memory://").name
+        'memory'
+
+    """
+
+    name: ClassVar[str] = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._execs: dict[str, ExecutionIndex] = {}
+        self._names: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def from_spec(cls, spec: StoreSpec, **kwargs: Any) -> MemoryStore:
+        """Build from ``memory://`` (no options)."""
+        reject_unknown_options(spec.options, (), spec.raw or str(spec))
+        if kwargs:
+            raise TypeError(f"MemoryStore takes no keyword options, got {sorted(kwargs)}")
+        return cls()
+
+    def _get(self, arn: str) -> ExecutionIndex:
+        try:
+            return self._execs[arn]
+        except KeyError:
+            raise NotFoundError(f"no durable execution {arn!r}") from None
+
+    def create(self, batch: CommitBatch) -> CreateResult:
+        """Create unless the name is taken; see :meth:`Store.create`."""
+        h = batch.header
+        with self._lock:
+            existing = self._names.get((h.function_name, h.name))
+            if existing is not None:
+                return CreateResult(False, self._execs[existing].header)
+            if h.arn in self._execs:
+                raise ConflictError(f"execution {h.arn} already exists")
+            check_batch(batch, None)
+            idx = ExecutionIndex(h)
+            idx.apply(batch)
+            self._execs[h.arn] = idx
+            self._names[(h.function_name, h.name)] = h.arn
+            return CreateResult(True, h)
+
+    def commit(self, batch: CommitBatch) -> None:
+        """Apply atomically under the store lock if the revision matches."""
+        with self._lock:
+            idx = self._get(batch.header.arn)
+            check_batch(batch, idx.header)
+            idx.apply(batch)
+
+    def header(self, arn: str) -> ExecutionHeader:
+        """The current header."""
+        with self._lock:
+            return self._get(arn).header
+
+    def operations(self, arn: str, ids: Iterable[str] | None = None) -> list[OperationRecord]:
+        """Operation records in creation order."""
+        with self._lock:
+            return self._get(arn).operations(ids)
+
+    def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
+        """Records with ``touched > seq``."""
+        with self._lock:
+            return self._get(arn).touched_after(seq)
+
+    def events(
+        self, arn: str, *, after: int = 0, limit: int | None = None, reverse: bool = False
+    ) -> list[HistoryEvent]:
+        """History events, see :meth:`Store.events`."""
+        with self._lock:
+            return self._get(arn).read_events(after, limit, reverse)
+
+    def due(
+        self,
+        until_ms: int | None = None,
+        *,
+        arn: str | None = None,
+        kinds: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[DueEntry]:
+        """Due entries, earliest first."""
+        with self._lock:
+            scope = [self._get(arn)] if arn is not None else list(self._execs.values())
+            return merge_due(scope, until_ms, kinds, limit)
+
+    def list_executions(
+        self,
+        *,
+        function_name: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        marker: str | None = None,
+    ) -> ExecutionPage:
+        """Headers newest first."""
+        with self._lock:
+            headers = [i.header for i in self._execs.values()]
+        return page_executions(
+            headers, function_name=function_name, status=status, limit=limit, marker=marker
+        )
+
+    def close(self) -> None:
+        """Nothing to release."""
