@@ -250,6 +250,8 @@ class Keyring:
         self._keys: Sequence[_AnyKey] = [*loaded, *extra]
         self._by_id: dict[str, SigningKey] | None = None
         self._lock = threading.Lock()
+        if all(isinstance(k, SigningKey) for k in self._keys):
+            self._table()  # nothing to fetch: report clashing ids now, not at the first replay
 
     @staticmethod
     def _pick(loaded: list[_AnyKey], key_id: str | None) -> _AnyKey:
