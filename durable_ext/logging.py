@@ -468,11 +468,10 @@ def _env_show_replayed() -> bool:
 
 
 def _looks_like_invocation(event: Any) -> bool:
-    return (
-        isinstance(event, Mapping)
-        and "DurableExecutionArn" in event
-        and "CheckpointToken" in event
-    )
+    """Whether ``event`` is what the service sends to ``@durable_execution`` itself."""
+    if isinstance(event, Mapping):
+        return "DurableExecutionArn" in event and "CheckpointToken" in event
+    return hasattr(event, "durable_execution_arn") and hasattr(event, "checkpoint_token")
 
 
 @overload
