@@ -26,9 +26,12 @@ from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import (
     BotoCoreError,
+    ChecksumError,
     ClientError,
     CredentialRetrievalError,
+    FlexibleChecksumError,
     HTTPClientError,
+    IncompleteReadError,
     NoCredentialsError,
 )
 from botocore.exceptions import (
@@ -125,12 +128,17 @@ def aws_errors(service: str, action: str, where: str) -> Iterator[None]:
                 "or encrypted under another key or context)"
             ) from exc
         raise SerializationError(f"{what}: {_reason(exc)}") from exc
-    except (BotoConnectionError, HTTPClientError, CredentialRetrievalError) as exc:
-        # Connection refused/reset, timeouts, proxy and TLS failures, and a metadata
-        # endpoint that did not answer: all worth another invocation.
+    except (BotoConnectionError, HTTPClientError, IncompleteReadError,
+            CredentialRetrievalError) as exc:
+        # Connection refused/reset, timeouts, a body cut short, proxy and TLS failures,
+        # and a metadata endpoint that did not answer: all worth another invocation.
         raise RetryableSerializationError(
             f"{where}: {service} {action} could not reach the service "
             f"({type(exc).__name__}); the invocation will be retried"
+        ) from exc
+    except (FlexibleChecksumError, ChecksumError) as exc:
+        raise IntegrityError(
+            f"{where}: {service} {action} returned data whose checksum does not match"
         ) from exc
     except NoCredentialsError as exc:
         raise SerializationError(
