@@ -26,10 +26,11 @@ from typing import Any, ClassVar, NoReturn, TypeVar, overload
 from durable_ext._deps import require
 from durable_ext.errors import ConfigError, SerializationError, SpecError
 from durable_ext.serializers.base import Role, SerDesContext
-from durable_ext.serializers.msgpack_format import ExtType, MsgpackFormat, _Unsupported
+from durable_ext.serializers.msgpack_format import MsgpackFormat, _Unsupported
 from durable_ext.serializers.types import TypeRegistry
 
 pydantic = require("pydantic", extra="models", feature="the model serializer")
+msgpack = require("msgpack", extra="models", feature="the model serializer")
 
 __all__ = ["ModelFormat", "ModelRegistry"]
 
@@ -41,7 +42,11 @@ EXT_MODEL = 64
 
 
 class _SchemaMismatch(SerializationError):
-    """A stored object does not fit its class any more; the message names model and field."""
+    """A stored object does not fit its class any more; the message names model and field.
+
+    Raised inside msgpack's extension hook, which has no context; ``decode`` adds
+    the operation.
+    """
 
 
 def _describe(cls: type) -> str:
@@ -335,6 +340,8 @@ class ModelFormat(MsgpackFormat):
     ) -> None:
         self.models = ModelRegistry.coerce(types)
         super().__init__(types=self.models.types)
+        # how many model field dicts the current thread is packing (see _default)
+        self._in_model = threading.local()
         self._decoders[EXT_MODEL] = self._dec_model
 
     @classmethod
@@ -352,11 +359,11 @@ class ModelFormat(MsgpackFormat):
             except _Unsupported:
                 # Inside a model's field dict, validation on decode turns a value back
                 # into its Enum member; the Enum class itself need not be registered.
-                depth: int = getattr(self._local, "depth", 0)
+                depth: int = getattr(self._in_model, "depth", 0)
                 if depth and isinstance(obj, enum.Enum):
                     return obj.value
                 raise
-        local = self._local
+        local = self._in_model
         local.depth = getattr(local, "depth", 0) + 1
         try:
             fields = adapter.dump(obj)
@@ -364,7 +371,10 @@ class ModelFormat(MsgpackFormat):
             local.depth -= 1
             raise _Unsupported(obj, f"{type(exc).__name__}: {exc}") from exc
         try:
-            return ExtType(EXT_MODEL, self._pack([adapter.tag, fields]))
+            return msgpack.ExtType(EXT_MODEL, self._pack([adapter.tag, fields]))
+        except _Unsupported as exc:
+            exc.why = exc.why or f"found in a field of model {adapter.tag!r}"
+            raise
         finally:
             local.depth -= 1
 
@@ -382,8 +392,12 @@ class ModelFormat(MsgpackFormat):
         """Unpack and validate; a stored model that no longer fits raises naming the field."""
         try:
             return super().decode(body, version, ctx)
-        except _SchemaMismatch as exc:
-            raise SerializationError(f"operation {ctx.operation_id!r}: {exc}") from exc
+        except SerializationError as exc:
+            # Extension hooks run without the context: say where here.
+            where = f"operation {ctx.operation_id!r}"
+            if where in str(exc):
+                raise
+            raise SerializationError(f"{where}: {exc}") from exc
 
     def _dec_model(self, data: bytes) -> Any:
         tag, fields = self._unpack(data)
