@@ -340,7 +340,7 @@ class ModelFormat(MsgpackFormat):
     ) -> None:
         self.models = ModelRegistry.coerce(types)
         super().__init__(types=self.models.types)
-        # how many model field dicts the current thread is packing (see _default)
+        # how many model field dicts the current thread is packing (see _registered_default)
         self._in_model = threading.local()
         self._decoders[EXT_MODEL] = self._dec_model
 
@@ -351,11 +351,12 @@ class ModelFormat(MsgpackFormat):
             raise SpecError(f"the model format takes no argument, got {arg!r}; pass types=...")
         return cls(**options)
 
-    def _default(self, obj: Any) -> Any:
+    def _registered_default(self, obj: Any) -> Any:
+        # The msgpack format's hook for every type it has no built-in encoder for.
         adapter = self.models.adapter_for_class(type(obj))
         if adapter is None:
             try:
-                return super()._default(obj)
+                return super()._registered_default(obj)
             except _Unsupported:
                 # Inside a model's field dict, validation on decode turns a value back
                 # into its Enum member; the Enum class itself need not be registered.
