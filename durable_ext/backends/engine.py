@@ -950,7 +950,7 @@ class Engine:
             now,
             op=data["Id"],
             function=target,
-            kind=kind,
+            target_kind=kind,
             payload=payload,
             tenant=tenant,
             child_id=child_id,

@@ -1,0 +1,16 @@
+"""The local durable runtime: drives ``@durable_execution`` handlers on any store.
+
+Example:
+    >>> from durable_ext.runtime import Runtime, VirtualClock
+    >>> with Runtime(backend="memory://", clock=VirtualClock()) as rt:
+    ...     pass
+"""
+
+from __future__ import annotations
+
+from durable_ext.backends.engine import ExecutionAlreadyStartedError
+from durable_ext.runtime.client import EngineClient
+from durable_ext.runtime.clock import Clock, RealClock, VirtualClock
+from durable_ext.runtime.runtime import Runtime
+
+__all__ = ["Clock", "EngineClient", "ExecutionAlreadyStartedError", "RealClock", "Runtime", "VirtualClock"]

@@ -1,0 +1,266 @@
+"""Running one invocation of a handler: in this process, or in a fresh child process."""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_durable_execution_sdk_python.exceptions import CheckpointError, GetExecutionStateError
+from aws_durable_execution_sdk_python.execution import (
+    DurableExecutionInvocationInput,
+    DurableExecutionInvocationInputWithClient,
+)
+from aws_durable_execution_sdk_python.lambda_service import (
+    CheckpointOutput,
+    CheckpointUpdatedExecutionState,
+    OperationUpdate,
+    StateOutput,
+)
+
+from durable_ext.backends.engine import Engine, InvalidCheckpointTokenError, InvocationInput
+from durable_ext.backends.validation import InvalidParameterValueError
+from durable_ext.errors import NotFoundError, StoreUnavailableError
+from durable_ext.runtime.client import EngineClient, _translated, sdk_operation
+
+__all__ = ["LambdaContextStub", "handler_path", "invoke_in_process", "invoke_in_subprocess"]
+
+Outcome = tuple[dict[str, Any] | None, dict[str, Any] | None]
+"""``(output, error)``: the handler's output, or the error of a failed invocation."""
+
+
+@dataclass
+class LambdaContextStub:
+    """The parts of the Lambda context object handlers and the SDK read."""
+
+    aws_request_id: str
+    function_name: str = ""
+    invoked_function_arn: str = ""
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: str = "1024"
+    log_group_name: str | None = None
+    log_stream_name: str | None = None
+    tenant_id: str | None = None
+    client_context: dict[str, Any] | None = None
+    identity: dict[str, Any] | None = None
+    deadline_ms: int = field(default_factory=lambda: int(time.time() * 1000) + 900_000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the invocation times out."""
+        return max(0, self.deadline_ms - int(time.time() * 1000))
+
+    def log(self, msg: str) -> None:
+        """Write to stdout like the Lambda runtime."""
+        print(msg)
+
+
+def error_of(exc: BaseException) -> dict[str, Any]:
+    """An ErrorObject (wire keys) describing ``exc``."""
+    return {
+        "ErrorType": type(exc).__name__,
+        "ErrorMessage": str(exc),
+        "StackTrace": traceback.format_exception(exc)[-8:],
+    }
+
+
+def _event(inv_event: Mapping[str, Any], client: Any) -> DurableExecutionInvocationInputWithClient:
+    base = DurableExecutionInvocationInput.from_json_dict(dict(inv_event))
+    return DurableExecutionInvocationInputWithClient.from_durable_execution_invocation_input(
+        base, client
+    )
+
+
+def invoke_in_process(handler: Callable[..., Any], inv: InvocationInput, engine: Engine,
+                      context: LambdaContextStub) -> Outcome:
+    """Run ``handler`` on this thread with an :class:`EngineClient`."""
+    try:
+        out = handler(_event(inv.to_event(), EngineClient(engine)), context)
+    except Exception as exc:
+        return None, error_of(exc)
+    return dict(out), None
+
+
+def handler_path(handler: Any) -> str:
+    """``"module:attr"`` of an importable handler object (or the string itself)."""
+    if isinstance(handler, str):
+        return handler
+    module = getattr(handler, "__module__", None)
+    qualname = getattr(handler, "__qualname__", None)
+    if not module or not qualname or "<" in qualname or module == "__main__":
+        raise ValueError(
+            f"handler {handler!r} is not importable by path; register it as 'module:attr' "
+            "to run it with isolation='process'"
+        )
+    return f"{module}:{qualname}"
+
+
+def load_handler(path: str) -> Any:
+    """Import ``"module:attr"`` (dots in ``attr`` walk attributes)."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"handler path must look like 'module:attr', got {path!r}")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+# ---------------------------------------------------------------- process isolation
+
+_ERR_KINDS: dict[str, type[Exception]] = {
+    "token": InvalidCheckpointTokenError,
+    "param": InvalidParameterValueError,
+    "notfound": NotFoundError,
+    "unavailable": StoreUnavailableError,
+}
+
+
+class _PipeClient:
+    """The child's ``DurableServiceClient``: every call is a request to the parent."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def _call(self, *msg: Any) -> Any:
+        with self._lock:
+            self._conn.send(msg)
+            reply = self._conn.recv()
+        if reply[0] == "ok":
+            return reply[1]
+        exc_type = _ERR_KINDS.get(reply[1], StoreUnavailableError)
+        raise exc_type(reply[2])
+
+    def checkpoint(self, durable_execution_arn: str, checkpoint_token: str,
+                   updates: list[OperationUpdate], client_token: str | None) -> CheckpointOutput:
+        with _translated(CheckpointError):
+            token, ops, marker = self._call(
+                "checkpoint", durable_execution_arn, checkpoint_token,
+                [u.to_dict() for u in updates], client_token,
+            )
+        return CheckpointOutput(
+            checkpoint_token=token,
+            new_execution_state=CheckpointUpdatedExecutionState(
+                operations=[sdk_operation(o) for o in ops], next_marker=marker
+            ),
+        )
+
+    def get_execution_state(self, durable_execution_arn: str, checkpoint_token: str,
+                            next_marker: str, max_items: int = 1000) -> StateOutput:
+        with _translated(GetExecutionStateError):
+            ops, marker = self._call(
+                "state", durable_execution_arn, checkpoint_token, next_marker, max_items
+            )
+        return StateOutput(operations=[sdk_operation(o) for o in ops], next_marker=marker)
+
+
+def _child_main(conn: multiprocessing.connection.Connection, path: str,
+                inv_event: dict[str, Any], context: LambdaContextStub) -> None:
+    try:
+        handler = load_handler(path)
+        out = handler(_event(inv_event, _PipeClient(conn)), context)
+        conn.send(("done", dict(out), None))
+    except Exception as exc:
+        conn.send(("done", None, error_of(exc)))
+    conn.close()
+
+
+def _serve(engine: Engine, msg: tuple[Any, ...]) -> tuple[Any, ...]:
+    try:
+        if msg[0] == "checkpoint":
+            res = engine.checkpoint(msg[1], msg[2], msg[3], msg[4])
+            return ("ok", (res.token, res.operations, res.next_marker))
+        if msg[0] == "state":
+            return ("ok", engine.get_state(msg[1], msg[2], msg[3], msg[4]))
+        return ("err", "param", f"unknown request {msg[0]!r}")
+    except InvalidCheckpointTokenError as exc:
+        return ("err", "token", str(exc))
+    except InvalidParameterValueError as exc:
+        return ("err", "param", str(exc))
+    except NotFoundError as exc:
+        return ("err", "notfound", str(exc))
+    except Exception as exc:
+        return ("err", "unavailable", f"{type(exc).__name__}: {exc}")
+
+
+_CTX_LOCK = threading.Lock()
+_CTX: Any = None
+
+
+def _mp_context() -> Any:
+    global _CTX
+    with _CTX_LOCK:
+        if _CTX is None:
+            # fork: the child starts from the parent's already-imported SDK and handler
+            # modules, so a process per invocation costs milliseconds and the main module
+            # is not re-run. The runtime forks from its driving thread with no SDK threads
+            # alive. Elsewhere, spawn.
+            methods = multiprocessing.get_all_start_methods()
+            _CTX = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        return _CTX
+
+
+def invoke_in_subprocess(path: str, inv: InvocationInput, engine: Engine,
+                         context: LambdaContextStub, timeout: float) -> Outcome:
+    """Run the handler at ``path`` in a new process; a crash ends only this invocation."""
+    ctx = _mp_context()
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child_main, args=(child, path, inv.to_event(), context),
+                       daemon=True)
+    proc.start()
+    child.close()
+    deadline = time.monotonic() + timeout
+    outcome: Outcome | None = None
+    try:
+        while outcome is None:
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.join()
+                return None, {
+                    "ErrorType": "Sandbox.Timedout",
+                    "ErrorMessage": f"Task timed out after {timeout:.2f} seconds",
+                }
+            if not parent.poll(0.05):
+                if not proc.is_alive() and not parent.poll(0):
+                    break
+                continue
+            try:
+                msg = parent.recv()
+            except (EOFError, OSError):
+                break
+            if msg[0] == "done":
+                outcome = (msg[1], msg[2])
+            else:
+                parent.send(_serve(engine, msg))
+    finally:
+        parent.close()
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    if outcome is not None:
+        return outcome
+    code = proc.exitcode
+    how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+    return None, {
+        "ErrorType": "Runtime.ExitError",
+        "ErrorMessage": f"RequestId: {inv.request_id} Error: Runtime exited with {how}",
+    }
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
