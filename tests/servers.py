@@ -132,10 +132,10 @@ class Server:
         for _ in range(PORT_TRIES):
             self.port = free_port()
             with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                self.proc = subprocess.Popen(
                     self.argv(self.port), stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
-                    preexec_fn=_child_setup,  # noqa: PLW1509 - spawned from the main thread
+                    preexec_fn=_child_setup,  # safe: spawned from the main thread only
                 )
             deadline = time.monotonic() + READY_TIMEOUT
             while time.monotonic() < deadline:
