@@ -45,13 +45,22 @@ EXT_OBJECT = 11
 EXT_ENUM = 12
 EXT_BATCH_RESULT = 13
 
-_TZ_NAIVE, _TZ_FIXED, _TZ_ZONE = 0, 1, 2
-_DATETIME = struct.Struct("<HBBBBBIB")
+_TZ_NAIVE, _TZ_UTC, _TZ_FIXED, _TZ_ZONE = 0, 1, 2, 3
+# Times keep fold (bit 20) and the zone kind (bits 21-22) above the microseconds.
 _DATE = struct.Struct("<HBB")
-_TIME = struct.Struct("<BBBIB")
+_TIME = struct.Struct("<BBBI")
 _TIMEDELTA = struct.Struct("<iii")
 _OFFSET = struct.Struct("<q")
+_MICROS = 0xFFFFF
+_TZ_CACHE_MAX = 256
 ExtType = msgpack.ExtType
+_unpackb = msgpack.unpackb
+_new_tuple = tuple.__new__
+
+
+def _ext(code: int, data: bytes) -> Any:
+    # ExtType's constructor re-validates in Python; our codes and bodies are known good.
+    return _new_tuple(ExtType, (code, data))
 
 
 class _Unsupported(TypeError):
@@ -63,63 +72,110 @@ class _Unsupported(TypeError):
         self.why = why
 
 
+_zone_encoded: dict[str, tuple[int, bytes]] = {}
+_tz_decoded: dict[tuple[int, bytes], dt.tzinfo] = {}
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    if len(cache) >= _TZ_CACHE_MAX:
+        cache.clear()  # a bound, not an LRU: distinct zones in one process are few
+    cache[key] = value
+    return value
+
+
 def _pack_tz(tz: dt.tzinfo | None, obj: object) -> tuple[int, bytes]:
     if tz is None:
         return _TZ_NAIVE, b""
+    if tz is dt.UTC:
+        return _TZ_UTC, b""
+    if isinstance(tz, ZoneInfo):
+        known = _zone_encoded.get(tz.key)
+        return known if known is not None else _remember(
+            _zone_encoded, tz.key, (_TZ_ZONE, tz.key.encode()))
     if isinstance(tz, dt.timezone):
+        # Not cached: timezones with equal offsets compare equal whatever their names.
         offset = tz.utcoffset(None)
         name = tz.tzname(None)
         if name == dt.timezone(offset).tzname(None):
             name = ""
         micros = (offset.days * 86400 + offset.seconds) * 1_000_000 + offset.microseconds
         return _TZ_FIXED, _OFFSET.pack(micros) + name.encode()
-    if isinstance(tz, ZoneInfo):
-        return _TZ_ZONE, tz.key.encode()
     raise _Unsupported(obj, f"its tzinfo {type(tz).__qualname__} is neither datetime.timezone nor ZoneInfo")
 
 
 def _unpack_tz(kind: int, data: bytes) -> dt.tzinfo | None:
-    if kind == _TZ_NAIVE:
-        return None
+    if not data:
+        if kind == _TZ_NAIVE:
+            return None
+        if kind == _TZ_UTC:
+            return dt.UTC
+    key = (kind, data)
+    try:
+        return _tz_decoded[key]
+    except KeyError:
+        pass
+    tz: dt.tzinfo
     if kind == _TZ_FIXED:
         (micros,) = _OFFSET.unpack_from(data)
         offset = dt.timedelta(microseconds=micros)
         name = data[_OFFSET.size :].decode()
-        return dt.timezone(offset, name) if name else dt.timezone(offset)
-    if kind == _TZ_ZONE:
+        tz = dt.timezone(offset, name) if name else dt.timezone(offset)
+    elif kind == _TZ_ZONE:
         try:
-            return ZoneInfo(data.decode())
+            tz = ZoneInfo(data.decode())
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {data[:64]!r}") from exc
-    raise ValueError(f"unknown time zone kind {kind}")
+    else:
+        raise ValueError(f"bad time zone field (kind {kind}, {len(data)} bytes)")
+    return _remember(_tz_decoded, key, tz)  # type: ignore[no-any-return]
+
+
+# A datetime is one little-endian u64 of bit fields (year 14, month 4, day 5, hour 5,
+# minute 6, second 6, microsecond 20, fold 1, zone kind 2), followed by the zone for
+# fixed offsets and ZoneInfo: the common naive/UTC value packs as a 10-byte fixext.
+_U64 = struct.Struct("<Q")
+_pack_u64 = _U64.pack
+_unpack_u64 = _U64.unpack_from
+_datetime = dt.datetime
+_UTC = dt.UTC
 
 
 def _enc_datetime(o: dt.datetime) -> Any:
-    kind, tz = _pack_tz(o.tzinfo, o)
-    head = _DATETIME.pack(o.year, o.month, o.day, o.hour, o.minute, o.second, o.microsecond,
-                          o.fold | (kind << 1))
-    return ExtType(EXT_DATETIME, head + tz)
+    tz = o.tzinfo
+    if tz is None:
+        kind, extra = _TZ_NAIVE, b""
+    elif tz is _UTC:
+        kind, extra = _TZ_UTC, b""
+    else:
+        kind, extra = _pack_tz(tz, o)
+    n = (o.year << 50 | o.month << 46 | o.day << 41 | o.hour << 36 | o.minute << 30
+         | o.second << 24 | o.microsecond << 3 | o.fold << 2 | kind)
+    return _new_tuple(ExtType, (EXT_DATETIME, _pack_u64(n) + extra if extra else _pack_u64(n)))
 
 
 def _dec_datetime(data: bytes) -> dt.datetime:
-    y, mo, d, h, mi, s, us, flags = _DATETIME.unpack_from(data)
-    tz = _unpack_tz(flags >> 1, data[_DATETIME.size :])
-    return dt.datetime(y, mo, d, h, mi, s, us, tzinfo=tz, fold=flags & 1)
+    (n,) = _unpack_u64(data)
+    kind = n & 3
+    tz = _UTC if kind == _TZ_UTC and len(data) == 8 else _unpack_tz(kind, data[8:])
+    return _datetime(n >> 50, n >> 46 & 15, n >> 41 & 31, n >> 36 & 31, n >> 30 & 63,
+                     n >> 24 & 63, n >> 3 & _MICROS, tz, fold=n >> 2 & 1)
 
 
 def _enc_time(o: dt.time) -> Any:
-    kind, tz = _pack_tz(o.tzinfo, o)
-    return ExtType(EXT_TIME, _TIME.pack(o.hour, o.minute, o.second, o.microsecond,
-                                        o.fold | (kind << 1)) + tz)
+    kind, extra = _pack_tz(o.tzinfo, o)
+    flags = (o.fold | kind << 1) << 20
+    return _ext(EXT_TIME, _TIME.pack(o.hour, o.minute, o.second, o.microsecond | flags) + extra)
 
 
 def _dec_time(data: bytes) -> dt.time:
-    h, mi, s, us, flags = _TIME.unpack_from(data)
-    return dt.time(h, mi, s, us, tzinfo=_unpack_tz(flags >> 1, data[_TIME.size :]), fold=flags & 1)
+    h, mi, s, us = _TIME.unpack_from(data)
+    flags = us >> 20
+    tz = _unpack_tz(flags >> 1, data[_TIME.size :])
+    return dt.time(h, mi, s, us & _MICROS, tz, fold=flags & 1)
 
 
 def _enc_date(o: dt.date) -> Any:
-    return ExtType(EXT_DATE, _DATE.pack(o.year, o.month, o.day))
+    return _ext(EXT_DATE, _DATE.pack(o.year, o.month, o.day))
 
 
 def _dec_date(data: bytes) -> dt.date:
@@ -129,7 +185,7 @@ def _dec_date(data: bytes) -> dt.date:
 
 
 def _enc_timedelta(o: dt.timedelta) -> Any:
-    return ExtType(EXT_TIMEDELTA, _TIMEDELTA.pack(o.days, o.seconds, o.microseconds))
+    return _ext(EXT_TIMEDELTA, _TIMEDELTA.pack(o.days, o.seconds, o.microseconds))
 
 
 def _dec_timedelta(data: bytes) -> dt.timedelta:
@@ -138,7 +194,7 @@ def _dec_timedelta(data: bytes) -> dt.timedelta:
 
 
 def _enc_bigint(o: int) -> Any:
-    return ExtType(EXT_BIGINT, o.to_bytes(o.bit_length() // 8 + 1, "big", signed=True))
+    return _ext(EXT_BIGINT, o.to_bytes(o.bit_length() // 8 + 1, "big", signed=True))
 
 
 def _dec_bigint(data: bytes) -> int:
@@ -147,8 +203,27 @@ def _dec_bigint(data: bytes) -> int:
     return int.from_bytes(data, "big", signed=True)
 
 
+def _enc_uuid(o: uuid.UUID) -> Any:
+    return _ext(EXT_UUID, o.int.to_bytes(16, "big"))
+
+
+_UUID_SAFE_UNKNOWN = uuid.SafeUUID.unknown
+_set_attr = object.__setattr__
+_new_object = object.__new__
+
+
 def _dec_uuid(data: bytes) -> uuid.UUID:
-    return uuid.UUID(bytes=data)
+    # UUID(bytes=...) spends most of its time validating arguments we already know.
+    if len(data) != 16:
+        raise ValueError("bad UUID length")
+    u = _new_object(uuid.UUID)
+    _set_attr(u, "int", int.from_bytes(data, "big"))
+    _set_attr(u, "is_safe", _UUID_SAFE_UNKNOWN)
+    return u  # type: ignore[no-any-return]
+
+
+def _enc_decimal(o: Decimal) -> Any:
+    return _ext(EXT_DECIMAL, str(o).encode("ascii"))
 
 
 def _dec_decimal(data: bytes) -> Decimal:
@@ -186,10 +261,10 @@ class MsgpackFormat:
             dt.date: _enc_date,
             dt.time: _enc_time,
             dt.timedelta: _enc_timedelta,
-            Decimal: lambda o: ExtType(EXT_DECIMAL, str(o).encode("ascii")),
-            uuid.UUID: lambda o: ExtType(EXT_UUID, o.bytes),
+            Decimal: _enc_decimal,
+            uuid.UUID: _enc_uuid,
             int: _enc_bigint,
-            BatchResult: lambda o: ExtType(EXT_BATCH_RESULT, self._pack(o.to_dict())),
+            BatchResult: lambda o: _ext(EXT_BATCH_RESULT, self._pack(o.to_dict())),
         }
         self._decoders: dict[int, Callable[[bytes], Any]] = {
             EXT_TUPLE: lambda d: tuple(self._unpack(d)),
@@ -208,6 +283,8 @@ class MsgpackFormat:
         }
         self._fields: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._local = threading.local()
+        self._default = self._make_default()
+        self._ext_hook = self._make_ext_hook()
 
     @classmethod
     def from_spec(cls, arg: str | None, /, **options: Any) -> MsgpackFormat:
@@ -220,8 +297,9 @@ class MsgpackFormat:
 
     def encode(self, value: Any, ctx: SerDesContext) -> bytes:
         """Pack ``value``; unsupported types raise naming the type and operation."""
-        packer = getattr(self._local, "packer", None)
-        if packer is None:
+        try:
+            packer = self._local.packer
+        except AttributeError:
             packer = self._local.packer = self._new_packer()
         try:
             return packer.pack(value)  # type: ignore[no-any-return]
@@ -239,27 +317,61 @@ class MsgpackFormat:
                               unicode_errors="surrogatepass", autoreset=True)
 
     def _pack(self, value: Any) -> bytes:
-        # Nested packing from inside the default hook needs its own packer: the
-        # thread's packer is in the middle of a pack() call.
-        return msgpack.packb(value, default=self._default, strict_types=True,  # type: ignore[no-any-return]
-                             use_bin_type=True, unicode_errors="surrogatepass")
+        # Packing from inside the default hook needs another packer: the thread's
+        # packer is in the middle of a pack() call. Keep one per nesting depth.
+        local = self._local
+        depth = getattr(local, "depth", 0)
+        stack = getattr(local, "nested", None)
+        if stack is None:
+            stack = local.nested = []
+        if depth == len(stack):
+            stack.append(self._new_packer())
+        packer = stack[depth]
+        local.depth = depth + 1
+        try:
+            return packer.pack(value)  # type: ignore[no-any-return]
+        except BaseException:
+            packer.reset()
+            raise
+        finally:
+            local.depth = depth
 
     def _enc_seq(self, code: int) -> Callable[[Any], Any]:
-        return lambda o: ExtType(code, self._pack(list(o)))
+        pack = self._pack
+        return lambda o: _ext(code, pack(list(o)))
 
-    def _default(self, obj: Any) -> Any:
-        enc = self._encoders.get(type(obj))
-        if enc is not None:
-            return enc(obj)
+    def _make_default(self) -> Callable[[Any], Any]:
+        encoders = self._encoders
+        registered = self._registered_default
+
+        def default(obj: Any) -> Any:
+            # Called by the C packer for every value it has no native form for.
+            enc = encoders.get(type(obj))
+            return enc(obj) if enc is not None else registered(obj)
+
+        return default
+
+    def _make_ext_hook(self) -> Callable[[int, bytes], Any]:
+        decoders = self._decoders
+
+        def ext_hook(code: int, data: bytes) -> Any:
+            dec = decoders.get(code)
+            if dec is None:
+                raise ValueError(f"unknown msgpack extension type {code}")
+            return dec(data)
+
+        return ext_hook
+
+    def _registered_default(self, obj: Any) -> Any:
         cls = type(obj)
         tag = self.types.tag_of(cls)
         if tag is not None:
             if isinstance(obj, enum.Enum):
-                return ExtType(EXT_ENUM, self._pack([tag, obj.name]))
+                return _ext(EXT_ENUM, self._pack([tag, obj.name]))
             if isinstance(obj, tuple):
-                return ExtType(EXT_OBJECT, self._pack([tag, list(obj)]))
+                return _ext(EXT_OBJECT, self._pack([tag, list(obj)]))
             names, _ = self._field_names(cls)
-            return ExtType(EXT_OBJECT, self._pack([tag, {n: getattr(obj, n) for n in names}]))
+            return _ext(EXT_OBJECT, self._pack([tag, {n: getattr(obj, n) for n in names}]))
         raise _Unsupported(obj)
 
     def _field_names(self, cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -293,7 +405,8 @@ class MsgpackFormat:
                 f"than this library reads ({self.version}); upgrade durable-ext"
             )
         try:
-            return self._unpack(body)
+            return _unpackb(body, ext_hook=self._ext_hook, strict_map_key=False,
+                            unicode_errors="surrogatepass")
         except SerializationError:
             raise
         except Exception as exc:  # noqa: BLE001 - every decoder fault is a data fault here
@@ -303,14 +416,8 @@ class MsgpackFormat:
             ) from exc
 
     def _unpack(self, data: bytes) -> Any:
-        return msgpack.unpackb(data, ext_hook=self._ext_hook, strict_map_key=False,
-                               raw=False, use_list=True, unicode_errors="surrogatepass")
-
-    def _ext_hook(self, code: int, data: bytes) -> Any:
-        dec = self._decoders.get(code)
-        if dec is None:
-            raise ValueError(f"unknown msgpack extension type {code}")
-        return dec(data)
+        return _unpackb(data, ext_hook=self._ext_hook, strict_map_key=False,
+                        unicode_errors="surrogatepass")
 
     def _registered(self, tag: object) -> type:
         cls = self.types.class_of(tag) if isinstance(tag, str) else None

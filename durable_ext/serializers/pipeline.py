@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -18,7 +19,7 @@ from durable_ext.errors import (
 )
 from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
-from durable_ext.serializers.frames import armor, frame, is_armored, read_frame, unarmor
+from durable_ext.serializers.frames import ARMOR_PREFIX, frame, is_armored, read_frame, unarmor
 from durable_ext.serializers.types import TypeRegistry
 from durable_ext.spec import PipelineSpec, parse_pipeline
 
@@ -40,6 +41,8 @@ _BUILTIN_WIRES: dict[bytes, str] = {
 #: (keys, buckets, pickle) act on the outside world and must be configured explicitly
 _SELF_CONTAINED = frozenset({"msgpack", "json", "zstd", "zlib", "model"})
 _MAX_FRAMES = 16
+_b2a = binascii.b2a_base64
+_a2b = binascii.a2b_base64
 
 
 class Pipeline(SerDes[Any]):
@@ -87,6 +90,9 @@ class Pipeline(SerDes[Any]):
         self._allowed = set(allowed) if allowed is not None else None
         self._forbidden = {"pickle"} - {st.name for st in stages}
         self._sdk_json = ExtendedTypeSerDes()  # type: ignore[var-annotated]
+        # Hot path: a payload that is a bare format frame of this pipeline's format.
+        self._format_header = frame(format.wire, format.version, b"")
+        self._simple = not self.codecs and offload is None
 
     def __repr__(self) -> str:
         names = [self.format.name, *(c.name for c in self.codecs)]
@@ -98,8 +104,12 @@ class Pipeline(SerDes[Any]):
 
     def serialize(self, value: Any, serdes_context: SerDesContext) -> str:
         """Encode ``value`` into the checkpoint string."""
-        ctx = serdes_context
-        data = frame(self.format.wire, self.format.version, self.format.encode(value, ctx))
+        data = self._format_header + self.format.encode(value, serdes_context)
+        if not self._simple:
+            data = self._encode_layers(data, serdes_context)
+        return _b2a(data, newline=False).decode("ascii")
+
+    def _encode_layers(self, data: bytes, ctx: SerDesContext) -> bytes:
         for codec in self.codecs:
             body = codec.encode(data, ctx)
             if body is not None:
@@ -108,11 +118,21 @@ class Pipeline(SerDes[Any]):
             body = self.offload.store(data, ctx)
             if body is not None:
                 data = frame(self.offload.wire, self.offload.version, body)
-        return armor(data)
+        return data
 
     def deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
         """Decode a checkpoint string written by any pipeline, or by the SDK's JSON."""
         ctx = serdes_context
+        if type(data) is str and data[:1] == ARMOR_PREFIX:
+            try:
+                raw = _a2b(data, strict_mode=True)
+            except (binascii.Error, ValueError):
+                raw = b""  # reported below, with the reason
+            if raw.startswith(self._format_header):
+                return self.format.decode(raw[len(self._format_header) :], self.format.version, ctx)
+        return self._deserialize_slow(data, ctx)
+
+    def _deserialize_slow(self, data: str, ctx: SerDesContext) -> Any:
         where = f"operation {ctx.operation_id!r}"
         if not isinstance(data, str):
             raise SerializationError(f"{where}: expected a str payload, got {type(data).__name__}")
