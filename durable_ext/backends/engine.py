@@ -349,8 +349,12 @@ class Engine:
         execution_timeout: int | None = None,
         parent: Mapping[str, str] | None = None,
         execution_id: str | None = None,
+        attributes: Mapping[str, str] | None = None,
     ) -> tuple[str, bool]:
         """Create an execution; returns ``(arn, created)``.
+
+        ``attributes`` are free-form strings kept with the execution (the runtime records
+        the handler's import path there, so tools can resume it).
 
         Raises:
             ExecutionAlreadyStartedError: ``name`` exists with a different input.
@@ -366,6 +370,8 @@ class Engine:
             state["timeout"] = int(execution_timeout)
         if parent:
             state["parent"] = dict(parent)
+        if attributes:
+            state["attrs"] = dict(attributes)
         header = ExecutionHeader(
             arn=arn,
             execution_id=exec_id,
@@ -1031,7 +1037,11 @@ class Engine:
                     "ErrorMessage": "Callback timed out on heartbeat" if heartbeat
                     else "Callback timed out",
                 }
-                self._complete_callback(tx, entry.data["op"], "TIMED_OUT", None, err)
+                op = tx.get(str(entry.data.get("op")))
+                if op is None or op.get("Status") != "STARTED":
+                    tx.clear_due(entry.key)  # completed meanwhile; nothing to time out
+                else:
+                    self._complete_callback(tx, op["Id"], "TIMED_OUT", None, err)
             elif entry.kind == DueKind.EXECUTION_TIMEOUT:
                 secs = tx.state.get("timeout", 0)
                 return self._close(tx, "TIMED_OUT", None, {
@@ -1189,6 +1199,10 @@ class Engine:
 
         self._mutate(arn, fn)
         return {"StopTimestamp": ms_to_dt(self.store.header(arn).end_ms)}
+
+    def attributes(self, arn: str) -> dict[str, str]:
+        """The ``attributes`` given at start."""
+        return dict(self._require(arn).state.get("attrs") or {})
 
     def describe(self, arn: str) -> dict[str, Any]:
         """GetDurableExecution."""

@@ -153,8 +153,16 @@ class Runtime:
         fn = self._function(function_name)
         if not fn.durable:
             raise ConfigError(f"function {function_name!r} is not durable; it can only be invoked")
+        try:
+            attrs = {"handler": handler_path(fn.handler)}
+        except ValueError:
+            attrs = {}
         arn, _created = self.engine.start(
-            function_name, normalize_input(input), name=name, execution_timeout=execution_timeout
+            function_name,
+            normalize_input(input),
+            name=name,
+            execution_timeout=execution_timeout,
+            attributes=attrs,
         )
         return arn
 
@@ -204,29 +212,49 @@ class Runtime:
     def _mine(self, entry: DueEntry) -> bool:
         return function_of(entry.arn) in self._functions
 
-    def run_until_idle(self, timeout: float = 60) -> None:
+    def run_until_idle(self, timeout: float = 60, *, max_advance: float | None = None) -> None:
         """Run invocations and timers until nothing can progress without outside input.
 
         With a :class:`VirtualClock` the clock jumps to the next due wait or retry; with
-        the real clock the runtime sleeps until it (at most ``timeout`` seconds in all).
-        Callback timeouts, heartbeat timeouts and execution timeouts fire whenever the
-        clock has reached them, but the runtime does not wait for them: they only bound
-        how long outside input may take (advance a VirtualClock to trigger them).
+        the real clock the runtime sleeps until it (at most ``timeout`` real seconds in
+        all). Callback timeouts, heartbeat timeouts and execution timeouts fire whenever
+        the clock has reached them, but an unbounded call does not wait for them: they
+        only bound how long outside input may take.
+
+        Args:
+            timeout: Real seconds this call may take.
+            max_advance: Let time move by exactly this many seconds: every timer due in
+                that window fires in order (callback and execution deadlines included),
+                and the clock ends ``max_advance`` seconds after its value at the call.
+                ``0`` runs only what is due now.
         """
         deadline = time.monotonic() + timeout
+        limit = None
+        if max_advance is not None:
+            limit = self.clock.now_ms() + int(max_advance * 1000)
         self._recover_leases()
+        kinds = _PROGRESS if limit is None else _ACTIVE
         while time.monotonic() < deadline:
-            entries = [e for e in self.store.due(self.clock.now_ms(), kinds=_ACTIVE) if self._mine(e)]
-            if entries:
-                for entry in entries:
-                    self._handle(entry)
-                    if time.monotonic() >= deadline:
-                        return
+            if self._run_due(deadline):
                 continue
-            upcoming = [e for e in self.store.due(None, kinds=_PROGRESS) if self._mine(e)]
-            if not upcoming:
-                return
-            self.clock.sleep_until(upcoming[0].due_ms, max(0.0, deadline - time.monotonic()))
+            upcoming = [e for e in self.store.due(limit, kinds=kinds) if self._mine(e)]
+            remaining = max(0.0, deadline - time.monotonic())
+            if upcoming:
+                self.clock.sleep_until(upcoming[0].due_ms, remaining)
+                continue
+            if limit is not None and self.clock.now_ms() < limit:
+                self.clock.sleep_until(limit, remaining)
+                continue
+            return
+
+    def _run_due(self, deadline: float) -> bool:
+        """Handle every entry due now; False when there was none."""
+        entries = [e for e in self.store.due(self.clock.now_ms(), kinds=_ACTIVE) if self._mine(e)]
+        for entry in entries:
+            self._handle(entry)
+            if time.monotonic() >= deadline:
+                break
+        return bool(entries)
 
     def _handle(self, entry: DueEntry) -> None:
         if entry.kind == DueKind.INVOKE:
