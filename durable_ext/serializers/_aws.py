@@ -263,14 +263,16 @@ class BoundedCache(Generic[K, V]):
             return value
         with self._lock:
             gate = self._loading.setdefault(key, threading.Lock())
-        with gate:
-            value = self.get(key)
-            if value is None:
-                value, size = load()
-                self.put(key, value, size)
-        with self._lock:
-            if self._loading.get(key) is gate and not gate.locked():
-                del self._loading[key]
+        try:
+            with gate:
+                value = self.get(key)
+                if value is None:
+                    value, size = load()
+                    self.put(key, value, size)
+        finally:
+            with self._lock:
+                if self._loading.get(key) is gate and not gate.locked():
+                    del self._loading[key]
         return value
 
     def clear(self) -> None:
