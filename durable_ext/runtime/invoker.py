@@ -6,6 +6,7 @@ import importlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import sys
 import threading
 import time
 import traceback
@@ -99,6 +100,20 @@ def handler_path(handler: Any) -> str:
             "to run it with isolation='process'"
         )
     return f"{module}:{qualname}"
+
+
+def handler_reference(handler: Any) -> str | None:
+    """Where tools can find ``handler`` again: ``module:attr`` or ``/abs/file.py:attr``."""
+    try:
+        return handler_path(handler)
+    except ValueError:
+        pass
+    main = sys.modules.get("__main__")
+    qualname = getattr(handler, "__qualname__", "")
+    main_file = getattr(main, "__file__", None)
+    if getattr(handler, "__module__", None) == "__main__" and main_file and "<" not in qualname:
+        return f"{os.path.abspath(main_file)}:{qualname}"
+    return None
 
 
 def load_handler(path: str) -> Any:

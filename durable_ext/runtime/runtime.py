@@ -27,6 +27,7 @@ from durable_ext.runtime.invoker import (
     LambdaContextStub,
     error_of,
     handler_path,
+    handler_reference,
     invoke_in_process,
     invoke_in_subprocess,
     pid_alive,
@@ -153,10 +154,8 @@ class Runtime:
         fn = self._function(function_name)
         if not fn.durable:
             raise ConfigError(f"function {function_name!r} is not durable; it can only be invoked")
-        try:
-            attrs = {"handler": handler_path(fn.handler)}
-        except ValueError:
-            attrs = {}
+        ref = handler_reference(fn.handler)
+        attrs = {"handler": ref} if ref else {}
         arn, _created = self.engine.start(
             function_name,
             normalize_input(input),
