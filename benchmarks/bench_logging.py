@@ -2,8 +2,9 @@
 
 Run: ``.venv/bin/pytest benchmarks/bench_logging.py --benchmark-group-by=group``
 
-Every case logs one INFO line to a handler whose ``emit`` does nothing, so the
-numbers are the logging machinery alone (record, filter, adapter), not I/O. Cases:
+Every case logs one INFO line to a handler that formats the record and writes it
+nowhere, so the numbers are the logging machinery (record, filter, adapter,
+formatter), not I/O. Cases:
 
 * ``plain``: stdlib logger, nothing of durable_ext installed (the baseline);
 * ``installed-outside``: filter and record factory installed, no durable execution
@@ -12,6 +13,7 @@ numbers are the logging machinery alone (record, filter, adapter), not I/O. Case
 * ``replayed``: inside a durable scope while replaying: the line is dropped;
 * ``ctx-logger-*``: the same through ``context.logger`` (our adapter) and, for
   comparison, the SDK's own ``Logger``;
+* ``powertools-*``: a Powertools ``Logger`` (JSON formatter) plain, new work, replayed;
 * ``install-scan``: the per-invocation ``install()`` call over this process's loggers.
 """
 
@@ -28,8 +30,10 @@ import durable_ext.logging as dlog
 
 
 class NullSink(logging.Handler):
+    """Formats the record (so formatter cost counts) and writes it nowhere."""
+
     def emit(self, record: logging.LogRecord) -> None:
-        pass
+        self.format(record)
 
 
 class Ctx:
@@ -113,6 +117,34 @@ def test_ctx_logger_adapter_new_work(benchmark: Any, app: logging.Logger) -> Non
 def test_ctx_logger_adapter_replayed(benchmark: Any, app: logging.Logger) -> None:
     dlog.install()
     in_scope(True, lambda c: benchmark(c.logger.info, "order %s charged", 42))
+
+
+@pytest.fixture
+def powertools() -> Iterator[Any]:
+    from aws_lambda_powertools import Logger
+
+    pt = Logger(service="bench-pt", logger_handler=NullSink())
+    try:
+        yield pt
+    finally:
+        dlog.uninstall()
+
+
+@pytest.mark.benchmark(group="powertools")
+def test_powertools_plain(benchmark: Any, powertools: Any) -> None:
+    benchmark(powertools.info, "order charged", order=42)
+
+
+@pytest.mark.benchmark(group="powertools")
+def test_powertools_new_work(benchmark: Any, powertools: Any) -> None:
+    dlog.install()
+    in_scope(False, lambda c: benchmark(powertools.info, "order charged", order=42))
+
+
+@pytest.mark.benchmark(group="powertools")
+def test_powertools_replayed(benchmark: Any, powertools: Any) -> None:
+    dlog.install()
+    in_scope(True, lambda c: benchmark(powertools.info, "order charged", order=42))
 
 
 @pytest.mark.benchmark(group="per invocation")
