@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from aws_durable_execution_sdk_python.config import Duration, JitterStrategy
@@ -79,25 +78,22 @@ class RawUpperSerDes(SerDes[Any]):
         return data
 
 
+def arn_of(ctx: DurableContext) -> str:
+    """The execution ARN, which tags every log record of the execution."""
+    return ctx.execution_context.durable_execution_arn
+
+
 def crash() -> None:
     """End the process at once, as ``process.exit`` does in the suite's Node handlers."""
     os._exit(1)
 
 
-def _marker_dir() -> Path:
-    path = os.environ.get(logsink.ENV_VAR)
-    if not path:
-        msg = f"{logsink.ENV_VAR} is not set; crash cases need the harness's marker directory"
-        raise RuntimeError(msg)
-    return Path(path).parent
-
-
 def first_time(ctx: DurableContext, key: str) -> bool:
     """True exactly once per execution and key, across processes (a marker file)."""
-    arn = ctx.execution_context.durable_execution_arn
+    arn = arn_of(ctx)
     digest = hashlib.sha256(f"{arn}\0{key}".encode()).hexdigest()[:24]
     try:
-        fd = os.open(_marker_dir() / f"marker-{digest}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        fd = os.open(logsink.session_dir() / f"marker-{digest}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         return False
     os.close(fd)

@@ -12,6 +12,7 @@ from conformance import logsink
 from conformance.handlers._common import (
     NO_RETRY,
     RawUpperSerDes,
+    arn_of,
     constant,
     crash,
     fail,
@@ -120,7 +121,7 @@ def child_step_and_wait(event: Any, ctx: DurableContext) -> Any:
 def child_large_payload(event: Any, ctx: DurableContext) -> dict[str, Any]:
     def body(c: DurableContext) -> str:
         # Replay logging on: the line is written on every run of the body, replays included.
-        logsink.emit(f"[INFO] building large result for: {event}")
+        logsink.emit(f"[INFO] building large result for: {event}", arn_of(ctx))
         small = c.step(constant(event), name="small")
         # 300 KB: above the SDK's 256 KB checkpoint limit, so ReplayChildren is used.
         return small * (300 * 1024 // max(1, len(small)) + 1)
@@ -181,7 +182,7 @@ def child_null(event: Any, ctx: DurableContext) -> Any:
 def child_logger_only(event: Any, ctx: DurableContext) -> Any:
     def body(c: DurableContext) -> Any:
         # Replay logging on: a second run of the body would write the line again.
-        logsink.emit(f"[INFO] child body running for: {event}")
+        logsink.emit(f"[INFO] child body running for: {event}", arn_of(ctx))
         return event
 
     result = ctx.run_in_child_context(body, name="logging_child")

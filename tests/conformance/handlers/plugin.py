@@ -18,7 +18,7 @@ from aws_durable_execution_sdk_python.plugin import (
 from aws_durable_execution_sdk_python.types import DurableContext, StepContext
 
 from conformance import logsink
-from conformance.handlers._common import NO_RETRY, fail, fixed_retry, greet
+from conformance.handlers._common import NO_RETRY, arn_of, fail, fixed_retry, greet
 from conformance.handlers._registry import case
 
 
@@ -35,7 +35,7 @@ class RecordingPlugin(DurableInstrumentationPlugin):
         if hook not in self._hooks:
             return
         record = {"plugin": self._label, "hook": hook, **fields, "durableExecutionArn": self._arn}
-        logsink.emit_json(record)
+        logsink.emit_json(record, self._arn)
         if self._faulty:
             raise RuntimeError(f"{self._label} fails in {hook}")
 
@@ -87,7 +87,7 @@ ALL_HOOKS = (
 
 def _greeting(event: Any, ctx: DurableContext) -> str:
     def greet_step(_: StepContext) -> str:
-        logsink.emit(f"Greeting step running for: {event}")
+        logsink.emit(f"Greeting step running for: {event}", arn_of(ctx))
         return greet(event)
 
     return ctx.step(greet_step)
