@@ -67,7 +67,7 @@ class _Adapter:
         self.cls = cls
         self.tag = tag
 
-    def dump(self, obj: Any) -> dict[str, Any]:
+    def dump(self, obj: Any) -> dict[str, Any] | bytes:
         raise NotImplementedError
 
     def load(self, data: Any) -> Any:
@@ -81,27 +81,30 @@ class _Adapter:
 
 
 class _PydanticAdapter(_Adapter):
-    """Pydantic models and dataclasses pydantic can describe, via its Rust core."""
+    """Pydantic models and dataclasses pydantic can describe, via its Rust core.
 
-    def __init__(self, cls: type, tag: str) -> None:
+    In ``json`` mode the field data is pydantic's own JSON (bytes), which is faster
+    to write and validate but has JSON's limits; otherwise it is a field dict whose
+    values keep their exact Python types through msgpack.
+    """
+
+    def __init__(self, cls: type, tag: str, *, json: bool = False) -> None:
         super().__init__(cls, tag)
-        model: Any = cls
-        if issubclass(cls, pydantic.BaseModel):
-            self._dump: Callable[..., Any] = model.model_dump
-            self._validate: Callable[[Any], Any] = model.model_validate
-        else:
-            ta = pydantic.TypeAdapter(cls)
-            self._dump = ta.dump_python
-            self._validate = ta.validate_python
+        self._ta = pydantic.TypeAdapter(cls)
+        self.json = json
 
-    def dump(self, obj: Any) -> dict[str, Any]:
+    def dump(self, obj: Any) -> dict[str, Any] | bytes:
         # by_alias: validation reads aliases by default; round_trip: Json[...] fields
         # are dumped as the text they are validated from.
-        return self._dump(obj, by_alias=True, round_trip=True)  # type: ignore[no-any-return]
+        if self.json:
+            return self._ta.dump_json(obj, by_alias=True, round_trip=True)  # type: ignore[no-any-return]
+        return self._ta.dump_python(obj, by_alias=True, round_trip=True)  # type: ignore[no-any-return]
 
     def load(self, data: Any) -> Any:
+        # Follow the stored form, not today's registration: both decode.
+        validate = self._ta.validate_json if isinstance(data, bytes) else self._ta.validate_python
         try:
-            return self._validate(data)
+            return validate(data)
         except pydantic.ValidationError as exc:
             self._mismatch(
                 f"field {_loc(e['loc'])!r}: {e['msg']} ({e['type']})"
@@ -167,16 +170,21 @@ def _dataclass_fields(cls: type) -> list[_Field]:
     ]
 
 
-def _adapter(cls: type, tag: str) -> _Adapter:
-    if isinstance(cls, type) and issubclass(cls, pydantic.BaseModel):
-        return _PydanticAdapter(cls, tag)
-    if _is_attrs(cls):
-        return _InitAdapter(cls, tag, _attrs_fields(cls))
+def _adapter(cls: type, tag: str, json: bool) -> _Adapter:
+    if issubclass(cls, pydantic.BaseModel):
+        return _PydanticAdapter(cls, tag, json=json)
     try:
-        return _PydanticAdapter(cls, tag)
+        if _is_attrs(cls):
+            raise pydantic.PydanticSchemaGenerationError("attrs class")
+        return _PydanticAdapter(cls, tag, json=json)
     except pydantic.PydanticSchemaGenerationError:
-        # Annotations pydantic cannot validate (arbitrary classes): build via __init__.
-        return _InitAdapter(cls, tag, _dataclass_fields(cls))
+        if json:
+            raise ConfigError(
+                f"{_describe(cls)}: json=True needs a class pydantic can describe"
+            ) from None
+        # attrs classes, and annotations pydantic cannot validate: build via __init__.
+        fields = _attrs_fields(cls) if _is_attrs(cls) else _dataclass_fields(cls)
+        return _InitAdapter(cls, tag, fields)
 
 
 # -- the registry -----------------------------------------------------------------------
@@ -208,6 +216,7 @@ class ModelRegistry:
         self.types = TypeRegistry()
         self._by_class: dict[type, str] = {}
         self._adapters: dict[str, _Adapter] = {}
+        self._json: dict[str, bool] = {}
         self._classes: dict[str, type] = {}
         self._lock = threading.Lock()
         for cls in classes:
@@ -228,19 +237,33 @@ class ModelRegistry:
         return reg
 
     @overload
-    def register(self, cls: T, /, *, tag: str | None = None) -> T: ...
+    def register(self, cls: T, /, *, tag: str | None = None, json: bool = False) -> T: ...
 
     @overload
-    def register(self, cls: None = None, /, *, tag: str | None = None) -> Callable[[T], T]: ...
+    def register(
+        self, cls: None = None, /, *, tag: str | None = None, json: bool = False
+    ) -> Callable[[T], T]: ...
 
-    def register(self, cls: T | None = None, /, *, tag: str | None = None) -> T | Callable[[T], T]:
+    def register(
+        self, cls: T | None = None, /, *, tag: str | None = None, json: bool = False
+    ) -> T | Callable[[T], T]:
         """Register ``cls`` under ``tag`` (default: its qualified name).
 
         Use it as ``@models.register``, ``@models.register(tag="Order.v1")`` or
         ``models.register(Order)``. Registering the same class again is a no-op.
+
+        Args:
+            cls: a pydantic model, dataclass or attrs class (or an Enum or NamedTuple).
+            tag: the stable name written into payloads; keep it when the class moves.
+            json: store a pydantic-describable class as pydantic's own JSON: faster for
+                large models, but with JSON's limits (``Any`` fields come back as JSON
+                types, non-UTF-8 bytes need ``ser_json_bytes="base64"``, NaN and
+                infinity follow ``ser_json_inf_nan``). Payloads of either form decode
+                whatever the current setting.
+
         """
         if cls is None:
-            return lambda c: self.register(c, tag=tag)
+            return lambda c: self.register(c, tag=tag, json=json)
         if not isinstance(cls, type):
             raise ConfigError(f"only classes can be registered, got {cls!r}")
         tag = tag or cls.__qualname__
@@ -254,6 +277,8 @@ class ModelRegistry:
                 f"{_describe(cls)} is not a pydantic model, dataclass, attrs class, Enum or "
                 "NamedTuple; use the 'pickle' format for arbitrary objects"
             )
+        # json mode is checked now, so a class it cannot serve fails at import time.
+        adapter = _adapter(cls, tag, json) if json else None
         with self._lock:
             known = self._by_class.get(cls)
             if known is not None and known != tag:
@@ -264,6 +289,9 @@ class ModelRegistry:
                 raise ConfigError(f"type tag {tag!r} already names {_describe(owner)}")
             self._by_class[cls] = tag
             self._classes[tag] = cls
+            self._json[tag] = json
+            if adapter is not None:
+                self._adapters[tag] = adapter
         return cls
 
     @staticmethod
@@ -290,7 +318,7 @@ class ModelRegistry:
             cls = self._classes.get(tag)
             if cls is None:
                 return None
-            adapter = self._adapters[tag] = _adapter(cls, tag)
+            adapter = self._adapters[tag] = _adapter(cls, tag, self._json[tag])
         return adapter
 
     def adapter_for_class(self, cls: type) -> _Adapter | None:
@@ -355,15 +383,12 @@ class ModelFormat(MsgpackFormat):
         # The msgpack format's hook for every type it has no built-in encoder for.
         adapter = self.models.adapter_for_class(type(obj))
         if adapter is None:
-            try:
-                return super()._registered_default(obj)
-            except _Unsupported:
-                # Inside a model's field dict, validation on decode turns a value back
-                # into its Enum member; the Enum class itself need not be registered.
-                depth: int = getattr(self._in_model, "depth", 0)
-                if depth and isinstance(obj, enum.Enum):
-                    return obj.value
-                raise
+            # Inside a model's field dict, validation on decode turns a value back into
+            # its Enum member, so the Enum class itself need not be registered.
+            in_model: int = getattr(self._in_model, "depth", 0)
+            if in_model and isinstance(obj, enum.Enum) and self.types.tag_of(type(obj)) is None:
+                return obj.value
+            return super()._registered_default(obj)
         local = self._in_model
         local.depth = getattr(local, "depth", 0) + 1
         try:
@@ -381,7 +406,8 @@ class ModelFormat(MsgpackFormat):
 
     def _unsupported(self, exc: _Unsupported, ctx: SerDesContext) -> NoReturn:
         t = exc.obj_type
-        if issubclass(t, pydantic.BaseModel) or dataclasses.is_dataclass(t) or _is_attrs(t):
+        if not exc.why and (issubclass(t, pydantic.BaseModel) or dataclasses.is_dataclass(t)
+                            or _is_attrs(t)):
             raise SerializationError(
                 f"the model format cannot serialize {_describe(t)} in operation "
                 f"{ctx.operation_id!r}: it is not registered; register it with "

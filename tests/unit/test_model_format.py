@@ -342,3 +342,76 @@ def test_missing_pydantic_names_the_models_extra():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("MissingDependencyError")
     assert "pip install 'durable-ext[models]'" in out.stdout
+
+
+# -- json mode --------------------------------------------------------------------------
+
+
+def json_registry(*classes: type) -> ModelRegistry:
+    reg = ModelRegistry()
+    for cls in classes:
+        reg.register(cls, json=True)
+    return reg
+
+
+# pydantic JSON carries neither non-UTF-8 bytes nor a date in an Any field as such
+UTF8_ORDER = ORDER.model_copy(update={"blob": b"utf-8 text", "meta": {"k": [1, 2]}})
+
+
+def test_json_mode_round_trip_and_stores_pydantic_json():
+    s = durable_ext.serdes("model", types=json_registry(Order, Line))
+    back = rt(UTF8_ORDER, s)
+    assert back == UTF8_ORDER and type(back.lines[0]) is Line and back.color is Color.BLUE
+    import msgpack
+
+    ext = msgpack.unpackb(read_frame(unarmor(s.serialize(UTF8_ORDER, CTX), "t"), "t")[2])
+    tag, data = msgpack.unpackb(ext.data)
+    assert tag == "Order" and isinstance(data, bytes) and data.startswith(b'{"id":')
+
+
+def test_payloads_of_either_mode_decode_whatever_the_current_registration():
+    exact = durable_ext.serdes("model", types=ModelRegistry([Order, Line]))
+    as_json = durable_ext.serdes("model", types=json_registry(Order, Line))
+    assert as_json.deserialize(exact.serialize(ORDER, CTX), CTX) == ORDER
+    assert exact.deserialize(as_json.serialize(UTF8_ORDER, CTX), CTX) == UTF8_ORDER
+
+
+def test_json_mode_value_pydantic_json_cannot_hold_says_why():
+    s = durable_ext.serdes("model", types=json_registry(Order, Line))
+    with pytest.raises(SerializationError, match=r"Order in operation 'op-m' .*utf-8"):
+        s.serialize(ORDER, CTX)  # its blob is not UTF-8
+
+
+def test_json_mode_has_json_limits_on_untyped_fields():
+    class Event(BaseModel):
+        payload: dict[str, Any]
+
+    value = Event(payload={"when": dt.date(2025, 1, 2)})
+    assert rt(value, durable_ext.serdes("model", types=[Event])) == value  # exact mode
+    back = rt(value, durable_ext.serdes("model", types=json_registry(Event)))
+    assert back.payload == {"when": "2025-01-02"}  # what pydantic's JSON gives back
+
+
+def test_json_mode_drift_names_the_field():
+    class V1(BaseModel):
+        a: int
+
+    class V2(BaseModel):
+        a: int
+        b: str
+
+    old = durable_ext.serdes("model", types=_reg_with(V1, "V"))
+    new = ModelRegistry()
+    new.register(V2, tag="V", json=True)
+    with pytest.raises(SerializationError, match=r"op-m.*V2.*field 'b': Field required"):
+        durable_ext.serdes("model", types=new).deserialize(old.serialize(V1(a=1), CTX), CTX)
+    text = durable_ext.serdes("model", types=json_registry(V1)).serialize(V1(a=1), CTX)
+    with pytest.raises(SerializationError, match=r"field 'b': Field required"):
+        durable_ext.serdes("model", types=_reg_with(V2, V1.__qualname__)).deserialize(text, CTX)
+
+
+def test_json_mode_refuses_classes_pydantic_cannot_describe():
+    with pytest.raises(ConfigError, match="json=True needs a class pydantic can describe"):
+        ModelRegistry().register(Shipment, json=True)
+    with pytest.raises(ConfigError, match="json=True needs a class pydantic can describe"):
+        ModelRegistry().register(Parcel, json=True)
