@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import http.client
+import http.server
+import json
 import os
 import shutil
 import signal
@@ -30,13 +32,22 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["MotoServer", "RedisServer", "Server", "moto_server", "redis_server"]
+__all__ = [
+    "FaultProxy",
+    "MotoServer",
+    "RedisServer",
+    "RequestCounter",
+    "Server",
+    "moto_server",
+    "redis_server",
+]
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 20.0
@@ -250,6 +261,147 @@ class RedisServer(Server):
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+
+class RequestCounter:
+    """Counts the HTTP requests a boto3 client sends, by operation name (retries included)."""
+
+    def __init__(self, client: Any) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        client.meta.events.register("before-send", self._on_send)
+
+    def _on_send(self, request: Any = None, event_name: str = "", **_: Any) -> None:
+        with self._lock:
+            self.counts[event_name.rsplit(".", 1)[-1]] += 1
+
+    def __getitem__(self, operation: str) -> int:
+        return self.counts[operation]
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+
+#: (method, path, headers) -> whether a fault rule applies to a request
+Match = Callable[[str, str, Any], bool]
+
+
+class FaultProxy:
+    """A loopback HTTP proxy in front of a server that injects faults into chosen requests.
+
+    Faults are real HTTP: ``"throttle"`` answers with the service's own throttling
+    response (KMS ``ThrottlingException`` as JSON, S3 ``SlowDown`` 503 as XML), and
+    ``"drop"`` closes the connection without answering. Other requests are forwarded.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.rules: list[list[Any]] = []  # [match, mode, remaining]
+        self.injected: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _any(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                mode = proxy._fault_for(self.command, self.path, self.headers)
+                if mode == "drop":
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if mode == "throttle":
+                    self._throttle()
+                    return
+                self._forward(body)
+
+            def _throttle(self) -> None:
+                if self.headers.get("X-Amz-Target"):
+                    status, ctype = 400, "application/x-amz-json-1.1"
+                    body = json.dumps({"__type": "ThrottlingException",
+                                       "message": "Rate exceeded"}).encode()
+                else:
+                    status, ctype = 503, "application/xml"
+                    body = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code>"
+                            b"<Message>Please reduce your request rate.</Message></Error>")
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _forward(self, body: bytes) -> None:
+                conn = http.client.HTTPConnection(HOST, proxy.upstream_port, timeout=30)
+                try:
+                    headers = {k: v for k, v in self.headers.items()
+                               if k.lower() not in ("connection", "transfer-encoding")}
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    self.send_response(resp.status, resp.reason)
+                    for k, v in resp.getheaders():
+                        if k.lower() not in ("connection", "transfer-encoding",
+                                             "content-length", "server", "date"):
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                finally:
+                    conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
+
+        self._server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def fail(self, match: Match, mode: str, times: int) -> None:
+        """Inject ``mode`` ("throttle" or "drop") into the next ``times`` matching requests."""
+        assert mode in ("throttle", "drop") and times > 0
+        with self._lock:
+            self.rules.append([match, mode, times])
+
+    def _fault_for(self, method: str, path: str, headers: Any) -> str | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule[2] > 0 and rule[0](method, path, headers):
+                    rule[2] -= 1
+                    self.injected[rule[1]] += 1
+                    return str(rule[1])
+        return None
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def kms_action(name: str) -> Match:
+    """Match KMS requests of one action (``GenerateDataKey``, ``Decrypt``)."""
+    return lambda method, path, headers: headers.get("X-Amz-Target") == f"TrentService.{name}"
+
+
+def s3_method(method_name: str) -> Match:
+    """Match S3 requests by HTTP method (``PUT`` writes, ``GET`` reads)."""
+    return lambda method, path, headers: (method == method_name
+                                          and not headers.get("X-Amz-Target"))
 
 
 @contextlib.contextmanager
