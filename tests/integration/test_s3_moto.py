@@ -39,7 +39,8 @@ from durable_ext.serializers.s3 import (
 pytestmark = pytest.mark.integration
 
 KB = 1024
-CTX = SerDesContext("op-1", "arn:aws:lambda:us-east-1:123456789012:function:f:1/durable-execution/e/i")
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:f:1/durable-execution/e/i"
+CTX = SerDesContext("op-1", ARN)
 
 
 def blob(seed: int, n: int) -> bytes:
