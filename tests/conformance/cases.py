@@ -56,8 +56,8 @@ def suite_root() -> Path:
     spec = importlib.util.find_spec(SUITE)
     if spec is None or spec.origin is None:
         msg = (
-            f"{SUITE} is not installed; install it with "
-            "`pip install --no-deps --ignore-requires-python aws-durable-execution-conformance-tests`"
+            f"{SUITE} is not installed; install it with `pip install --no-deps "
+            "--ignore-requires-python aws-durable-execution-conformance-tests`"
         )
         raise ImportError(msg)
     return Path(spec.origin).parent / "test_requirements"

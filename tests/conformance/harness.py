@@ -21,12 +21,12 @@ is served by :class:`LambdaApiAdapter` on top of a :class:`Driver`.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
-import atexit
-import shutil
 import json
 import os
+import shutil
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
@@ -402,7 +402,8 @@ def summarize(result: CaseResult) -> str:
                 for k, v in event.items()
                 if k.endswith("Details") or k in ("Id", "Name", "ParentId", "SubType")
             }
-            lines.append(f"    {event.get('EventId')} {event.get('EventType')} {json.dumps(detail, default=str)}")
+            compact = json.dumps(detail, default=str)
+            lines.append(f"    {event.get('EventId')} {event.get('EventType')} {compact}")
     if result.execution is not None:
         status = result.execution.get("Status")
         lines.append(f"  execution: Status={status} Result={result.execution.get('Result')!r}")

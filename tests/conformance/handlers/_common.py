@@ -9,13 +9,13 @@ import time
 from typing import Any
 
 from aws_durable_execution_sdk_python.config import Duration, JitterStrategy
+from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.retries import (
-    RetryDecision,
     RetryStrategyConfig,
     create_retry_strategy,
 )
 from aws_durable_execution_sdk_python.serdes import SerDes, SerDesContext
-from aws_durable_execution_sdk_python.types import DurableContext, StepContext
+from aws_durable_execution_sdk_python.types import StepContext
 
 from conformance import logsink
 
@@ -93,7 +93,9 @@ def first_time(ctx: DurableContext, key: str) -> bool:
     arn = arn_of(ctx)
     digest = hashlib.sha256(f"{arn}\0{key}".encode()).hexdigest()[:24]
     try:
-        fd = os.open(logsink.session_dir() / f"marker-{digest}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        fd = os.open(
+            logsink.session_dir() / f"marker-{digest}", os.O_CREAT | os.O_EXCL | os.O_WRONLY
+        )
     except FileExistsError:
         return False
     os.close(fd)

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from aws_durable_execution_sdk_python.config import CallbackConfig, Duration
+from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.exceptions import CallbackError
 from aws_durable_execution_sdk_python.serdes import SerDes, SerDesContext
-from aws_durable_execution_sdk_python.types import DurableContext
 
 from conformance.handlers._common import constant
 from conformance.handlers._registry import case
@@ -128,7 +128,9 @@ def callback_failure_caught_then_wait(event: Any, ctx: DurableContext) -> Any:
 @case("4-14")
 def callback_timeout_caught_then_wait(event: Any, ctx: DurableContext) -> Any:
     try:
-        message = ctx.create_callback(name=event, config=CallbackConfig(timeout=_seconds(3))).result()
+        message = ctx.create_callback(
+            name=event, config=CallbackConfig(timeout=_seconds(3))
+        ).result()
     except CallbackError as exc:
         message = f"callback timed out: {exc}"
     ctx.wait(_seconds(2))
@@ -137,7 +139,9 @@ def callback_timeout_caught_then_wait(event: Any, ctx: DurableContext) -> Any:
 
 @case("4-15")
 def callback_typed_serdes(event: Any, ctx: DurableContext) -> Any:
-    received = ctx.create_callback(name=event, config=CallbackConfig(serdes=ReceivedSerDes())).result()
+    received = ctx.create_callback(
+        name=event, config=CallbackConfig(serdes=ReceivedSerDes())
+    ).result()
     return {"received": received}
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aws_durable_execution_sdk_python.config import ChildConfig, Duration, StepConfig
+from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.exceptions import ChildContextError
-from aws_durable_execution_sdk_python.types import DurableContext
 
 from conformance import logsink
 from conformance.handlers._common import (
@@ -55,13 +56,11 @@ def child_error(event: Any, ctx: DurableContext) -> Any:
 
 @case("3-5")
 def child_error_caught(event: Any, ctx: DurableContext) -> Any:
-    try:
+    with contextlib.suppress(ChildContextError):
         ctx.run_in_child_context(
             lambda c: c.step(fail(), name="failing", config=StepConfig(retry_strategy=NO_RETRY)),
             name="failing_child",
         )
-    except ChildContextError:
-        pass
     return ctx.step(constant(event), name="recovery")
 
 
@@ -93,7 +92,9 @@ def child_step_retry(event: Any, ctx: DurableContext) -> Any:
 @case("3-8")
 def child_step_retry_exhausted(event: Any, ctx: DurableContext) -> Any:
     return ctx.run_in_child_context(
-        lambda c: c.step(fail(), name="always_fails", config=StepConfig(retry_strategy=fixed_retry(2))),
+        lambda c: c.step(
+            fail(), name="always_fails", config=StepConfig(retry_strategy=fixed_retry(2))
+        ),
         name="exhausted_child",
     )
 

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from aws_durable_execution_sdk_python.config import Duration, InvokeConfig
+from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.exceptions import InvokeError
 from aws_durable_execution_sdk_python.serdes import SerDes, SerDesContext
-from aws_durable_execution_sdk_python.types import DurableContext
 
 from conformance.handlers._common import constant
 from conformance.handlers._registry import Target, case, target

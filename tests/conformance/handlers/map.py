@@ -17,8 +17,8 @@ from aws_durable_execution_sdk_python.config import (
     MapConfig,
     NestingType,
 )
+from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.serdes import JsonSerDes, SerDes, SerDesContext
-from aws_durable_execution_sdk_python.types import DurableContext
 
 from conformance.handlers._batch import FULL, NO_STATUS, projection
 from conformance.handlers._common import constant
@@ -125,7 +125,10 @@ def map_fail_fast(event: Any, ctx: DurableContext) -> Any:
 @case("9-6")
 def map_rethrow(event: Any, ctx: DurableContext) -> Any:
     result = ctx.map(
-        ["fail", "never"], fail_on_fail, name="throwing", config=sequential(tolerated_failure_count=0)
+        ["fail", "never"],
+        fail_on_fail,
+        name="throwing",
+        config=sequential(tolerated_failure_count=0),
     )
     result.throw_if_error()
     return result.get_results()
@@ -142,7 +145,10 @@ def map_min_successful(event: Any, ctx: DurableContext) -> Any:
 @case("9-8")
 def map_tolerated(event: Any, ctx: DurableContext) -> Any:
     result = ctx.map(
-        ["a", "fail", "c"], fail_on_fail, name="tolerated", config=sequential(tolerated_failure_count=1)
+        ["a", "fail", "c"],
+        fail_on_fail,
+        name="tolerated",
+        config=sequential(tolerated_failure_count=1),
     )
     return projection(result, *FULL)
 

@@ -13,8 +13,8 @@ from aws_durable_execution_sdk_python.config import (
     ParallelBranch,
     ParallelConfig,
 )
+from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.serdes import SerDes, SerDesContext
-from aws_durable_execution_sdk_python.types import DurableContext
 
 from conformance.handlers._batch import FULL, NO_STATUS, projection
 from conformance.handlers._common import constant

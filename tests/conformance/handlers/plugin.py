@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_durable_execution_sdk_python.config import Duration, StepConfig
+from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.plugin import (
     DurableInstrumentationPlugin,
     InvocationEndInfo,
@@ -15,7 +16,7 @@ from aws_durable_execution_sdk_python.plugin import (
     UserFunctionEndInfo,
     UserFunctionStartInfo,
 )
-from aws_durable_execution_sdk_python.types import DurableContext, StepContext
+from aws_durable_execution_sdk_python.types import StepContext
 
 from conformance import logsink
 from conformance.handlers._common import NO_RETRY, arn_of, fail, fixed_retry, greet
@@ -60,7 +61,9 @@ class RecordingPlugin(DurableInstrumentationPlugin):
 
     def on_user_function_end(self, info: UserFunctionEndInfo) -> None:
         if info.operation_type is OperationType.STEP:
-            self._log("attempt-end", n=info.attempt, outcome=info.outcome.value, op=info.operation_id)
+            self._log(
+                "attempt-end", n=info.attempt, outcome=info.outcome.value, op=info.operation_id
+            )
 
 
 class RecordingPluginFactory:

@@ -10,6 +10,7 @@ from aws_durable_execution_sdk_python.config import (
     StepConfig,
     StepSemantics,
 )
+from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.exceptions import StepError
 from aws_durable_execution_sdk_python.retries import (
     RetryDecision,
@@ -17,7 +18,7 @@ from aws_durable_execution_sdk_python.retries import (
     RetryStrategyConfig,
     create_retry_strategy,
 )
-from aws_durable_execution_sdk_python.types import DurableContext, StepContext
+from aws_durable_execution_sdk_python.types import StepContext
 
 from conformance import logsink
 from conformance.handlers._common import (
@@ -62,7 +63,10 @@ def step_sequential(event: Any, ctx: DurableContext) -> str:
 @case("1-4")
 def step_complex(event: Any, ctx: DurableContext) -> Any:
     def build_response(_: StepContext) -> dict[str, Any]:
-        return {"user": {"name": event["name"], "tags": list(event["tags"])}, "count": len(event["tags"])}
+        return {
+            "user": {"name": event["name"], "tags": list(event["tags"])},
+            "count": len(event["tags"]),
+        }
 
     return ctx.step(build_response, name="build_response")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_durable_execution_sdk_python.config import Duration
-from aws_durable_execution_sdk_python.types import DurableContext
+from aws_durable_execution_sdk_python.context import DurableContext
 
 from conformance.handlers._registry import case
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aws_durable_execution_sdk_python.config import Duration, WaitForCallbackConfig
+from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.exceptions import CallbackError
 from aws_durable_execution_sdk_python.serdes import JsonSerDes
-from aws_durable_execution_sdk_python.types import DurableContext, WaitForCallbackContext
+from aws_durable_execution_sdk_python.types import WaitForCallbackContext
 
 from conformance.handlers._common import constant, fixed_retry
 from conformance.handlers._registry import case

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_durable_execution_sdk_python.config import Duration, JitterStrategy
+from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.exceptions import WaitForConditionError
 from aws_durable_execution_sdk_python.serdes import SerDes, SerDesContext
-from aws_durable_execution_sdk_python.types import DurableContext
 from aws_durable_execution_sdk_python.waits import (
     WaitForConditionConfig,
     WaitForConditionDecision,
@@ -63,9 +63,7 @@ def wfc_basic(event: Any, ctx: DurableContext) -> Any:
 
 @case("6-2")
 def wfc_immediate(event: Any, ctx: DurableContext) -> Any:
-    config = WaitForConditionConfig(
-        wait_strategy=_poll_while(lambda s: s < event), initial_state=5
-    )
+    config = WaitForConditionConfig(wait_strategy=_poll_while(lambda s: s < event), initial_state=5)
     return ctx.wait_for_condition(lambda state, _: state, config=config)
 
 
