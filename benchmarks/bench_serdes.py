@@ -16,7 +16,9 @@ from payloads import FAMILIES, JSON_FAMILIES
 
 import durable_ext
 
-CTX = SerDesContext("0" * 64, "arn:aws:lambda:us-east-1:123456789012:function:bench:$LATEST/durable-execution/b/i")
+CTX = SerDesContext(
+    "0" * 64, "arn:aws:lambda:us-east-1:123456789012:function:bench:$LATEST/durable-execution/b/i"
+)
 
 
 def _sdk(serdes: Any) -> tuple[Callable[[Any], str], Callable[[str], Any]]:

@@ -10,8 +10,15 @@ from typing import Any
 
 
 def small_plain() -> dict[str, Any]:
-    return {"order_id": "o-1842", "customer": "c-77", "qty": 3, "price": 19.99,
-            "express": True, "tags": ["gift", "eu"], "note": None}
+    return {
+        "order_id": "o-1842",
+        "customer": "c-77",
+        "qty": 3,
+        "price": 19.99,
+        "express": True,
+        "tags": ["gift", "eu"],
+        "note": None,
+    }
 
 
 def small_mixed() -> dict[str, Any]:
@@ -55,8 +62,12 @@ def nested(target_bytes: int = 1024 * 1024) -> dict[str, Any]:
     size = 0
     i = 0
     while size < target_bytes:
-        node = {"name": f"node-{i}", "weight": rng.random(), "count": rng.randrange(10**6),
-                "children": [{"k": j, "v": f"value-{rng.randrange(10**4)}"} for j in range(5)]}
+        node = {
+            "name": f"node-{i}",
+            "weight": rng.random(),
+            "count": rng.randrange(10**6),
+            "children": [{"k": j, "v": f"value-{rng.randrange(10**4)}"} for j in range(5)],
+        }
         tree[f"n{i}"] = node
         size += 190
         i += 1

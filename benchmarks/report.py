@@ -11,20 +11,25 @@ from collections import defaultdict
 
 
 def main(path: str) -> None:
-    data = json.load(open(path))
+    with open(path) as fh:
+        data = json.load(fh)
     rows: dict[str, dict[str, tuple[float, int]]] = defaultdict(dict)
     for b in data["benchmarks"]:
         info = b["extra_info"]
         rows[info["family"]][info["serializer"]] = (b["stats"]["median"], info["size"])
-    print("| payload | serializer | round trip (median) | size (chars) | time vs floor "
-          "| speed-up vs sdk-extended | size vs sdk-extended |")
+    print(
+        "| payload | serializer | round trip (median) | size (chars) | time vs floor "
+        "| speed-up vs sdk-extended | size vs sdk-extended |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|")
     for family, sers in rows.items():
         floor_t = sers["floor"][0]
         ext_t, ext_size = sers["sdk-extended"]
         for name, (t, size) in sers.items():
-            print(f"| {family} | {name} | {t * 1e6:,.1f} us | {size:,} | {t / floor_t:.2f}x "
-                  f"| {ext_t / t:.1f}x | {size / ext_size:.2f}x |")
+            print(
+                f"| {family} | {name} | {t * 1e6:,.1f} us | {size:,} | {t / floor_t:.2f}x "
+                f"| {ext_t / t:.1f}x | {size / ext_size:.2f}x |"
+            )
 
 
 if __name__ == "__main__":

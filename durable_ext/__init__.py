@@ -1,10 +1,12 @@
-"""durable_ext: serializers, checkpoint backends, a local runtime and replay-aware
-logging for AWS Lambda durable functions.
+"""Serializers, checkpoint backends, a local runtime and logging for durable functions.
+
+durable_ext extends AWS Lambda durable functions written with the Python SDK.
 
 Example:
     >>> import durable_ext
     >>> durable_ext.serdes("msgpack+zstd")
     Pipeline('msgpack+zstd')
+
 """
 
 from __future__ import annotations

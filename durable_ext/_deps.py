@@ -20,6 +20,7 @@ def require(module: str, *, extra: str, feature: str | None = None) -> ModuleTyp
 
     Example:
         >>> msgpack = require("msgpack", extra="msgpack")  # doctest: +SKIP
+
     """
     try:
         return importlib.import_module(module)

@@ -48,6 +48,7 @@ class PluginRegistry:
         >>> reg.register("upper", "str:upper")
         >>> reg.load("upper")("ab")
         'AB'
+
     """
 
     def __init__(self, group: str, builtins: Mapping[str, tuple[str, str | None]]) -> None:

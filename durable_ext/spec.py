@@ -59,6 +59,7 @@ def parse_pipeline(spec: str | PipelineSpec) -> PipelineSpec:
     Example:
         >>> str(parse_pipeline("msgpack+kms:arn:aws:kms:eu-west-1:1:key/k+s3://b/p"))
         'msgpack+kms:arn:aws:kms:eu-west-1:1:key/k+s3://b/p'
+
     """
     if isinstance(spec, PipelineSpec):
         return spec
@@ -82,15 +83,15 @@ def parse_pipeline(spec: str | PipelineSpec) -> PipelineSpec:
                 raise _fail(spec, pos + 3, f"stage {name!r} needs a location after '://'")
             stages.append(StageSpec(name, arg, url=True))
             break
-        arg = None
+        stage_arg: str | None = None
         if pos < n and spec[pos] == ":":
             end = spec.find("+", pos + 1)
             end = n if end < 0 else end
-            arg = spec[pos + 1 : end]
-            if not arg:
+            stage_arg = spec[pos + 1 : end]
+            if not stage_arg:
                 raise _fail(spec, pos + 1, f"stage {name!r} has an empty argument after ':'")
             pos = end
-        stages.append(StageSpec(name, arg))
+        stages.append(StageSpec(name, stage_arg))
         if pos >= n:
             break
         if spec[pos] != "+":
@@ -147,6 +148,7 @@ def parse_store(url: str | StoreSpec) -> StoreSpec:
     Example:
         >>> str(parse_store("redis://:secret@127.0.0.1:6379/0"))
         'redis://:***@127.0.0.1:6379/0'
+
     """
     if isinstance(url, StoreSpec):
         return url

@@ -52,6 +52,7 @@ class ZlibCodec:
         >>> import durable_ext
         >>> durable_ext.serdes("msgpack+zlib:9")  # doctest: +ELLIPSIS
         Pipeline('msgpack+zlib')
+
     """
 
     name: ClassVar[str] = "zlib"
@@ -98,6 +99,7 @@ class ZstdCodec:
         >>> import durable_ext
         >>> durable_ext.serdes("msgpack+zstd")  # doctest: +ELLIPSIS
         Pipeline('msgpack+zstd')
+
     """
 
     name: ClassVar[str] = "zstd"

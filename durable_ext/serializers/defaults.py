@@ -43,7 +43,9 @@ R = TypeVar("R")
 C = TypeVar("C")
 
 
-def _with_serdes(config: C | None, factory: Callable[[], C], serdes: SerDes[Any], *fields: str) -> C:
+def _with_serdes(
+    config: C | None, factory: Callable[[], C], serdes: SerDes[Any], *fields: str
+) -> C:
     if config is None:
         config = factory()
     changes = {f: serdes for f in fields if getattr(config, f) is None}
@@ -77,37 +79,55 @@ class DefaultSerdesContext:
 
         return call
 
-    def step(self, func: Callable[..., R], name: str | None = None,
-             config: StepConfig | None = None) -> R:
+    def step(
+        self, func: Callable[..., R], name: str | None = None, config: StepConfig | None = None
+    ) -> R:
         """``DurableContext.step`` with the default serdes."""
-        return self._inner.step(func, name, _with_serdes(config, StepConfig, self._serdes, "serdes"))
+        return self._inner.step(
+            func, name, _with_serdes(config, StepConfig, self._serdes, "serdes")
+        )
 
-    def run_in_child_context(self, func: Callable[..., R], name: str | None = None,
-                             config: ChildConfig[Any] | None = None) -> R:
+    def run_in_child_context(
+        self,
+        func: Callable[..., R],
+        name: str | None = None,
+        config: ChildConfig[Any] | None = None,
+    ) -> R:
         """``DurableContext.run_in_child_context`` with the default serdes, recursively."""
         return self._inner.run_in_child_context(
             self._wrap_ctx_fn(func), name, _with_serdes(config, ChildConfig, self._serdes, "serdes")
         )
 
-    def map(self, inputs: Sequence[Any], func: Callable[..., Any], name: str | None = None,
-            config: MapConfig[Any] | None = None) -> Any:
+    def map(
+        self,
+        inputs: Sequence[Any],
+        func: Callable[..., Any],
+        name: str | None = None,
+        config: MapConfig[Any] | None = None,
+    ) -> Any:
         """``DurableContext.map``: items and the BatchResult use the default serdes."""
         cfg = _with_serdes(config, MapConfig, self._serdes, "serdes", "item_serdes")
         return self._inner.map(inputs, self._wrap_ctx_fn(func), name, cfg)
 
-    def parallel(self, functions: Sequence[Any], name: str | None = None,
-                 config: ParallelConfig | None = None) -> Any:
+    def parallel(
+        self,
+        functions: Sequence[Any],
+        name: str | None = None,
+        config: ParallelConfig | None = None,
+    ) -> Any:
         """``DurableContext.parallel``: branches and the BatchResult use the default serdes."""
         wrapped = [
-            dataclasses.replace(f, func=self._wrap_ctx_fn(f.func)) if isinstance(f, ParallelBranch)
+            dataclasses.replace(f, func=self._wrap_ctx_fn(f.func))
+            if isinstance(f, ParallelBranch)
             else self._wrap_ctx_fn(f)
             for f in functions
         ]
         cfg = _with_serdes(config, ParallelConfig, self._serdes, "serdes", "item_serdes")
         return self._inner.parallel(wrapped, name, cfg)
 
-    def wait_for_condition(self, check: Callable[..., R], config: WaitForConditionConfig[R],
-                           name: str | None = None) -> R:
+    def wait_for_condition(
+        self, check: Callable[..., R], config: WaitForConditionConfig[R], name: str | None = None
+    ) -> R:
         """``DurableContext.wait_for_condition`` with the default serdes for its state."""
         if config is not None and config.serdes is None:
             config = dataclasses.replace(config, serdes=self._serdes)
@@ -119,8 +139,12 @@ class DefaultSerdesContext:
             name, _with_serdes(config, CallbackConfig, self._serdes, "serdes")
         )
 
-    def wait_for_callback(self, submitter: Callable[..., Any], name: str | None = None,
-                          config: WaitForCallbackConfig | None = None) -> Any:
+    def wait_for_callback(
+        self,
+        submitter: Callable[..., Any],
+        name: str | None = None,
+        config: WaitForCallbackConfig | None = None,
+    ) -> Any:
         """``DurableContext.wait_for_callback``; the callback result uses the default serdes."""
         return self._inner.wait_for_callback(
             submitter, name, _with_serdes(config, WaitForCallbackConfig, self._serdes, "serdes")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes
+from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDes
 
 from durable_ext.errors import SerializationError, SpecError
 from durable_ext.serializers.base import Role, SerDesContext
@@ -25,7 +25,7 @@ class JsonFormat:
     version: ClassVar[int] = 1
 
     def __init__(self) -> None:
-        self._sdk = ExtendedTypeSerDes()  # type: ignore[var-annotated]
+        self._sdk: SerDes[Any] = ExtendedTypeSerDes()  # type: ignore[no-untyped-call]
 
     @classmethod
     def from_spec(cls, arg: str | None, /, **options: Any) -> JsonFormat:
@@ -45,7 +45,7 @@ class JsonFormat:
             return self._sdk.deserialize(bytes(body).decode("utf-8"), ctx)
         except SerializationError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise SerializationError(
                 f"operation {ctx.operation_id!r}: corrupt JSON payload ({exc})"
             ) from exc

@@ -90,8 +90,11 @@ def _pack_tz(tz: dt.tzinfo | None, obj: object) -> tuple[int, bytes]:
         return _TZ_UTC, b""
     if isinstance(tz, ZoneInfo):
         known = _zone_encoded.get(tz.key)
-        return known if known is not None else _remember(
-            _zone_encoded, tz.key, (_TZ_ZONE, tz.key.encode()))
+        return (
+            known
+            if known is not None
+            else _remember(_zone_encoded, tz.key, (_TZ_ZONE, tz.key.encode()))
+        )
     if isinstance(tz, dt.timezone):
         # Not cached: timezones with equal offsets compare equal whatever their names.
         offset = tz.utcoffset(None)
@@ -100,7 +103,9 @@ def _pack_tz(tz: dt.tzinfo | None, obj: object) -> tuple[int, bytes]:
             name = ""
         micros = (offset.days * 86400 + offset.seconds) * 1_000_000 + offset.microseconds
         return _TZ_FIXED, _OFFSET.pack(micros) + name.encode()
-    raise _Unsupported(obj, f"its tzinfo {type(tz).__qualname__} is neither datetime.timezone nor ZoneInfo")
+    raise _Unsupported(
+        obj, f"its tzinfo {type(tz).__qualname__} is neither datetime.timezone nor ZoneInfo"
+    )
 
 
 def _unpack_tz(kind: int, data: bytes) -> dt.tzinfo | None:
@@ -148,8 +153,17 @@ def _enc_datetime(o: dt.datetime) -> Any:
         kind, extra = _TZ_UTC, b""
     else:
         kind, extra = _pack_tz(tz, o)
-    n = (o.year << 50 | o.month << 46 | o.day << 41 | o.hour << 36 | o.minute << 30
-         | o.second << 24 | o.microsecond << 3 | o.fold << 2 | kind)
+    n = (
+        o.year << 50
+        | o.month << 46
+        | o.day << 41
+        | o.hour << 36
+        | o.minute << 30
+        | o.second << 24
+        | o.microsecond << 3
+        | o.fold << 2
+        | kind
+    )
     return _new_tuple(ExtType, (EXT_DATETIME, _pack_u64(n) + extra if extra else _pack_u64(n)))
 
 
@@ -157,8 +171,17 @@ def _dec_datetime(data: bytes) -> dt.datetime:
     (n,) = _unpack_u64(data)
     kind = n & 3
     tz = _UTC if kind == _TZ_UTC and len(data) == 8 else _unpack_tz(kind, data[8:])
-    return _datetime(n >> 50, n >> 46 & 15, n >> 41 & 31, n >> 36 & 31, n >> 30 & 63,
-                     n >> 24 & 63, n >> 3 & _MICROS, tz, fold=n >> 2 & 1)
+    return _datetime(
+        n >> 50,
+        n >> 46 & 15,
+        n >> 41 & 31,
+        n >> 36 & 31,
+        n >> 30 & 63,
+        n >> 24 & 63,
+        n >> 3 & _MICROS,
+        tz,
+        fold=n >> 2 & 1,
+    )
 
 
 def _enc_time(o: dt.time) -> Any:
@@ -219,7 +242,7 @@ def _dec_uuid(data: bytes) -> uuid.UUID:
     u = _new_object(uuid.UUID)
     _set_attr(u, "int", int.from_bytes(data, "big"))
     _set_attr(u, "is_safe", _UUID_SAFE_UNKNOWN)
-    return u  # type: ignore[no-any-return]
+    return u
 
 
 def _enc_decimal(o: Decimal) -> Any:
@@ -244,6 +267,7 @@ class MsgpackFormat:
         >>> from aws_durable_execution_sdk_python.serdes import SerDesContext
         >>> s.deserialize(s.serialize((1, {2: b"x"}), SerDesContext()), SerDesContext())
         (1, {2: b'x'})
+
     """
 
     name: ClassVar[str] = "msgpack"
@@ -251,7 +275,9 @@ class MsgpackFormat:
     wire: ClassVar[bytes] = b"m"
     version: ClassVar[int] = 1
 
-    def __init__(self, *, types: TypeRegistry | list[type] | tuple[type, ...] | None = None) -> None:
+    def __init__(
+        self, *, types: TypeRegistry | list[type] | tuple[type, ...] | None = None
+    ) -> None:
         self.types = TypeRegistry.coerce(types)
         self._encoders: dict[type, Callable[[Any], Any]] = {
             tuple: self._enc_seq(EXT_TUPLE),
@@ -313,8 +339,13 @@ class MsgpackFormat:
             ) from exc
 
     def _new_packer(self) -> Any:
-        return msgpack.Packer(default=self._default, strict_types=True, use_bin_type=True,
-                              unicode_errors="surrogatepass", autoreset=True)
+        return msgpack.Packer(
+            default=self._default,
+            strict_types=True,
+            use_bin_type=True,
+            unicode_errors="surrogatepass",
+            autoreset=True,
+        )
 
     def _pack(self, value: Any) -> bytes:
         # Packing from inside the default hook needs another packer: the thread's
@@ -386,8 +417,10 @@ class MsgpackFormat:
         t = exc.obj_type
         why = f" ({exc.why})" if exc.why else ""
         hint = ""
-        if dataclasses.is_dataclass(t) or issubclass(t, enum.Enum) or (
-            issubclass(t, tuple) and hasattr(t, "_fields")
+        if (
+            dataclasses.is_dataclass(t)
+            or issubclass(t, enum.Enum)
+            or (issubclass(t, tuple) and hasattr(t, "_fields"))
         ):
             hint = "; register the class: durable_ext.serdes('msgpack', types=[...])"
         raise SerializationError(
@@ -405,19 +438,21 @@ class MsgpackFormat:
                 f"than this library reads ({self.version}); upgrade durable-ext"
             )
         try:
-            return _unpackb(body, ext_hook=self._ext_hook, strict_map_key=False,
-                            unicode_errors="surrogatepass")
+            return _unpackb(
+                body, ext_hook=self._ext_hook, strict_map_key=False, unicode_errors="surrogatepass"
+            )
         except SerializationError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every decoder fault is a data fault here
+        except Exception as exc:
             raise SerializationError(
                 f"operation {ctx.operation_id!r}: corrupt msgpack payload "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
 
     def _unpack(self, data: bytes) -> Any:
-        return _unpackb(data, ext_hook=self._ext_hook, strict_map_key=False,
-                        unicode_errors="surrogatepass")
+        return _unpackb(
+            data, ext_hook=self._ext_hook, strict_map_key=False, unicode_errors="surrogatepass"
+        )
 
     def _registered(self, tag: object) -> type:
         cls = self.types.class_of(tag) if isinstance(tag, str) else None
@@ -433,7 +468,7 @@ class MsgpackFormat:
         cls = self._registered(tag)
         if isinstance(fields, list):
             return cls(*fields)
-        names, no_init = self._field_names(cls)
+        _, no_init = self._field_names(cls)
         init = {k: v for k, v in fields.items() if k not in no_init}
         obj = cls(**init)
         for k in no_init:

@@ -59,11 +59,12 @@ class Pipeline(SerDes[Any]):
         >>> p = Pipeline(MsgpackFormat(), [ZstdCodec(level=9)])
         >>> p
         Pipeline('msgpack+zstd')
+
     """
 
     def __init__(
         self,
-        format: Format,  # noqa: A002 - the layer's name
+        format: Format,
         codecs: Iterable[Codec] = (),
         offload: Offload | None = None,
         *,
@@ -89,7 +90,7 @@ class Pipeline(SerDes[Any]):
         # Pickle can run code on decode: a payload may only use it if this pipeline does.
         self._allowed = set(allowed) if allowed is not None else None
         self._forbidden = {"pickle"} - {st.name for st in stages}
-        self._sdk_json = ExtendedTypeSerDes()  # type: ignore[var-annotated]
+        self._sdk_json: SerDes[Any] = ExtendedTypeSerDes()  # type: ignore[no-untyped-call]
         # Hot path: a payload that is a bare format frame of this pipeline's format.
         self._format_header = frame(format.wire, format.version, b"")
         self._simple = not self.codecs and offload is None
@@ -151,7 +152,7 @@ class Pipeline(SerDes[Any]):
                     raw = stage.decode(body, version, ctx)  # type: ignore[attr-defined]
             except (SerDesError, RetryableSerDesError):
                 raise
-            except Exception as exc:  # noqa: BLE001 - a stage fault on input data is a data fault
+            except Exception as exc:
                 raise SerializationError(
                     f"{where}: stage {stage.name!r} failed to decode ({type(exc).__name__}: {exc})"
                 ) from exc
@@ -177,14 +178,16 @@ class Pipeline(SerDes[Any]):
         try:
             cls = SERIALIZERS.load(name)
             stage = cls.from_spec(None, **self._options.get(name, {}))
+            if getattr(stage, "role", None) not in ("format", "codec", "offload"):
+                raise TypeError(f"{cls!r} is not a serializer stage")
         except MissingDependencyError as exc:
             raise SerializationError(f"{where}: cannot decode stage {name!r}: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - an unreadable header is a data fault
+        except Exception as exc:
             raise SerializationError(
                 f"{where}: payload uses unknown or unusable stage {name!r} ({exc})"
             ) from exc
         self._by_wire[wire] = stage
-        return stage
+        return stage  # type: ignore[no-any-return]
 
     def _foreign(self, data: str, where: str) -> Any:
         if not self.accept_foreign:
@@ -198,7 +201,7 @@ class Pipeline(SerDes[Any]):
             ) from None
         if isinstance(obj, dict) and len(obj) == 2 and "t" in obj and "v" in obj:
             try:
-                return self._sdk_json.deserialize(data)
+                return self._sdk_json.deserialize(data, SerDesContext())
             except SerDesError:
                 return obj  # plain JSON that merely looks like the SDK's envelope
         return obj
@@ -229,6 +232,7 @@ def build_pipeline(
     Example:
         >>> build_pipeline("msgpack+zstd:9", options={"zstd": {"threshold": 64}})
         Pipeline('msgpack+zstd')
+
     """
     parsed = parse_pipeline(spec)
     options = {k: dict(v) for k, v in (options or {}).items()}
@@ -262,5 +266,6 @@ def serdes(
         >>> from aws_durable_execution_sdk_python.config import StepConfig
         >>> StepConfig(serdes=serdes("msgpack+zstd")).serdes
         Pipeline('msgpack+zstd')
+
     """
     return build_pipeline(spec, types=types, options=options)

@@ -30,6 +30,7 @@ class TypeRegistry:
         ...     id: str
         >>> types.tag_of(Order)
         'Order'
+
     """
 
     def __init__(self, classes: Iterable[type] = ()) -> None:
@@ -66,11 +67,11 @@ class TypeRegistry:
         return cls
 
     def tag_of(self, cls: type) -> str | None:
-        """The tag of ``cls``, or ``None`` if it was not registered."""
+        """Return the tag of ``cls``, or ``None`` if it was not registered."""
         return self._by_class.get(cls)
 
     def class_of(self, tag: str) -> type | None:
-        """The class registered under ``tag``, or ``None``."""
+        """Return the class registered under ``tag``, or ``None``."""
         return self._by_tag.get(tag)
 
     def __contains__(self, cls: object) -> bool:

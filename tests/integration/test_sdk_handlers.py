@@ -97,24 +97,45 @@ def test_every_operation_kind_round_trips_typed_values(spec):
     @durable_execution
     def handler(event: dict, ctx) -> dict:
         shipment = ctx.step(
-            lambda _: Shipment(ORDER_ID, ETA, Decimal("12.50")), name="ship",
+            lambda _: Shipment(ORDER_ID, ETA, Decimal("12.50")),
+            name="ship",
             config=StepConfig(serdes=serdes),
         )
         child = ctx.run_in_child_context(
-            lambda c: c.step(lambda _: {(1, 2): {"a", "b"}}, name="inner",
-                             config=StepConfig(serdes=serdes)),
-            name="child", config=ChildConfig(serdes=serdes),
+            lambda c: c.step(
+                lambda _: {(1, 2): {"a", "b"}}, name="inner", config=StepConfig(serdes=serdes)
+            ),
+            name="child",
+            config=ChildConfig(serdes=serdes),
         )
         ctx.wait(Duration.from_seconds(2), name="nap")
-        mapped = ctx.map([1, 2, 3], lambda c, x, i, items: (x, Decimal(x) / 4), name="quarters",
-                         config=MapConfig(serdes=serdes))
-        par = ctx.parallel([lambda c: frozenset({1}), lambda c: dt.date(2024, 2, 29)], name="par",
-                           config=ParallelConfig(serdes=serdes))
+        mapped = ctx.map(
+            [1, 2, 3],
+            lambda c, x, i, items: (x, Decimal(x) / 4),
+            name="quarters",
+            config=MapConfig(serdes=serdes),
+        )
+        par = ctx.parallel(
+            [lambda c: frozenset({1}), lambda c: dt.date(2024, 2, 29)],
+            name="par",
+            config=ParallelConfig(serdes=serdes),
+        )
         state = ctx.wait_for_condition(
-            poll, WaitForConditionConfig(strategy, (0, Decimal("0")), serdes=serdes), name="poll")
-        approval = ctx.create_callback(name="approval", config=CallbackConfig(serdes=serdes)).result()
-        seen.append({"shipment": shipment, "child": child, "mapped": mapped.get_results(),
-                     "par": par.get_results(), "state": state, "approval": approval})
+            poll, WaitForConditionConfig(strategy, (0, Decimal("0")), serdes=serdes), name="poll"
+        )
+        approval = ctx.create_callback(
+            name="approval", config=CallbackConfig(serdes=serdes)
+        ).result()
+        seen.append(
+            {
+                "shipment": shipment,
+                "child": child,
+                "mapped": mapped.get_results(),
+                "par": par.get_results(),
+                "state": state,
+                "approval": approval,
+            }
+        )
         return {"ok": True}
 
     result, history = run(handler, "approval", json.dumps({"approved": True, "by": "ops"}))
@@ -131,8 +152,12 @@ def test_every_operation_kind_round_trips_typed_values(spec):
 
     ship = result.get_step("ship")
     assert_ours(ship.result)
-    assert durable_ext.serdes("msgpack", types=[Shipment]).deserialize(
-        ship.result, SerDesContext(ship.operation_id, "")) == final["shipment"]
+    assert (
+        durable_ext.serdes("msgpack", types=[Shipment]).deserialize(
+            ship.result, SerDesContext(ship.operation_id, "")
+        )
+        == final["shipment"]
+    )
     assert_ours(result.get_context("quarters").result)
     # replay: the ship step was serialized once (first run) and later only deserialized
     ship_calls = [kind for kind, op in serdes.calls if op == ship.operation_id]
@@ -148,11 +173,16 @@ def test_default_serdes_covers_operations_that_name_none():
     def handler(event: dict, ctx) -> dict:
         s = ctx.step(lambda _: Shipment(ORDER_ID, ETA, Decimal("1")), name="ship")
         nested = ctx.run_in_child_context(
-            lambda c: c.run_in_child_context(lambda cc: cc.step(lambda _: (1, {2}), name="deep"),
-                                             name="inner"),
-            name="outer")
-        m = ctx.map(["a", "b"], lambda c, x, i, items: c.step(lambda _: (x, i), name=f"item-{i}"),
-                    name="items")
+            lambda c: c.run_in_child_context(
+                lambda cc: cc.step(lambda _: (1, {2}), name="deep"), name="inner"
+            ),
+            name="outer",
+        )
+        m = ctx.map(
+            ["a", "b"],
+            lambda c, x, i, items: c.step(lambda _: (x, i), name=f"item-{i}"),
+            name="items",
+        )
         ctx.wait(Duration.from_seconds(1), name="nap")
         seen.append((s, nested, m.get_results()))
         return {"done": True}
@@ -189,4 +219,7 @@ def test_switching_from_the_sdk_default_keeps_in_flight_executions_readable():
     from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes
 
     old = ExtendedTypeSerDes().serialize({"at": ETA, "amount": Decimal("3")}, SerDesContext())
-    assert durable_ext.serdes().deserialize(old, SerDesContext()) == {"at": ETA, "amount": Decimal("3")}
+    assert durable_ext.serdes().deserialize(old, SerDesContext()) == {
+        "at": ETA,
+        "amount": Decimal("3"),
+    }

@@ -36,7 +36,8 @@ def install_dist(tmp_path: Path, name: str, entry_points: str) -> Path:
     pkg = src / name.replace("-", "_")
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text(PLUGIN_MODULE)
-    (src / "pyproject.toml").write_text(textwrap.dedent(f"""
+    (src / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
         [build-system]
         requires = ["setuptools"]
         build-backend = "setuptools.build_meta"
@@ -44,12 +45,26 @@ def install_dist(tmp_path: Path, name: str, entry_points: str) -> Path:
         name = "{name}"
         version = "1.0"
         {entry_points}
-        """))
+        """)
+    )
     site = tmp_path / f"site-{name}"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(site), str(src)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return site
 
@@ -58,20 +73,31 @@ def run_with(site: Path, code: str) -> subprocess.CompletedProcess[str]:
     import os
 
     env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
 def acme_site(tmp_path_factory):
-    return install_dist(tmp_path_factory.mktemp("acme"), "acme-durable", textwrap.dedent("""
+    return install_dist(
+        tmp_path_factory.mktemp("acme"),
+        "acme-durable",
+        textwrap.dedent("""
         [project.entry-points."durable_ext.serializers"]
         acme-reverse = "acme_durable:ReverseCodec"
-        """))
+        """),
+    )
 
 
 def test_installed_distribution_is_found_by_name_and_composes(acme_site):
-    out = run_with(acme_site, """
+    out = run_with(
+        acme_site,
+        """
         import durable_ext
         from durable_ext.registry import SERIALIZERS
         from aws_durable_execution_sdk_python.serdes import SerDesContext
@@ -83,34 +109,45 @@ def test_installed_distribution_is_found_by_name_and_composes(acme_site):
         # a pipeline without the stage still reads the payload: the frame names the stage
         assert durable_ext.serdes("msgpack").deserialize(text, ctx) == {"k": (1, 2)}
         print(repr(s))
-    """)
+    """,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "Pipeline('msgpack+acme-reverse')"
 
 
 def test_without_the_distribution_the_name_is_unknown():
-    out = run_with(Path("/nonexistent"), """
+    out = run_with(
+        Path("/nonexistent"),
+        """
         import durable_ext
         try:
             durable_ext.serdes("msgpack+acme-reverse")
         except Exception as exc:
             print(type(exc).__name__, exc)
-    """)
+    """,
+    )
     assert out.stdout.startswith("UnknownPluginError")
     assert "Available:" in out.stdout
 
 
 def test_a_distribution_shadowing_a_builtin_is_refused(tmp_path):
-    site = install_dist(tmp_path, "evil-durable", textwrap.dedent("""
+    site = install_dist(
+        tmp_path,
+        "evil-durable",
+        textwrap.dedent("""
         [project.entry-points."durable_ext.serializers"]
         zstd = "evil_durable:ReverseCodec"
-        """))
-    out = run_with(site, """
+        """),
+    )
+    out = run_with(
+        site,
+        """
         from durable_ext.registry import SERIALIZERS
         try:
             SERIALIZERS.names()
         except Exception as exc:
             print(type(exc).__name__, exc)
-    """)
+    """,
+    )
     assert out.stdout.startswith("ConfigError")
     assert "evil-durable" in out.stdout and "durable-ext" in out.stdout

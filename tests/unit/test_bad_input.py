@@ -20,8 +20,12 @@ PIPELINES = {
     "msgpack+zstd": durable_ext.serdes("msgpack+zstd", options={"zstd": {"threshold": 0}}),
     "msgpack+zlib": durable_ext.serdes("msgpack+zlib", options={"zlib": {"threshold": 0}}),
 }
-SAMPLE = {"id": uuid.UUID(int=7), "at": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-          "lines": [("a", Decimal("1.5"), {1, 2})] * 20, "blob": b"\x00" * 300}
+SAMPLE = {
+    "id": uuid.UUID(int=7),
+    "at": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    "lines": [("a", Decimal("1.5"), {1, 2})] * 20,
+    "blob": b"\x00" * 300,
+}
 VALID = {name: p.serialize(SAMPLE, CTX) for name, p in PIPELINES.items()}
 FUZZ = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -72,9 +76,9 @@ def test_flipped_bytes_never_escape_as_other_exceptions(name, data):
 @pytest.mark.parametrize(
     "header",
     [
-        bytes([MAGIC, 0]),                  # empty stage id
-        bytes([MAGIC, 200]) + b"x",         # id longer than the frame
-        bytes([MAGIC, 1]) + b"m",           # no version byte
+        bytes([MAGIC, 0]),  # empty stage id
+        bytes([MAGIC, 200]) + b"x",  # id longer than the frame
+        bytes([MAGIC, 1]) + b"m",  # no version byte
         bytes([MAGIC, 1]) + b"?" + b"\x01",  # unknown stage
         bytes([MAGIC, 4]) + b"nope" + b"\x01data",  # unknown third-party stage
         bytes([MAGIC, 6]) + b"pickle" + b"\x01data",  # pickle is never decoded unless configured

@@ -81,22 +81,65 @@ def same(a, b):
 
 
 EXAMPLES = [
-    None, True, False, 0, -1, 2**63 - 1, 2**64, -(2**63), -(2**63) - 1, 10**100, -(10**100),
-    0.0, -0.0, 1.5, float("inf"), float("-inf"), float("nan"),
-    "", "é", "\ud800 lone surrogate", "x" * 100_000, b"", b"\x00\xff" * 10,
-    [], [1, [2, [3]]], (), (1,), (1, (2, ())), {}, {1: "a", None: 2, (1, 2): 3, b"k": 4, 1.5: 5},
-    set(), {1, 2, 3}, frozenset({"a", frozenset({1})}),
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63 - 1,
+    2**64,
+    -(2**63),
+    -(2**63) - 1,
+    10**100,
+    -(10**100),
+    0.0,
+    -0.0,
+    1.5,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    "",
+    "é",
+    "\ud800 lone surrogate",
+    "x" * 100_000,
+    b"",
+    b"\x00\xff" * 10,
+    [],
+    [1, [2, [3]]],
+    (),
+    (1,),
+    (1, (2, ())),
+    {},
+    {1: "a", None: 2, (1, 2): 3, b"k": 4, 1.5: 5},
+    set(),
+    {1, 2, 3},
+    frozenset({"a", frozenset({1})}),
     dt.datetime(2024, 2, 29, 23, 59, 59, 999_999),
     dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
     dt.datetime(2024, 1, 1, 12, 30, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
     dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5), "EST")),
     dt.datetime(2021, 11, 7, 1, 30, tzinfo=ZoneInfo("America/New_York"), fold=1),
-    dt.datetime.min, dt.datetime.max,
-    dt.date(1, 1, 1), dt.date(9999, 12, 31), dt.time(0, 0), dt.time(23, 59, 59, 999_999, tzinfo=dt.UTC),
-    dt.timedelta(0), dt.timedelta(days=-999_999_999), dt.timedelta.max, dt.timedelta(microseconds=-1),
-    Decimal("1.10"), Decimal("-0"), Decimal("NaN"), Decimal("-Infinity"), Decimal("1E+999"),
-    uuid.UUID(int=0), uuid.uuid4(),
-    Status.OPEN, Status.SHIPPED, Point(1, 2), Money(Decimal("9.99")),
+    dt.datetime.min,
+    dt.datetime.max,
+    dt.date(1, 1, 1),
+    dt.date(9999, 12, 31),
+    dt.time(0, 0),
+    dt.time(23, 59, 59, 999_999, tzinfo=dt.UTC),
+    dt.timedelta(0),
+    dt.timedelta(days=-999_999_999),
+    dt.timedelta.max,
+    dt.timedelta(microseconds=-1),
+    Decimal("1.10"),
+    Decimal("-0"),
+    Decimal("NaN"),
+    Decimal("-Infinity"),
+    Decimal("1E+999"),
+    uuid.UUID(int=0),
+    uuid.uuid4(),
+    Status.OPEN,
+    Status.SHIPPED,
+    Point(1, 2),
+    Money(Decimal("9.99")),
 ]
 
 
@@ -106,8 +149,12 @@ def test_exact_round_trip_of_every_supported_type(value):
 
 
 def test_registered_dataclass_with_nested_types_and_init_false_field():
-    order = Order(uuid.uuid4(), [("sku-1", 2)], Money(Decimal("3.50")),
-                  dt.datetime(2024, 5, 1, 8, tzinfo=dt.UTC))
+    order = Order(
+        uuid.uuid4(),
+        [("sku-1", 2)],
+        Money(Decimal("3.50")),
+        dt.datetime(2024, 5, 1, 8, tzinfo=dt.UTC),
+    )
     order.cache["hits"] = 3
     back = roundtrip(order)
     assert back == order and back.cache == {"hits": 3}
@@ -116,8 +163,12 @@ def test_registered_dataclass_with_nested_types_and_init_false_field():
 
 def test_batch_result_round_trips_with_typed_item_results():
     br = BatchResult(
-        [BatchItem(0, BatchItemStatus.SUCCEEDED, (Decimal("1.5"), dt.date(2024, 1, 2))),
-         BatchItem(1, BatchItemStatus.FAILED, None, ErrorObject("boom", "ValueError", None, None))],
+        [
+            BatchItem(0, BatchItemStatus.SUCCEEDED, (Decimal("1.5"), dt.date(2024, 1, 2))),
+            BatchItem(
+                1, BatchItemStatus.FAILED, None, ErrorObject("boom", "ValueError", None, None)
+            ),
+        ],
         CompletionReason.ALL_COMPLETED,
     )
     back = roundtrip(br)
@@ -183,8 +234,13 @@ def test_newer_format_version_is_refused_with_upgrade_hint():
 
 
 def test_smaller_than_the_sdk_envelope_on_typed_data():
-    value = {"id": uuid.uuid4(), "at": dt.datetime.now(dt.UTC), "amount": Decimal("12.34"),
-             "tags": ("a", "b"), "qty": 3}
+    value = {
+        "id": uuid.uuid4(),
+        "at": dt.datetime.now(dt.UTC),
+        "amount": Decimal("12.34"),
+        "tags": ("a", "b"),
+        "qty": 3,
+    }
     ours = SERDES.serialize(value, CTX)
     sdk = ExtendedTypeSerDes().serialize(value, CTX)
     assert len(ours) < 0.6 * len(sdk)
@@ -198,7 +254,7 @@ def test_concurrent_use_from_threads_is_safe():
         try:
             for v in values[offset:] + values[:offset]:
                 assert roundtrip(v) == v
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i * 37,)) for i in range(6)]
@@ -228,9 +284,17 @@ def test_unknown_timezone_implementation_is_refused():
 
 
 scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
-    | st.text() | st.binary() | st.decimals(allow_nan=False) | st.uuids()
-    | st.datetimes(timezones=st.none() | st.timezones()) | st.dates() | st.times()
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text()
+    | st.binary()
+    | st.decimals(allow_nan=False)
+    | st.uuids()
+    | st.datetimes(timezones=st.none() | st.timezones())
+    | st.dates()
+    | st.times()
     | st.timedeltas()
 )
 hashables = st.recursive(
@@ -259,4 +323,7 @@ def test_property_round_trip_is_exact(value):
 @settings(max_examples=300, deadline=None)
 @given(values)
 def test_property_round_trip_through_compression(value):
-    assert same(roundtrip(value, durable_ext.serdes("msgpack+zstd", options={"zstd": {"threshold": 0}})), value)
+    assert same(
+        roundtrip(value, durable_ext.serdes("msgpack+zstd", options={"zstd": {"threshold": 0}})),
+        value,
+    )

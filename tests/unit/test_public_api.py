@@ -7,7 +7,12 @@ import durable_ext
 
 def test_public_names_are_pinned():
     assert sorted(durable_ext.__all__) == durable_ext.__all__
-    assert set(durable_ext.__all__) >= {"serdes", "build_pipeline", "default_serdes", "TypeRegistry"}
+    assert set(durable_ext.__all__) >= {
+        "serdes",
+        "build_pipeline",
+        "default_serdes",
+        "TypeRegistry",
+    }
     for name in durable_ext.__all__:
         assert getattr(durable_ext, name) is not None
 

@@ -53,7 +53,9 @@ def test_loading_caches_the_object():
 
 
 def test_missing_optional_library_names_the_exact_extra():
-    reg = PluginRegistry("demo.things", {"x": ("durable_ext.serializers.msgpack_format:MsgpackFormat", "msgpack")})
+    reg = PluginRegistry(
+        "demo.things", {"x": ("durable_ext.serializers.msgpack_format:MsgpackFormat", "msgpack")}
+    )
     code = textwrap.dedent(
         """
         import sys

@@ -13,11 +13,17 @@ from durable_ext.spec import PipelineSpec, StageSpec, parse_pipeline, parse_stor
         # the argument runs to the next '+', so ARNs with colons survive
         (
             "msgpack+kms:arn:aws:kms:eu-west-1:111122223333:key/abc+zstd",
-            [StageSpec("msgpack"), StageSpec("kms", "arn:aws:kms:eu-west-1:111122223333:key/abc"),
-             StageSpec("zstd")],
+            [
+                StageSpec("msgpack"),
+                StageSpec("kms", "arn:aws:kms:eu-west-1:111122223333:key/abc"),
+                StageSpec("zstd"),
+            ],
         ),
         # a name:// stage takes the rest of the spec, '+' included
-        ("msgpack+s3://bucket/a+b", [StageSpec("msgpack"), StageSpec("s3", "bucket/a+b", url=True)]),
+        (
+            "msgpack+s3://bucket/a+b",
+            [StageSpec("msgpack"), StageSpec("s3", "bucket/a+b", url=True)],
+        ),
     ],
 )
 def test_valid_specs_parse_and_round_trip(spec, stages):
