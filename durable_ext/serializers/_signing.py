@@ -20,7 +20,7 @@ import os
 import re
 import struct
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -38,6 +38,7 @@ __all__ = [
     "KeySource",
     "Keyring",
     "SigningKey",
+    "WrappedKey",
     "parse_keys",
 ]
 
@@ -126,6 +127,49 @@ def _pad(encoded: str) -> str:
     return encoded + "=" * (-len(encoded) % 4)
 
 
+class WrappedKey:
+    """A signing key kept encrypted, unwrapped by a key provider on first use.
+
+    This is how a signing key comes from the KMS codec's key provider: make a data key
+    once (``provider.generate(context, where)``), keep its *encrypted* form and key id
+    in configuration, and let each process ask the provider to decrypt it. Any object
+    with a ``decrypt(key_id, encrypted, context, where) -> bytes`` method works, such
+    as :class:`~durable_ext.serializers.kms.KmsKeyProvider` or ``LocalKeyProvider``.
+
+    Args:
+        provider: the key provider that wrapped the key.
+        wrapping_key_id: the key the provider wrapped it under (for KMS: the key ARN).
+        encrypted: the encrypted key (``DataKey.encrypted``).
+        context: the encryption context it was wrapped with.
+
+    Example:
+        >>> class Identity:
+        ...     def decrypt(self, key_id, encrypted, context, where):
+        ...         return encrypted
+        >>> WrappedKey(Identity(), "k", b"x" * 32).key_bytes() == b"x" * 32
+        True
+
+    """
+
+    def __init__(self, provider: Any, wrapping_key_id: str, encrypted: bytes,
+                 context: Mapping[str, str] | None = None) -> None:
+        if not callable(getattr(provider, "decrypt", None)):
+            raise ConfigError(f"{type(provider).__name__} has no decrypt(...) method")
+        self.provider = provider
+        self.wrapping_key_id = wrapping_key_id
+        self.encrypted = bytes(encrypted)
+        self.context = dict(context or {})
+
+    def __repr__(self) -> str:
+        return f"WrappedKey({self.provider!r}, {self.wrapping_key_id!r})"
+
+    def key_bytes(self) -> bytes:
+        """Ask the provider to decrypt the key (a network call for KMS)."""
+        raw = self.provider.decrypt(self.wrapping_key_id, self.encrypted, self.context,
+                                    f"signing key wrapped under {self.wrapping_key_id!r}")
+        return bytes(raw)
+
+
 class _ProviderKey:
     """A key fetched from a provider object on first use, then kept."""
 
@@ -182,7 +226,8 @@ def _provider_method(provider: Any) -> Callable[[], Any]:
     raise ConfigError(
         f"{type(provider).__name__} is not a key source: give bytes, [ID:]BASE64 text, a "
         f"path, a SigningKey, a callable returning bytes, or an object with one of the "
-        f"methods {', '.join(PROVIDER_METHODS)}"
+        f"methods {', '.join(PROVIDER_METHODS)}; for a key provider of the kms codec, "
+        "wrap an encrypted key in WrappedKey"
     )
 
 

@@ -13,18 +13,27 @@ Frame body (version 1)::
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from durable_ext._deps import require
-from durable_ext.errors import IntegrityError, SerializationError
-from durable_ext.serializers._signing import ENV_VAR, TAG_BYTES, Keyring, KeySource
+from durable_ext.errors import ConfigError, IntegrityError, SerializationError
+from durable_ext.serializers._signing import (
+    ENV_VAR,
+    TAG_BYTES,
+    Keyring,
+    KeySource,
+    SigningKey,
+    WrappedKey,
+)
 from durable_ext.serializers.base import Role, SerDesContext
 
 cloudpickle = require("cloudpickle", extra="pickle", feature="the pickle serializer")
 
-__all__ = ["PickleFormat"]
+__all__ = ["PickleFormat", "SigningKey", "WrappedKey"]
 
 _DOMAIN = b"durable-ext/pickle/1\x00"
 
@@ -32,10 +41,21 @@ _DOMAIN = b"durable-ext/pickle/1\x00"
 class PickleFormat:
     """Pickle values with cloudpickle and sign them; verify before loading.
 
-    Keys come from ``key`` (and ``verify_keys`` for rotation), or from the
-    ``DURABLE_EXT_PICKLE_KEY`` environment variable; see
-    :class:`~durable_ext.serializers._signing.Keyring` for the accepted forms,
-    including key provider objects. The spec ``pickle:KEYID`` signs with key ``KEYID``.
+    Args:
+        key: the signing key: bytes (at least 32), ``[ID:]BASE64`` text (several
+            entries: the first signs, all verify), a :class:`pathlib.Path` to a file of
+            such text, a :class:`SigningKey`, a :class:`WrappedKey` (a key unwrapped by
+            the KMS codec's key provider), or any object with a zero-argument method
+            returning key bytes (``signing_key``, ``key_bytes``, ``get_key_bytes``,
+            ``get_key`` or ``key``) or a zero-argument callable. A provider is asked
+            once, on first use. Default: the ``DURABLE_EXT_PICKLE_KEY`` variable.
+        key_file: a path to a key file, instead of ``key``.
+        verify_keys: further keys accepted when verifying (older keys, for rotation).
+        key_id: sign with the loaded key of this id (the spec ``pickle:KEYID``), or
+            the id to give a bytes or provider key.
+        key_env: the environment variable read when neither ``key`` nor ``key_file``
+            is given.
+        protocol: the pickle protocol.
 
     Example:
         >>> import durable_ext
@@ -56,11 +76,16 @@ class PickleFormat:
         self,
         *,
         key: KeySource | None = None,
+        key_file: str | os.PathLike[str] | None = None,
         verify_keys: Iterable[KeySource] = (),
         key_id: str | None = None,
         key_env: str = ENV_VAR,
         protocol: int = pickle.HIGHEST_PROTOCOL,
     ) -> None:
+        if key_file is not None:
+            if key is not None:
+                raise ConfigError("pickle: give key or key_file, not both")
+            key = Path(key_file)
         self.keyring = Keyring(key, verify_keys, key_id=key_id, env=key_env)
         self.protocol = protocol
 

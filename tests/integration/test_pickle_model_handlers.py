@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import pickle
+import random
 import threading
 import uuid
 from decimal import Decimal
@@ -21,6 +22,7 @@ import attrs
 import pytest
 from aws_durable_execution_sdk_python import durable_execution
 from aws_durable_execution_sdk_python.config import Duration, MapConfig, StepConfig
+from aws_durable_execution_sdk_python.exceptions import SerDesError
 from aws_durable_execution_sdk_python.serdes import SerDes, SerDesContext
 from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
 from pydantic import BaseModel
@@ -29,7 +31,7 @@ import durable_ext
 from durable_ext.errors import IntegrityError
 from durable_ext.serializers.frames import armor, frame, read_frame, unarmor
 from durable_ext.serializers.model_format import ModelRegistry
-from durable_ext.serializers.pickle_format import PickleFormat
+from durable_ext.serializers.pickle_format import PickleFormat, WrappedKey
 
 KEY = b"integration-test-signing-key-32b"
 PICKLE_OPTS = {"pickle": {"key": KEY, "key_id": "it"}, "zstd": {"threshold": 1024},
@@ -362,3 +364,58 @@ def test_deploy_that_adds_a_required_field_fails_naming_model_and_field():
     assert result.status.value == "FAILED"
     message = result.error.message
     assert "InvoiceV2Required" in message and "field 'customer'" in message, message
+
+
+# -- composition with KMS and S3 offload on a real moto server ----------------------------
+
+
+@pytest.mark.integration
+def test_pickle_with_kms_wrapped_signing_key_encryption_and_s3_offload(moto_server):
+    from durable_ext.serializers.kms import KmsKeyProvider
+    from durable_ext.serializers.s3 import read_pointer
+
+    kms, s3 = moto_server.client("kms"), moto_server.client("s3")
+    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    bucket = moto_server.unique("pickle")
+    s3.create_bucket(Bucket=bucket)
+    # set-up, once: a signing key made by KMS, kept only in its encrypted form
+    context = {"purpose": "durable-ext pickle signing"}
+    data_key = KmsKeyProvider(key_arn, client=kms).generate(context, "setup")
+
+    def pipeline():  # what each cold start builds: the key is unwrapped by KMS Decrypt
+        signing = WrappedKey(KmsKeyProvider(client=kms), data_key.key_id, data_key.encrypted,
+                             context)
+        return Recording(durable_ext.serdes(
+            f"pickle+zstd+kms:{key_arn}+s3://{bucket}/ckpt",
+            options={"pickle": {"key": signing, "key_id": "kms-1"}, "kms": {"client": kms},
+                     "s3": {"client": s3, "threshold": 4096}}))
+
+    serdes = pipeline()
+    noise = random.Random(5).randbytes(300_000)  # incompressible: forces the offload
+    runs = {"n": 0}
+
+    def produce(_):
+        runs["n"] += 1
+        return {"report": Account("ana", Decimal("7")), "raw": noise, "fn": lambda x: x * 3}
+
+    seen: list[Any] = []
+
+    @durable_execution
+    def handler(event: dict, ctx) -> dict:
+        out = ctx.step(produce, name="report", config=StepConfig(serdes=serdes))
+        ctx.wait(Duration.from_seconds(1), name="nap")
+        seen.append(out)
+        return {"n": out["fn"](2)}
+
+    result, arn = run(handler)
+    assert result.status.value == "SUCCEEDED", result.error
+    assert json.loads(result.result) == {"n": 6} and runs["n"] == 1
+    step = result.get_step("report")
+    assert replayed(serdes, step.operation_id)
+    assert read_pointer(step.result) is not None and len(step.result) < 1000
+    assert seen[-1]["raw"] == noise and seen[-1]["report"].owner == "ana"
+    # a new process: fresh providers, fresh caches; reads the S3 object and verifies it
+    fresh = pipeline()
+    assert fresh.deserialize(step.result, SerDesContext(step.operation_id, arn))["raw"] == noise
+    with pytest.raises(SerDesError):
+        fresh.deserialize(step.result, SerDesContext(step.operation_id, arn + "-other"))

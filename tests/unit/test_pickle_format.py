@@ -26,7 +26,7 @@ from durable_ext.errors import (
 )
 from durable_ext.serializers._signing import ENV_VAR, Keyring, SigningKey, parse_keys
 from durable_ext.serializers.frames import armor, frame, read_frame, unarmor
-from durable_ext.serializers.pickle_format import PickleFormat
+from durable_ext.serializers.pickle_format import PickleFormat, WrappedKey
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f/durable-execution/e/i"
 CTX = SerDesContext("op-1", ARN)
@@ -344,3 +344,54 @@ def test_missing_cloudpickle_names_the_pickle_extra():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("MissingDependencyError")
     assert "pip install 'durable-ext[pickle]'" in out.stdout
+
+
+# -- keys from the KMS codec's key provider, and composition with encryption ----------------
+
+
+def local_provider():
+    from durable_ext.serializers.kms import LocalKeyProvider
+
+    return LocalKeyProvider(b"w" * 32, key_id="wrap")
+
+
+def test_signing_key_wrapped_by_a_key_provider_is_unwrapped_in_every_process():
+    context = {"purpose": "pickle signing"}
+    data_key = local_provider().generate(context, "setup")  # done once, at setup time
+    # two "processes": each has its own provider instance and unwraps the stored key
+    writer = PickleFormat(key=WrappedKey(local_provider(), data_key.key_id, data_key.encrypted,
+                                         context), key_id="wrapped-2026")
+    reader = PickleFormat(key=WrappedKey(local_provider(), data_key.key_id, data_key.encrypted,
+                                         context), key_id="wrapped-2026")
+    assert reader.decode(writer.encode({"x": 1}, CTX), 1, CTX) == {"x": 1}
+    assert PickleFormat(key=data_key.plaintext, key_id="wrapped-2026").decode(
+        writer.encode("same key", CTX), 1, CTX) == "same key"
+    wrong_context = PickleFormat(key=WrappedKey(local_provider(), data_key.key_id,
+                                                data_key.encrypted, {"purpose": "other"}))
+    with pytest.raises(SerDesError, match="does not verify under local key"):
+        wrong_context.encode("x", CTX)
+
+
+def test_a_provider_object_itself_is_refused_with_a_pointer_to_wrapped_key():
+    with pytest.raises(ConfigError, match="WrappedKey"):
+        PickleFormat(key=local_provider())
+
+
+def test_key_file_option(tmp_path):
+    path = tmp_path / "k"
+    path.write_text(b64(K1))
+    assert PickleFormat(key_file=str(path)).keyring.signing_id == SigningKey.derive_id(K1)
+    with pytest.raises(ConfigError, match="not both"):
+        PickleFormat(key=K1, key_file=str(path))
+
+
+def test_composes_with_compression_and_encryption():
+    s = durable_ext.serdes("pickle+zstd+localkey", options={
+        "pickle": {"key": K1}, "zstd": {"threshold": 0}, "localkey": {"key": b"e" * 32}})
+    value = {"rows": [make_adder(i) for i in range(3)], "data": list(range(500))}
+    text = s.serialize(value, CTX)
+    assert read_frame(unarmor(text, "t"), "t")[0] == b"K"
+    back = s.deserialize(text, CTX)
+    assert [f(1) for f in back["rows"]] == [1, 2, 3] and back["data"] == value["data"]
+    with pytest.raises(SerDesError):
+        s.deserialize(text, SerDesContext("op-2", ARN))
