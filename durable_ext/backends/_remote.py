@@ -1,0 +1,103 @@
+"""Helpers shared by the stores that keep executions in a remote database (Redis, DynamoDB)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from durable_ext.backends.store import DueEntry, ExecutionHeader, TERMINAL_STATUSES
+from durable_ext.errors import ConfigError, NotFoundError, StoreError, StoreUnavailableError
+
+__all__ = [
+    "dumps",
+    "execution_id_of",
+    "list_key",
+    "marker_key",
+    "parse_duration",
+    "retrying",
+    "sort_due",
+    "terminal",
+]
+
+T = TypeVar("T")
+
+_MAX_MS = 10**13 - 1  # epoch ms stays below this until the year 2286
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, the form every record is stored in."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def execution_id_of(arn: str) -> str:
+    """The execution id (last ``/`` segment) of an execution ARN."""
+    if not isinstance(arn, str) or "/" not in arn:
+        raise NotFoundError(f"no durable execution {arn!r}: not an execution ARN")
+    exec_id = arn.rsplit("/", 1)[-1]
+    if not exec_id or "|" in exec_id or "#" in exec_id:
+        raise NotFoundError(f"no durable execution {arn!r}: bad execution id")
+    return exec_id
+
+
+def list_key(start_ms: int, arn: str) -> str:
+    """Sort key of a listing: lexical order is newest first, then ARN ascending."""
+    return f"{_MAX_MS - max(0, min(int(start_ms), _MAX_MS)):013d}|{arn}"
+
+
+def marker_key(marker: str) -> str:
+    """The :func:`list_key` of a listing marker ``"<start_ms>:<arn>"``."""
+    ms, _, arn = marker.partition(":")
+    try:
+        return list_key(int(ms), arn)
+    except ValueError:
+        raise StoreError(f"invalid list marker {marker!r}") from None
+
+
+def terminal(header: ExecutionHeader) -> bool:
+    """Whether a header is in a terminal status."""
+    return header.status in TERMINAL_STATUSES
+
+
+def parse_duration(value: str, option: str, url: str) -> float:
+    """Seconds from ``"90"``, ``"90s"``, ``"15m"``, ``"12h"`` or ``"14d"``; 0 disables."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = value.strip().lower()
+    scale = units.get(text[-1:], None)
+    number = text[:-1] if scale is not None else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise ConfigError(
+            f"option {option}={value!r} in {url!r} is not a duration (e.g. 3600, 90s, 15m, 14d)"
+        ) from None
+    if seconds < 0:
+        raise ConfigError(f"option {option}={value!r} in {url!r} must not be negative")
+    return seconds
+
+
+def sort_due(entries: Iterable[DueEntry], limit: int | None) -> list[DueEntry]:
+    """Earliest first, ties by ARN then key (the order every store returns)."""
+    out = sorted(entries, key=lambda d: (d.due_ms, d.arn, d.key))
+    return out if limit is None else out[:limit]
+
+
+def retrying(call: Callable[[], T], *, attempts: int, what: str,
+             transient: tuple[type[BaseException], ...] = (StoreUnavailableError,)) -> T:
+    """Run ``call``, retrying transient failures with jittered exponential backoff.
+
+    Only idempotent calls go through here: reads, and commits whose scripts recognise a
+    request that was already applied.
+    """
+    delay = 0.05
+    for attempt in range(attempts):
+        try:
+            return call()
+        except transient:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+    raise StoreUnavailableError(f"{what}: no attempts made")  # pragma: no cover
