@@ -23,7 +23,7 @@ from __future__ import annotations
 __all__ = ["APPLY", "DUE", "TOUCHED"]
 
 # ARGV: P, id, mode ('create'|'commit'), expected_rev, rev, doc, status, fn, name, arn,
-# list_member, first_event, ttl_ms, terminal ('1'|'0'),
+# list_member, first_event, ttl_ms, terminal ('1'|'0'), commit_id,
 # n_ops, (op_id, touched, json)*, n_events, (json)*, n_set, (key, kind, due_ms, json)*,
 # n_clear, (key)*
 # Returns {'ok'} | {'ok', 'replayed'} | {'exists', arn} | {'conflict', found_rev}
@@ -33,6 +33,7 @@ local P, id, mode = ARGV[1], ARGV[2], ARGV[3]
 local expected, rev, doc, status = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local fn, name, arn, member = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local first_event, ttl, terminal = tonumber(ARGV[12]), tonumber(ARGV[13]), ARGV[14] == '1'
+local cid = ARGV[15]
 local X = P .. 'x:' .. id
 local h, ko, kt, ke, kd = X .. ':h', X .. ':o', X .. ':t', X .. ':e', X .. ':d'
 local namekey = P .. 'n:' .. fn .. ':' .. name
@@ -42,17 +43,18 @@ if mode == 'create' then
   if holder then return {'exists', holder} end
   if redis.call('EXISTS', h) == 1 then return {'conflict', 'arn'} end
 else
-  local cur = redis.call('HMGET', h, 'rev', 'st', 'doc')
+  local cur = redis.call('HMGET', h, 'rev', 'st', 'cid')
   if not cur[1] then return {'notfound'} end
   local found = tonumber(cur[1])
   if found ~= expected then
-    -- a retried request whose first attempt was applied: report success, change nothing
-    if found == rev and cur[3] == doc then return {'ok', 'replayed'} end
+    -- a retried request whose first attempt was applied (same commit id): report
+    -- success, change nothing; any other writer's batch is a conflict
+    if found == rev and cur[3] == cid then return {'ok', 'replayed'} end
     return {'conflict', cur[1]}
   end
   old_status = cur[2]
 end
-local i = 15
+local i = 16
 local n_ops = tonumber(ARGV[i]); i = i + 1
 local n_events = tonumber(ARGV[i + 3 * n_ops])
 if n_events > 0 then
@@ -60,7 +62,7 @@ if n_events > 0 then
   if count + 1 ~= first_event then return {'badevent', tostring(count)} end
 end
 if mode == 'create' then redis.call('SET', namekey, arn) end
-redis.call('HSET', h, 'rev', rev, 'st', status, 'doc', doc)
+redis.call('HSET', h, 'rev', rev, 'st', status, 'doc', doc, 'cid', cid)
 for _ = 1, n_ops do
   redis.call('HSET', ko, ARGV[i], ARGV[i + 2])
   redis.call('ZADD', kt, ARGV[i + 1], ARGV[i])

@@ -19,12 +19,13 @@ URL options::
 
 Connection failures and timeouts raise :class:`~durable_ext.errors.StoreUnavailableError`
 after a few retries. Retrying a commit is safe: the script recognises a batch it already
-applied (same revision, same header) and reports success without applying it twice.
+applied (its commit id is stored with the header) and reports success without applying it twice.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
@@ -176,6 +177,7 @@ class RedisStore:
             batch.events[0].event_id if batch.events else 0,
             self.ttl_ms,
             "1" if terminal(h) else "0",
+            uuid.uuid4().hex,
             len(batch.operations),
         ]
         for op in batch.operations:
