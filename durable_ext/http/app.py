@@ -1,0 +1,430 @@
+"""The Starlette app: the Lambda durable-execution REST API over a :class:`LocalService`.
+
+Routes are the ones botocore's Lambda model gives (``Invoke`` under ``/2015-03-31``, the
+durable-execution operations under ``/2025-12-01``). An execution ARN contains ``/``, so
+botocore percent-encodes it into one path segment; routing therefore runs on the raw
+(still encoded) path and each segment is decoded on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from durable_ext._deps import require
+
+require("starlette", extra="serve")
+
+from starlette.applications import Starlette  # noqa: E402
+from starlette.concurrency import run_in_threadpool  # noqa: E402
+from starlette.exceptions import HTTPException  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
+
+from durable_ext.backends.engine import (  # noqa: E402
+    ExecutionAlreadyStartedError,
+    InvalidCheckpointTokenError,
+)
+from durable_ext.backends.validation import InvalidParameterValueError  # noqa: E402
+from durable_ext.errors import (  # noqa: E402
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+from durable_ext.http.service import LocalService  # noqa: E402
+from durable_ext.http.wire import ApiError, dumps, error_body, operation_to_wire  # noqa: E402
+
+__all__ = ["create_app", "to_api_error"]
+
+_V = "/2025-12-01"
+_EXECUTION_STATUSES = {"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
+_DEFAULT_PAGE = 100
+_LIST_SCAN_CAP = 100_000
+"""Most executions one filtered listing call scans (the store pages newest first)."""
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def to_api_error(exc: BaseException) -> ApiError:
+    """Translate a framework error into the service's error code."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, InvalidCheckpointTokenError):
+        # Exactly the service's code and message: the SDK retries only this one.
+        return ApiError("InvalidParameterValueException", "Invalid checkpoint token")
+    if isinstance(exc, ExecutionAlreadyStartedError):
+        return ApiError("DurableExecutionAlreadyStartedException", str(exc))
+    if isinstance(exc, InvalidParameterValueError | ConfigError):
+        return ApiError("InvalidParameterValueException", str(exc))
+    if isinstance(exc, NotFoundError):
+        # NotFoundError is a KeyError, whose str() adds quotes; the message is args[0].
+        return ApiError("ResourceNotFoundException", str(exc.args[0]) if exc.args else str(exc))
+    if isinstance(exc, ConflictError):
+        return ApiError("ResourceConflictException", str(exc))
+    if isinstance(exc, StoreUnavailableError):
+        return ApiError("ServiceException", str(exc), 503)
+    return ApiError("ServiceException", f"internal error: {type(exc).__name__}")
+
+
+def _json(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(dumps(value), status_code=status, media_type="application/json",
+                    headers=dict(headers or {}))
+
+
+def _error_response(err: ApiError) -> Response:
+    headers = {"x-amzn-ErrorType": err.code}
+    if err.code == "TooManyRequestsException":
+        headers["Retry-After"] = "1"
+    return Response(error_body(err.code, err.message), status_code=err.status,
+                    media_type="application/json", headers=headers)
+
+
+def _endpoint(fn: Endpoint) -> Endpoint:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except Exception as exc:
+            return _error_response(to_api_error(exc))
+
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+# ---------------------------------------------------------------- request parsing
+
+
+def _segment(request: Request, name: str) -> str:
+    return unquote(str(request.path_params[name]))
+
+
+def _bool(request: Request, name: str, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise ApiError("InvalidParameterValueException", f"{name} must be true or false, got {raw!r}")
+
+
+def _int(request: Request, name: str, low: int, high: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError("InvalidParameterValueException",
+                       f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ApiError("InvalidParameterValueException",
+                       f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+async def _body_json(request: Request, *, allow_empty: bool = True) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        if allow_empty:
+            return None
+        raise ApiError("InvalidRequestContentException", "the request body is empty")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiError("InvalidRequestContentException",
+                       "Could not parse request body into json") from None
+
+
+def _error_object(value: Any, where: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError("InvalidRequestContentException", f"{where}: expected an ErrorObject")
+    allowed = ("ErrorMessage", "ErrorType", "ErrorData", "StackTrace")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ApiError("InvalidRequestContentException",
+                       f"{where}: unknown ErrorObject fields {unknown}")
+    return {k: value[k] for k in allowed if value.get(k) is not None}
+
+
+# ---------------------------------------------------------------- the API
+
+
+def create_app(service: LocalService) -> ASGIApp:
+    """The ASGI app speaking the Lambda durable-execution API for ``service``.
+
+    Example:
+        >>> svc = LocalService("memory://")
+        >>> app = create_app(svc)
+        >>> svc.close()
+    """
+    rt = service.runtime
+
+    @_endpoint
+    async def invoke(request: Request) -> Response:
+        qualifier = request.query_params.get("Qualifier")
+        function = service.resolve(_segment(request, "function"), qualifier)
+        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if kind not in ("RequestResponse", "Event", "DryRun"):
+            raise ApiError("InvalidParameterValueException",
+                           f"X-Amz-Invocation-Type must be RequestResponse, Event or DryRun, "
+                           f"got {kind!r}")
+        if kind == "DryRun":
+            return Response(status_code=204)
+        payload = await request.body()
+        version = {"X-Amz-Executed-Version": "$LATEST"}
+        if service.is_plain(function):
+            res = await run_in_threadpool(service.invoke_plain, function, payload)
+            headers = dict(version)
+            if res.function_error:
+                headers["X-Amz-Function-Error"] = res.function_error
+            return Response(res.payload, 200, headers=headers, media_type="application/json")
+        name = request.headers.get("X-Amz-Durable-Execution-Name") or None
+        arn = await run_in_threadpool(service.start, function, payload, name)
+        headers = {**version, "X-Amz-Durable-Execution-Arn": arn}
+        if kind == "Event":
+            return Response(b"", 202, headers=headers)
+        outcome = await _wait_for_outcome(service, arn)
+        if outcome is None:
+            body = {"errorType": "Sandbox.Timedout",
+                    "errorMessage": f"execution still running after {service.sync_timeout:.0f} "
+                                    "seconds; use InvocationType=Event for long executions"}
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            return Response(json.dumps(body).encode(), 200, headers=headers,
+                            media_type="application/json")
+        if outcome.function_error:
+            headers["X-Amz-Function-Error"] = outcome.function_error
+        return Response(outcome.payload, 200, headers=headers, media_type="application/json")
+
+    @_endpoint
+    async def get_execution(request: Request) -> Response:
+        arn = _segment(request, "arn")
+        include = _bool(request, "IncludeExecutionData", True)
+        desc = await run_in_threadpool(rt.describe, arn)
+        if not include:
+            for key in ("InputPayload", "Result", "Error"):
+                desc.pop(key, None)
+        desc["ExecutionDataIncluded"] = include
+        return _json(desc)
+
+    @_endpoint
+    async def history(request: Request) -> Response:
+        arn = _segment(request, "arn")
+        page = await run_in_threadpool(
+            rt.history,
+            arn,
+            include_execution_data=_bool(request, "IncludeExecutionData", True),
+            max_items=_int(request, "MaxItems", 0, 1000) or _DEFAULT_PAGE,
+            marker=request.query_params.get("Marker") or None,
+            reverse_order=_bool(request, "ReverseOrder", False),
+        )
+        return _json(page)
+
+    @_endpoint
+    async def state(request: Request) -> Response:
+        arn = _segment(request, "arn")
+        token = request.query_params.get("CheckpointToken")
+        if not token:
+            raise ApiError("InvalidParameterValueException", "CheckpointToken is required")
+        ops, marker = await run_in_threadpool(
+            service.engine.get_state, arn, token,
+            request.query_params.get("Marker") or None,
+            _int(request, "MaxItems", 0, 1000) or None,
+        )
+        out: dict[str, Any] = {"Operations": [operation_to_wire(o) for o in ops]}
+        if marker:
+            out["NextMarker"] = marker
+        return _json(out)
+
+    @_endpoint
+    async def checkpoint(request: Request) -> Response:
+        arn = _segment(request, "arn")
+        body = await _body_json(request, allow_empty=False)
+        if not isinstance(body, dict):
+            raise ApiError("InvalidRequestContentException", "expected a JSON object")
+        token = body.get("CheckpointToken")
+        if not isinstance(token, str) or not token:
+            raise ApiError("InvalidParameterValueException", "CheckpointToken is required")
+        updates = body.get("Updates") or []
+        if not isinstance(updates, list) or not all(isinstance(u, dict) for u in updates):
+            raise ApiError("InvalidRequestContentException", "Updates must be a list of objects")
+        res = await run_in_threadpool(service.engine.checkpoint, arn, token, updates,
+                                      body.get("ClientToken") or None)
+        service.notify()
+        state: dict[str, Any] = {"Operations": [operation_to_wire(o) for o in res.operations]}
+        if res.next_marker:
+            state["NextMarker"] = res.next_marker
+        out: dict[str, Any] = {"NewExecutionState": state}
+        if res.token is not None:
+            out["CheckpointToken"] = res.token
+        return _json(out)
+
+    @_endpoint
+    async def stop(request: Request) -> Response:
+        arn = _segment(request, "arn")
+        error = _error_object(await _body_json(request), "StopDurableExecution body")
+        out = await run_in_threadpool(rt.stop, arn, error)
+        service.notify()
+        return _json(out)
+
+    @_endpoint
+    async def list_by_function(request: Request) -> Response:
+        function = service.resolve(_segment(request, "function"),
+                                   request.query_params.get("Qualifier"))
+        page = await run_in_threadpool(_list_page, service, function, request)
+        return _json(page)
+
+    @_endpoint
+    async def callback_succeed(request: Request) -> Response:
+        cid = _segment(request, "callback")
+        result = await request.body()
+        await run_in_threadpool(rt.send_callback_success, cid, result)
+        service.notify()
+        return _json({})
+
+    @_endpoint
+    async def callback_fail(request: Request) -> Response:
+        cid = _segment(request, "callback")
+        error = _error_object(await _body_json(request), "SendDurableExecutionCallbackFailure body")
+        await run_in_threadpool(rt.send_callback_failure, cid, error)
+        service.notify()
+        return _json({})
+
+    @_endpoint
+    async def callback_heartbeat(request: Request) -> Response:
+        cid = _segment(request, "callback")
+        await run_in_threadpool(rt.send_callback_heartbeat, cid)
+        return _json({})
+
+    async def health(request: Request) -> Response:
+        return _json({"status": "ok", "functions": service.functions()})
+
+    async def unknown(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        if status == 405:
+            return _error_response(ApiError("UnknownOperationException",
+                                            f"{request.method} is not allowed on this path", 405))
+        return _error_response(ApiError("UnknownOperationException",
+                                        f"no operation at {request.method} {request.url.path}"))
+
+    arn = _V + "/durable-executions/{arn}"
+    cb = _V + "/durable-execution-callbacks/{callback}"
+    routes = [
+        Route("/2015-03-31/functions/{function}/invocations", invoke, methods=["POST"]),
+        Route(arn, get_execution, methods=["GET"]),
+        Route(arn + "/history", history, methods=["GET"]),
+        Route(arn + "/state", state, methods=["GET"]),
+        Route(arn + "/checkpoint", checkpoint, methods=["POST"]),
+        Route(arn + "/stop", stop, methods=["POST"]),
+        Route(_V + "/functions/{function}/durable-executions", list_by_function, methods=["GET"]),
+        Route(cb + "/succeed", callback_succeed, methods=["POST"]),
+        Route(cb + "/fail", callback_fail, methods=["POST"]),
+        Route(cb + "/heartbeat", callback_heartbeat, methods=["POST"]),
+        Route("/_durable_ext/health", health, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: unknown})
+    return _RawPathRouting(app)
+
+
+async def _wait_for_outcome(service: LocalService, arn: str) -> Any:
+    """Poll the execution until it ends or the sync-invoke limit passes."""
+    import anyio
+
+    loop_time = anyio.current_time
+    deadline = loop_time() + service.sync_timeout
+    delay = 0.002
+    while True:
+        outcome = await run_in_threadpool(service.outcome, arn)
+        if outcome is not None or loop_time() >= deadline:
+            return outcome
+        await anyio.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
+
+
+def _list_page(service: LocalService, function: str, request: Request) -> dict[str, Any]:
+    """ListDurableExecutionsByFunction with the model's filters, newest first by default."""
+    rt = service.runtime
+    params = request.query_params
+    statuses = params.getlist("Statuses")
+    for s in statuses:
+        if s not in _EXECUTION_STATUSES:
+            raise ApiError("InvalidParameterValueException",
+                           f"Statuses: unknown status {s!r}; expected {sorted(_EXECUTION_STATUSES)}")
+    limit = _int(request, "MaxItems", 0, 1000) or _DEFAULT_PAGE
+    marker = params.get("Marker") or None
+    name = params.get("DurableExecutionName")
+    after = _timestamp(params.get("StartedAfter"), "StartedAfter")
+    before = _timestamp(params.get("StartedBefore"), "StartedBefore")
+    reverse = _bool(request, "ReverseOrder", False)
+    simple = not (name or after is not None or before is not None or reverse or len(statuses) > 1)
+    if simple:
+        page: dict[str, Any] = rt.list_executions(
+            function_name=function, status=statuses[0] if statuses else None,
+            max_items=limit, marker=marker)
+        return page
+    # Filters the store cannot apply: scan its pages (bounded), filter, page by offset.
+    matches: list[dict[str, Any]] = []
+    store_marker: str | None = None
+    scanned = 0
+    while scanned < _LIST_SCAN_CAP:
+        chunk = rt.list_executions(function_name=function, max_items=1000, marker=store_marker)
+        items = chunk["DurableExecutions"]
+        scanned += len(items)
+        for it in items:
+            ts = it["StartTimestamp"].timestamp()
+            if statuses and it["Status"] not in statuses:
+                continue
+            if name and it["DurableExecutionName"] != name:
+                continue
+            if (after is not None and ts < after) or (before is not None and ts > before):
+                continue
+            matches.append(it)
+        store_marker = chunk.get("NextMarker")
+        if not store_marker:
+            break
+    if reverse:
+        matches.reverse()
+    try:
+        offset = int(marker[2:]) if marker and marker.startswith("o:") else 0
+    except ValueError:
+        raise ApiError("InvalidParameterValueException", "Invalid marker") from None
+    if marker and not marker.startswith("o:"):
+        raise ApiError("InvalidParameterValueException", "Invalid marker")
+    out: dict[str, Any] = {"DurableExecutions": matches[offset:offset + limit]}
+    if offset + limit < len(matches):
+        out["NextMarker"] = f"o:{offset + limit}"
+    return out
+
+
+def _timestamp(raw: str | None, name: str) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ApiError("InvalidParameterValueException",
+                       f"{name} must be a timestamp, got {raw!r}") from None
+
+
+class _RawPathRouting:
+    """Route on the raw path so an encoded ``/`` stays inside its segment."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("raw_path"):
+            scope = dict(scope)
+            scope["path"] = scope["raw_path"].decode("latin-1").split("?", 1)[0]
+        await self.app(scope, receive, send)

@@ -1,0 +1,207 @@
+"""Running invocations in warm handler processes that talk to the server over HTTP.
+
+:class:`RemoteHandler` is what the server registers with its :class:`Runtime` for a
+function served with ``isolation="http"``: the runtime calls it like an in-process
+handler, and it forwards the invocation (the plain Lambda event) to a worker process
+from a :class:`WorkerPool`. The worker runs the real handler, whose SDK checkpoints
+through the server's HTTP API with its own ``LambdaClient``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import select
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from typing import Any, IO
+
+from durable_ext.errors import ConfigError
+
+__all__ = ["RemoteHandler", "WorkerPool"]
+
+
+def _error_class(name: str) -> type[Exception]:
+    # The runtime records ``type(exc).__name__`` as the ErrorType; the service names a
+    # crashed or timed-out sandbox with dotted types, which no Python class name has.
+    return type(name, (RuntimeError,), {"__module__": __name__})
+
+
+RuntimeExitError = _error_class("Runtime.ExitError")
+SandboxTimeoutError = _error_class("Sandbox.Timedout")
+
+
+class _Worker:
+    """One warm handler process and the pipes to it."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "durable_ext.http.worker", str(to_child_r), str(from_child_w)],
+            pass_fds=(to_child_r, from_child_w),
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._out: IO[str] = os.fdopen(to_child_w, "w", encoding="utf-8")
+        self._in: IO[str] = os.fdopen(from_child_r, "r", encoding="utf-8")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """Send one request; the reply, or None when the process died or timed out."""
+        try:
+            self._out.write(json.dumps(request) + "\n")
+            self._out.flush()
+        except OSError:
+            return None
+        ready, _, _ = select.select([self._in], [], [], max(0.0, timeout))
+        if not ready:
+            return {"timeout": True}
+        line = self._in.readline()
+        if not line:
+            return None
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def close(self) -> None:
+        for stream in (self._out, self._in):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class WorkerPool:
+    """Warm handler processes whose SDK talks to ``endpoint_url`` (the server).
+
+    Args:
+        endpoint_url: The server's URL, given to workers as ``AWS_ENDPOINT_URL_LAMBDA``.
+        region: Region for the workers' boto3 clients.
+        size: At most this many processes run invocations at once.
+        timeout: Seconds an invocation may run before its process is killed.
+    """
+
+    def __init__(self, endpoint_url: str, *, region: str = "us-east-1", size: int = 4,
+                 timeout: float = 900.0) -> None:
+        if size < 1:
+            raise ConfigError(f"worker pool size must be at least 1, got {size}")
+        self.endpoint_url = endpoint_url
+        self.timeout = timeout
+        self._env = self._environment(endpoint_url, region)
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @staticmethod
+    def _environment(endpoint_url: str, region: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env["AWS_ENDPOINT_URL_LAMBDA"] = endpoint_url
+        env.setdefault("AWS_DEFAULT_REGION", region)
+        # botocore signs every request; the local server does not check signatures, so
+        # placeholder credentials spare workers a credential lookup.
+        if "AWS_ACCESS_KEY_ID" not in env and "AWS_PROFILE" not in env:
+            env["AWS_ACCESS_KEY_ID"] = "local"
+            env["AWS_SECRET_ACCESS_KEY"] = "local"
+        # Workers import handlers by module path, from wherever the server can import them.
+        paths = [p for p in sys.path if p]
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([os.getcwd(), *paths]))
+        return env
+
+    def _checkout(self) -> _Worker:
+        while True:
+            try:
+                worker = self._idle.get_nowait()
+            except queue.Empty:
+                worker = _Worker(self._env)
+                with self._lock:
+                    self._all.append(worker)
+                return worker
+            if worker.alive():
+                return worker
+            self._discard(worker)
+
+    def _discard(self, worker: _Worker) -> None:
+        worker.close()
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+
+    def invoke(self, handler: str, event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        """Run one invocation of ``handler`` (``module:attr``) on ``event``; its output.
+
+        Raises:
+            Exception: the handler's error (its ErrorType as the class name), or
+                ``Runtime.ExitError`` / ``Sandbox.Timedout`` when the process died or
+                ran out of time.
+        """
+        if self._closed:
+            raise ConfigError("the worker pool is closed")
+        with self._slots:
+            worker = self._checkout()
+            started = time.monotonic()
+            reply = worker.call({"handler": handler, "event": event, "context": context},
+                                self.timeout)
+            if reply is None or reply.get("timeout"):
+                code = worker.proc.poll()
+                self._discard(worker)
+                if reply is not None:
+                    raise SandboxTimeoutError(
+                        f"Task timed out after {time.monotonic() - started:.2f} seconds")
+                how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+                raise RuntimeExitError(f"Error: Runtime exited with {how}")
+            self._idle.put(worker)
+        if "error" in reply:
+            err = reply["error"]
+            raise _error_class(str(err.get("ErrorType") or "Exception"))(err.get("ErrorMessage", ""))
+        output: dict[str, Any] = reply["output"]
+        return output
+
+    def close(self) -> None:
+        """Stop every worker process."""
+        self._closed = True
+        with self._lock:
+            workers, self._all = list(self._all), []
+        for worker in workers:
+            worker.close()
+
+
+class RemoteHandler:
+    """A handler the runtime calls in-process that runs the real one in a worker.
+
+    Args:
+        pool: Where invocations run.
+        path: The real handler, ``module:attr``.
+    """
+
+    def __init__(self, pool: WorkerPool, path: str) -> None:
+        self.pool = pool
+        self.path = path
+
+    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+        # The runtime hands over the SDK's input object; the worker gets the plain
+        # Lambda event, exactly what the service would send.
+        wire = event.to_json_dict() if hasattr(event, "to_json_dict") else dict(event)
+        ctx = asdict(context) if hasattr(context, "__dataclass_fields__") else {}
+        return self.pool.invoke(self.path, dict(wire), ctx)
+
+    def __repr__(self) -> str:
+        return f"RemoteHandler({self.path!r})"

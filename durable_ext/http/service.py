@@ -1,0 +1,294 @@
+"""The local service behind the HTTP API: a Runtime, its driver thread, and invocation.
+
+:class:`LocalService` owns a :class:`~durable_ext.runtime.Runtime` on any backend URL and
+a single driver thread that runs invocations and timers as they become due, woken at once
+when a request creates work. Functions are served ``inline`` (the handler runs in the
+server process and checkpoints through the engine directly) or over ``http`` (the
+handler runs in a warm worker process and checkpoints through this server's API with the
+SDK's own ``LambdaClient``, as on Lambda).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+
+from durable_ext.backends.engine import normalize_input, validate_name
+from durable_ext.backends.store import DueKind, Store
+from durable_ext.errors import ConfigError
+from durable_ext.http.invokers import RemoteHandler, WorkerPool
+from durable_ext.http.wire import ApiError
+from durable_ext.runtime import Runtime, VirtualClock
+from durable_ext.runtime.invoker import LambdaContextStub, handler_path, load_handler
+from durable_ext.runtime.runtime import function_of
+
+__all__ = ["InvokeResult", "LocalService", "WakeableClock"]
+
+Isolation = Literal["inline", "http"]
+
+_TIMERS = (
+    DueKind.INVOKE,
+    DueKind.WAKE,
+    DueKind.CALLBACK_TIMEOUT,
+    DueKind.CALLBACK_HEARTBEAT,
+    DueKind.EXECUTION_TIMEOUT,
+    "dispatch",
+    "notify",
+)
+_IDLE_POLL = 0.25
+"""Longest the driver sleeps without a known timer (a bound, not a poll for work)."""
+_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"})
+
+
+class WakeableClock:
+    """Wall-clock time whose sleeps end early when new work arrives."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        self._wake = wake
+
+    def now_ms(self) -> int:
+        """Current wall-clock time, epoch ms."""
+        return int(time.time() * 1000)
+
+    def sleep_until(self, due_ms: int, max_seconds: float) -> None:
+        """Sleep until ``due_ms`` (at most ``max_seconds``), or until woken."""
+        delay = min((due_ms - self.now_ms()) / 1000, max_seconds)
+        if delay > 0 and self._wake.wait(delay):
+            self._wake.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeResult:
+    """What Invoke answers: status code, ARN, payload and the function error flag."""
+
+    status: int
+    arn: str | None = None
+    payload: bytes = b""
+    function_error: str | None = None
+
+
+class LocalService:
+    """Serve registered durable functions with the Lambda durable-execution semantics.
+
+    Args:
+        backend: Store URL (``memory://``, ``file://PATH``, ``redis://...``) or a Store.
+        virtual_time: Waits and retry delays complete at once (a :class:`VirtualClock`).
+        region: Region in ARNs.
+        account: Account id in ARNs.
+        invocation_timeout: Seconds one invocation may run.
+        workers: Warm handler processes for functions served over ``http``.
+        sync_timeout: Longest a RequestResponse Invoke waits for its execution to end.
+
+    Example:
+        >>> with LocalService("memory://") as svc:
+        ...     svc.functions()
+        []
+    """
+
+    def __init__(
+        self,
+        backend: str | Store = "memory://",
+        *,
+        virtual_time: bool = False,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        invocation_timeout: float = 900.0,
+        workers: int = 4,
+        sync_timeout: float = 900.0,
+    ) -> None:
+        self._wake = threading.Event()
+        clock: Any = VirtualClock() if virtual_time else WakeableClock(self._wake)
+        self.runtime = Runtime(backend, clock=clock, region=region, account=account,
+                               invocation_timeout=invocation_timeout)
+        self.engine = self.runtime.engine
+        self.region = region
+        self.sync_timeout = sync_timeout
+        self._workers = workers
+        self._invocation_timeout = invocation_timeout
+        self._pool: WorkerPool | None = None
+        self._endpoint_url: str | None = None
+        self._pending_http: dict[str, str] = {}
+        self._plain: dict[str, Callable[..., Any]] = {}
+        self._names: list[str] = []
+        self._stop = threading.Event()
+        self._driver: threading.Thread | None = None
+        self.driver_error: BaseException | None = None
+
+    # ------------------------------------------------------------------ functions
+
+    def register(self, name: str, handler: Any, *, isolation: Isolation = "inline",
+                 durable: bool = True) -> None:
+        """Serve ``handler`` (an object or ``"module:attr"``) as function ``name``.
+
+        ``isolation="http"`` runs each invocation in a warm worker process that
+        checkpoints over this server's HTTP API (the server's URL must be known: see
+        :meth:`set_endpoint`); ``"inline"`` runs it in the server process.
+        """
+        if isolation not in ("inline", "http"):
+            raise ConfigError(f"isolation must be 'inline' or 'http', got {isolation!r}")
+        if not durable:
+            obj = load_handler(handler) if isinstance(handler, str) else handler
+            self.runtime.register(name, obj, durable=False)
+            self._plain[name] = obj
+        elif isolation == "http":
+            path = handler_path(handler)
+            if self._endpoint_url is None:
+                validate_name("function name", name)
+                self._pending_http[name] = path
+            else:
+                self.runtime.register(name, RemoteHandler(self._worker_pool(), path))
+        else:
+            self.runtime.register(name, handler)
+        if name not in self._names:
+            self._names.append(name)
+        self._wake.set()
+
+    def set_endpoint(self, endpoint_url: str) -> None:
+        """Where ``http`` workers reach this server; registers functions waiting for it."""
+        self._endpoint_url = endpoint_url
+        for name, path in self._pending_http.items():
+            self.runtime.register(name, RemoteHandler(self._worker_pool(), path))
+        self._pending_http.clear()
+        self._wake.set()
+
+    def _worker_pool(self) -> WorkerPool:
+        if self._pool is None:
+            assert self._endpoint_url is not None
+            self._pool = WorkerPool(self._endpoint_url, region=self.region, size=self._workers,
+                                    timeout=self._invocation_timeout)
+        return self._pool
+
+    def functions(self) -> list[str]:
+        """Names of the served functions."""
+        return list(self._names)
+
+    def resolve(self, function_name: str, qualifier: str | None = None) -> str:
+        """``fn``, ``fn:qualifier``, a partial or full function ARN -> a served name.
+
+        Raises:
+            ApiError: ``ResourceNotFoundException`` for a function that is not served.
+        """
+        name = function_name
+        if ":" in name:
+            parts = name.split(":")
+            if parts[0] == "arn":
+                name = parts[6] if len(parts) > 6 else ""
+            elif len(parts) >= 3 and parts[1] == "function":  # ACCOUNT:function:NAME
+                name = parts[2]
+            else:
+                name = parts[0]
+        if name not in self._names or name in self._pending_http:
+            raise ApiError(
+                "ResourceNotFoundException",
+                f"Function not found: {self.engine.function_arn(name or function_name)}"
+                + (f":{qualifier}" if qualifier else ""),
+            )
+        return name
+
+    # ------------------------------------------------------------------ invoke
+
+    def start(self, function_name: str, payload: bytes, name: str | None) -> str:
+        """Start (or find, by name) an execution of a durable function; its ARN."""
+        text = payload.decode() if payload else "{}"
+        try:
+            json.loads(text)
+        except ValueError:
+            raise ApiError("InvalidRequestContentException",
+                           "Could not parse request body into json") from None
+        arn = self.runtime.start(function_name, normalize_input(text), name=name)
+        self._wake.set()
+        return arn
+
+    def invoke_plain(self, function_name: str, payload: bytes) -> InvokeResult:
+        """Invoke a plain (non-durable) function once, synchronously."""
+        handler = self._plain[function_name]
+        event = json.loads(payload) if payload else {}
+        ctx = LambdaContextStub(aws_request_id=str(time.time_ns()), function_name=function_name,
+                                invoked_function_arn=self.engine.function_arn(function_name))
+        try:
+            result = handler(event, ctx)
+        except Exception as exc:
+            body = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+            return InvokeResult(200, None, json.dumps(body).encode(), "Unhandled")
+        return InvokeResult(200, None, json.dumps(result).encode())
+
+    def is_plain(self, function_name: str) -> bool:
+        """Whether ``function_name`` is served as a plain (non-durable) function."""
+        return function_name in self._plain
+
+    def outcome(self, arn: str) -> InvokeResult | None:
+        """The RequestResponse answer of a finished execution; None while it runs."""
+        desc = self.runtime.describe(arn)
+        status = desc["Status"]
+        if status not in _TERMINAL:
+            return None
+        if status == "SUCCEEDED":
+            result = desc.get("Result")
+            return InvokeResult(200, arn, (result or "null").encode())
+        err = desc.get("Error") or {}
+        body = {
+            "errorType": err.get("ErrorType") or f"Execution.{status.title().replace('_', '')}",
+            "errorMessage": err.get("ErrorMessage") or f"Execution {status}",
+        }
+        if err.get("StackTrace"):
+            body["stackTrace"] = err["StackTrace"]
+        return InvokeResult(200, arn, json.dumps(body).encode(), "Unhandled")
+
+    def notify(self) -> None:
+        """New work may be due (a callback, a stop, a checkpoint): wake the driver."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------ driver
+
+    def start_driver(self) -> None:
+        """Start the thread that runs invocations and timers."""
+        if self._driver is not None:
+            return
+        self._stop.clear()
+        self._driver = threading.Thread(target=self._drive, name="durable-ext-driver",
+                                        daemon=True)
+        self._driver.start()
+
+    def _next_timer_delay(self) -> float:
+        mine = set(self._names)
+        for entry in self.runtime.store.due(None, kinds=_TIMERS, limit=64):
+            if function_of(entry.arn) in mine:
+                delay = (entry.due_ms - self.runtime.clock.now_ms()) / 1000
+                return max(0.0, min(delay, _IDLE_POLL))
+        return _IDLE_POLL
+
+    def _drive(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.runtime.run_until_idle(timeout=_IDLE_POLL)
+                delay = self._next_timer_delay()
+            except Exception as exc:  # keep serving; the error is kept for inspection
+                self.driver_error = exc
+                delay = _IDLE_POLL
+            # A timer that is still due right after a pass belongs to work in flight
+            # elsewhere; a short pause keeps the loop from spinning on it.
+            self._wake.wait(max(delay, 0.002))
+
+    def close(self) -> None:
+        """Stop the driver, the workers and the runtime."""
+        self._stop.set()
+        self._wake.set()
+        if self._driver is not None:
+            self._driver.join(timeout=10)
+            self._driver = None
+        if self._pool is not None:
+            self._pool.close()
+        self.runtime.close()
+
+    def __enter__(self) -> LocalService:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,51 @@
+"""A warm handler process: runs invocations like a Lambda sandbox, checkpointing over HTTP.
+
+Started by :class:`durable_ext.http.invokers.WorkerPool` as ``python -m
+durable_ext.http.worker RFD WFD``. It reads one JSON request per line from file
+descriptor RFD (``{"handler", "event", "context"}``), calls the handler with the plain
+Lambda event, and writes ``{"output"}`` or ``{"error"}`` as one line to WFD. The handler's
+stdout and stderr stay the server's, as a Lambda function's logs are its own.
+
+The handler gets no injected client: the SDK builds its ``LambdaClient`` from the
+environment (``AWS_ENDPOINT_URL_LAMBDA`` points at the server), so every checkpoint and
+state read goes through the SDK's real HTTP path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from durable_ext.runtime.invoker import LambdaContextStub, error_of, load_handler
+
+
+def _serve(rfd: int, wfd: int) -> None:
+    handlers: dict[str, Any] = {}
+    with os.fdopen(rfd, "r", encoding="utf-8") as inp, \
+            os.fdopen(wfd, "w", encoding="utf-8") as out:
+        for line in inp:
+            request = json.loads(line)
+            path = request["handler"]
+            try:
+                handler = handlers.get(path) or handlers.setdefault(path, load_handler(path))
+                result = handler(request["event"], LambdaContextStub(**request["context"]))
+                reply: dict[str, Any] = {"output": dict(result)}
+            except Exception as exc:
+                reply = {"error": error_of(exc)}
+            out.write(json.dumps(reply, default=str) + "\n")
+            out.flush()
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``worker RFD WFD``."""
+    if len(argv) != 2:
+        print("usage: python -m durable_ext.http.worker RFD WFD", file=sys.stderr)
+        return 2
+    _serve(int(argv[0]), int(argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
