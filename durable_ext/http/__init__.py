@@ -8,6 +8,7 @@ Example:
     >>> from durable_ext.http import LocalService, ServerThread
     >>> svc = LocalService("memory://")   # then svc.register("fn", handler)
     >>> svc.close()
+
 """
 
 from __future__ import annotations

@@ -156,12 +156,13 @@ def _error_object(value: Any, where: str) -> dict[str, Any] | None:
 
 
 def create_app(service: LocalService) -> ASGIApp:
-    """The ASGI app speaking the Lambda durable-execution API for ``service``.
+    """Build the ASGI app speaking the Lambda durable-execution API for ``service``.
 
     Example:
         >>> svc = LocalService("memory://")
         >>> app = create_app(svc)
         >>> svc.close()
+
     """
     rt = service.runtime
 
@@ -353,8 +354,9 @@ def _list_page(service: LocalService, function: str, request: Request) -> dict[s
     statuses = params.getlist("Statuses")
     for s in statuses:
         if s not in _EXECUTION_STATUSES:
+            known = sorted(_EXECUTION_STATUSES)
             raise ApiError("InvalidParameterValueException",
-                           f"Statuses: unknown status {s!r}; expected {sorted(_EXECUTION_STATUSES)}")
+                           f"Statuses: unknown status {s!r}; expected one of {known}")
     limit = _int(request, "MaxItems", 0, 1000) or _DEFAULT_PAGE
     marker = params.get("Marker") or None
     name = params.get("DurableExecutionName")

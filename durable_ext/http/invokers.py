@@ -9,6 +9,7 @@ through the server's HTTP API with its own ``LambdaClient``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict
-from typing import Any, IO
+from typing import IO, Any
 
 from durable_ext.errors import ConfigError
 
@@ -73,10 +74,8 @@ class _Worker:
 
     def close(self) -> None:
         for stream in (self._out, self._in):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -94,6 +93,7 @@ class WorkerPool:
         region: Region for the workers' boto3 clients.
         size: At most this many processes run invocations at once.
         timeout: Seconds an invocation may run before its process is killed.
+
     """
 
     def __init__(self, endpoint_url: str, *, region: str = "us-east-1", size: int = 4,
@@ -145,13 +145,15 @@ class WorkerPool:
             if worker in self._all:
                 self._all.remove(worker)
 
-    def invoke(self, handler: str, event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, handler: str, event: dict[str, Any],
+               context: dict[str, Any]) -> dict[str, Any]:
         """Run one invocation of ``handler`` (``module:attr``) on ``event``; its output.
 
         Raises:
             Exception: the handler's error (its ErrorType as the class name), or
                 ``Runtime.ExitError`` / ``Sandbox.Timedout`` when the process died or
                 ran out of time.
+
         """
         if self._closed:
             raise ConfigError("the worker pool is closed")
@@ -171,7 +173,8 @@ class WorkerPool:
             self._idle.put(worker)
         if "error" in reply:
             err = reply["error"]
-            raise _error_class(str(err.get("ErrorType") or "Exception"))(err.get("ErrorMessage", ""))
+            kind = _error_class(str(err.get("ErrorType") or "Exception"))
+            raise kind(err.get("ErrorMessage", ""))
         output: dict[str, Any] = reply["output"]
         return output
 
@@ -190,6 +193,7 @@ class RemoteHandler:
     Args:
         pool: Where invocations run.
         path: The real handler, ``module:attr``.
+
     """
 
     def __init__(self, pool: WorkerPool, path: str) -> None:
@@ -197,6 +201,7 @@ class RemoteHandler:
         self.path = path
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+        """Run one invocation in a worker; the handler's output."""
         # The runtime hands over the SDK's input object; the worker gets the plain
         # Lambda event, exactly what the service would send.
         wire = event.to_json_dict() if hasattr(event, "to_json_dict") else dict(event)

@@ -61,6 +61,7 @@ class ServerThread:
     Example:
         >>> with ServerThread(LocalService("memory://")) as srv:  # doctest: +SKIP
         ...     boto3.client("lambda", endpoint_url=srv.url)
+
     """
 
     def __init__(self, service: LocalService, host: str = "127.0.0.1", port: int = 0) -> None:

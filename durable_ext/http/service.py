@@ -52,7 +52,7 @@ class WakeableClock:
         self._wake = wake
 
     def now_ms(self) -> int:
-        """Current wall-clock time, epoch ms."""
+        """Return the wall-clock time, epoch ms."""
         return int(time.time() * 1000)
 
     def sleep_until(self, due_ms: int, max_seconds: float) -> None:
@@ -88,6 +88,7 @@ class LocalService:
         >>> with LocalService("memory://") as svc:
         ...     svc.functions()
         []
+
     """
 
     def __init__(
@@ -172,6 +173,7 @@ class LocalService:
 
         Raises:
             ApiError: ``ResourceNotFoundException`` for a function that is not served.
+
         """
         name = function_name
         if ":" in name:
@@ -222,7 +224,7 @@ class LocalService:
         return function_name in self._plain
 
     def outcome(self, arn: str) -> InvokeResult | None:
-        """The RequestResponse answer of a finished execution; None while it runs."""
+        """Return the RequestResponse answer of a finished execution; None while it runs."""
         desc = self.runtime.describe(arn)
         status = desc["Status"]
         if status not in _TERMINAL:
@@ -240,7 +242,7 @@ class LocalService:
         return InvokeResult(200, arn, json.dumps(body).encode(), "Unhandled")
 
     def notify(self) -> None:
-        """New work may be due (a callback, a stop, a checkpoint): wake the driver."""
+        """Wake the driver: new work may be due (a callback, a stop, a checkpoint)."""
         self._wake.set()
 
     # ------------------------------------------------------------------ driver
@@ -258,7 +260,7 @@ class LocalService:
         mine = set(self._names)
         for entry in self.runtime.store.due(None, kinds=_TIMERS, limit=64):
             if function_of(entry.arn) in mine:
-                delay = (entry.due_ms - self.runtime.clock.now_ms()) / 1000
+                delay = float(entry.due_ms - int(self.runtime.clock.now_ms())) / 1000
                 return max(0.0, min(delay, _IDLE_POLL))
         return _IDLE_POLL
 

@@ -39,7 +39,10 @@ ERROR_STATUS: dict[str, int] = {
 
 # Timestamp keys of an Operation; the engine keeps epoch milliseconds, the wire has seconds.
 _OP_TIMESTAMPS = ("StartTimestamp", "EndTimestamp")
-_DETAIL_TIMESTAMPS = (("StepDetails", "NextAttemptTimestamp"), ("WaitDetails", "ScheduledEndTimestamp"))
+_DETAIL_TIMESTAMPS = (
+    ("StepDetails", "NextAttemptTimestamp"),
+    ("WaitDetails", "ScheduledEndTimestamp"),
+)
 
 
 class ApiError(Exception):
@@ -67,7 +70,7 @@ def dumps(value: Any) -> bytes:
 
 
 def error_body(code: str, message: str) -> bytes:
-    """The JSON body of an error (both message spellings the model's shapes use)."""
+    """Encode the JSON body of an error (both message spellings the model's shapes use)."""
     fault = "Service" if ERROR_STATUS.get(code, 400) >= 500 else "User"
     return dumps({"Type": fault, "message": message, "Message": message, "__type": code})
 
@@ -77,7 +80,7 @@ def _seconds(ms: Any) -> Any:
 
 
 def operation_to_wire(op: Mapping[str, Any]) -> dict[str, Any]:
-    """An engine operation (epoch-ms timestamps) in the API's shape (epoch seconds)."""
+    """Convert an engine operation (epoch-ms timestamps) to the API's shape (epoch seconds)."""
     out = dict(op)
     for key in _OP_TIMESTAMPS:
         if out.get(key) is not None:
