@@ -1,10 +1,10 @@
 """Pydantic model round trips: the model format against the usual alternatives, in one run.
 
-Run (next to the msgpack benchmarks)::
+Run next to the msgpack benchmarks, in one run::
 
-    .venv/bin/pytest benchmarks/bench_models.py --benchmark-group-by=group \
-        --benchmark-json=/tmp/models.json
-    .venv/bin/python benchmarks/bench_models.py /tmp/models.json   # the ratio table
+    .venv/bin/pytest benchmarks/bench_serdes.py benchmarks/bench_models.py \
+        --benchmark-json=models.json
+    .venv/bin/python benchmarks/bench_models.py models.json   # the ratio table
 
 Each case turns the same pydantic value into a checkpoint string and back into the
 same pydantic value (equality is checked once, outside the timing). Cases:
@@ -21,20 +21,21 @@ same pydantic value (equality is checked once, outside the timing). Cases:
 * ``pickle-signed``: the signed pickle format (no validation on decode).
 
 Payloads: ``one`` (a single order) and ``batch`` (a model holding 1,000 orders, a
-typical large step result).
+typical large step result): the records of ``bench_serdes.py``'s ``orders_1000``
+family as models, so its plain-dict ``msgpack`` row is the same data without models.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 import sys
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
+import payloads
 import pytest
 from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDesContext
 from pydantic import BaseModel
@@ -61,16 +62,8 @@ class Batch(BaseModel):
 
 
 def make_orders(n: int) -> list[Order]:
-    rng = random.Random(7)
-    base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    return [
-        Order(id=uuid.UUID(int=rng.getrandbits(128)),
-              placed_at=base + dt.timedelta(seconds=rng.randrange(10**7)),
-              amount=Decimal(rng.randrange(100, 10**6)) / 100, sku=f"sku-{rng.randrange(500)}",
-              qty=rng.randrange(1, 9), status=rng.choice(["new", "paid", "shipped"]),
-              dims=(rng.randrange(50), rng.randrange(50)))
-        for _ in range(n)
-    ]
+    # The same records as bench_serdes.py's orders_1000 family, as models.
+    return [Order(**record) for record in payloads.orders(n)]
 
 
 PAYLOADS: dict[str, BaseModel] = {"one": make_orders(1)[0],
@@ -141,25 +134,37 @@ def test_round_trip(benchmark: Any, case: str, payload: str) -> None:
 
 
 def ratio_table(path: str) -> str:
-    """Render a Markdown table of means and ratios to ``model`` from a benchmark JSON file."""
-    data = json.loads(open(path, encoding="utf-8").read())  # noqa: SIM115
+    """Render the Markdown ratio table of a benchmark JSON file (medians).
+
+    Rows of ``bench_serdes.py`` in the same file add its plain-dict ``msgpack`` and
+    ``sdk-extended`` round trips of the same 1,000 orders, for reference.
+    """
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
     rows: dict[str, dict[str, tuple[float, int]]] = {}
     for b in data["benchmarks"]:
-        case, payload = b["params"]["case"], b["params"]["payload"]
-        rows.setdefault(payload, {})[case] = (b["stats"]["mean"], b["extra_info"]["chars"])
-    out = ["| payload | case | mean | x `model` time | checkpoint chars |",
-           "|---|---|---|---|---|"]
+        params, info, median = b.get("params") or {}, b["extra_info"], b["stats"]["median"]
+        if "case" in params:
+            rows.setdefault(params["payload"], {})[params["case"]] = (median, info["chars"])
+        elif info.get("family") == "orders_1000" and info.get("serializer") in DICT_REFERENCE:
+            name = f"{info['serializer']} (dicts)"
+            rows.setdefault("batch", {})[name] = (median, info["size"])
+    out = ["| payload | case | round trip (median) | checkpoint chars | time vs pydantic-json "
+           "| speed-up vs sdk-default |", "|---|---|---:|---:|---:|---:|"]
     for payload in sorted(rows):
-        base = rows[payload]["model"][0]
-        for case in CASES:
-            if case in rows[payload]:
-                mean, chars = rows[payload][case]
-                out.append(f"| {payload} | {case} | {_fmt(mean)} | {mean / base:.2f} | {chars} |")
+        cases = rows[payload]
+        json_t, sdk_t = cases["pydantic-json"][0], cases["sdk-default"][0]
+        for case, (median, chars) in cases.items():
+            out.append(f"| {payload} | {case} | {_fmt(median)} | {chars:,} "
+                       f"| {median / json_t:.2f}x | {sdk_t / median:.1f}x |")
     return "\n".join(out)
 
 
+DICT_REFERENCE = ("msgpack", "sdk-extended")
+
+
 def _fmt(seconds: float) -> str:
-    return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:,.1f} us"
 
 
 if __name__ == "__main__":
