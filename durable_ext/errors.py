@@ -77,10 +77,6 @@ class MissingDependencyError(DurableExtError, ImportError):
 class SerializationError(DurableExtError, SerDesError):
     """Permanent serialization failure: the SDK fails the operation, no retry."""
 
-    def __init__(self, message: str) -> None:
-        DurableExtError.__init__(self, message)
-        SerDesError.__init__(self, message)
-
 
 class IntegrityError(SerializationError):
     """A checksum, signature or authentication tag did not verify."""
@@ -92,10 +88,6 @@ class DisallowedContentError(SerializationError):
 
 class RetryableSerializationError(DurableExtError, RetryableSerDesError):
     """Transient serialization failure: the SDK retries the whole invocation."""
-
-    def __init__(self, message: str) -> None:
-        DurableExtError.__init__(self, message)
-        RetryableSerDesError.__init__(self, message)
 
 
 class StoreError(DurableExtError):

@@ -11,7 +11,7 @@ import importlib
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from durable_ext._deps import install_hint
 from durable_ext.errors import ConfigError, SerializationError, SpecError
@@ -24,7 +24,9 @@ MAX_OUTPUT_BYTES = 1 << 30
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Settings:
+class CompressionSettings:
+    """Compression level, and the payload size below which nothing is compressed."""
+
     level: int
     threshold: int = 512
 
@@ -33,19 +35,47 @@ class _Settings:
             raise ConfigError(f"compression threshold must be >= 0, got {self.threshold}")
 
 
-def _settings(name: str, arg: str | None, default_level: int, options: dict[str, Any]) -> _Settings:
-    if arg is not None:
+class _CompressionCodec:
+    """Shared behaviour: compress above the threshold, keep the result only if smaller."""
+
+    name: ClassVar[str]
+    role: ClassVar[Role] = "codec"
+    wire: ClassVar[bytes]
+    version: ClassVar[int] = 1
+    default_level: ClassVar[int]
+
+    def __init__(self, *, level: int | None = None, threshold: int = 512) -> None:
+        self.settings = CompressionSettings(
+            level=self.default_level if level is None else level, threshold=threshold
+        )
+
+    @classmethod
+    def from_spec(cls, arg: str | None, /, **options: Any) -> Self:
+        """``NAME`` or ``NAME:LEVEL``; options ``level`` and ``threshold``."""
+        if arg is not None:
+            try:
+                options = {"level": int(arg), **options}
+            except ValueError:
+                raise SpecError(
+                    f"{cls.name}: the argument is a compression level, got {arg!r}"
+                ) from None
         try:
-            options = {"level": int(arg), **options}
-        except ValueError:
-            raise SpecError(f"{name}: the argument is a compression level, got {arg!r}") from None
-    try:
-        return _Settings(**{"level": default_level, **options})
-    except TypeError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
+            return cls(**options)
+        except TypeError as exc:
+            raise ConfigError(f"{cls.name}: {exc}") from None
+
+    def encode(self, data: bytes, ctx: SerDesContext) -> bytes | None:
+        """Compress, or return ``None`` when it would not help."""
+        if len(data) < self.settings.threshold:
+            return None
+        out = self._compress(data)
+        return out if len(out) < len(data) else None
+
+    def _compress(self, data: bytes) -> bytes:
+        raise NotImplementedError
 
 
-class ZlibCodec:
+class ZlibCodec(_CompressionCodec):
     """Deflate with the standard library; always available.
 
     Example:
@@ -56,27 +86,16 @@ class ZlibCodec:
     """
 
     name: ClassVar[str] = "zlib"
-    role: ClassVar[Role] = "codec"
     wire: ClassVar[bytes] = b"l"
-    version: ClassVar[int] = 1
+    default_level: ClassVar[int] = 6
 
-    def __init__(self, *, level: int = 6, threshold: int = 512) -> None:
-        self.settings = _Settings(level=level, threshold=threshold)
-        if not -1 <= level <= 9:
-            raise ConfigError(f"zlib level must be -1..9, got {level}")
+    def __init__(self, *, level: int | None = None, threshold: int = 512) -> None:
+        super().__init__(level=level, threshold=threshold)
+        if not -1 <= self.settings.level <= 9:
+            raise ConfigError(f"zlib level must be -1..9, got {self.settings.level}")
 
-    @classmethod
-    def from_spec(cls, arg: str | None, /, **options: Any) -> ZlibCodec:
-        """``zlib`` or ``zlib:LEVEL``."""
-        s = _settings("zlib", arg, 6, options)
-        return cls(level=s.level, threshold=s.threshold)
-
-    def encode(self, data: bytes, ctx: SerDesContext) -> bytes | None:
-        """Deflate, or ``None`` when it would not help."""
-        if len(data) < self.settings.threshold:
-            return None
-        out = zlib.compress(data, self.settings.level)
-        return out if len(out) < len(data) else None
+    def _compress(self, data: bytes) -> bytes:
+        return zlib.compress(data, self.settings.level)
 
     def decode(self, body: bytes, version: int, ctx: SerDesContext) -> bytes:
         """Inflate, bounded by :data:`MAX_OUTPUT_BYTES`."""
@@ -92,8 +111,8 @@ class ZlibCodec:
             ) from None
 
 
-class ZstdCodec:
-    """Zstandard compression; falls back to zlib frames when ``zstandard`` is missing.
+class ZstdCodec(_CompressionCodec):
+    """Zstandard compression; writes zlib frames instead when ``zstandard`` is missing.
 
     Example:
         >>> import durable_ext
@@ -103,38 +122,27 @@ class ZstdCodec:
     """
 
     name: ClassVar[str] = "zstd"
-    role: ClassVar[Role] = "codec"
     wire: ClassVar[bytes] = b"z"
-    version: ClassVar[int] = 1
+    default_level: ClassVar[int] = 3
 
-    def __init__(self, *, level: int = 3, threshold: int = 512) -> None:
-        self.settings = _Settings(level=level, threshold=threshold)
+    def __init__(self, *, level: int | None = None, threshold: int = 512) -> None:
+        super().__init__(level=level, threshold=threshold)
         try:
             self._zstd: Any = importlib.import_module("zstandard")
         except ImportError:
             self._zstd = None
-            self._fallback = ZlibCodec(level=6, threshold=threshold)
             # Frames must say what was really written: zlib, readable anywhere.
             self.wire = ZlibCodec.wire  # type: ignore[misc]
         self._local = threading.local()
 
-    @classmethod
-    def from_spec(cls, arg: str | None, /, **options: Any) -> ZstdCodec:
-        """``zstd`` or ``zstd:LEVEL``."""
-        s = _settings("zstd", arg, 3, options)
-        return cls(level=s.level, threshold=s.threshold)
-
-    def encode(self, data: bytes, ctx: SerDesContext) -> bytes | None:
-        """Compress, or ``None`` when it would not help."""
+    def _compress(self, data: bytes) -> bytes:
         if self._zstd is None:
-            return self._fallback.encode(data, ctx)
-        if len(data) < self.settings.threshold:
-            return None
+            return zlib.compress(data, ZlibCodec.default_level)
         c = getattr(self._local, "c", None)
         if c is None:
             c = self._local.c = self._zstd.ZstdCompressor(level=self.settings.level)
         out: bytes = c.compress(data)
-        return out if len(out) < len(data) else None
+        return out
 
     def decode(self, body: bytes, version: int, ctx: SerDesContext) -> bytes:
         """Decompress a zstd frame body."""
