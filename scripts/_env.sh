@@ -9,7 +9,7 @@ PY=$VENV/bin/python
 
 find_python() {
     for cand in "python$PYVER" "$HOME/.pyenv/versions/$PYVER"*/bin/python3; do
-        if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
             echo "$cand"; return 0
         fi
     done
