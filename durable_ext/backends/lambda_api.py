@@ -1,0 +1,438 @@
+"""The control plane over AWS Lambda: the Runtime's API for executions that live in Lambda.
+
+``lambda://FUNCTION[:QUALIFIER]?region=...&endpoint_url=...`` names a durable function.
+:class:`LambdaBackend` starts executions by invoking it with an execution name, and
+describes, pages history, lists, completes callbacks and stops through boto3, so the same
+commands work on executions in a local store and in Lambda (or in anything that speaks the
+Lambda API, such as ``durable-ext serve``).
+
+Errors are translated in one place (:func:`translate_errors`): throttling, 5xx and
+connection failures are retried with capped exponential backoff and full jitter, then
+raised as :class:`~durable_ext.errors.StoreUnavailableError`; unknown executions,
+functions or callbacks become :class:`~durable_ext.errors.NotFoundError`; a taken
+execution name :class:`~durable_ext.runtime.ExecutionAlreadyStartedError`; bad input
+:class:`~durable_ext.backends.validation.InvalidParameterValueError`; access problems
+:class:`~durable_ext.errors.StoreError`. The botocore error is always chained.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from durable_ext.backends.engine import ExecutionAlreadyStartedError
+from durable_ext.backends.validation import InvalidParameterValueError
+from durable_ext.errors import (
+    ConfigError,
+    NotFoundError,
+    SpecError,
+    StoreError,
+    StoreUnavailableError,
+)
+from durable_ext.spec import StoreSpec
+
+__all__ = ["RETRYABLE_CODES", "LambdaBackend", "LambdaTarget", "parse_lambda_url",
+           "translate_errors"]
+
+T = TypeVar("T")
+
+RETRYABLE_CODES = frozenset({
+    "TooManyRequestsException",
+    "ThrottlingException",
+    "Throttling",
+    "ServiceException",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "EC2ThrottledException",
+    "ResourceNotReadyException",
+})
+"""Error codes retried with backoff: throttling and transient service faults."""
+
+_NOT_FOUND = frozenset({"ResourceNotFoundException", "CallbackTimeoutException"})
+_BAD_INPUT = frozenset({
+    "InvalidParameterValueException",
+    "InvalidRequestContentException",
+    "RequestTooLargeException",
+    "ValidationException",
+    "UnsupportedMediaTypeException",
+})
+_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"})
+_OPTIONS = ("region", "endpoint_url", "profile", "max_attempts", "base_delay")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LambdaTarget:
+    """A parsed ``lambda://`` URL."""
+
+    function: str
+    qualifier: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    profile: str | None = None
+    max_attempts: int = 8
+    base_delay: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not self.function:
+            raise SpecError("lambda:// URL names no function: expected lambda://FUNCTION")
+        if self.max_attempts < 1:
+            raise SpecError(f"lambda:// max_attempts must be at least 1, got {self.max_attempts}")
+        if self.base_delay < 0:
+            raise SpecError(f"lambda:// base_delay must not be negative, got {self.base_delay}")
+
+
+def parse_lambda_url(url: str) -> LambdaTarget:
+    """Parse ``lambda://FUNCTION[:QUALIFIER]?region=...&endpoint_url=...``.
+
+    The function part is kept verbatim (case included); it may be a name or a function
+    ARN, with a qualifier after the last ``:`` for names.
+
+    Example:
+        >>> parse_lambda_url("lambda://orders:live?region=eu-west-1").qualifier
+        'live'
+
+    """
+    if not url.startswith("lambda://"):
+        raise SpecError(f"invalid Lambda backend URL {url!r}: expected lambda://FUNCTION")
+    rest = url[len("lambda://"):]
+    target, _, query = rest.partition("?")
+    target = unquote(target.rstrip("/"))
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise SpecError(f"invalid Lambda backend URL {url!r}: unknown option(s) {unknown}; "
+                        f"known: {list(_OPTIONS)}")
+    qualifier: str | None = None
+    if target.startswith("arn:"):
+        parts = target.split(":")
+        if len(parts) == 8:
+            qualifier = parts[7]
+            target = ":".join(parts[:7])
+        elif len(parts) != 7:
+            raise SpecError(f"invalid Lambda backend URL {url!r}: malformed function ARN")
+    elif ":" in target:
+        target, qualifier = target.rsplit(":", 1)
+    try:
+        attempts = int(options.get("max_attempts", 8))
+        base = float(options.get("base_delay", 0.1))
+    except ValueError as exc:
+        raise SpecError(f"invalid Lambda backend URL {url!r}: {exc}") from None
+    return LambdaTarget(function=target, qualifier=qualifier or None,
+                        region=options.get("region") or None,
+                        endpoint_url=options.get("endpoint_url") or None,
+                        profile=options.get("profile") or None,
+                        max_attempts=attempts, base_delay=base)
+
+
+def _code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    code = str((response.get("Error") or {}).get("Code") or "")
+    return code
+
+
+def translate_errors(what: str, call: Callable[[], T], *, max_attempts: int = 8,
+                     base_delay: float = 0.1, max_delay: float = 5.0,
+                     sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``call``; retry transient failures with backoff; map the rest to our errors.
+
+    Args:
+        what: The operation and target, for messages (``"GetDurableExecution arn:..."``).
+        call: The boto3 call.
+        max_attempts: Attempts in all, the first included.
+        base_delay: First backoff ceiling in seconds (doubled per attempt, full jitter).
+        max_delay: Largest backoff ceiling.
+        sleep: How to wait (injectable so callers can bound waiting).
+
+    """
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except NoCredentialsError as exc:
+            raise StoreError(f"{what}: no AWS credentials found") from exc
+        except ClientError as exc:
+            code = _code(exc)
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            message = str((exc.response.get("Error") or {}).get("Message") or exc)
+            retryable = code in RETRYABLE_CODES or status == 429 or status >= 500
+            if not retryable:
+                raise _permanent(what, code, message) from exc
+            if attempt >= max_attempts:
+                raise StoreUnavailableError(
+                    f"{what}: still failing after {attempt} attempts ({code or status}: "
+                    f"{message})") from exc
+        except BotoCoreError as exc:
+            # Connection refused/reset, timeouts: the endpoint may come back.
+            if attempt >= max_attempts:
+                raise StoreUnavailableError(
+                    f"{what}: endpoint unreachable after {attempt} attempts: {exc}") from exc
+        sleep(random.uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1))))
+
+
+def _permanent(what: str, code: str, message: str) -> Exception:
+    if code in _NOT_FOUND:
+        return NotFoundError(f"{what}: {code}: {message}")
+    if code == "DurableExecutionAlreadyStartedException":
+        return ExecutionAlreadyStartedError(f"{what}: {message}")
+    if code in _BAD_INPUT:
+        return InvalidParameterValueError(f"{what}: {code}: {message}")
+    return StoreError(f"{what}: {code or 'error'}: {message}")
+
+
+def _is_loopback(url: str | None) -> bool:
+    if not url:
+        return False
+    host = urlsplit(url).hostname or ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _clean(response: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+
+class LambdaBackend:
+    """The Runtime's control-plane API over the AWS Lambda durable-execution API.
+
+    Args:
+        target: The function (a :class:`LambdaTarget`, or a ``lambda://`` URL).
+        client: A boto3 ``lambda`` client to use instead of building one.
+
+    Example:
+        >>> be = LambdaBackend("lambda://orders?region=us-east-1")  # doctest: +SKIP
+        >>> arn = be.start(input={"id": 7}, name="order-7")         # doctest: +SKIP
+        >>> be.describe(arn)["Status"]                               # doctest: +SKIP
+        'RUNNING'
+
+    """
+
+    name = "lambda"
+
+    def __init__(self, target: LambdaTarget | str, *, client: Any = None) -> None:
+        self.target = parse_lambda_url(target) if isinstance(target, str) else target
+        self._client = client
+        self._owns_client = client is None
+
+    @classmethod
+    def from_spec(cls, spec: StoreSpec | str, **kwargs: Any) -> LambdaBackend:
+        """Build from a ``lambda://`` URL (``client=`` may be passed)."""
+        raw = spec if isinstance(spec, str) else (spec.raw or str(spec))
+        unknown = sorted(set(kwargs) - {"client"})
+        if unknown:
+            raise TypeError(f"LambdaBackend takes only client=, got {unknown}")
+        return cls(parse_lambda_url(raw), client=kwargs.get("client"))
+
+    @property
+    def client(self) -> Any:
+        """The boto3 ``lambda`` client (built on first use)."""
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            session = boto3.Session(profile_name=self.target.profile)
+            creds: dict[str, str] = {}
+            if _is_loopback(self.target.endpoint_url) and session.get_credentials() is None:
+                # A local emulator does not check signatures; botocore still wants a key.
+                creds = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+            # Retries are ours (translate_errors), so they are bounded and observable.
+            self._client = session.client(
+                "lambda",
+                region_name=self.target.region or session.region_name or "us-east-1",
+                endpoint_url=self.target.endpoint_url,
+                config=Config(retries={"max_attempts": 1, "mode": "standard"},
+                              connect_timeout=5, read_timeout=60),
+                **creds,
+            )
+        return self._client
+
+    def _call(self, what: str, method: str, **params: Any) -> dict[str, Any]:
+        fn = getattr(self.client, method)
+        response: dict[str, Any] = translate_errors(
+            what, lambda: fn(**params), max_attempts=self.target.max_attempts,
+            base_delay=self.target.base_delay)
+        return response
+
+    def _function(self, function_name: str | None) -> tuple[str, str | None]:
+        if function_name is None or function_name == self.target.function:
+            return self.target.function, self.target.qualifier
+        if ":" in function_name and not function_name.startswith("arn:"):
+            name, qualifier = function_name.rsplit(":", 1)
+            return name, qualifier
+        return function_name, None
+
+    # ------------------------------------------------------------------ control plane
+
+    def start(self, function_name: str | None = None, input: Any = None,
+              name: str | None = None, execution_timeout: int | None = None) -> str:
+        """Start an execution by invoking the function (``Event``); its ARN.
+
+        Same name and input returns the existing execution; a different input raises
+        :class:`~durable_ext.runtime.ExecutionAlreadyStartedError`.
+        """
+        if execution_timeout is not None:
+            raise ConfigError(
+                "execution_timeout is set on the Lambda function (DurableConfig."
+                "ExecutionTimeout), not per execution")
+        fn, qualifier = self._function(function_name)
+        payload = input if isinstance(input, str | bytes) else json.dumps(input)
+        params: dict[str, Any] = {"FunctionName": fn, "InvocationType": "Event",
+                                  "Payload": payload}
+        if qualifier:
+            params["Qualifier"] = qualifier
+        if name:
+            params["DurableExecutionName"] = name
+        response = self._call(f"Invoke {fn}", "invoke", **params)
+        arn = response.get("DurableExecutionArn") or (
+            response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            .get("x-amz-durable-execution-arn"))
+        if arn:
+            return str(arn)
+        if name:
+            # Some endpoints answer an Event invoke without the ARN header; the name
+            # identifies the execution, so look it up.
+            found = self.list_executions(fn, name=name, max_items=1)["DurableExecutions"]
+            if found:
+                return str(found[0]["DurableExecutionArn"])
+        raise StoreError(
+            f"Invoke {fn}: the response carried no X-Amz-Durable-Execution-Arn; is the "
+            "function durable (DurableConfig set)? Pass name= to find the execution by name")
+
+    def run(self, function_name: str | None = None, input: Any = None,
+            name: str | None = None, timeout: float = 60) -> dict[str, Any]:
+        """Start, wait until the execution ends (at most ``timeout`` s), and describe."""
+        arn = self.start(function_name, input, name)
+        return self.wait(arn, timeout)
+
+    def wait(self, arn: str, timeout: float = 60, poll: float = 0.5) -> dict[str, Any]:
+        """Poll until the execution is terminal or ``timeout`` passes; its description."""
+        deadline = time.monotonic() + timeout
+        delay = min(0.05, poll)
+        while True:
+            desc = self.describe(arn)
+            if desc["Status"] in _TERMINAL or time.monotonic() >= deadline:
+                return desc
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, poll)
+
+    def run_until_idle(self, timeout: float = 60, **_: Any) -> None:
+        """Nothing to drive: Lambda runs executions itself (kept for API parity)."""
+
+    def register(self, function_name: str, handler: Any, *, durable: bool = True) -> None:
+        """Refuse: functions are deployed to Lambda, not registered."""
+        raise ConfigError(
+            f"cannot register {function_name!r} on {self}: deploy it to Lambda, or serve it "
+            "locally with `durable-ext serve` and point endpoint_url at that server")
+
+    def describe(self, arn: str) -> dict[str, Any]:
+        """GetDurableExecution."""
+        return _clean(self._call(f"GetDurableExecution {arn}", "get_durable_execution",
+                                 DurableExecutionArn=arn))
+
+    def history(self, arn: str, include_execution_data: bool = True,
+                max_items: int | None = None, marker: str | None = None,
+                reverse_order: bool = False) -> dict[str, Any]:
+        """GetDurableExecutionHistory; without ``max_items`` every page is fetched."""
+        params: dict[str, Any] = {"DurableExecutionArn": arn,
+                                  "IncludeExecutionData": include_execution_data,
+                                  "ReverseOrder": reverse_order}
+        if max_items:
+            params["MaxItems"] = int(max_items)
+        if marker:
+            params["Marker"] = marker
+        what = f"GetDurableExecutionHistory {arn}"
+        page = _clean(self._call(what, "get_durable_execution_history", **params))
+        if max_items:
+            return page
+        events = list(page.get("Events", []))
+        seen: set[str] = set()
+        while page.get("NextMarker"):
+            next_marker = str(page["NextMarker"])
+            if next_marker in seen:
+                raise StoreError(f"{what}: the service repeated marker {next_marker!r}")
+            seen.add(next_marker)
+            params["Marker"] = next_marker
+            page = _clean(self._call(what, "get_durable_execution_history", **params))
+            events.extend(page.get("Events", []))
+        return {"Events": events}
+
+    def list_executions(self, function_name: str | None = None, status: str | None = None,
+                        max_items: int | None = None, marker: str | None = None, *,
+                        name: str | None = None) -> dict[str, Any]:
+        """ListDurableExecutionsByFunction (of the URL's function by default)."""
+        fn, qualifier = self._function(function_name)
+        params: dict[str, Any] = {"FunctionName": fn}
+        if qualifier:
+            params["Qualifier"] = qualifier
+        if status:
+            params["Statuses"] = [status]
+        if max_items:
+            params["MaxItems"] = int(max_items)
+        if marker:
+            params["Marker"] = marker
+        if name:
+            params["DurableExecutionName"] = name
+        return _clean(self._call(f"ListDurableExecutionsByFunction {fn}",
+                                 "list_durable_executions_by_function", **params))
+
+    def send_callback_success(self, callback_id: str, result: bytes | str | None = None) -> None:
+        """SendDurableExecutionCallbackSuccess (the result is sent verbatim)."""
+        params: dict[str, Any] = {"CallbackId": callback_id}
+        if result is not None:
+            params["Result"] = result.encode() if isinstance(result, str) else result
+        self._call(f"SendDurableExecutionCallbackSuccess {callback_id}",
+                   "send_durable_execution_callback_success", **params)
+
+    def send_callback_failure(self, callback_id: str,
+                              error: Mapping[str, Any] | None = None) -> None:
+        """SendDurableExecutionCallbackFailure."""
+        params: dict[str, Any] = {"CallbackId": callback_id}
+        if error:
+            params["Error"] = dict(error)
+        self._call(f"SendDurableExecutionCallbackFailure {callback_id}",
+                   "send_durable_execution_callback_failure", **params)
+
+    def send_callback_heartbeat(self, callback_id: str) -> None:
+        """SendDurableExecutionCallbackHeartbeat."""
+        self._call(f"SendDurableExecutionCallbackHeartbeat {callback_id}",
+                   "send_durable_execution_callback_heartbeat", CallbackId=callback_id)
+
+    def stop(self, arn: str, error: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """StopDurableExecution (the error is recorded as the execution's error)."""
+        params: dict[str, Any] = {"DurableExecutionArn": arn}
+        if error:
+            params["Error"] = dict(error)
+        return _clean(self._call(f"StopDurableExecution {arn}", "stop_durable_execution",
+                                 **params))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __str__(self) -> str:
+        q = f":{self.target.qualifier}" if self.target.qualifier else ""
+        return f"lambda://{self.target.function}{q}"
+
+    def close(self) -> None:
+        """Close the client's connections if this backend built it."""
+        if self._owns_client and self._client is not None and hasattr(self._client, "close"):
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> LambdaBackend:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
