@@ -220,7 +220,7 @@ class LambdaApiAdapter:
             raise
         except Exception as exc:
             error = {"Error": {"Code": type(exc).__name__, "Message": str(exc)}}
-            raise ClientError(error, operation) from exc  # type: ignore[arg-type]
+            raise ClientError(error, operation) from exc
 
     def get_durable_execution_history(
         self, *, DurableExecutionArn: str, IncludeExecutionData: bool = False
@@ -271,7 +271,7 @@ class VirtualTime:
 @contextlib.contextmanager
 def _virtual_time(driver: Driver) -> Iterator[None]:
     saved = validate.time
-    validate.time = VirtualTime(driver)  # type: ignore[assignment]
+    validate.time = VirtualTime(driver)
     try:
         yield
     finally:
@@ -326,12 +326,13 @@ def _run_sync(case: Case, driver: Driver, arn: str, context: PlaceholderContext)
         return list(match.errors)
     expected_result = case.data.get("ExpectedResult")
     if expected_result:
-        return _validate_execution_result(
+        errors: list[str] = _validate_execution_result(
             execution_arn=arn,
             expected_result=expected_result,
             lambda_client=LambdaApiAdapter(driver),
             context=context,
         )
+        return errors
     return []
 
 

@@ -80,7 +80,7 @@ class ReferenceDriver:
         self._runner.send_callback_heartbeat(callback_id)
 
     def close(self) -> None:
-        self._runner.close()
+        self._runner.close()  # type: ignore[no-untyped-call]
 
 
 def reference_driver(handler: CaseHandler, workdir: Path) -> Driver:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_durable_execution_sdk_python.config import Duration, JitterStrategy
 from aws_durable_execution_sdk_python.context import DurableContext
+from aws_durable_execution_sdk_python.lambda_service import OperationStatus
 from aws_durable_execution_sdk_python.retries import (
     RetryStrategyConfig,
     create_retry_strategy,
@@ -102,11 +103,18 @@ def first_time(ctx: DurableContext, key: str) -> bool:
     return True
 
 
-def let_checkpoints_flush() -> None:
-    """Give the SDK's background checkpointer time to persist asynchronous START updates.
+def wait_until_started(ctx: DurableContext, name: str, timeout: float = 10.0) -> None:
+    """Block until the service has acknowledged the START of the operation ``name``.
 
-    The Node handler in the suite crashes after its START checkpoints reached the
-    service; in Python an AT_LEAST_ONCE step's START is sent without waiting, so the
-    crash is delayed until the batcher (which flushes within milliseconds) has sent it.
+    The suite's Node handler crashes after its START checkpoints reached the service.  An
+    AT_LEAST_ONCE step's START is sent in the background, so the step body waits until the
+    checkpoint response has put the operation, STARTED, into the SDK's local state.
     """
-    time.sleep(0.3)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for op in list(ctx.state.operations.values()):
+            if op.name == name and op.status is OperationStatus.STARTED:
+                return
+        time.sleep(0.005)
+    msg = f"START of {name!r} was not acknowledged within {timeout} s"
+    raise RuntimeError(msg)

@@ -147,7 +147,9 @@ def callback_typed_serdes(event: Any, ctx: DurableContext) -> Any:
 
 @case("4-16")
 def callback_number_serdes(event: Any, ctx: DurableContext) -> Any:
-    count = ctx.create_callback(name=event, config=CallbackConfig(serdes=NumberSerDes())).result()
+    count: Any = ctx.create_callback(
+        name=event, config=CallbackConfig(serdes=NumberSerDes())
+    ).result()
     return {"count": count, "doubled": count * 2}
 
 

@@ -19,7 +19,7 @@ from conformance.handlers._common import (
     fail,
     first_time,
     fixed_retry,
-    let_checkpoints_flush,
+    wait_until_started,
 )
 from conformance.handlers._registry import case
 
@@ -120,7 +120,7 @@ def child_step_and_wait(event: Any, ctx: DurableContext) -> Any:
 
 @case("3-11")
 def child_large_payload(event: Any, ctx: DurableContext) -> dict[str, Any]:
-    def body(c: DurableContext) -> str:
+    def body(c: DurableContext) -> Any:
         # Replay logging on: the line is written on every run of the body, replays included.
         logsink.emit(f"[INFO] building large result for: {event}", arn_of(ctx))
         small = c.step(constant(event), name="small")
@@ -136,15 +136,16 @@ def child_large_payload(event: Any, ctx: DurableContext) -> dict[str, Any]:
 def child_interrupted(event: Any, ctx: DurableContext) -> Any:
     crash_now = first_time(ctx, "crash")
 
-    def interruptible(_: Any) -> Any:
-        if crash_now:
-            let_checkpoints_flush()
-            crash()
-        return event
+    def body(c: DurableContext) -> Any:
+        def interruptible(_: Any) -> Any:
+            if crash_now:
+                wait_until_started(c, "interruptible")
+                crash()
+            return event
 
-    return ctx.run_in_child_context(
-        lambda c: c.step(interruptible, name="interruptible"), name="interrupted_child"
-    )
+        return c.step(interruptible, name="interruptible")
+
+    return ctx.run_in_child_context(body, name="interrupted_child")
 
 
 @case("3-13")

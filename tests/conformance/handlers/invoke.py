@@ -111,13 +111,14 @@ def invoke_tenant(event: Any, ctx: DurableContext) -> Any:
 
 @case("5-9", targets=(ECHO_T,))
 def invoke_then_wait(event: Any, ctx: DurableContext) -> Any:
-    result = ctx.invoke(ECHO, "cached")
+    result: Any = ctx.invoke(ECHO, "cached")
     ctx.wait(Duration.from_seconds(1))
     return result
 
 
 @case("5-10", targets=(FAILING_T,))
 def invoke_fails_then_wait(event: Any, ctx: DurableContext) -> Any:
+    result: Any
     try:
         result = ctx.invoke(FAILING, None)
     except InvokeError as exc:
@@ -134,7 +135,7 @@ def step_then_invoke(event: Any, ctx: DurableContext) -> Any:
 
 @case("5-12", targets=(ECHO_T,))
 def invoke_then_step(event: Any, ctx: DurableContext) -> Any:
-    value = ctx.invoke(ECHO, "from-invoke")
+    value: Any = ctx.invoke(ECHO, "from-invoke")
     return ctx.step(constant(f"processed {value}"), name="process")
 
 
@@ -145,8 +146,8 @@ def invoke_in_child(event: Any, ctx: DurableContext) -> Any:
 
 @case("5-14", targets=(ECHO_T, _t(ECHO_2, "echo")))
 def invoke_twice(event: Any, ctx: DurableContext) -> Any:
-    first = ctx.invoke(ECHO, "first")
-    second = ctx.invoke(ECHO_2, "second")
+    first: Any = ctx.invoke(ECHO, "first")
+    second: Any = ctx.invoke(ECHO_2, "second")
     return [first, second]
 
 

@@ -27,7 +27,7 @@ from conformance.handlers._registry import case
 
 def sequential(**completion: Any) -> MapConfig[Any]:
     """max-concurrency 1 (deterministic order), with an optional completion config."""
-    config = CompletionConfig(**completion) if completion else CompletionConfig()
+    config: Any = CompletionConfig(**completion) if completion else CompletionConfig()
     return MapConfig(max_concurrency=1, completion_config=config)
 
 
@@ -113,7 +113,7 @@ def map_empty(event: Any, ctx: DurableContext) -> Any:
 
 @case("9-5")
 def map_fail_fast(event: Any, ctx: DurableContext) -> Any:
-    result = ctx.map(
+    result: Any = ctx.map(
         ["ok", "fail", "never"],
         fail_on_fail,
         name="failfast",
@@ -124,7 +124,7 @@ def map_fail_fast(event: Any, ctx: DurableContext) -> Any:
 
 @case("9-6")
 def map_rethrow(event: Any, ctx: DurableContext) -> Any:
-    result = ctx.map(
+    result: Any = ctx.map(
         ["fail", "never"],
         fail_on_fail,
         name="throwing",
@@ -136,7 +136,7 @@ def map_rethrow(event: Any, ctx: DurableContext) -> Any:
 
 @case("9-7")
 def map_min_successful(event: Any, ctx: DurableContext) -> Any:
-    result = ctx.map(
+    result: Any = ctx.map(
         ["a", "b", "c", "d"], direct, name="min-successful", config=sequential(min_successful=2)
     )
     return projection(result, "completionReason", "successCount", "totalCount")
@@ -144,7 +144,7 @@ def map_min_successful(event: Any, ctx: DurableContext) -> Any:
 
 @case("9-8")
 def map_tolerated(event: Any, ctx: DurableContext) -> Any:
-    result = ctx.map(
+    result: Any = ctx.map(
         ["a", "fail", "c"],
         fail_on_fail,
         name="tolerated",
@@ -155,7 +155,7 @@ def map_tolerated(event: Any, ctx: DurableContext) -> Any:
 
 @case("9-9")
 def map_tolerance_exceeded(event: Any, ctx: DurableContext) -> Any:
-    result = ctx.map(
+    result: Any = ctx.map(
         ["fail", "fail", "c"],
         fail_on_fail,
         name="tolerated-exceeded",
@@ -166,7 +166,7 @@ def map_tolerance_exceeded(event: Any, ctx: DurableContext) -> Any:
 
 @case("9-10")
 def map_tolerated_percentage(event: Any, ctx: DurableContext) -> Any:
-    result = ctx.map(
+    result: Any = ctx.map(
         ["fail", "fail", "c", "d"],
         fail_on_fail,
         name="tolerated-pct",
@@ -187,13 +187,13 @@ def map_flat(event: Any, ctx: DurableContext) -> Any:
     def item_step(c: DurableContext, item: Any, index: int, items: Sequence[Any]) -> Any:
         return c.step(constant(item), name=f"item-{index}")
 
-    config = MapConfig(max_concurrency=1, nesting_type=NestingType.FLAT)
+    config: Any = MapConfig(max_concurrency=1, nesting_type=NestingType.FLAT)
     return ctx.map(["fa", "fb"], item_step, name="flat", config=config).get_results()
 
 
 @case("9-13")
 def map_item_namer(event: Any, ctx: DurableContext) -> Any:
-    config = MapConfig(max_concurrency=1, item_namer=lambda item, index: f"item-{item}")
+    config: Any = MapConfig(max_concurrency=1, item_namer=lambda item, index: f"item-{item}")
     return ctx.map(
         event, lambda c, item, i, items: item * 10, name="named-items", config=config
     ).get_results()
@@ -201,7 +201,7 @@ def map_item_namer(event: Any, ctx: DurableContext) -> Any:
 
 @case("9-14")
 def map_item_serdes(event: Any, ctx: DurableContext) -> Any:
-    config = MapConfig(max_concurrency=1, item_serdes=PrefixSerDes())
+    config: Any = MapConfig(max_concurrency=1, item_serdes=PrefixSerDes())
     return ctx.map(["x", "y"], upper, name="serdes", config=config).get_results()
 
 
@@ -220,20 +220,20 @@ def map_large_result(event: Any, ctx: DurableContext) -> Any:
     def large(c: DurableContext, item: Any, index: int, items: Sequence[Any]) -> Any:
         return item * (70 * 1024)
 
-    result = ctx.map(["a", "b", "c", "d"], large, name="large", config=sequential())
+    result: Any = ctx.map(["a", "b", "c", "d"], large, name="large", config=sequential())
     return {"successCount": result.success_count, "totalCount": result.total_count}
 
 
 @case("9-17")
 def map_then_wait(event: Any, ctx: DurableContext) -> Any:
-    results = ctx.map(["a", "b"], upper, name="then-wait", config=sequential()).get_results()
+    results: Any = ctx.map(["a", "b"], upper, name="then-wait", config=sequential()).get_results()
     ctx.wait(Duration.from_seconds(1))
     return results
 
 
 @case("9-18")
 def map_failure_then_wait(event: Any, ctx: DurableContext) -> Any:
-    result = ctx.map(
+    result: Any = ctx.map(
         ["ok", "fail"],
         fail_on_fail,
         name="fail-then-wait",
@@ -250,6 +250,6 @@ def map_operation_serdes(event: Any, ctx: DurableContext) -> Any:
 
 @case("9-20")
 def map_operation_serdes_replay(event: Any, ctx: DurableContext) -> Any:
-    result = ctx.map(["x", "y"], upper, name="op-serde-replay", config=_op_serdes_config())
+    result: Any = ctx.map(["x", "y"], upper, name="op-serde-replay", config=_op_serdes_config())
     ctx.wait(Duration.from_seconds(1))
     return result.get_results()

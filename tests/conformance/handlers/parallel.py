@@ -42,7 +42,11 @@ def raises(message: str = "branch failed") -> Branch:
 
 def sequential(**completion: Any) -> ParallelConfig:
     """max-concurrency 1 (deterministic order), with an optional completion config."""
-    config = CompletionConfig(**completion) if completion else CompletionConfig.all_successful()
+    config = (
+        CompletionConfig(**completion)
+        if completion
+        else CompletionConfig(tolerated_failure_count=0, tolerated_failure_percentage=0)
+    )
     return ParallelConfig(max_concurrency=1, completion_config=config)
 
 
@@ -58,7 +62,7 @@ class WrapSerDes(SerDes[Any]):
 
 @case("8-1")
 def parallel_basic(event: Any, ctx: DurableContext) -> Any:
-    branches = [step_returning("task-1"), step_returning("task-2")]
+    branches: list[Any] = [step_returning("task-1"), step_returning("task-2")]
     return ctx.parallel(branches, name="parallel", config=sequential()).get_results()
 
 
@@ -69,7 +73,7 @@ def parallel_unnamed(event: Any, ctx: DurableContext) -> Any:
 
 @case("8-3")
 def parallel_named_branches(event: Any, ctx: DurableContext) -> Any:
-    branches = [
+    branches: list[Any] = [
         ParallelBranch(func=returns("one"), name="first"),
         ParallelBranch(func=returns("two"), name="second"),
     ]
@@ -78,7 +82,7 @@ def parallel_named_branches(event: Any, ctx: DurableContext) -> Any:
 
 @case("8-4")
 def parallel_heterogeneous(event: Any, ctx: DurableContext) -> Any:
-    branches = [returns("hello"), returns(42), returns({"k": "v"})]
+    branches: list[Any] = [returns("hello"), returns(42), returns({"k": "v"})]
     return ctx.parallel(branches, name="hetero", config=sequential()).get_results()
 
 
@@ -89,14 +93,14 @@ def parallel_empty(event: Any, ctx: DurableContext) -> Any:
 
 @case("8-6")
 def parallel_fail_fast(event: Any, ctx: DurableContext) -> Any:
-    branches = [returns("ok"), raises(), returns("never")]
+    branches: list[Any] = [returns("ok"), raises(), returns("never")]
     result = ctx.parallel(branches, name="failfast", config=sequential(tolerated_failure_count=0))
     return projection(result, *FULL)
 
 
 @case("8-7")
 def parallel_rethrow(event: Any, ctx: DurableContext) -> Any:
-    branches = [raises(), returns("never")]
+    branches: list[Any] = [raises(), returns("never")]
     result = ctx.parallel(branches, name="throwing", config=sequential(tolerated_failure_count=0))
     result.throw_if_error()
     return result.get_results()
@@ -104,21 +108,21 @@ def parallel_rethrow(event: Any, ctx: DurableContext) -> Any:
 
 @case("8-8")
 def parallel_min_successful(event: Any, ctx: DurableContext) -> Any:
-    branches = [returns(f"b{i}") for i in range(4)]
+    branches: list[Any] = [returns(f"b{i}") for i in range(4)]
     result = ctx.parallel(branches, name="min-successful", config=sequential(min_successful=2))
     return projection(result, "completionReason", "successCount", "totalCount")
 
 
 @case("8-9")
 def parallel_tolerated(event: Any, ctx: DurableContext) -> Any:
-    branches = [returns("a"), raises(), returns("c")]
+    branches: list[Any] = [returns("a"), raises(), returns("c")]
     result = ctx.parallel(branches, name="tolerated", config=sequential(tolerated_failure_count=1))
     return projection(result, *FULL)
 
 
 @case("8-10")
 def parallel_tolerance_exceeded(event: Any, ctx: DurableContext) -> Any:
-    branches = [raises(), raises(), returns("never")]
+    branches: list[Any] = [raises(), raises(), returns("never")]
     result = ctx.parallel(
         branches, name="tolerated-exceeded", config=sequential(tolerated_failure_count=1)
     )
@@ -127,7 +131,7 @@ def parallel_tolerance_exceeded(event: Any, ctx: DurableContext) -> Any:
 
 @case("8-11")
 def parallel_concurrent(event: Any, ctx: DurableContext) -> Any:
-    branches = [returns("r0"), returns("r1"), returns("r2")]
+    branches: list[Any] = [returns("r0"), returns("r1"), returns("r2")]
     return ctx.parallel(
         branches, name="concurrent", config=ParallelConfig(max_concurrency=2)
     ).get_results()
@@ -143,7 +147,7 @@ def parallel_flat(event: Any, ctx: DurableContext) -> Any:
 
 @case("8-13")
 def parallel_tolerated_percentage(event: Any, ctx: DurableContext) -> Any:
-    branches = [raises(), raises(), returns("c"), returns("d")]
+    branches: list[Any] = [raises(), raises(), returns("c"), returns("d")]
     result = ctx.parallel(
         branches, name="tolerated-pct", config=sequential(tolerated_failure_percentage=25)
     )
@@ -156,7 +160,7 @@ def parallel_wait_in_branch(event: Any, ctx: DurableContext) -> Any:
         c.wait(Duration.from_seconds(2))
         return "b1"
 
-    branches = [step_returning("b0"), waiting_branch]
+    branches: list[Any] = [step_returning("b0"), waiting_branch]
     return ctx.parallel(branches, name="replay", config=sequential()).get_results()
 
 
@@ -168,21 +172,21 @@ def parallel_item_serdes(event: Any, ctx: DurableContext) -> Any:
 
 @case("8-16")
 def parallel_all_fail_tolerated(event: Any, ctx: DurableContext) -> Any:
-    branches = [raises(), raises(), raises()]
+    branches: list[Any] = [raises(), raises(), raises()]
     result = ctx.parallel(branches, name="all-fail", config=sequential(tolerated_failure_count=3))
     return projection(result, *FULL)
 
 
 @case("8-17")
 def parallel_min_not_reached(event: Any, ctx: DurableContext) -> Any:
-    branches = [returns("a"), raises(), returns("c")]
+    branches: list[Any] = [returns("a"), raises(), returns("c")]
     result = ctx.parallel(branches, name="min-not-reached", config=sequential(min_successful=3))
     return projection(result, *FULL)
 
 
 @case("8-18")
 def parallel_combined(event: Any, ctx: DurableContext) -> Any:
-    branches = [raises(), raises(), returns("c"), returns("d")]
+    branches: list[Any] = [raises(), raises(), returns("c"), returns("d")]
     result = ctx.parallel(
         branches,
         name="combined",
@@ -200,7 +204,7 @@ def parallel_bad_concurrency(event: Any, ctx: DurableContext) -> Any:
 
 @case("8-20")
 def parallel_accessors(event: Any, ctx: DurableContext) -> Any:
-    branches = [returns("a"), raises(), returns("c")]
+    branches: list[Any] = [returns("a"), raises(), returns("c")]
     result = ctx.parallel(branches, name="accessors", config=sequential(tolerated_failure_count=1))
     return {
         "hasFailure": result.has_failure,
@@ -221,7 +225,7 @@ def parallel_nested(event: Any, ctx: DurableContext) -> Any:
 
 @case("8-22")
 def parallel_percentage_boundary(event: Any, ctx: DurableContext) -> Any:
-    branches = [raises(), returns("b"), returns("c"), returns("d")]
+    branches: list[Any] = [raises(), returns("b"), returns("c"), returns("d")]
     result = ctx.parallel(
         branches, name="pct-boundary", config=sequential(tolerated_failure_percentage=25)
     )

@@ -45,12 +45,12 @@ def _greet_step(name: Any) -> Any:
 
 
 @case("1-1")
-def step_basic(event: Any, ctx: DurableContext) -> str:
+def step_basic(event: Any, ctx: DurableContext) -> Any:
     return ctx.step(_greet_step(event))
 
 
 @case("1-2")
-def step_named(event: Any, ctx: DurableContext) -> str:
+def step_named(event: Any, ctx: DurableContext) -> Any:
     return ctx.step(_greet_step(event), name="custom_step_name")
 
 

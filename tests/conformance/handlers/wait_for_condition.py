@@ -79,7 +79,7 @@ def wfc_initial_state(event: Any, ctx: DurableContext) -> Any:
 
 @case("6-5")
 def wfc_fixed_delay(event: Any, ctx: DurableContext) -> Any:
-    strategy = create_wait_strategy(
+    strategy: Any = create_wait_strategy(
         WaitStrategyConfig(
             should_continue_polling=lambda s: s < event,
             initial_delay=Duration.from_seconds(2),
@@ -93,7 +93,7 @@ def wfc_fixed_delay(event: Any, ctx: DurableContext) -> Any:
 
 @case("6-6")
 def wfc_exhausted(event: Any, ctx: DurableContext) -> Any:
-    strategy = create_wait_strategy(
+    strategy: Any = create_wait_strategy(
         WaitStrategyConfig(
             should_continue_polling=lambda s: True,
             max_attempts=3,
@@ -143,7 +143,11 @@ def wfc_null_state(event: Any, ctx: DurableContext) -> Any:
     config = WaitForConditionConfig(
         wait_strategy=_poll_while(lambda s: s is not None), initial_state=0
     )
-    return ctx.wait_for_condition(lambda state, _: None, config=config)
+
+    def null_check(state: Any, _: Any) -> Any:
+        return None
+
+    return ctx.wait_for_condition(null_check, config=config)
 
 
 @case("6-11")
