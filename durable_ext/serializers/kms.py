@@ -30,6 +30,7 @@ messages, logs or reprs.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import struct
@@ -87,6 +88,8 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U32X2 = struct.Struct(">II")
 _MAX_PARSED = 4096
+#: bytes of sealed large payloads kept for reuse (see ``reuse_min_bytes``)
+_REUSE_BYTES = 64 << 20
 _LOCAL_DOMAIN = b"durable-ext/localkey/1\x00"
 
 #: key ids of the form arn:PARTITION:kms:REGION:ACCOUNT:key/UUID pack into 20-40 bytes
@@ -558,16 +561,28 @@ class _EnvelopeCodec:
 
     def __init__(self, provider: KeyProvider, *,
                  encryption_context: Mapping[str, str] | None = None, bind: bool = True,
-                 cache: DataKeyCache | None = None, **cache_limits: Any) -> None:
-        if cache is not None and cache_limits:
+                 cache: DataKeyCache | None = None, reuse_min_bytes: int | None = 128 << 10,
+                 **cache_limits: Any) -> None:
+        if cache is not None and set(cache_limits) & _CACHE_OPTIONS:
             raise ConfigError(f"{self.name}: give cache=... or cache limits "
                               f"{sorted(cache_limits)}, not both")
         try:
             self.cache = cache if cache is not None else DataKeyCache(**cache_limits)
         except TypeError as exc:
             raise ConfigError(f"{self.name}: {exc}") from None
+        if reuse_min_bytes is not None and (
+                not isinstance(reuse_min_bytes, int) or reuse_min_bytes < 1):
+            raise ConfigError(f"{self.name}: reuse_min_bytes must be an int >= 1 or None, "
+                              f"got {reuse_min_bytes!r}")
         self.provider = provider
         self.bind = bool(bind)
+        self.reuse_min_bytes = reuse_min_bytes
+        # (execution, operation, sha256 of the plaintext) -> the body sealed for it. A large
+        # result serialized again for the same operation (a FLAT branch on replay, a step
+        # retried in this process) gets the same ciphertext, so an S3 offload after this
+        # stage finds the same content-addressed object instead of writing another.
+        self._reuse: BoundedCache[tuple[str, str, bytes], bytes] = BoundedCache(
+            max_entries=1024, max_bytes=_REUSE_BYTES, max_age=self.cache.max_age)
         context = DEFAULT_CONTEXT if encryption_context is None else encryption_context
         self.encryption_context = _check_context(context)
         explicit = self.encryption_context != dict(DEFAULT_CONTEXT)
@@ -606,11 +621,22 @@ class _EnvelopeCodec:
 
     def encode(self, data: bytes, ctx: SerDesContext) -> bytes:
         """Seal ``data`` under the current data key."""
+        reuse_key = None
+        if self.reuse_min_bytes is not None and len(data) >= self.reuse_min_bytes:
+            reuse_key = (ctx.durable_execution_arn, ctx.operation_id,
+                         hashlib.sha256(data).digest())
+            sealed = self._reuse.get(reuse_key)
+            if sealed is not None:
+                return sealed
         m = self.cache.material(self.provider, self.encryption_context, len(data),
                                 self._where(ctx))
         header, aad = self._header(m)
         nonce = os.urandom(_NONCE_BYTES)
-        return header + nonce + m.aead.encrypt(nonce, data, aad + self._binding(self._flags, ctx))
+        sealed = header + nonce + m.aead.encrypt(nonce, data,
+                                                 aad + self._binding(self._flags, ctx))
+        if reuse_key is not None:
+            self._reuse.put(reuse_key, sealed, len(sealed))
+        return sealed
 
     def decode(self, body: bytes, version: int, ctx: SerDesContext) -> bytes:
         """Open a sealed body: decrypt its data key (cached), then verify and decrypt."""
@@ -681,6 +707,7 @@ def _header_end(body: bytes, where: str) -> int:
 
 _CACHE_OPTIONS = frozenset({"max_age", "max_messages", "max_bytes", "decrypt_max_entries",
                             "decrypt_max_age"})
+_CODEC_OPTIONS = frozenset({"reuse_min_bytes"})
 
 
 def _split(options: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
@@ -701,6 +728,10 @@ class KmsCodec(_EnvelopeCodec):
         cache: a :class:`DataKeyCache` to use (share one between codecs), or give
             its limits (``max_age``, ``max_messages``, ``max_bytes``,
             ``decrypt_max_entries``, ``decrypt_max_age``) directly.
+        reuse_min_bytes: a payload at least this large, sealed again for the same
+            execution and operation with the same content in this process, gets the
+            ciphertext it got before (so ``s3`` finds the same object); ``None`` turns
+            this off.
         **client_options: ``region_name``, ``endpoint_url``, ``config``,
             ``grant_tokens`` for the KMS provider.
 
@@ -718,7 +749,7 @@ class KmsCodec(_EnvelopeCodec):
                  allowed_key_ids: Iterable[str] | None = None,
                  encryption_context: Mapping[str, str] | None = None, bind: bool = True,
                  cache: DataKeyCache | None = None, **options: Any) -> None:
-        cache_limits = _split(options, _CACHE_OPTIONS)
+        cache_limits = _split(options, _CACHE_OPTIONS | _CODEC_OPTIONS)
         if key_id is None:
             key_id = os.environ.get(KMS_KEY_ENV) or None
         try:
@@ -748,7 +779,7 @@ class LocalKeyCodec(_EnvelopeCodec):
         key_file: a path to a key file (instead of ``key``).
         verify_keys: older keys that still decrypt.
         key_id: encrypt with the loaded key of this id.
-        encryption_context, bind, cache: as for :class:`KmsCodec`.
+        encryption_context, bind, cache, reuse_min_bytes: as for :class:`KmsCodec`.
 
     Example:
         >>> import durable_ext
@@ -766,7 +797,7 @@ class LocalKeyCodec(_EnvelopeCodec):
                  key_id: str | None = None,
                  encryption_context: Mapping[str, str] | None = None, bind: bool = True,
                  cache: DataKeyCache | None = None, **cache_limits: Any) -> None:
-        unknown = set(cache_limits) - _CACHE_OPTIONS
+        unknown = set(cache_limits) - _CACHE_OPTIONS - _CODEC_OPTIONS
         if unknown:
             raise ConfigError(f"localkey: unknown options {sorted(unknown)}")
         if key_file is not None:

@@ -355,3 +355,19 @@ def test_nonces_are_fresh_per_payload():
     assert len(sealed) == 200
     nonces = {s[-16 - 4 - 12 : -16 - 4] for s in sealed}  # body ends nonce | 4-byte ct | tag
     assert len(nonces) == 200
+
+
+def test_large_payloads_sealed_again_for_the_same_operation_reuse_the_ciphertext():
+    c = codec(reuse_min_bytes=1000)
+    big, small = b"b" * 1000, b"s" * 999
+    first = c.encode(big, CTX)
+    assert c.encode(big, CTX) == first  # same operation, same content: same bytes
+    assert c.cache.calls["generate"] == 1
+    assert c.encode(big, SerDesContext("op-2", ARN)) != first  # bound elsewhere: sealed anew
+    assert c.encode(big + b"!", CTX) != first
+    assert c.encode(small, CTX) != c.encode(small, CTX)  # under the size: fresh nonce
+    assert c.decode(first, 1, CTX) == big
+    off = codec(reuse_min_bytes=None)
+    assert off.encode(big, CTX) != off.encode(big, CTX)
+    with pytest.raises(ConfigError, match="reuse_min_bytes"):
+        codec(reuse_min_bytes=0)
