@@ -211,59 +211,81 @@ class FileStore:
     # ------------------------------------------------------------------ Store API
 
     def create(self, batch: CommitBatch) -> CreateResult:
-        """Create the journal, then claim the name; see :meth:`Store.create`."""
+        """Claim the name, then write the journal, under the function's name lock.
+
+        The per-function lock (``names/<fn>/.lock``, ``flock``) makes the pair atomic for
+        every process: a claim whose journal is missing or has no complete record can
+        only be left by a creator that died, so it is replaced. One name never gets two
+        executions.
+        """
         h = batch.header
         check_batch(batch, None)
         fn_dir = self.root / "names" / _safe("function name", h.function_name)
         name_path = fn_dir / _safe("execution name", h.name)
         if h.execution_id != self._id_of(h.arn):
             raise StoreError(f"ARN {h.arn} does not end with execution id {h.execution_id}")
+        journal = self._journal(h.execution_id)
         with self._lock:
-            existing = self._claimed(name_path)
-            if existing is not None:
-                return CreateResult(False, self.header(existing))
-            journal = self._journal(h.execution_id)
-            try:
-                fd = os.open(journal, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
-            except FileExistsError:
-                raise ConflictError(f"execution {h.arn} already exists") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._write(fd, encode_record(batch), 0)
-            finally:
-                os.close(fd)
             fn_dir.mkdir(exist_ok=True)
+            lock_fd = os.open(fn_dir / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
             try:
-                nfd = os.open(name_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                # Another process claimed the name between our check and now.
-                journal.unlink(missing_ok=True)
-                self._cache.pop(h.execution_id, None)
-                winner = self._claimed(name_path, wait=True)
-                if winner is None:
-                    raise ConflictError(f"execution name {h.name!r} is being created") from None
-                return CreateResult(False, self.header(winner))
-            try:
-                os.write(nfd, h.arn.encode())
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                existing = self._claimed(name_path)
+                if existing is not None:
+                    try:
+                        return CreateResult(False, self.header(existing))
+                    except NotFoundError:
+                        self._drop_stale(existing)
+                if journal.exists():
+                    raise ConflictError(f"execution {h.arn} already exists")
+                self._claim(fn_dir, name_path, h.arn)
+                fd = os.open(journal, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    self._write(fd, encode_record(batch), 0)
+                finally:
+                    os.close(fd)
                 if self.fsync:
-                    os.fsync(nfd)
+                    self._fsync_dir(journal.parent)
+                    self._fsync_dir(fn_dir)
+                return CreateResult(True, h)
             finally:
-                os.close(nfd)
-            if self.fsync:
-                self._fsync_dir(journal.parent)
-                self._fsync_dir(fn_dir)
-            return CreateResult(True, h)
+                os.close(lock_fd)
 
-    def _claimed(self, name_path: Path, *, wait: bool = False) -> str | None:
-        for _ in range(200 if wait else 1):
-            try:
-                arn = name_path.read_text()
-            except FileNotFoundError:
-                return None
-            if arn:
-                return arn
-            threading.Event().wait(0.01)
-        return None
+    def _drop_stale(self, arn: str) -> None:
+        """Remove what a creator that died mid-create left behind (no complete record)."""
+        try:
+            execution_id = self._id_of(arn)
+        except NotFoundError:
+            return
+        path = self._journal(execution_id)
+        self._cache.pop(execution_id, None)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        batches, _ = decode_records(data, str(path), 0)
+        if not batches:
+            path.unlink(missing_ok=True)
+
+    def _claim(self, fn_dir: Path, name_path: Path, arn: str) -> None:
+        """Point ``name_path`` at ``arn``; it is never seen half-written."""
+        tmp = fn_dir / f".{name_path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, arn.encode())
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name_path)
+
+    @staticmethod
+    def _claimed(name_path: Path) -> str | None:
+        try:
+            return name_path.read_text() or None
+        except FileNotFoundError:
+            return None
 
     @staticmethod
     def _fsync_dir(path: Path) -> None:

@@ -253,7 +253,11 @@ def invoke_in_subprocess(path: str, inv: InvocationInput, engine: Engine,
             if msg[0] == "done":
                 outcome = (msg[1], msg[2])
             else:
-                parent.send(_serve(engine, msg))
+                reply = _serve(engine, msg)
+                try:
+                    parent.send(reply)
+                except (BrokenPipeError, OSError):
+                    break  # the worker died after asking; its invocation is over
     finally:
         parent.close()
         proc.join(timeout=5)

@@ -183,3 +183,19 @@ def test_unwritable_directory_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot use"):
         FileStore(blocker / "sub")
     assert os.path.exists(blocker)
+
+
+def test_claim_left_by_a_dead_creator_is_replaced(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "s")
+    dead = make_create(name="n1")
+    # A creator died after claiming the name and writing half of its first record.
+    fn_dir = store.root / "names" / "fn"
+    fn_dir.mkdir(parents=True)
+    (fn_dir / "n1").write_text(dead.header.arn)
+    _journal(store, dead).write_bytes(encode_record(dead)[:10])
+    fresh = make_create(name="n1")
+    res = store.create(fresh)
+    assert res.created and res.header.arn == fresh.header.arn
+    assert not _journal(store, dead).exists()
+    assert [h.arn for h in store.list_executions().headers] == [fresh.header.arn]
+    assert store.create(make_create(name="n1")).header.arn == fresh.header.arn

@@ -1,0 +1,773 @@
+"""DynamoDBStore: executions in one DynamoDB table (``dynamodb://TABLE?region=...``).
+
+The table layout is in :mod:`durable_ext.backends._dynamodb_schema` (and docs/fleet.md).
+A checkpoint batch is **one** ``TransactWriteItems`` request: a conditional update of the
+header item (``rev = :expected``, the compare-and-set) plus a put per touched operation,
+per new event and per due entry set, and a delete per due entry cleared. It writes only
+what the batch holds, so its cost does not grow with the execution.
+
+Limits, and what happens above them:
+
+* **400 KB per item.** Each record is one item; the SDK keeps checkpoint payloads under
+  256 KB, so records fit. A record above the limit is refused with a
+  :class:`~durable_ext.errors.StoreError` naming it, before anything is written.
+* **100 items / 4 MB per transaction.** A larger batch (a map or parallel checkpointing
+  hundreds of children at once) is committed through a redo record: the batch is written
+  as chunk items that nothing reads yet, then the conditional header update (the commit
+  point) marks it pending, then its items are applied with ``BatchWriteItem`` and the mark
+  is removed. A reader that finds the mark (the writer died midway) finishes the job
+  first, so a commit is still all or nothing. Such a batch costs
+  ``1 + ceil(chunks / 25) + ceil(items / 25) + 1`` write requests.
+
+URL options: ``region``, ``endpoint_url``, ``profile``, ``prefix`` (prefix of every
+partition key, so stores can share a table), ``ttl`` (how long finished executions are
+kept: seconds or ``15m``/``12h``/``14d``; default 0 = forever) and ``verify`` (``false``
+skips the ``DescribeTable`` check made when the store opens).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, TypeVar
+
+from durable_ext.backends._dynamodb_schema import TTL_ATTRIBUTE, verify_table
+from durable_ext.backends._remote import (
+    dumps,
+    execution_id_of,
+    list_key,
+    marker_key,
+    parse_duration,
+    retrying,
+    sort_due,
+    terminal,
+)
+from durable_ext.backends._state import reject_unknown_options
+from durable_ext.backends.store import (
+    CommitBatch,
+    CreateResult,
+    DueEntry,
+    ExecutionHeader,
+    ExecutionPage,
+    HistoryEvent,
+    OperationRecord,
+)
+from durable_ext.errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
+from durable_ext.spec import StoreSpec
+
+__all__ = ["DynamoDBStore"]
+
+T = TypeVar("T")
+Item = dict[str, dict[str, Any]]
+
+MAX_TX_ITEMS = 100
+MAX_TX_BYTES = 4 * 1024 * 1024 - 64 * 1024  # a margin for DynamoDB's own per-item overhead
+MAX_ITEM_BYTES = 400 * 1024
+CHUNK_BYTES = 300 * 1024
+_ATTEMPTS = 6
+_TRANSIENT = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "LimitExceededException",
+}
+_OPTIONS = ("region", "endpoint_url", "profile", "prefix", "ttl", "verify")
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(int(value))}
+
+
+def _size(item: Item) -> int:
+    """DynamoDB's item size: attribute names plus values (UTF-8), plus a little."""
+    total = 0
+    for name, value in item.items():
+        total += len(name.encode())
+        for kind, v in value.items():
+            if kind == "S":
+                total += len(v.encode())
+            elif kind == "B":
+                total += len(v)
+            elif kind == "N":
+                total += len(v) // 2 + 1
+            else:
+                total += len(dumps(v))
+    return total + 100
+
+
+@contextmanager
+def _translated(what: str, table: str) -> Iterator[None]:
+    """botocore errors -> the store's errors; throttling and network errors are retryable."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _TRANSIENT:
+            raise StoreUnavailableError(f"DynamoDB {code} during {what} on {table}") from exc
+        if code == "ResourceNotFoundException":
+            raise ConfigError(
+                f"DynamoDB table {table!r} does not exist (during {what}); create it with "
+                f"`durable-ext backend init dynamodb://{table}`"
+            ) from exc
+        raise StoreError(f"DynamoDB {code} during {what} on {table}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailableError(f"DynamoDB is unreachable during {what} on {table}: {exc}") from exc
+
+
+class DynamoDBStore:
+    """A store shared by every process that can reach one DynamoDB table.
+
+    Args:
+        client: A boto3 DynamoDB client (low level).
+        table: The table name; it must have the schema ``durable-ext backend init`` creates.
+        prefix: Prefix of every partition-key value.
+        ttl: Seconds a finished execution is kept; 0 keeps it forever.
+        verify: Check the table's schema now (one ``DescribeTable``).
+
+    Example:
+        >>> store = open_store("dynamodb://durable?region=eu-west-1")  # doctest: +SKIP
+        >>> store.name
+        'dynamodb'
+    """
+
+    name: ClassVar[str] = "dynamodb"
+
+    def __init__(self, client: Any, table: str, *, prefix: str = "", ttl: float = 0.0,
+                 verify: bool = True) -> None:
+        if not table:
+            raise ConfigError("the DynamoDB store needs a table: dynamodb://TABLE?region=...")
+        if "#" in prefix or "|" in prefix:
+            raise ConfigError(f"invalid DynamoDB key prefix {prefix!r}: no '#' or '|'")
+        self.client = client
+        self.table = table
+        self.prefix = prefix
+        self.ttl = float(ttl)
+        self.write_requests = 0
+        """Write requests sent so far (TransactWriteItems, BatchWriteItem, UpdateItem...)."""
+        if verify:
+            with _translated("DescribeTable", table):
+                verify_table(client, table)
+
+    @classmethod
+    def from_spec(cls, spec: StoreSpec, **kwargs: Any) -> DynamoDBStore:
+        """Build from ``dynamodb://TABLE?region=...&endpoint_url=...``; ``client=`` injects one."""
+        url = spec.raw or str(spec)
+        reject_unknown_options(spec.options, _OPTIONS, url)
+        opts = spec.options
+        # the host part keeps its case here: table names are case-sensitive
+        table = url.split("://", 1)[-1].split("?", 1)[0].strip("/")
+        client = kwargs.pop("client", None)
+        prefix = kwargs.pop("prefix", opts.get("prefix", ""))
+        ttl = kwargs.pop("ttl", None)
+        if ttl is None:
+            ttl = parse_duration(opts.get("ttl", "0"), "ttl", url)
+        verify = kwargs.pop("verify", opts.get("verify", "true").lower() not in ("false", "0", "no"))
+        if kwargs:
+            raise TypeError(f"DynamoDBStore takes client=, prefix=, ttl=, verify=; got {sorted(kwargs)}")
+        if client is None:
+            client = make_client(opts)
+        return cls(client, table, prefix=prefix, ttl=float(ttl), verify=bool(verify))
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _call(self, what: str, fn: Callable[[], T], *, write: bool = False) -> T:
+        def once() -> T:
+            with _translated(what, self.table):
+                if write:
+                    self.write_requests += 1
+                return fn()
+
+        return retrying(once, attempts=_ATTEMPTS, what=what)
+
+    def _pk(self, exec_id: str) -> str:
+        return f"{self.prefix}X#{exec_id}"
+
+    def _key(self, exec_id: str, sk: str) -> Item:
+        return {"pk": _s(self._pk(exec_id)), "sk": _s(sk)}
+
+    def _query(self, what: str, **kwargs: Any) -> Iterator[Item]:
+        """Every item of a query, page by page."""
+        args = {"TableName": self.table, **kwargs}
+        while True:
+            page = self._call(what, lambda a=dict(args): self.client.query(**a))
+            yield from page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            args["ExclusiveStartKey"] = last
+
+    def _check(self, batch: CommitBatch) -> None:
+        h = batch.header
+        if h.revision != batch.expected_revision + 1:
+            raise StoreError(f"commit for {h.arn}: header revision must be expected_revision + 1")
+        if execution_id_of(h.arn) != h.execution_id:
+            raise StoreError(f"ARN {h.arn} does not end with execution id {h.execution_id}")
+        for prev, ev in zip(batch.events, batch.events[1:], strict=False):
+            if ev.event_id != prev.event_id + 1:
+                raise StoreError(f"commit for {h.arn}: event ids are not contiguous")
+        for d in batch.due_set:
+            if d.arn != h.arn:
+                raise StoreError(f"commit for {h.arn}: due entry belongs to {d.arn}")
+
+    # ------------------------------------------------------------------ items
+
+    def _expiry(self, header: ExecutionHeader) -> int | None:
+        if self.ttl <= 0 or not terminal(header):
+            return None
+        return int(time.time() + self.ttl)
+
+    def _header_item(self, h: ExecutionHeader, cid: str) -> Item:
+        lk = list_key(h.start_ms, h.arn)
+        item: Item = {
+            **self._key(h.execution_id, "H"),
+            "rev": _n(h.revision),
+            "st": _s(h.status),
+            "doc": _s(dumps(h.to_dict())),
+            "cid": _s(cid),
+            "ev": _n(h.event_count),
+            "g1pk": _s(f"{self.prefix}L"),
+            "g1sk": _s(lk),
+            "g2pk": _s(f"{self.prefix}F#{h.function_name}"),
+            "g2sk": _s(lk),
+        }
+        exp = self._expiry(h)
+        if exp is not None:
+            item[TTL_ATTRIBUTE] = _n(exp)
+        return item
+
+    def _writes(self, batch: CommitBatch) -> list[tuple[str, Item]]:
+        """The batch's puts and deletes, other than the header: ``("put"|"delete", item)``."""
+        h = batch.header
+        eid = h.execution_id
+        exp = self._expiry(h)
+        out: dict[str, tuple[str, Item]] = {}
+
+        def put(sk: str, **attrs: dict[str, Any]) -> None:
+            item: Item = {**self._key(eid, sk), **attrs}
+            if exp is not None:
+                item[TTL_ATTRIBUTE] = _n(exp)
+            out[sk] = ("put", item)
+
+        for op in batch.operations:
+            put(f"O#{op.op_id}", t=_n(op.touched), d=_s(dumps(op.to_dict())))
+        for ev in batch.events:
+            put(f"E#{ev.event_id:012d}", d=_s(dumps(ev.data)))
+        for key in batch.due_clear:
+            out[f"D#{key}"] = ("delete", self._key(eid, f"D#{key}"))
+        for d in batch.due_set:
+            put(
+                f"D#{d.key}",
+                kind=_s(d.kind),
+                d=_s(dumps(d.to_dict())),
+                g1pk=_s(f"{self.prefix}D"),
+                g1sk=_s(f"{d.due_ms:015d}|{eid}|{d.key}"),
+            )
+        writes = list(out.values())
+        for action, item in writes:
+            if action == "put" and _size(item) > MAX_ITEM_BYTES:
+                raise StoreError(
+                    f"record {item['sk']['S']!r} of {h.arn} is {_size(item) // 1024} KB, above "
+                    f"DynamoDB's 400 KB item limit; nothing was written"
+                )
+        return writes
+
+    def _tx(self, writes: list[tuple[str, Item]]) -> list[dict[str, Any]]:
+        return [
+            {"Put": {"TableName": self.table, "Item": item}} if action == "put"
+            else {"Delete": {"TableName": self.table, "Key": item}}
+            for action, item in writes
+        ]
+
+    def _header_update(self, batch: CommitBatch, cid: str,
+                       pend: dict[str, Any] | None = None) -> dict[str, Any]:
+        h = batch.header
+        item = self._header_item(h, cid)
+        names = {"#rev": "rev", "#st": "st", "#doc": "doc", "#cid": "cid", "#ev": "ev"}
+        values: dict[str, Any] = {
+            ":rev": item["rev"], ":st": item["st"], ":doc": item["doc"], ":cid": item["cid"],
+            ":ev": item["ev"], ":x": _n(batch.expected_revision),
+        }
+        sets = ["#rev = :rev", "#st = :st", "#doc = :doc", "#cid = :cid", "#ev = :ev"]
+        condition = "#rev = :x AND attribute_not_exists(#pend)"
+        if batch.events:
+            # event ids continue the stored sequence without a gap
+            values[":ev0"] = _n(batch.events[0].event_id - 1)
+            condition += " AND #ev = :ev0"
+        if TTL_ATTRIBUTE in item:
+            names["#exp"] = TTL_ATTRIBUTE
+            values[":exp"] = item[TTL_ATTRIBUTE]
+            sets.append("#exp = :exp")
+        if pend is not None:
+            names["#pend"] = "pend"
+            values[":pend"] = {"M": pend}
+            sets.append("#pend = :pend")
+        names["#pend"] = "pend"
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": self._key(h.execution_id, "H"),
+                "UpdateExpression": "SET " + ", ".join(sets),
+                # the compare-and-set: a writer computed from an older revision loses, and
+                # nothing commits on top of a large batch that is still being applied
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    # ------------------------------------------------------------------ writes
+
+    def _transact(self, what: str, items: list[dict[str, Any]], token: str) -> list[str] | None:
+        """Run a transaction; None on success, else the cancellation reason codes."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(what, lambda: self.client.transact_write_items(
+                TransactItems=items, ClientRequestToken=token), write=True)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and (
+                cause.response.get("Error", {}).get("Code") == "TransactionCanceledException"
+            ):
+                reasons = cause.response.get("CancellationReasons") or []
+                return [str(r.get("Code") or "None") for r in reasons] or ["Unknown"]
+            raise
+        return None
+
+    def create(self, batch: CommitBatch) -> CreateResult:
+        """Claim the name and write the execution in one transaction."""
+        h = batch.header
+        self._check(batch)
+        cid = uuid.uuid4().hex
+        header = self._header_item(h, cid)
+        name_item: Item = {
+            "pk": _s(f"{self.prefix}N#{h.function_name}#{h.name}"),
+            "sk": _s("N"),
+            "arn": _s(h.arn),
+        }
+        writes = self._writes(batch)
+        if len(writes) + 2 > MAX_TX_ITEMS:
+            raise StoreError(f"create of {h.arn}: {len(writes) + 2} items exceed one transaction")
+        cond = {"ConditionExpression": "attribute_not_exists(pk)"}
+        items = [
+            # execution-name idempotency: only one creator of (function, name) wins
+            {"Put": {"TableName": self.table, "Item": name_item, **cond}},
+            {"Put": {"TableName": self.table, "Item": header, **cond}},
+            *self._tx(writes),
+        ]
+        reasons = self._transact(f"create of {h.arn}", items, cid)
+        if reasons is None:
+            return CreateResult(True, h)
+        if reasons[0] == "ConditionalCheckFailed":
+            got = self._call(f"read of name {h.name}", lambda: self.client.get_item(
+                TableName=self.table, Key={"pk": name_item["pk"], "sk": name_item["sk"]},
+                ConsistentRead=True))
+            holder = (got.get("Item") or {}).get("arn", {}).get("S")
+            if holder == h.arn:
+                return CreateResult(True, h)
+            if holder:
+                return CreateResult(False, self.header(holder))
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            raise ConflictError(f"execution {h.arn} already exists")
+        if "TransactionConflict" in reasons:
+            raise ConflictError(f"execution name {h.name!r} is being created concurrently")
+        raise StoreError(f"create of {h.arn} was cancelled: {reasons}")
+
+    def commit(self, batch: CommitBatch) -> None:
+        """One conditional transaction (or the redo path for batches above its limits)."""
+        self._check(batch)
+        h = batch.header
+        cid = uuid.uuid4().hex
+        writes = self._writes(batch)
+        update = self._header_update(batch, cid)
+        size = _size(self._header_item(h, cid)) + sum(_size(i) for _, i in writes)
+        if _size(self._header_item(h, cid)) > MAX_ITEM_BYTES:
+            raise StoreError(f"header of {h.arn} is above DynamoDB's 400 KB item limit")
+        large = len(writes) + 1 > MAX_TX_ITEMS or size > MAX_TX_BYTES
+        for _ in range(3):
+            if large:
+                reasons = self._commit_large(batch, cid, writes)
+            else:
+                reasons = self._transact(f"commit of {h.arn}", [update, *self._tx(writes)], cid)
+            if reasons is None:
+                break
+            if reasons[0] != "ConditionalCheckFailed":
+                if "TransactionConflict" in reasons:
+                    raise ConflictError(f"execution {h.arn} changed concurrently (transaction conflict)")
+                raise StoreError(f"commit of {h.arn} was cancelled: {reasons}")
+            raw = self._raw_header(h.execution_id)
+            if raw is None:
+                raise NotFoundError(f"no durable execution {h.arn!r}")
+            if "pend" in raw:
+                self._roll_forward(h.execution_id, raw["pend"]["M"])
+                continue  # a large batch was still being applied; try again on top of it
+            if int(raw["rev"]["N"]) == h.revision and raw.get("cid", {}).get("S") == cid:
+                break  # our own retried request had gone through
+            if int(raw["rev"]["N"]) == batch.expected_revision and batch.events and \
+                    int(raw["ev"]["N"]) != batch.events[0].event_id - 1:
+                raise StoreError(
+                    f"commit for {h.arn}: event id {batch.events[0].event_id} breaks the "
+                    f"sequence (expected {int(raw['ev']['N']) + 1})"
+                )
+            raise ConflictError(
+                f"execution {h.arn} changed concurrently: expected revision "
+                f"{batch.expected_revision}, found {raw['rev']['N']}"
+            )
+        else:
+            raise ConflictError(f"execution {h.arn}: large batches kept landing concurrently")
+        if self.ttl > 0 and terminal(h):
+            self._stamp_expiry(h)
+
+    def _batch_write(self, what: str, requests: list[dict[str, Any]]) -> None:
+        """BatchWriteItem in groups of 25, resending unprocessed items (bounded)."""
+        for start in range(0, len(requests), 25):
+            pending = {self.table: requests[start:start + 25]}
+            for attempt in range(10):
+                out = self._call(what, lambda p=pending: self.client.batch_write_item(RequestItems=p),
+                                 write=True)
+                pending = out.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise StoreUnavailableError(f"DynamoDB kept throttling {what} on {self.table}")
+
+    @staticmethod
+    def _requests(writes: list[tuple[str, Item]]) -> list[dict[str, Any]]:
+        return [
+            {"PutRequest": {"Item": item}} if action == "put" else {"DeleteRequest": {"Key": item}}
+            for action, item in writes
+        ]
+
+    def _commit_large(self, batch: CommitBatch, cid: str,
+                      writes: list[tuple[str, Item]]) -> list[str] | None:
+        h = batch.header
+        body = dumps(batch.to_dict()).encode()
+        chunks = [body[i:i + CHUNK_BYTES] for i in range(0, len(body), CHUNK_BYTES)]
+        prefix = f"R#{h.revision:012d}#{cid}#"
+        self._batch_write(f"redo record of {h.arn}", [
+            {"PutRequest": {"Item": {**self._key(h.execution_id, f"{prefix}{i:05d}"),
+                                     "body": {"B": chunk}}}}
+            for i, chunk in enumerate(chunks)
+        ])
+        pend = {"rev": _n(h.revision), "n": _n(len(chunks)), "cid": _s(cid)}
+        update = self._header_update(batch, cid, pend)
+        reasons = self._transact(f"commit of {h.arn}", [update], cid)
+        if reasons is None:
+            self._apply_redo(h.execution_id, batch, pend, writes)
+        return reasons
+
+    def _apply_redo(self, exec_id: str, batch: CommitBatch | None, pend: dict[str, Any],
+                    writes: list[tuple[str, Item]] | None = None) -> None:
+        """Apply a committed large batch's items, then clear the pending mark."""
+        from botocore.exceptions import ClientError
+
+        rev, cid, n = int(pend["rev"]["N"]), pend["cid"]["S"], int(pend["n"]["N"])
+        prefix = f"R#{rev:012d}#{cid}#"
+        chunk_keys = [self._key(exec_id, f"{prefix}{i:05d}") for i in range(n)]
+        if batch is None:
+            parts = {
+                item["sk"]["S"]: item["body"]["B"]
+                for item in self._query(
+                    f"redo record of {exec_id}",
+                    KeyConditionExpression="pk = :pk AND begins_with(sk, :r)",
+                    ExpressionAttributeValues={":pk": _s(self._pk(exec_id)), ":r": _s(prefix)},
+                    ConsistentRead=True,
+                )
+            }
+            if len(parts) != n:
+                raise StoreError(f"redo record of execution {exec_id} r{rev} is incomplete "
+                                 f"({len(parts)} of {n} chunks)")
+            body = b"".join(bytes(parts[k]) for k in sorted(parts))
+            batch = CommitBatch.from_dict(json.loads(body))
+            writes = self._writes(batch)
+        assert writes is not None
+        self._batch_write(f"apply of large batch r{rev} of {exec_id}", self._requests(writes))
+        try:
+            self._call(f"apply of large batch r{rev} of {exec_id}", lambda: self.client.update_item(
+                TableName=self.table, Key=self._key(exec_id, "H"), UpdateExpression="REMOVE pend",
+                ConditionExpression="pend.cid = :cid",
+                ExpressionAttributeValues={":cid": _s(cid)}), write=True)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code")
+                    == "ConditionalCheckFailedException"):
+                raise
+            # another reader finished applying it first
+        self._batch_write(f"cleanup of {exec_id}", [{"DeleteRequest": {"Key": k}} for k in chunk_keys])
+
+    def _roll_forward(self, exec_id: str, pend: dict[str, Any]) -> None:
+        self._apply_redo(exec_id, None, pend)
+
+    def _stamp_expiry(self, h: ExecutionHeader) -> None:
+        """Give every item of a finished execution the TTL attribute, once."""
+        from botocore.exceptions import ClientError
+
+        exp = self._expiry(h)
+        if exp is None:
+            return
+        try:
+            self._call(f"expiry of {h.arn}", lambda: self.client.update_item(
+                TableName=self.table, Key=self._key(h.execution_id, "H"),
+                UpdateExpression="SET stamped = :t", ConditionExpression="attribute_not_exists(stamped)",
+                ExpressionAttributeValues={":t": _n(exp)}), write=True)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == \
+                    "ConditionalCheckFailedException":
+                return  # already stamped by an earlier terminal commit
+            raise
+        rewrite: list[dict[str, Any]] = []
+        for item in self._query(f"expiry of {h.arn}", KeyConditionExpression="pk = :pk",
+                                ExpressionAttributeValues={":pk": _s(self._pk(h.execution_id))},
+                                ConsistentRead=True):
+            sk = item["sk"]["S"]
+            if TTL_ATTRIBUTE in item or sk == "H":
+                continue
+            if sk.startswith(("O#", "E#", "R#")):
+                # immutable once the execution is finished: rewriting a copy is safe
+                rewrite.append({"PutRequest": {"Item": {**item, TTL_ATTRIBUTE: _n(exp)}}})
+            else:
+                self._set_expiry(item["pk"], item["sk"], exp)
+        self._batch_write(f"expiry of {h.arn}", rewrite)
+        self._set_expiry(_s(f"{self.prefix}N#{h.function_name}#{h.name}"), _s("N"), exp)
+
+    def _set_expiry(self, pk: dict[str, str], sk: dict[str, str], exp: int) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("expiry", lambda: self.client.update_item(
+                TableName=self.table, Key={"pk": pk, "sk": sk}, UpdateExpression="SET #e = :e",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#e": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={":e": _n(exp)}), write=True)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code")
+                    == "ConditionalCheckFailedException"):
+                raise
+
+    # ------------------------------------------------------------------ reads
+
+    def _raw_header(self, exec_id: str) -> Item | None:
+        got = self._call(f"read of execution {exec_id}", lambda: self.client.get_item(
+            TableName=self.table, Key=self._key(exec_id, "H"), ConsistentRead=True))
+        item: Item | None = got.get("Item")
+        return item
+
+    def _settled(self, arn: str) -> ExecutionHeader:
+        exec_id = execution_id_of(arn)
+        for _ in range(5):
+            raw = self._raw_header(exec_id)
+            if raw is None:
+                break
+            if "pend" in raw:
+                self._roll_forward(exec_id, raw["pend"]["M"])
+                continue
+            header = ExecutionHeader.from_dict(json.loads(raw["doc"]["S"]))
+            if header.arn != arn:
+                break
+            return header
+        raise NotFoundError(f"no durable execution {arn!r}")
+
+    def header(self, arn: str) -> ExecutionHeader:
+        """The current header (finishing a large batch first if one is half applied)."""
+        return self._settled(arn)
+
+    def operations(self, arn: str, ids: Iterable[str] | None = None) -> list[OperationRecord]:
+        """Operation records in creation order."""
+        self._settled(arn)
+        exec_id = execution_id_of(arn)
+        if ids is None:
+            items = self._query(
+                f"read of {arn}",
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :o)",
+                ExpressionAttributeValues={":pk": _s(self._pk(exec_id)), ":o": _s("O#")},
+                ConsistentRead=True,
+            )
+            recs = [OperationRecord.from_dict(json.loads(i["d"]["S"])) for i in items]
+        else:
+            recs = []
+            wanted = list(dict.fromkeys(ids))
+            for start in range(0, len(wanted), 100):
+                keys = [self._key(exec_id, f"O#{op}") for op in wanted[start:start + 100]]
+                request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+                for _ in range(10):
+                    out = self._call(f"read of {arn}",
+                                     lambda r=request: self.client.batch_get_item(RequestItems=r))
+                    recs += [OperationRecord.from_dict(json.loads(i["d"]["S"]))
+                             for i in out.get("Responses", {}).get(self.table, [])]
+                    request = out.get("UnprocessedKeys") or {}
+                    if not request:
+                        break
+        recs.sort(key=lambda r: r.index)
+        return recs
+
+    def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
+        """Records with ``touched > seq`` through the ``touched`` LSI (strongly consistent)."""
+        self._settled(arn)
+        items = self._query(
+            f"delta of {arn}",
+            IndexName="touched",
+            KeyConditionExpression="pk = :pk AND t > :t",
+            ExpressionAttributeValues={":pk": _s(self._pk(execution_id_of(arn))), ":t": _n(seq)},
+            ConsistentRead=True,
+        )
+        recs = [OperationRecord.from_dict(json.loads(i["d"]["S"])) for i in items]
+        recs.sort(key=lambda r: r.index)
+        return recs
+
+    def events(
+        self, arn: str, *, after: int = 0, limit: int | None = None, reverse: bool = False
+    ) -> list[HistoryEvent]:
+        """History events, a range query over ``E#<id>`` sort keys."""
+        self._settled(arn)
+        if limit is not None and limit <= 0:
+            return []
+        pk = _s(self._pk(execution_id_of(arn)))
+        if reverse and after > 0:
+            cond, values = "pk = :pk AND sk BETWEEN :lo AND :hi", {
+                ":pk": pk, ":lo": _s("E#"), ":hi": _s(f"E#{after - 1:012d}")}
+        elif reverse:
+            cond, values = "pk = :pk AND begins_with(sk, :e)", {":pk": pk, ":e": _s("E#")}
+        else:
+            cond, values = "pk = :pk AND sk BETWEEN :lo AND :hi", {
+                ":pk": pk, ":lo": _s(f"E#{after + 1:012d}"), ":hi": _s("E#~")}
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": cond,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": not reverse,
+            "ConsistentRead": True,
+        }
+        if limit is not None:
+            kwargs["Limit"] = limit
+        out = []
+        for item in self._query(f"history of {arn}", **kwargs):
+            out.append(HistoryEvent(event_id=int(item["sk"]["S"][2:]), data=json.loads(item["d"]["S"])))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def due(
+        self,
+        until_ms: int | None = None,
+        *,
+        arn: str | None = None,
+        kinds: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[DueEntry]:
+        """Due entries, earliest first: per execution (consistent) or from the ``gsi1`` index."""
+        kind_list = None if kinds is None else list(dict.fromkeys(kinds))
+        if arn is not None:
+            self._settled(arn)
+        if kind_list == [] or (limit is not None and limit <= 0):
+            return []
+        values: dict[str, Any] = {}
+        flt = ""
+        if kind_list is not None:
+            names = [f":k{i}" for i in range(len(kind_list))]
+            values.update({n: _s(k) for n, k in zip(names, kind_list, strict=True)})
+            flt = f"#kind IN ({', '.join(names)})"
+        kwargs: dict[str, Any] = {}
+        if arn is not None:
+            values[":pk"] = _s(self._pk(execution_id_of(arn)))
+            values[":d"] = _s("D#")
+            kwargs.update(KeyConditionExpression="pk = :pk AND begins_with(sk, :d)", ConsistentRead=True)
+        else:
+            values[":g"] = _s(f"{self.prefix}D")
+            cond = "g1pk = :g"
+            if until_ms is not None:
+                values[":u"] = _s(f"{int(until_ms):015d}|~")
+                cond += " AND g1sk <= :u"
+            kwargs.update(IndexName="gsi1", KeyConditionExpression=cond)
+        if flt:
+            kwargs.update(FilterExpression=flt, ExpressionAttributeNames={"#kind": "kind"})
+        kwargs["ExpressionAttributeValues"] = values
+        found: list[DueEntry] = []
+        for item in self._query("due-time index read", **kwargs):
+            entry = DueEntry.from_dict(json.loads(item["d"]["S"]))
+            if until_ms is not None and entry.due_ms > until_ms:
+                if arn is None:
+                    break
+                continue
+            if arn is None and limit is not None and len(found) >= limit and \
+                    entry.due_ms > found[limit - 1].due_ms:
+                break  # index order is due order: nothing later can tie
+            found.append(entry)
+        return sort_due(found, limit)
+
+    def list_executions(
+        self,
+        *,
+        function_name: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        marker: str | None = None,
+    ) -> ExecutionPage:
+        """Headers newest first, from ``gsi2`` (one function) or ``gsi1`` (all)."""
+        if function_name is not None:
+            index, pk_name, sk_name = "gsi2", "g2pk", "g2sk"
+            pk_value = f"{self.prefix}F#{function_name}"
+        else:
+            index, pk_name, sk_name = "gsi1", "g1pk", "g1sk"
+            pk_value = f"{self.prefix}L"
+        values: dict[str, Any] = {":p": _s(pk_value)}
+        kwargs: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": f"{pk_name} = :p"}
+        if marker:
+            values[":m"] = _s(marker_key(marker))
+            kwargs["KeyConditionExpression"] += f" AND {sk_name} > :m"
+        if status is not None:
+            values[":st"] = _s(status)
+            kwargs.update(FilterExpression="#st = :st", ExpressionAttributeNames={"#st": "st"})
+        kwargs["ExpressionAttributeValues"] = values
+        headers: list[ExecutionHeader] = []
+        more = False
+        for item in self._query("execution listing", **kwargs):
+            if limit is not None and len(headers) >= limit:
+                more = True
+                break
+            headers.append(ExecutionHeader.from_dict(json.loads(item["doc"]["S"])))
+        last = headers[-1] if headers else None
+        next_marker = f"{last.start_ms}:{last.arn}" if more and last is not None else None
+        return ExecutionPage(headers, next_marker)
+
+    def close(self) -> None:
+        """Close the client's connection pool."""
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            close()
+
+
+def make_client(options: dict[str, str]) -> Any:
+    """A DynamoDB client from URL options (``region``, ``endpoint_url``, ``profile``)."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(profile_name=options.get("profile") or None)
+    kwargs: dict[str, Any] = {
+        "config": Config(retries={"mode": "standard", "max_attempts": 5},
+                         connect_timeout=5, read_timeout=10),
+    }
+    if options.get("region"):
+        kwargs["region_name"] = options["region"]
+    if options.get("endpoint_url"):
+        kwargs["endpoint_url"] = options["endpoint_url"]
+    return session.client("dynamodb", **kwargs)
+
