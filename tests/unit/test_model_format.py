@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 import attrs
 import pytest
 from aws_durable_execution_sdk_python.serdes import SerDesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import durable_ext
@@ -415,3 +417,32 @@ def test_json_mode_refuses_classes_pydantic_cannot_describe():
         ModelRegistry().register(Shipment, json=True)
     with pytest.raises(ConfigError, match="json=True needs a class pydantic can describe"):
         ModelRegistry().register(Parcel, json=True)
+
+
+# -- round-trip property ------------------------------------------------------------------
+
+
+lines = st.builds(Line, sku=st.text(max_size=8), qty=st.integers(1, 2**40),
+                  price=st.decimals(allow_nan=False, allow_infinity=False, places=2))
+orders = st.builds(
+    Order,
+    id=st.uuids(),
+    placed=st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-3))])),
+    lines=st.lists(lines, max_size=3),
+    ship_to=st.builds(Address, street=st.text(max_size=8), city=st.text(max_size=8)),
+    color=st.sampled_from(Color),
+    tags=st.sets(st.text(max_size=4), max_size=3),
+    dims=st.tuples(st.integers(), st.integers(), st.integers()).filter(
+        lambda t: all(-(2**63) <= v < 2**64 for v in t)),
+    blob=st.binary(max_size=16),
+    note=st.none() | st.text(max_size=8),
+    meta=st.dictionaries(st.text(max_size=4), st.integers() | st.floats(allow_nan=False)
+                         | st.dates() | st.binary(max_size=4), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(orders, max_size=3), st.sampled_from(["model", "model+zstd"]))
+def test_any_order_round_trips(values, spec):
+    s = durable_ext.serdes(spec, types=registry(), options={"zstd": {"threshold": 0}})
+    assert rt(values, s) == values

@@ -15,6 +15,8 @@ from decimal import Decimal
 import pytest
 from aws_durable_execution_sdk_python.exceptions import SerDesError
 from aws_durable_execution_sdk_python.serdes import SerDesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import durable_ext
 from durable_ext.errors import (
@@ -395,3 +397,24 @@ def test_composes_with_compression_and_encryption():
     assert [f(1) for f in back["rows"]] == [1, 2, 3] and back["data"] == value["data"]
     with pytest.raises(SerDesError):
         s.deserialize(text, SerDesContext("op-2", ARN))
+
+
+# -- round-trip property ------------------------------------------------------------------
+
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+    | st.binary() | st.decimals(allow_nan=False) | st.datetimes() | st.uuids(),
+    lambda kids: st.lists(kids, max_size=4) | st.tuples(kids, kids)
+    | st.dictionaries(st.text(max_size=4) | st.integers(), kids, max_size=4)
+    | st.frozensets(st.integers(), max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values, st.text(max_size=20), st.text(max_size=40))
+def test_any_value_round_trips_under_any_context(value, op_id, arn):
+    s = pickle_serdes("pickle+zstd")
+    ctx = SerDesContext(op_id, arn)
+    assert s.deserialize(s.serialize(value, ctx), ctx) == value
