@@ -290,6 +290,7 @@ class ModelRegistry:
             self._by_class[cls] = tag
             self._classes[tag] = cls
             self._json[tag] = json
+            self._adapters.pop(tag, None)  # registered again with another json setting
             if adapter is not None:
                 self._adapters[tag] = adapter
         return cls

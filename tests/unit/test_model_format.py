@@ -446,3 +446,16 @@ orders = st.builds(
 def test_any_order_round_trips(values, spec):
     s = durable_ext.serdes(spec, types=registry(), options={"zstd": {"threshold": 0}})
     assert rt(values, s) == values
+
+
+def test_registering_again_with_json_switches_the_stored_form():
+    reg = ModelRegistry([Line])
+    s = durable_ext.serdes("model", types=reg)
+    value = Line(sku="a", qty=1, price=Decimal(1))
+    assert rt(value, s) == value  # builds the exact-mode adapter
+    reg.register(Line, json=True)
+    import msgpack
+
+    ext = msgpack.unpackb(read_frame(unarmor(s.serialize(value, CTX), "t"), "t")[2])
+    assert isinstance(msgpack.unpackb(ext.data)[1], bytes)
+    assert rt(value, s) == value
