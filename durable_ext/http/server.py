@@ -6,6 +6,7 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -29,12 +30,14 @@ def check_bind(host: str, allow_remote: bool) -> None:
         )
 
 
-def _config(service: LocalService, host: str, port: int, log_level: str) -> Any:
+def _config(service: LocalService, host: str, port: int, log_level: str,
+            wrap: Callable[[Any], Any] | None = None) -> Any:
     uvicorn = require("uvicorn", extra="serve")
     from durable_ext.http.app import create_app
 
-    return uvicorn.Config(create_app(service), host=host, port=port, log_level=log_level,
-                          access_log=False, lifespan="off")
+    app = create_app(service)
+    return uvicorn.Config(wrap(app) if wrap else app, host=host, port=port,
+                          log_level=log_level, access_log=False, lifespan="off")
 
 
 def serve(service: LocalService, host: str = "127.0.0.1", port: int = 9000, *,
@@ -57,6 +60,7 @@ class ServerThread:
         service: What to serve; it is closed with the server.
         host: Loopback address to bind.
         port: 0 picks a free port.
+        wrap: ASGI middleware to put in front of the API (an auth layer, a proxy).
 
     Example:
         >>> with ServerThread(LocalService("memory://")) as srv:  # doctest: +SKIP
@@ -64,9 +68,11 @@ class ServerThread:
 
     """
 
-    def __init__(self, service: LocalService, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, service: LocalService, host: str = "127.0.0.1", port: int = 0, *,
+                 wrap: Callable[[Any], Any] | None = None) -> None:
         check_bind(host, allow_remote=False)
         self.service = service
+        self._wrap = wrap
         self.host = host
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -86,7 +92,8 @@ class ServerThread:
         uvicorn = require("uvicorn", extra="serve")
         self.service.set_endpoint(self.url)
         self.service.start_driver()
-        self._server = uvicorn.Server(_config(self.service, self.host, self.port, "warning"))
+        self._server = uvicorn.Server(_config(self.service, self.host, self.port, "warning",
+                                                self._wrap))
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._sock]},
                                         name="durable-ext-http", daemon=True)
