@@ -657,7 +657,9 @@ class _EnvelopeCodec:
         aead = self.cache.aead(self.provider, key_id, edk, context, where)
         aad = self._prefix + header + self._binding(flags, ctx)
         try:
-            return aead.decrypt(body[end : end + _NONCE_BYTES], body[end + _NONCE_BYTES :], aad)
+            # Views, not slices: a slice would copy the whole ciphertext once more.
+            view = memoryview(body)
+            return aead.decrypt(view[end : end + _NONCE_BYTES], view[end + _NONCE_BYTES :], aad)
         except InvalidTag:
             raise IntegrityError(
                 f"{where}: {self.name} payload does not decrypt: it was altered or truncated, "
