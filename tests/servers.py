@@ -44,7 +44,9 @@ __all__ = [
     "MotoServer",
     "RedisServer",
     "RequestCounter",
+    "SerialMotoServer",
     "Server",
+    "moto_serial_server",
     "moto_server",
     "redis_server",
 ]
@@ -135,13 +137,14 @@ class Server:
     def ready(self) -> bool:
         raise NotImplementedError
 
-    def start(self) -> None:
-        """Start on a free port; retry on a collision; raise with the log tail on failure."""
+    def start(self, port: int | None = None) -> None:
+        """Start on a free port (or on ``port``, to restart where clients expect it); retry
+        on a collision; raise with the log tail on failure."""
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError(f"start {self.name} from the main thread (PDEATHSIG is per thread)")
         last = ""
         for _ in range(PORT_TRIES):
-            self.port = free_port()
+            self.port = port or free_port()
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
                     self.argv(self.port), stdin=subprocess.DEVNULL, stdout=log,
@@ -222,6 +225,26 @@ class MotoServer(Server):
     def unique(prefix: str) -> str:
         """A name no other test uses (buckets, tables, aliases)."""
         return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class SerialMotoServer(MotoServer):
+    """A moto server that handles one request at a time.
+
+    moto's ``TransactWriteItems`` is not atomic under concurrent requests (it snapshots the
+    table and restores the snapshot on a failed condition, undoing writes made meanwhile);
+    tests with concurrent conditional writers use this server, where DynamoDB's
+    serialisability holds.
+    """
+
+    name = "motoserial"
+
+    def argv(self, port: int) -> list[str]:
+        boot = (
+            "import sys, werkzeug.serving as ws; run = ws.run_simple; "
+            "ws.run_simple = lambda *a, **k: run(*a, **{**k, 'threaded': False}); "
+            "import moto.server as m; m.main(sys.argv[1:])"
+        )
+        return [sys.executable, "-c", boot, "-H", HOST, "-p", str(port)]
 
 
 def redis_binary() -> str:
@@ -419,6 +442,14 @@ def moto_server() -> Iterator[MotoServer]:
     """A moto server on 127.0.0.1 for the whole session (S3, KMS, DynamoDB, ...)."""
     with running(MotoServer()) as server:
         assert isinstance(server, MotoServer)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_serial_server() -> Iterator[SerialMotoServer]:
+    """A one-request-at-a-time moto server for the whole session (see SerialMotoServer)."""
+    with running(SerialMotoServer()) as server:
+        assert isinstance(server, SerialMotoServer)
         yield server
 
 
