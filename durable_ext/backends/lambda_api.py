@@ -66,7 +66,7 @@ _BAD_INPUT = frozenset({
     "UnsupportedMediaTypeException",
 })
 _TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"})
-_OPTIONS = ("region", "endpoint_url", "profile", "max_attempts", "base_delay")
+_OPTIONS = ("region", "endpoint_url", "profile", "max_attempts", "base_delay", "invocation_type")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,8 +80,12 @@ class LambdaTarget:
     profile: str | None = None
     max_attempts: int = 8
     base_delay: float = 0.1
+    invocation_type: str = "Event"
 
     def __post_init__(self) -> None:
+        if self.invocation_type not in ("Event", "RequestResponse"):
+            raise SpecError("lambda:// invocation_type must be Event or RequestResponse, got "
+                            f"{self.invocation_type!r}")
         if not self.function:
             raise SpecError("lambda:// URL names no function: expected lambda://FUNCTION")
         if self.max_attempts < 1:
@@ -130,7 +134,8 @@ def parse_lambda_url(url: str) -> LambdaTarget:
                         region=options.get("region") or None,
                         endpoint_url=options.get("endpoint_url") or None,
                         profile=options.get("profile") or None,
-                        max_attempts=attempts, base_delay=base)
+                        max_attempts=attempts, base_delay=base,
+                        invocation_type=options.get("invocation_type") or "Event")
 
 
 def _code(exc: BaseException) -> str:
@@ -278,9 +283,12 @@ class LambdaBackend:
 
     def start(self, function_name: str | None = None, input: Any = None,
               name: str | None = None, execution_timeout: int | None = None) -> str:
-        """Start an execution by invoking the function (``Event``); its ARN.
+        """Start an execution by invoking the function; its ARN.
 
-        Same name and input returns the existing execution; a different input raises
+        The invocation is asynchronous (``Event``) unless the URL says
+        ``invocation_type=RequestResponse`` (for emulators that return the execution ARN
+        only on synchronous invokes; on Lambda that waits for the execution to end). Same
+        name and input returns the existing execution; a different input raises
         :class:`~durable_ext.runtime.ExecutionAlreadyStartedError`.
         """
         if execution_timeout is not None:
@@ -289,7 +297,8 @@ class LambdaBackend:
                 "ExecutionTimeout), not per execution")
         fn, qualifier = self._function(function_name)
         payload = input if isinstance(input, str | bytes) else json.dumps(input)
-        params: dict[str, Any] = {"FunctionName": fn, "InvocationType": "Event",
+        params: dict[str, Any] = {"FunctionName": fn,
+                                  "InvocationType": self.target.invocation_type,
                                   "Payload": payload}
         if qualifier:
             params["Qualifier"] = qualifier
@@ -309,7 +318,8 @@ class LambdaBackend:
                 return str(found[0]["DurableExecutionArn"])
         raise StoreError(
             f"Invoke {fn}: the response carried no X-Amz-Durable-Execution-Arn; is the "
-            "function durable (DurableConfig set)? Pass name= to find the execution by name")
+            "function durable (DurableConfig set)? Pass name= to find the execution by name, "
+            "or use invocation_type=RequestResponse in the URL")
 
     def run(self, function_name: str | None = None, input: Any = None,
             name: str | None = None, timeout: float = 60) -> dict[str, Any]:
