@@ -115,16 +115,20 @@ def test_pickle_steps_first_run_and_replay(spec, outer):
         rate = ctx.step(body("rate", lambda: lambda x: x * factor), name="rate", config=cfg)
         big = ctx.step(body("big", lambda: {"rows": [(i, str(i)) for i in range(500)]}),
                        name="big", config=cfg)
+        adders = ctx.map([1, 2], lambda c, n, i, items: (lambda x: x + n), name="adders",
+                         config=MapConfig(serdes=serdes))
         ctx.wait(Duration.from_seconds(1), name="nap")
         after = acct.deposit(rate(Decimal("2")))
-        seen.append((type(acct), after.balance, len(big["rows"]), big["rows"][7]))
+        seen.append((type(acct), after.balance, len(big["rows"]), big["rows"][7],
+                     [f(10) for f in adders.get_results()]))
         return {"owner": after.owner, "balance": str(after.balance)}
 
     result, _ = run(handler)
     assert result.status.value == "SUCCEEDED", result.error
     assert json.loads(result.result) == {"owner": "ana", "balance": "13.0"}
     assert bodies == {"acct": 1, "rate": 1, "big": 1}  # replays did not re-run the steps
-    assert seen[-1] == (Account, Decimal("13.0"), 500, (7, "7"))
+    assert seen[-1] == (Account, Decimal("13.0"), 500, (7, "7"), [11, 12])
+    assert wire_of(result.get_context("adders").result) in (b"p", outer)  # the BatchResult
     for name in ("acct", "rate", "big"):
         assert replayed(serdes, result.get_step(name).operation_id), name
     assert wire_of(result.get_step("acct").result) == b"p"
