@@ -305,6 +305,9 @@ class LambdaBackend:
         if name:
             params["DurableExecutionName"] = name
         response = self._call(f"Invoke {fn}", "invoke", **params)
+        body = response.get("Payload")
+        if body is not None:
+            body.read()  # release the connection
         arn = response.get("DurableExecutionArn") or (
             response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
             .get("x-amz-durable-execution-arn"))

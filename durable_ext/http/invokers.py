@@ -163,7 +163,11 @@ class WorkerPool:
             reply = worker.call({"handler": handler, "event": event, "context": context},
                                 self.timeout)
             if reply is None or reply.get("timeout"):
-                code = worker.proc.poll()
+                code: int | None = None
+                if reply is None:
+                    # EOF on the pipe can arrive before the exit status: reap it first.
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        code = worker.proc.wait(5)
                 self._discard(worker)
                 if reply is not None:
                     raise SandboxTimeoutError(
