@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+import test_http_handlers as handlers
 from aws_durable_execution_sdk_python.exceptions import CheckpointError, GetExecutionStateError
 from aws_durable_execution_sdk_python.lambda_service import (
     LambdaClient,
@@ -27,7 +28,6 @@ from aws_durable_execution_sdk_python.lambda_service import (
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-import test_http_handlers as handlers
 from durable_ext.http import LocalService, ServerThread
 
 pytestmark = pytest.mark.integration
@@ -260,7 +260,7 @@ def test_history_without_execution_data_drops_payloads(lam: Any) -> None:
     assert succeeded[0]["StepSucceededDetails"]["Result"]["Payload"] == "6"
     lean = lam.get_durable_execution_history(DurableExecutionArn=arn,
                                              IncludeExecutionData=False)["Events"]
-    lean_step = [e for e in lean if e["EventType"] == "StepSucceeded"][0]
+    lean_step = next(e for e in lean if e["EventType"] == "StepSucceeded")
     assert lean_step["StepSucceededDetails"]["Result"] == {"Truncated": True}
     assert len(lean) == len(with_data)
 
