@@ -76,6 +76,8 @@ NOTIFY = "notify"
 """DueEntry kind: a finished chained child must report to its parent."""
 
 PAGE_BYTES = 5 * 1024 * 1024
+MAX_EXECUTION_TIMEOUT = 31_622_400
+"""The service's upper bound (and this engine's default) for ExecutionTimeout, in seconds."""
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _TERMINAL_OP = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED"})
 _CONFLICT_RETRIES = 50
@@ -362,12 +364,17 @@ class Engine:
         """
         validate_name("function name", function_name)
         name = validate_name("execution name", name or str(uuid.uuid4()))
+        timeout = int(execution_timeout or MAX_EXECUTION_TIMEOUT)
+        if not 1 <= timeout <= MAX_EXECUTION_TIMEOUT:
+            raise InvalidParameterValueError(
+                f"ExecutionTimeout must be between 1 and {MAX_EXECUTION_TIMEOUT} seconds, "
+                f"got {execution_timeout}"
+            )
         exec_id = execution_id or str(uuid.uuid4())
         arn = self.execution_arn(function_name, name, exec_id)
         now = self.now_ms()
         state: dict[str, Any] = {"gate": "IDLE", "open": [], "updated": [], "fails": 0, "invalid": 0}
-        if execution_timeout:
-            state["timeout"] = int(execution_timeout)
+        state["timeout"] = timeout
         if parent:
             state["parent"] = dict(parent)
         if attributes:
@@ -393,19 +400,15 @@ class Engine:
             "StartTimestamp": now,
             "ExecutionDetails": {"InputPayload": input_payload},
         }
-        started: dict[str, Any] = {"Input": payload_block(input_payload)}
-        if execution_timeout:
-            started["ExecutionTimeout"] = int(execution_timeout)
-        due = [DueEntry(arn=arn, key="invoke", kind=DueKind.INVOKE, due_ms=now)]
-        if execution_timeout:
-            due.append(
-                DueEntry(
-                    arn=arn,
-                    key="timeout",
-                    kind=DueKind.EXECUTION_TIMEOUT,
-                    due_ms=now + int(execution_timeout) * 1000,
-                )
-            )
+        started: dict[str, Any] = {
+            "Input": payload_block(input_payload),
+            "ExecutionTimeout": timeout,
+        }
+        due = [
+            DueEntry(arn=arn, key="invoke", kind=DueKind.INVOKE, due_ms=now),
+            DueEntry(arn=arn, key="timeout", kind=DueKind.EXECUTION_TIMEOUT,
+                     due_ms=now + timeout * 1000),
+        ]
         batch = CommitBatch(
             header=header,
             expected_revision=0,

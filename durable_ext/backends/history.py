@@ -24,7 +24,9 @@ def ms_to_dt(ms: int | None) -> datetime | None:
 
 
 def payload_block(payload: Any) -> dict[str, Any]:
-    """An EventResult / EventError / EventInput block."""
+    """Build an EventResult / EventError / EventInput block (no Payload key for None)."""
+    if payload is None:
+        return {"Truncated": False}
     return {"Payload": payload, "Truncated": False}
 
 

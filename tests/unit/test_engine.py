@@ -331,7 +331,7 @@ def test_chained_invoke_dispatch_and_completion(engine: Engine) -> None:
     engine.complete_chained(arn, "i", "SUCCEEDED", '{"x":1}', None)
     assert engine.store.due(None, arn=arn, kinds=["dispatch"]) == []
     assert events(engine, arn)[-1] == "ChainedInvokeSucceeded"
-    assert [d.kind for d in engine.store.due(None, arn=arn)] == ["invoke"]
+    assert [d.kind for d in engine.store.due(None, arn=arn)] == ["invoke", "execution-timeout"]
 
 
 # ---------------------------------------------------------------- invocations and control plane
@@ -390,6 +390,16 @@ def test_name_idempotency(engine: Engine) -> None:
         engine.start("fn", '{"a": 2}', name="order-1")
     with pytest.raises(InvalidParameterValueError):
         engine.start("fn", "{}", name="bad name")
+
+
+def test_execution_started_carries_the_timeout(engine: Engine) -> None:
+    arn, _ = engine.start("fn", "{}")
+    started = engine.history(arn)["Events"][0]
+    assert started["ExecutionStartedDetails"]["ExecutionTimeout"] == 31_622_400
+    arn2, _ = engine.start("fn", "{}", execution_timeout=90)
+    assert engine.history(arn2)["Events"][0]["ExecutionStartedDetails"]["ExecutionTimeout"] == 90
+    with pytest.raises(InvalidParameterValueError, match="ExecutionTimeout"):
+        engine.start("fn", "{}", execution_timeout=31_622_401)
 
 
 def test_arn_last_segment_is_execution_op_id(engine: Engine) -> None:
@@ -456,3 +466,11 @@ def test_list_executions_shape(engine: Engine) -> None:
 ])
 def test_normalize_input(value: Any, expected: str) -> None:
     assert normalize_input(value) == expected
+
+
+def test_callback_success_without_result_has_no_payload(engine: Engine) -> None:
+    arn, inv = begin(engine)
+    res = engine.checkpoint(arn, inv.token, [{"Id": "k", "Type": "CALLBACK", "Action": "START"}])
+    engine.callback_success(res.operations[0]["CallbackDetails"]["CallbackId"], None)
+    last = engine.history(arn)["Events"][-1]
+    assert last["CallbackSucceededDetails"] == {"Result": {"Truncated": False}}
