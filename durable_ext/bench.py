@@ -54,8 +54,9 @@ __all__ = [
 
 #: specs compared when none are given; those whose library is missing are skipped
 DEFAULT_SPECS = ("json", "json+zlib", "msgpack", "msgpack+zlib", "msgpack+zstd")
-SDK_DEFAULT = "sdk:extended-json"
-SDK_JSON = "sdk:json"
+#: the SDK's own serializers, named as in benchmarks/bench_serdes.py
+SDK_DEFAULT = "sdk-extended"
+SDK_JSON = "sdk-json"
 _CTX = SerDesContext(operation_id="bench-operation", durable_execution_arn="arn:bench:execution")
 # modules an --expr may use without importing them
 _EXPR_GLOBALS: dict[str, Any] = {
@@ -178,8 +179,8 @@ def measure(
 ) -> BenchResult:
     """Measure one spec on ``value``; failures become a row with ``error`` set.
 
-    ``spec`` is a pipeline spec, or ``"sdk:extended-json"`` / ``"sdk:json"`` for the
-    SDK's own serializers.
+    ``spec`` is a pipeline spec, or ``"sdk-extended"`` (``ExtendedTypeSerDes``, the
+    SDK's default) / ``"sdk-json"`` (``JsonSerDes``) for the SDK's own serializers.
     """
     try:
         serdes = _build(spec)
@@ -250,6 +251,7 @@ def run_bench(value: Any, specs: Sequence[str] | None = None, *, budget_s: float
             else:
                 notes.append(f"skipped {spec!r}: its library is not installed")
     baselines = [SDK_DEFAULT] + ([SDK_JSON] if _is_plain_json(value) else [])
+    chosen = [s for s in chosen if s not in baselines]
     rows = [measure(value, s, budget_s=budget_s, max_calls=max_calls) for s in baselines + chosen]
     return rows, notes
 
@@ -337,7 +339,7 @@ def print_table(rows: list[BenchResult], notes: list[str], out: TextIO, *, title
               "ending in an offload (e.g. +s3://bucket/prefix)", file=out)
     for note in notes:
         print(f"note: {note}", file=out)
-    print("ratios are to the SDK's default serializer (sdk:extended-json); lower is better",
+    print(f"ratios are to the SDK's default serializer ({SDK_DEFAULT}); lower is better",
           file=out)
 
 

@@ -34,7 +34,7 @@ def test_table_lists_baselines_and_default_specs(sample: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main([str(sample), *FAST]) == 0
     out = capsys.readouterr().out
-    for spec in ("sdk:extended-json", "sdk:json", *bench.DEFAULT_SPECS):
+    for spec in ("sdk-extended", "sdk-json", *bench.DEFAULT_SPECS):
         assert f"│ {spec} " in out, spec
     assert "1.00x" in out and "ratios are to the SDK's default" in out
 
@@ -44,11 +44,11 @@ def test_json_results_match_an_independent_measurement(sample: Path,
     code, doc = run_json([str(sample), "--spec", "msgpack", "--spec", "msgpack+zlib:9"], capsys)
     assert code == 0
     rows = {r["spec"]: r for r in doc["results"]}
-    assert doc["baseline"] == "sdk:extended-json" and next(iter(rows)) == "sdk:extended-json"
+    assert doc["baseline"] == "sdk-extended" and next(iter(rows)) == "sdk-extended"
     value = json.loads(sample.read_text())
     sdk_text = ExtendedTypeSerDes().serialize(value, SerDesContext("op", "arn"))
-    assert rows["sdk:extended-json"]["size"] == len(sdk_text)
-    assert set(rows) == {"sdk:extended-json", "sdk:json", "msgpack", "msgpack+zlib:9"}
+    assert rows["sdk-extended"]["size"] == len(sdk_text)
+    assert set(rows) == {"sdk-extended", "sdk-json", "msgpack", "msgpack+zlib:9"}
     for row in rows.values():
         assert row["error"] is None and row["round_trip"] is True
         assert row["serialize_s"] > 0 and row["deserialize_s"] > 0
@@ -63,7 +63,7 @@ def test_expression_with_rich_types(capsys: pytest.CaptureFixture[str]) -> None:
     code, doc = run_json(["--expr", expr, "--spec", "msgpack"], capsys)
     assert code == 0
     specs = [r["spec"] for r in doc["results"]]
-    assert specs == ["sdk:extended-json", "msgpack"]  # sdk:json cannot carry these types
+    assert specs == ["sdk-extended", "msgpack"]  # sdk-json cannot carry these types
     assert all(r["round_trip"] for r in doc["results"])
 
 
@@ -73,7 +73,7 @@ def test_pickle_sample_and_a_value_the_sdk_cannot_carry(tmp_path: Path,
     path.write_bytes(pickle.dumps({"tags": {"a", "b"}}))
     code, doc = run_json([str(path), "--spec", "msgpack"], capsys)
     rows = {r["spec"]: r for r in doc["results"]}
-    assert "cannot serialize this value" in rows["sdk:extended-json"]["error"]
+    assert "cannot serialize this value" in rows["sdk-extended"]["error"]
     assert rows["msgpack"]["round_trip"] is True and rows["msgpack"]["size_ratio"] is None
     assert code == 0  # the baseline failing is a finding, not a failed request
 
@@ -89,7 +89,7 @@ def test_oversized_payload_is_flagged(capsys: pytest.CaptureFixture[str]) -> Non
     assert "needs a spec ending in an offload" in out
     line = next(x for x in out.splitlines() if "│ msgpack+zlib " in x)
     assert "│ yes  │" in line
-    sdk_line = next(x for x in out.splitlines() if "│ sdk:extended-json " in x)
+    sdk_line = next(x for x in out.splitlines() if "│ sdk-extended " in x)
     assert "│ no   │" in sdk_line
 
 
@@ -140,12 +140,12 @@ def test_plain_text_table_without_rich(sample: Path, monkeypatch: pytest.MonkeyP
     assert bench.main([str(sample), "--spec", "msgpack", *FAST]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split()[:2] == ["spec", "size"]
-    assert lines[2].startswith("sdk:extended-json") and "1.00x" in lines[2]
+    assert lines[2].startswith("sdk-extended") and "1.00x" in lines[2]
     assert "│" not in "".join(lines)
 
 
 def test_round_trip_that_changes_the_value_is_reported() -> None:
-    row = bench.measure((1, 2), "sdk:json", budget_s=0.001)
+    row = bench.measure((1, 2), "sdk-json", budget_s=0.001)
     assert row.round_trip is False and row.error is None  # JSON turns the tuple into a list
 
 
@@ -157,5 +157,12 @@ def test_missing_library_skips_a_default_spec(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(SERIALIZERS, "_loaded", {})
     monkeypatch.setattr(bench, "DEFAULT_SPECS", ("json", "msgpack+zlib"))
     rows, notes = bench.run_bench({"a": 1}, budget_s=0.001)
-    assert [r.spec for r in rows] == ["sdk:extended-json", "sdk:json", "json"]
+    assert [r.spec for r in rows] == ["sdk-extended", "sdk-json", "json"]
     assert notes == ["skipped 'msgpack+zlib': its library is not installed"]
+
+
+def test_sdk_serializers_can_be_named_and_are_measured_once(
+        sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = run_json([str(sample), "--spec", "sdk-json", "--spec", "msgpack"], capsys)
+    assert code == 0
+    assert [r["spec"] for r in doc["results"]] == ["sdk-extended", "sdk-json", "msgpack"]
