@@ -166,3 +166,12 @@ def test_sdk_serializers_can_be_named_and_are_measured_once(
     code, doc = run_json([str(sample), "--spec", "sdk-json", "--spec", "msgpack"], capsys)
     assert code == 0
     assert [r["spec"] for r in doc["results"]] == ["sdk-extended", "sdk-json", "msgpack"]
+
+
+def test_through_the_durable_ext_command(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from durable_ext import cli
+
+    assert cli.main(["bench", str(sample), "--spec", "msgpack", "--json", *FAST]) == 0
+    assert [r["spec"] for r in json.loads(capsys.readouterr().out)["results"]] == [
+        "sdk-extended", "sdk-json", "msgpack"]
+    assert cli.main(["bench", "no-such-file.json"]) == 2
