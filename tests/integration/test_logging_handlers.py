@@ -504,3 +504,43 @@ def test_wrong_decorator_order_is_refused(cap: Capture) -> None:
     with pytest.raises(TypeError, match="below @durable_execution"):
         handler(event, None)
     assert cap.lines() == []
+
+
+def test_on_the_local_runtime_with_a_callback(cap: Capture, durable_runtime: Any) -> None:
+    """The same guarantees on durable_ext's own runtime (virtual clock, memory store)."""
+
+    @durable_step
+    def charge(step_ctx: Any) -> int:
+        log.info("charge attempt %d", step_ctx.attempt)
+        if step_ctx.attempt == 1:
+            raise ConnectionError("gateway down")
+        return 3
+
+    def item(ctx: Any, x: int, index: int, items: Any) -> int:
+        log.info("item %d", x)
+        return int(ctx.step(lambda _: x, name=f"item-{x}"))
+
+    @durable_execution
+    @cap.counted
+    @dlog.replay_aware
+    def handler(event: Any, ctx: Any) -> Any:
+        log.info("start")
+        paid = ctx.step(charge(), config=RETRY_TWICE)
+        log.info("paid %d", paid)
+        answer = ctx.wait_for_callback(lambda cid, w: log.info("asking"), name="approval")
+        log.info("answer %s", answer)
+        got = ctx.map([1, 2], item, name="fan-out").get_results()
+        ctx.wait(Duration.from_seconds(7 * 86400))
+        log.info("a week later %s", got)
+        return got
+
+    run = durable_runtime.run(handler)
+    assert cap.lines() == [(1, "start"), (1, "charge attempt 1"), (2, "charge attempt 2"),
+                           (2, "paid 3"), (2, "asking")]
+    run.succeed_callback("approval", "ok")
+    assert run.result == [1, 2]
+    assert cap.lines(sort=True) == sorted([
+        (1, "start"), (1, "charge attempt 1"), (2, "charge attempt 2"), (2, "paid 3"),
+        (2, "asking"), (3, "answer ok"), (3, "item 1"), (3, "item 2"),
+        (4, "a week later [1, 2]"),
+    ])
