@@ -258,7 +258,7 @@ class LambdaBackend:
                 "lambda",
                 region_name=self.target.region or session.region_name or "us-east-1",
                 endpoint_url=self.target.endpoint_url,
-                config=Config(retries={"max_attempts": 1, "mode": "standard"},
+                config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
                               connect_timeout=5, read_timeout=60),
                 **creds,
             )
