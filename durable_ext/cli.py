@@ -481,4 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the imported module's main, so its exception classes are the ones raised.
+    from durable_ext.cli import main as _main
+
+    sys.exit(_main())

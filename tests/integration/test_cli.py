@@ -1,0 +1,148 @@
+"""The durable-ext command: exit codes, JSON output, callbacks from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_durable_execution_sdk_python import DurableContext, durable_execution
+from aws_durable_execution_sdk_python.config import Duration
+
+from durable_ext.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WAITING, SUBCOMMANDS, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@durable_execution
+def approve(event: Any, ctx: DurableContext) -> Any:
+    ctx.wait(Duration.from_seconds(1), name="breath")
+    cb = ctx.create_callback(name="ok")
+    return {"got": json.loads(cb.result()), "input": event}
+
+
+@durable_execution
+def boom(event: Any, ctx: DurableContext) -> Any:
+    raise RuntimeError("kaput")
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> str:
+    return f"file://{tmp_path / 'store'}"
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else None
+
+
+def test_run_wait_callback_then_succeed(capsys: pytest.CaptureFixture[str], backend: str) -> None:
+    code, out = run_json(capsys, "run", "test_cli:approve", "--input", '{"n": 1}', "--name", "a1",
+                         "--backend", backend, "--json", "--virtual-time")
+    assert code == EXIT_WAITING
+    assert out["Status"] == "RUNNING"
+    [(name, cb_id)] = out["WaitingCallbacks"]
+    assert name == "ok"
+    code, out = run_json(capsys, "callback", "succeed", cb_id, '"yes"', "--backend", backend, "--json")
+    assert code == EXIT_OK
+    assert out["Result"] == {"got": "yes", "input": {"n": 1}}
+    code, hist = run_json(capsys, "executions", "history", "a1", "--backend", backend, "--json")
+    assert code == EXIT_OK
+    kinds = [e["EventType"] for e in hist["Events"]]
+    assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionSucceeded"
+    code, listing = run_json(capsys, "executions", "list", "--backend", backend, "--json")
+    assert [e["DurableExecutionName"] for e in listing["DurableExecutions"]] == ["a1"]
+    code, shown = run_json(capsys, "executions", "show", "a1", "--backend", backend, "--json")
+    assert code == EXIT_OK and shown["Status"] == "SUCCEEDED"
+
+
+def test_failed_execution_exit_code(capsys: pytest.CaptureFixture[str], backend: str) -> None:
+    code, out = run_json(capsys, "run", "test_cli:boom", "--backend", backend, "--json")
+    assert code == EXIT_FAILED
+    assert out["Status"] == "FAILED" and "kaput" in out["Error"]["ErrorMessage"]
+
+
+def test_stop(capsys: pytest.CaptureFixture[str], backend: str) -> None:
+    run_json(capsys, "run", "test_cli:approve", "--name", "s1", "--backend", backend, "--json",
+             "--virtual-time")
+    code, out = run_json(capsys, "stop", "s1", "--message", "halt", "--backend", backend, "--json")
+    assert code == EXIT_FAILED
+    assert out["Status"] == "STOPPED" and out["Error"] == {"ErrorMessage": "halt"}
+
+
+def test_callback_fail_and_heartbeat(capsys: pytest.CaptureFixture[str], backend: str) -> None:
+    _, out = run_json(capsys, "run", "test_cli:approve", "--name", "f1", "--backend", backend,
+                      "--json", "--virtual-time")
+    cb_id = out["WaitingCallbacks"][0][1]
+    assert main(["callback", "heartbeat", cb_id, "--backend", backend]) == EXIT_OK
+    capsys.readouterr()
+    code, out = run_json(capsys, "callback", "fail", cb_id, '{"ErrorType": "No", "ErrorMessage": "denied"}',
+                         "--backend", backend, "--json")
+    assert code == EXIT_FAILED
+    assert "denied" in json.dumps(out["Error"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "no_colon_here"],
+    ["run", "test_cli:missing_attr"],
+    ["run", "no_such_module_xyz:handler"],
+    ["run", "test_cli:approve", "--input", "{not json"],
+    ["callback", "succeed", "not-a-callback-id"],
+    ["executions", "show", "unknown-name"],
+    ["nonsense"],
+    [],
+])
+def test_usage_errors_exit_2(argv: list[str], backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+    extra = ["--backend", backend] if argv and argv[0] in ("run", "callback", "executions") else []
+    assert main(argv + extra) == EXIT_USAGE
+    assert capsys.readouterr().err
+
+
+def test_plugins_lists_without_importing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_json(capsys, "plugins", "--json")
+    assert code == EXIT_OK
+    assert {"memory", "file", "redis"} <= set(out["backends"])
+    assert "msgpack" in out["serializers"]
+
+
+def test_subcommand_table_skips_missing_modules(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(SUBCOMMANDS, "teleport", "durable_ext.no_such_module")
+    assert main(["plugins"]) == EXIT_OK
+    assert main(["teleport"]) == EXIT_USAGE
+
+
+def test_demo_runs_on_the_file_backend(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "order_workflow.py"), "--name", "demo-1",
+         "--backend", f"file://{tmp_path / 'd'}"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "demo-1: SUCCEEDED" in proc.stdout
+    for kind in ("StepFailed", "WaitSucceeded", "CallbackSucceeded", "ContextSucceeded"):
+        assert kind in proc.stdout
+    assert '"payment_attempts": 2' in proc.stdout
+
+
+def test_demo_manual_approval_through_the_cli(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    url = f"file://{tmp_path / 'd'}"
+    first = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "order_workflow.py"), "--name", "m-1", "--manual",
+         "--backend", url], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert first.returncode == EXIT_WAITING, first.stderr[-2000:]
+    command = first.stdout.strip().splitlines()[-1].split()
+    assert command[:3] == ["durable-ext", "callback", "succeed"]
+    assert command[-2:] == ["--backend", url]
+    cli = [sys.executable, "-m", "durable_ext.cli", "callback", "succeed", command[3],
+           '{"approved": true}', "--backend", url]
+    second = subprocess.run(cli, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert second.returncode == EXIT_OK, second.stdout + second.stderr[-2000:]
+    assert '"status": "shipped"' in second.stdout
