@@ -1,0 +1,7 @@
+"""``python -m durable_ext.fleet worker ...``."""
+
+import sys
+
+from durable_ext.fleet.cli import main
+
+sys.exit(main())

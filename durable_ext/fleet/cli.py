@@ -1,0 +1,108 @@
+"""``durable-ext worker``: run one fleet worker until SIGTERM.
+
+Example::
+
+    durable-ext worker --backend redis://cache:6379/0 \\
+        --handlers orders=shop.handlers:orders shop.billing:handler --concurrency 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from durable_ext.errors import ConfigError
+
+__all__ = ["main", "parse_handler", "register"]
+
+
+def parse_handler(spec: str) -> tuple[str, str]:
+    """``[NAME=]MODULE[:ATTR]`` -> ``(function name, "module:attr")``.
+
+    ``ATTR`` defaults to ``handler`` (the Lambda convention); ``NAME`` defaults to
+    ``ATTR`` when it is given, else to the module's last dotted segment.
+    """
+    name, sep, target = spec.partition("=")
+    if not sep:
+        name, target = "", spec
+    module, colon, attr = target.partition(":")
+    if not module or (colon and not attr):
+        raise ConfigError(f"invalid handler {spec!r}: expected [NAME=]MODULE[:HANDLER]")
+    function = name or (attr if colon else module.rsplit(".", 1)[-1])
+    return function, f"{module}:{attr or 'handler'}"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``worker`` subcommand."""
+    p = subparsers.add_parser(
+        "worker", help="run a fleet worker on a shared backend",
+        description="Claim and run durable executions and timers from a shared backend "
+                    "(Redis or DynamoDB) until SIGTERM.",
+    )
+    p.add_argument("--backend", required=True, help="store URL, e.g. redis://host:6379/0 or "
+                   "dynamodb://TABLE?region=eu-west-1")
+    p.add_argument("--handlers", nargs="+", required=True, metavar="[NAME=]MODULE[:HANDLER]",
+                   help="durable handlers to serve (function name defaults to HANDLER)")
+    p.add_argument("--plain", nargs="*", default=[], metavar="[NAME=]MODULE[:HANDLER]",
+                   help="plain (non-durable) functions that chained invokes may call")
+    p.add_argument("--concurrency", type=int, default=1, help="invocations at once (default 1)")
+    p.add_argument("--lease", type=float, default=30.0, help="lease seconds (default 30)")
+    p.add_argument("--skew-margin", type=float, default=5.0,
+                   help="seconds past a lease deadline before taking over (default 5)")
+    p.add_argument("--poll", type=float, default=0.1, help="idle poll interval (default 0.1 s)")
+    p.add_argument("--isolation", choices=("inline", "process"), default="inline")
+    p.add_argument("--invocation-timeout", type=float, default=900.0)
+    p.add_argument("--grace", type=float, default=30.0,
+                   help="seconds running invocations get to finish on SIGTERM (default 30)")
+    p.add_argument("--max-seconds", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-id", default=None)
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=run_worker)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Run a worker with the parsed arguments; returns the exit code."""
+    from durable_ext.fleet.worker import Worker
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker = Worker(
+        args.backend,
+        concurrency=args.concurrency,
+        lease_seconds=args.lease,
+        skew_margin=args.skew_margin,
+        poll_interval=args.poll,
+        isolation=args.isolation,
+        invocation_timeout=args.invocation_timeout,
+        shutdown_grace=args.grace,
+        worker_id=args.worker_id,
+    )
+    for spec in args.handlers:
+        worker.register(*parse_handler(spec))
+    for spec in args.plain:
+        name, target = parse_handler(spec)
+        worker.register(name, target, durable=False)
+    worker.install_signal_handlers()
+    try:
+        stats = worker.run(max_seconds=args.max_seconds)
+    finally:
+        worker.close()
+    print(" ".join(f"{k}={v}" for k, v in stats.as_dict().items()), file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m durable_ext.fleet worker ...`` (same as ``durable-ext worker ...``)."""
+    parser = argparse.ArgumentParser(prog="durable-ext")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"durable-ext: error: {exc}", file=sys.stderr)
+        return 2
+    return code

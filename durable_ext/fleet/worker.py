@@ -1,0 +1,432 @@
+"""Worker: one member of a fleet that drains a shared Redis or DynamoDB backend.
+
+Every worker polls the store's due-time index for work of the functions it has
+registered: invocations to run, durable timers to fire (waits, retry delays, callback and
+heartbeat timeouts, execution timeouts) and chained invokes to dispatch. Claims are
+compare-and-set commits, so when several workers see the same entry exactly one wins:
+
+* an invocation is claimed by the engine's ``begin_invocation``, which opens a new
+  invocation id and writes a **lease** (a wall-clock deadline). The worker renews the
+  lease while the handler runs (every third of its length);
+* a timer fires inside one commit that also removes it, so it fires once;
+* a worker whose lease expired (plus the clock-skew margin) or whose process is gone on
+  this host is taken over: its invocation is closed as failed and a new one is
+  scheduled. **Fencing**: the old worker's checkpoint tokens name the old invocation, so
+  every commit it still tries is refused, and its late result is ignored.
+
+On SIGTERM (:meth:`Worker.install_signal_handlers`) a worker stops claiming, lets
+running invocations finish for ``shutdown_grace`` seconds, then releases the rest so
+another worker re-runs them at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from types import FrameType
+from typing import Any, Literal, cast
+
+from durable_ext.backends.engine import (
+    DISPATCH,
+    NOTIFY,
+    Engine,
+    InvalidCheckpointTokenError,
+    InvocationInput,
+)
+from durable_ext.backends.store import DueEntry, DueKind, Store
+from durable_ext.errors import ConfigError, StoreError, StoreUnavailableError
+from durable_ext.fleet.lease import Lease, current_lease, renew_lease
+from durable_ext.runtime.clock import Clock, RealClock
+from durable_ext.runtime.invoker import (
+    LambdaContextStub,
+    handler_path,
+    invoke_in_process,
+    invoke_in_subprocess,
+    load_handler,
+    pid_alive,
+)
+from durable_ext.runtime.runtime import Runtime, function_of
+
+__all__ = ["SkewedClock", "Worker", "WorkerStats"]
+
+log = logging.getLogger("durable_ext.fleet")
+
+_WORK = (
+    DueKind.INVOKE,
+    DueKind.WAKE,
+    DueKind.CALLBACK_TIMEOUT,
+    DueKind.CALLBACK_HEARTBEAT,
+    DueKind.EXECUTION_TIMEOUT,
+    DISPATCH,
+    NOTIFY,
+)
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did; every count only grows."""
+
+    invocations: int = 0
+    timers: int = 0
+    takeovers: int = 0
+    renewals: int = 0
+    lost_leases: int = 0
+    fenced: int = 0
+    released: int = 0
+    errors: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Increment counter ``name`` (thread-safe)."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+class SkewedClock(RealClock):
+    """Wall-clock time off by ``offset_ms`` (how a host with a drifting clock sees time)."""
+
+    def __init__(self, offset_ms: int) -> None:
+        self.offset_ms = int(offset_ms)
+
+    def now_ms(self) -> int:
+        """Wall-clock time plus the offset."""
+        return super().now_ms() + self.offset_ms
+
+
+@dataclass
+class _Running:
+    arn: str
+    invocation_id: str
+    lost: threading.Event = field(default_factory=threading.Event)
+
+
+class _FencedEngine:
+    """The engine as one invocation sees it: refused once its lease is lost.
+
+    The engine already refuses the tokens of a superseded invocation; this view refuses
+    them without a round trip once the worker knows, and counts every refusal.
+    """
+
+    def __init__(self, engine: Engine, running: _Running, stats: WorkerStats) -> None:
+        self._engine = engine
+        self._running = running
+        self._stats = stats
+
+    def _guard(self, call: Callable[[], Any]) -> Any:
+        if self._running.lost.is_set():
+            self._stats.add("fenced")
+            raise InvalidCheckpointTokenError("Invalid checkpoint token: the invocation's lease was lost")
+        try:
+            return call()
+        except InvalidCheckpointTokenError:
+            self._stats.add("fenced")
+            raise
+
+    def checkpoint(self, arn: str, token: str, updates: Sequence[Mapping[str, Any]],
+                   client_token: str | None = None) -> Any:
+        return self._guard(lambda: self._engine.checkpoint(arn, token, updates, client_token))
+
+    def get_state(self, arn: str, token: str, marker: str | None,
+                  max_items: int | None = None) -> Any:
+        return self._guard(lambda: self._engine.get_state(arn, token, marker, max_items))
+
+
+class Worker:
+    """Claims and runs the work of its registered functions from a shared store.
+
+    Args:
+        backend: Store URL (``redis://...``, ``dynamodb://...``) or a Store.
+        concurrency: Invocations and timers handled at once.
+        lease_seconds: Lease length; renewed every third of it while an invocation runs.
+        skew_margin: Seconds a lease must be past its deadline before another worker takes
+            over; it must exceed the clock skew between hosts.
+        poll_interval: Seconds between polls of the due-time index when idle.
+        isolation: ``"inline"`` (threads) or ``"process"`` (a process per invocation, so a
+            crash ends only that invocation).
+        invocation_timeout: Seconds an invocation may run.
+        shutdown_grace: Seconds running invocations get to finish on shutdown.
+        max_invocation_failures: Consecutive failed invocations before an execution fails.
+        clock: The clock for timers and timestamps (default: wall clock).
+        worker_id: Name of this worker in leases (default: a new UUID).
+        host: Host name recorded in leases (default: this host's name).
+
+    Example:
+        >>> w = Worker("redis://127.0.0.1:6379/0", concurrency=4)  # doctest: +SKIP
+        >>> w.register("orders", "shop.handlers:orders")  # doctest: +SKIP
+        >>> w.install_signal_handlers(); w.run()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        backend: str | Store | None = None,
+        *,
+        concurrency: int = 1,
+        lease_seconds: float = 30.0,
+        skew_margin: float = 5.0,
+        poll_interval: float = 0.1,
+        isolation: Literal["inline", "process"] = "inline",
+        invocation_timeout: float = 900.0,
+        shutdown_grace: float = 30.0,
+        max_invocation_failures: int = 5,
+        clock: Clock | None = None,
+        worker_id: str | None = None,
+        host: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+        if lease_seconds <= 0 or skew_margin < 0 or poll_interval <= 0:
+            raise ConfigError("lease_seconds and poll_interval must be positive, skew_margin >= 0")
+        self.clock: Clock = clock or RealClock()
+        self.runtime = Runtime(backend, clock=self.clock, isolation=isolation,
+                               invocation_timeout=invocation_timeout,
+                               max_invocation_failures=max_invocation_failures)
+        self.engine: Engine = self.runtime.engine
+        self.store: Store = self.runtime.store
+        self.lease_ms = int(lease_seconds * 1000)
+        self.margin_ms = int(skew_margin * 1000)
+        # leases are stamped and judged on this worker's wall clock (skewed or not)
+        self.engine.lease_ms = self.lease_ms
+        self.engine.wall_ms = self.clock.now_ms
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.isolation = isolation
+        self.invocation_timeout = invocation_timeout
+        self.shutdown_grace = shutdown_grace
+        self.id = worker_id or str(uuid.uuid4())
+        self.host = host or socket.gethostname()
+        self.stats = WorkerStats()
+        self._handlers: dict[str, Any] = {}
+        self._running: dict[str, _Running] = {}
+        self._busy: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._closed = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ setup
+
+    def register(self, function_name: str, handler: Any, *, durable: bool = True) -> None:
+        """Register a handler object or ``"module:attr"`` under ``function_name``."""
+        self.runtime.register(function_name, handler, durable=durable)
+        if durable:
+            if self.isolation == "process":
+                self._handlers[function_name] = handler_path(handler)
+            else:
+                self._handlers[function_name] = load_handler(handler) if isinstance(handler, str) else handler
+
+    def install_signal_handlers(self) -> None:
+        """Stop gracefully on SIGTERM and SIGINT (call from the main thread)."""
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("worker %s: signal %d, shutting down", self.id, signum)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to stop claiming work and shut down."""
+        self._stopping.set()
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self, *, max_seconds: float | None = None,
+            until: Callable[[], bool] | None = None) -> WorkerStats:
+        """Claim and run work until :meth:`stop` (or ``max_seconds``, or ``until()``)."""
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self._renewer = threading.Thread(target=self._renew_loop, name="lease-renewer", daemon=True)
+        self._renewer.start()
+        next_sweep = 0.0
+        backoff = self.poll_interval
+        try:
+            while not self._stopping.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if until is not None and until():
+                    break
+                self._reap()
+                try:
+                    if time.monotonic() >= next_sweep:
+                        self._recover()
+                        next_sweep = time.monotonic() + max(self.poll_interval, self.lease_ms / 4000)
+                    started = self._claim()
+                    backoff = self.poll_interval
+                except StoreUnavailableError as exc:
+                    log.warning("worker %s: store unavailable, retrying: %s", self.id, exc)
+                    self.stats.add("errors")
+                    started = 0
+                    backoff = min(backoff * 2, 2.0)
+                if not started:
+                    self._stopping.wait(backoff)
+        finally:
+            self._shutdown()
+        return self.stats
+
+    def _mine(self, entry: DueEntry) -> bool:
+        return function_of(entry.arn) in self._handlers
+
+    def _reap(self) -> None:
+        with self._lock:
+            for arn in [a for a, t in self._busy.items() if not t.is_alive()]:
+                del self._busy[arn]
+
+    def _claim(self) -> int:
+        with self._lock:
+            free = self.concurrency - len(self._busy)
+            busy = set(self._busy)
+        if free <= 0:
+            return 0
+        entries = self.store.due(self.clock.now_ms(), kinds=_WORK, limit=max(32, free * 16))
+        picked: dict[str, DueEntry] = {}
+        # Workers see the same earliest entries; a random pick spreads them out instead
+        # of making every worker race for the first one.
+        random.shuffle(entries)
+        for entry in entries:
+            if entry.arn in busy or entry.arn in picked or not self._mine(entry):
+                continue
+            picked[entry.arn] = entry
+            if len(picked) >= free:
+                break
+        for arn, entry in picked.items():
+            thread = threading.Thread(target=self._work, args=(entry,), daemon=True,
+                                      name=f"work-{arn.rsplit('/', 1)[-1][:8]}")
+            with self._lock:
+                self._busy[arn] = thread
+            thread.start()
+        return len(picked)
+
+    def _work(self, entry: DueEntry) -> None:
+        try:
+            if entry.kind == DueKind.INVOKE:
+                self._invoke(entry.arn)
+            else:
+                # timers, dispatches and notifications: one compare-and-set commit each
+                self.runtime._handle(entry)
+                self.stats.add("timers")
+        except (StoreError, OSError) as exc:
+            log.warning("worker %s: %s on %s failed: %s", self.id, entry.kind, entry.arn, exc)
+            self.stats.add("errors")
+        except Exception:
+            log.exception("worker %s: %s on %s crashed", self.id, entry.kind, entry.arn)
+            self.stats.add("errors")
+
+    # ------------------------------------------------------------------ invocations
+
+    def _invoke(self, arn: str) -> None:
+        fn = function_of(arn)
+        handler = self._handlers[fn]
+        inv = self.engine.begin_invocation(arn, owner=self.id, pid=os.getpid(), host=self.host)
+        if inv is None:
+            return  # another worker holds it, or it finished
+        running = _Running(arn, inv.invocation_id)
+        with self._lock:
+            self._running[inv.invocation_id] = running
+        try:
+            output, error = self._call(handler, inv, running)
+            if running.lost.is_set():
+                self.stats.add("lost_leases")
+                return  # taken over: the new owner decides; finishing here would be refused
+            self.engine.finish_invocation(arn, inv.invocation_id, output, error)
+            self.stats.add("invocations")
+        finally:
+            with self._lock:
+                self._running.pop(inv.invocation_id, None)
+
+    def _call(self, handler: Any, inv: InvocationInput, running: _Running) -> tuple[Any, Any]:
+        view = cast(Engine, _FencedEngine(self.engine, running, self.stats))
+        ctx = LambdaContextStub(
+            aws_request_id=inv.request_id,
+            function_name=inv.function_name,
+            invoked_function_arn=self.engine.function_arn(inv.function_name),
+            deadline_ms=int(time.time() * 1000) + int(self.invocation_timeout * 1000),
+        )
+        if self.isolation == "process":
+            return invoke_in_subprocess(handler, inv, view, ctx, self.invocation_timeout)
+        return invoke_in_process(handler, inv, view, ctx)
+
+    def _renew_loop(self) -> None:
+        period = self.lease_ms / 3000
+        # keeps renewing through the shutdown grace period, until _shutdown is done
+        while not self._closed.wait(period):
+            with self._lock:
+                running = list(self._running.values())
+            for r in running:
+                if r.lost.is_set():
+                    continue
+                try:
+                    ok = renew_lease(self.store, r.arn, r.invocation_id, self.clock.now_ms() + self.lease_ms)
+                except StoreError as exc:
+                    log.warning("worker %s: lease renewal of %s failed: %s", self.id, r.arn, exc)
+                    continue
+                if ok is False:
+                    log.warning("worker %s: lease of %s was taken over; fencing it", self.id, r.arn)
+                    r.lost.set()
+                elif ok:
+                    self.stats.add("renewals")
+
+    def _recover(self) -> None:
+        """Take over the executions of workers whose lease expired or whose process died."""
+        wall = self.clock.now_ms()
+        with self._lock:
+            mine = set(self._running)
+        for entry in self.store.due(None, kinds=[DueKind.LEASE]):
+            if not self._mine(entry):
+                continue
+            lease = Lease.of(entry)
+            if lease.invocation_id in mine:
+                continue
+            gone = lease.host == self.host and lease.pid != os.getpid() and not pid_alive(lease.pid)
+            if not (gone or lease.owner == self.id or lease.expired(wall, self.margin_ms)):
+                continue
+            # the index may lag (DynamoDB GSIs do): re-read the lease from the execution
+            if current_lease(self.store, lease.arn) != lease:
+                continue
+            log.info("worker %s: taking over %s from %s", self.id, lease.arn, lease.owner)
+            self.engine.abandon_invocation(
+                lease.arn, lease.invocation_id,
+                f"Worker {lease.owner} on {lease.host} lost its lease; invocation taken over",
+            )
+            self.stats.add("takeovers")
+
+    # ------------------------------------------------------------------ shutdown
+
+    def _shutdown(self) -> None:
+        """Let running work finish for the grace period, then release what is left."""
+        self._stopping.set()
+        end = time.monotonic() + self.shutdown_grace
+        while time.monotonic() < end:
+            self._reap()
+            with self._lock:
+                if not self._busy:
+                    break
+            time.sleep(0.02)
+        with self._lock:
+            leftover = list(self._running.values())
+        for r in leftover:
+            r.lost.set()  # whatever the handler still sends is refused from now on
+            try:
+                self.engine.abandon_invocation(r.arn, r.invocation_id,
+                                               f"Worker {self.id} shut down; invocation released")
+                self.stats.add("released")
+            except StoreError as exc:
+                log.warning("worker %s: could not release %s: %s", self.id, r.arn, exc)
+        self._closed.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+        log.info("worker %s stopped: %s", self.id, self.stats.as_dict())
+
+    def close(self) -> None:
+        """Close the store if the worker opened it."""
+        self.runtime.close()
