@@ -70,3 +70,10 @@ def callback_then_steps(event: dict[str, Any], context: DurableContext) -> dict[
     answer = context.wait_for_callback(lambda _cid, _ctx: None, name="ask")
     last = context.step(lambda _: "done", name="last")
     return {"first": first, "answer": answer, "last": last}
+
+
+@durable_execution
+def sleeper(event: dict[str, Any], context: DurableContext) -> str:
+    """Wait ``seconds`` (default one hour), then finish."""
+    context.wait(Duration.from_seconds(int(event.get("seconds", 3600))))
+    return "woke"
