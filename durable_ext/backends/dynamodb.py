@@ -591,45 +591,72 @@ class DynamoDBStore:
         """The current header (finishing a large batch first if one is half applied)."""
         return self._settled(arn)
 
+    def _header_of(self, arn: str, raw: Item | None) -> bool:
+        """Whether ``raw`` is ``arn``'s settled header (False: pending batch rolled forward)."""
+        if raw is None or raw.get("sk", {}).get("S") != "H":
+            raise NotFoundError(f"no durable execution {arn!r}")
+        if "pend" in raw:
+            self._roll_forward(execution_id_of(arn), raw["pend"]["M"])
+            return False
+        if json.loads(raw["doc"]["S"])["arn"] != arn:
+            raise NotFoundError(f"no durable execution {arn!r}")
+        return True
+
     def operations(self, arn: str, ids: Iterable[str] | None = None) -> list[OperationRecord]:
-        """Operation records in creation order."""
-        self._settled(arn)
+        """Operation records in creation order; the header comes along in the same request."""
         exec_id = execution_id_of(arn)
-        if ids is None:
-            items = self._query(
-                f"read of {arn}",
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :o)",
-                ExpressionAttributeValues={":pk": _s(self._pk(exec_id)), ":o": _s("O#")},
-                ConsistentRead=True,
-            )
-            recs = [OperationRecord.from_dict(json.loads(i["d"]["S"])) for i in items]
-        else:
-            recs = []
-            wanted = list(dict.fromkeys(ids))
-            for start in range(0, len(wanted), 100):
-                keys = [self._key(exec_id, f"O#{op}") for op in wanted[start:start + 100]]
-                request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-                for _ in range(10):
-                    out = self._call(f"read of {arn}",
-                                     lambda r=request: self.client.batch_get_item(RequestItems=r))
-                    recs += [OperationRecord.from_dict(json.loads(i["d"]["S"]))
-                             for i in out.get("Responses", {}).get(self.table, [])]
-                    request = out.get("UnprocessedKeys") or {}
-                    if not request:
-                        break
-        recs.sort(key=lambda r: r.index)
-        return recs
+        for _ in range(5):
+            if ids is None:
+                # "H" sorts right before "O#": one range query returns the header and the ops
+                items = list(self._query(
+                    f"read of {arn}",
+                    KeyConditionExpression="pk = :pk AND sk BETWEEN :h AND :o",
+                    ExpressionAttributeValues={":pk": _s(self._pk(exec_id)), ":h": _s("H"),
+                                               ":o": _s("O#\U0010ffff")},
+                    ConsistentRead=True,
+                ))
+                if not self._header_of(arn, items[0] if items else None):
+                    continue
+                recs = [OperationRecord.from_dict(json.loads(i["d"]["S"])) for i in items[1:]]
+            else:
+                got = self._batch_get(arn, [self._key(exec_id, "H")] + [
+                    self._key(exec_id, f"O#{op}") for op in dict.fromkeys(ids)])
+                head = next((i for i in got if i["sk"]["S"] == "H"), None)
+                if not self._header_of(arn, head):
+                    continue
+                recs = [OperationRecord.from_dict(json.loads(i["d"]["S"]))
+                        for i in got if i["sk"]["S"] != "H"]
+            recs.sort(key=lambda r: r.index)
+            return recs
+        raise StoreError(f"read of {arn}: large batches kept landing concurrently")
+
+    def _batch_get(self, arn: str, keys: list[Item]) -> list[Item]:
+        out_items: list[Item] = []
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self.table: {"Keys": keys[start:start + 100], "ConsistentRead": True}}
+            for _ in range(10):
+                out = self._call(f"read of {arn}",
+                                 lambda r=request: self.client.batch_get_item(RequestItems=r))
+                out_items += out.get("Responses", {}).get(self.table, [])
+                request = out.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise StoreUnavailableError(f"DynamoDB kept throttling reads of {arn}")
+        return out_items
 
     def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
         """Records with ``touched > seq`` through the ``touched`` LSI (strongly consistent)."""
-        self._settled(arn)
-        items = self._query(
+        items = list(self._query(
             f"delta of {arn}",
             IndexName="touched",
             KeyConditionExpression="pk = :pk AND t > :t",
             ExpressionAttributeValues={":pk": _s(self._pk(execution_id_of(arn))), ":t": _n(seq)},
             ConsistentRead=True,
-        )
+        ))
+        if not items:
+            self._settled(arn)  # an empty answer: is there such an execution at all?
         recs = [OperationRecord.from_dict(json.loads(i["d"]["S"])) for i in items]
         recs.sort(key=lambda r: r.index)
         return recs
@@ -638,8 +665,8 @@ class DynamoDBStore:
         self, arn: str, *, after: int = 0, limit: int | None = None, reverse: bool = False
     ) -> list[HistoryEvent]:
         """History events, a range query over ``E#<id>`` sort keys."""
-        self._settled(arn)
         if limit is not None and limit <= 0:
+            self._settled(arn)
             return []
         pk = _s(self._pk(execution_id_of(arn)))
         if reverse and after > 0:
@@ -663,6 +690,8 @@ class DynamoDBStore:
             out.append(HistoryEvent(event_id=int(item["sk"]["S"][2:]), data=json.loads(item["d"]["S"])))
             if limit is not None and len(out) >= limit:
                 break
+        if not out:
+            self._settled(arn)
         return out
 
     def due(
@@ -675,9 +704,9 @@ class DynamoDBStore:
     ) -> list[DueEntry]:
         """Due entries, earliest first: per execution (consistent) or from the ``gsi1`` index."""
         kind_list = None if kinds is None else list(dict.fromkeys(kinds))
-        if arn is not None:
-            self._settled(arn)
         if kind_list == [] or (limit is not None and limit <= 0):
+            if arn is not None:
+                self._settled(arn)
             return []
         values: dict[str, Any] = {}
         flt = ""
@@ -711,6 +740,8 @@ class DynamoDBStore:
                     entry.due_ms > found[limit - 1].due_ms:
                 break  # index order is due order: nothing later can tie
             found.append(entry)
+        if arn is not None and not found:
+            self._settled(arn)
         return sort_due(found, limit)
 
     def list_executions(
