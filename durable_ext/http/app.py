@@ -256,7 +256,6 @@ def create_app(service: LocalService) -> ASGIApp:
             raise ApiError("InvalidRequestContentException", "Updates must be a list of objects")
         res = await run_in_threadpool(service.engine.checkpoint, arn, token, updates,
                                       body.get("ClientToken") or None)
-        service.notify()
         state: dict[str, Any] = {"Operations": [operation_to_wire(o) for o in res.operations]}
         if res.next_marker:
             state["NextMarker"] = res.next_marker
