@@ -89,50 +89,13 @@ def _resolve(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-class _HorizonReached(Exception):
-    """Raised out of ``run_until_idle`` when the next timer lies beyond the advance."""
-
-
-def _stepping_clock() -> Any:
-    """A ``VirtualClock`` that refuses to jump past a horizon the harness sets.
-
-    ``Runtime.run_until_idle`` jumps a virtual clock to the next due wait or retry however
-    far it is, and does not move it to callback timeouts at all.  The suite's validator lets
-    time pass in real seconds (2 s polls, callback ``Delay``), so callbacks land while waits
-    are pending.  The harness reproduces that by advancing this clock step by step: a jump
-    beyond the horizon stops ``run_until_idle`` (it is between invocations when it sleeps),
-    timers due within it fire in order.  RUNTIME_GAPS.md G-1 asks for this as an API.
-    """
-    from durable_ext.runtime import VirtualClock
-
-    class SteppingClock(VirtualClock):
-        horizon_ms: int | None = None
-
-        def sleep_until(self, due_ms: int, max_seconds: float) -> None:
-            horizon = self.horizon_ms
-            if horizon is not None and due_ms > horizon:
-                raise _HorizonReached
-            super().sleep_until(due_ms, max_seconds)
-
-        def move_to(self, when_ms: int) -> None:
-            super().sleep_until(when_ms, 0)
-
-    return SteppingClock()
-
-
-# Longest single clock step while time passes: timers firing in the same step keep their
-# order, and none fires more than this late.
-_STEP_SECONDS = 1.0
-
-
 class RuntimeDriver:
     """A :class:`Driver` over ``durable_ext.runtime.Runtime`` with a virtual clock."""
 
     def __init__(self, backend: str, handler: CaseHandler) -> None:
-        from durable_ext.runtime import Runtime
+        from durable_ext.runtime import Runtime, VirtualClock
 
-        self.clock = _stepping_clock()
-        options: dict[str, Any] = {"backend": backend, "clock": self.clock}
+        options: dict[str, Any] = {"backend": backend, "clock": VirtualClock()}
         if handler.isolation == "process":
             options["isolation"] = "process"
         self.runtime = Runtime(**options)
@@ -151,24 +114,12 @@ class RuntimeDriver:
         return str(self.runtime.start(function_name, input=payload))
 
     def run_to_completion(self) -> None:
-        self.clock.horizon_ms = None
         self.runtime.run_until_idle()
 
     def advance(self, seconds: float) -> None:
-        end = self.clock.now_ms() + int(seconds * 1000)
-        while True:
-            step_end = min(end, self.clock.now_ms() + int(_STEP_SECONDS * 1000))
-            self.clock.horizon_ms = step_end
-            try:
-                self.runtime.run_until_idle()
-            except _HorizonReached:
-                pass
-            finally:
-                self.clock.horizon_ms = None
-            if self.clock.now_ms() >= end:
-                break
-            # Timers that are not "progress" (callback timeouts) fire once the clock is here.
-            self.clock.move_to(step_end)
+        # Every timer due within ``seconds`` fires in order (callback timeouts included), and
+        # the clock ends exactly ``seconds`` later: input sent next lands at that moment.
+        self.runtime.run_until_idle(max_advance=seconds)
 
     def history(self, arn: str) -> dict[str, Any]:
         return dict(self.runtime.history(arn, include_execution_data=True))
