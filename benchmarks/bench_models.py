@@ -1,8 +1,10 @@
 """Pydantic model round trips: the model format against the usual alternatives, in one run.
 
-Run next to the msgpack benchmarks, in one run::
+Run next to the msgpack benchmarks, in one run (CPU time: on a shared machine
+wall-clock time mostly measures the neighbours)::
 
     .venv/bin/pytest benchmarks/bench_serdes.py benchmarks/bench_models.py \
+        --benchmark-timer=time.process_time --benchmark-max-time=2 \
         --benchmark-json=models.json
     .venv/bin/python benchmarks/bench_models.py models.json   # the ratio table
 
@@ -134,28 +136,30 @@ def test_round_trip(benchmark: Any, case: str, payload: str) -> None:
 
 
 def ratio_table(path: str) -> str:
-    """Render the Markdown ratio table of a benchmark JSON file (medians).
+    """Render the Markdown ratio table of a benchmark JSON file.
 
-    Rows of ``bench_serdes.py`` in the same file add its plain-dict ``msgpack`` and
-    ``sdk-extended`` round trips of the same 1,000 orders, for reference.
+    Ratios compare medians, as ``report.py`` does. Rows of ``bench_serdes.py`` in the
+    same file add its plain-dict ``msgpack`` and ``sdk-extended`` round trips of the
+    same 1,000 orders, for reference.
     """
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
-    rows: dict[str, dict[str, tuple[float, int]]] = {}
+    rows: dict[str, dict[str, tuple[float, float, int]]] = {}
     for b in data["benchmarks"]:
-        params, info, median = b.get("params") or {}, b["extra_info"], b["stats"]["median"]
+        params, info, stats = b.get("params") or {}, b["extra_info"], b["stats"]
+        timing = (stats["min"], stats["median"])
         if "case" in params:
-            rows.setdefault(params["payload"], {})[params["case"]] = (median, info["chars"])
+            rows.setdefault(params["payload"], {})[params["case"]] = (*timing, info["chars"])
         elif info.get("family") == "orders_1000" and info.get("serializer") in DICT_REFERENCE:
             name = f"{info['serializer']} (dicts)"
-            rows.setdefault("batch", {})[name] = (median, info["size"])
-    out = ["| payload | case | round trip (median) | checkpoint chars | time vs pydantic-json "
-           "| speed-up vs sdk-default |", "|---|---|---:|---:|---:|---:|"]
+            rows.setdefault("batch", {})[name] = (*timing, info["size"])
+    out = ["| payload | case | min | median | checkpoint chars | time vs pydantic-json "
+           "| speed-up vs sdk-default |", "|---|---|---:|---:|---:|---:|---:|"]
     for payload in sorted(rows):
         cases = rows[payload]
-        json_t, sdk_t = cases["pydantic-json"][0], cases["sdk-default"][0]
-        for case, (median, chars) in cases.items():
-            out.append(f"| {payload} | {case} | {_fmt(median)} | {chars:,} "
+        json_t, sdk_t = cases["pydantic-json"][1], cases["sdk-default"][1]
+        for case, (fastest, median, chars) in cases.items():
+            out.append(f"| {payload} | {case} | {_fmt(fastest)} | {_fmt(median)} | {chars:,} "
                        f"| {median / json_t:.2f}x | {sdk_t / median:.1f}x |")
     return "\n".join(out)
 
