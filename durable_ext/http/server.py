@@ -60,6 +60,8 @@ class ServerThread:
         host: Loopback address to bind.
         port: 0 picks a free port.
         wrap: ASGI middleware to put in front of the API (an auth layer, a proxy).
+        drive: Run the service's driver thread; False leaves invocations and timers to
+            the caller (``service.runtime.run_until_idle()``), for deterministic tests.
 
     Example:
         >>> with ServerThread(LocalService("memory://")) as srv:  # doctest: +SKIP
@@ -68,10 +70,11 @@ class ServerThread:
     """
 
     def __init__(self, service: LocalService, host: str = "127.0.0.1", port: int = 0, *,
-                 wrap: Callable[[Any], Any] | None = None) -> None:
+                 wrap: Callable[[Any], Any] | None = None, drive: bool = True) -> None:
         check_bind(host, allow_remote=False)
         self.service = service
         self._wrap = wrap
+        self._drive = drive
         self.host = host
         self.port = port
         self._server: Any = None
@@ -101,7 +104,8 @@ class ServerThread:
             time.sleep(0.01)
         self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
         self.service.set_endpoint(self.url)
-        self.service.start_driver()
+        if self._drive:
+            self.service.start_driver()
         return self
 
     def stop(self) -> None:
