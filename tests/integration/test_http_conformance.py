@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
 
 import boto3
 import pytest
@@ -28,20 +27,20 @@ pytest.importorskip("aws_durable_execution_conformance_tests",
                     reason="the official conformance suite is not installed "
                            "(tests/conformance/test_suite_installed.py says how)")
 
-from aws_durable_execution_conformance_tests import validate  # noqa: E402
-from aws_durable_execution_conformance_tests.callback import CallbackAction  # noqa: E402
-from aws_durable_execution_conformance_tests.history import EventHistoryMatcher  # noqa: E402
-from aws_durable_execution_conformance_tests.validate import (  # noqa: E402
+from aws_durable_execution_conformance_tests import validate
+from aws_durable_execution_conformance_tests.callback import CallbackAction
+from aws_durable_execution_conformance_tests.history import EventHistoryMatcher
+from aws_durable_execution_conformance_tests.validate import (
     AsyncValidationConfig,
     PollingValidator,
     _validate_execution_result,
 )
-from aws_durable_execution_conformance_tests.variables import PlaceholderContext  # noqa: E402
-from conformance import harness  # noqa: E402
-from conformance.cases import CATEGORIES, Case, load_cases  # noqa: E402
-from conformance.handlers import REGISTRY  # noqa: E402
+from aws_durable_execution_conformance_tests.variables import PlaceholderContext
+from conformance import harness
+from conformance.cases import CATEGORIES, Case, load_cases
+from conformance.handlers import REGISTRY
 
-from durable_ext.http import LocalService, ServerThread  # noqa: E402
+from durable_ext.http import LocalService, ServerThread
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +49,8 @@ PER_CATEGORY = 2
 
 def _sample() -> list[Case]:
     cases = load_cases()
-    picked = [c for cat in CATEGORIES for c in [x for x in cases if x.category == cat][:PER_CATEGORY]]
+    picked = [c for cat in CATEGORIES
+              for c in [x for x in cases if x.category == cat][:PER_CATEGORY]]
     picked += [c for c in cases if REGISTRY[c.case_id].isolation == "process"
                and c not in picked]
     return picked
