@@ -239,7 +239,10 @@ class DynamoDBStore:
             **self._key(h.execution_id, "H"),
             "rev": _n(h.revision),
             "st": _s(h.status),
-            "doc": _s(dumps(h.to_dict())),
+            # the input never changes: it lives in its own attribute, written once, so a
+            # commit never rewrites it (and never counts its size twice)
+            "doc": _s(dumps({**h.to_dict(), "input_payload": None})),
+            "inp": _s(h.input_payload),
             "cid": _s(cid),
             "ev": _n(h.event_count),
             "g1pk": _s(f"{self.prefix}L"),
@@ -581,7 +584,7 @@ class DynamoDBStore:
             if "pend" in raw:
                 self._roll_forward(exec_id, raw["pend"]["M"])
                 continue
-            header = ExecutionHeader.from_dict(json.loads(raw["doc"]["S"]))
+            header = _header_from(raw)
             if header.arn != arn:
                 break
             return header
@@ -774,7 +777,7 @@ class DynamoDBStore:
             if limit is not None and len(headers) >= limit:
                 more = True
                 break
-            headers.append(ExecutionHeader.from_dict(json.loads(item["doc"]["S"])))
+            headers.append(_header_from(item))
         last = headers[-1] if headers else None
         next_marker = f"{last.start_ms}:{last.arn}" if more and last is not None else None
         return ExecutionPage(headers, next_marker)
@@ -784,6 +787,11 @@ class DynamoDBStore:
         close = getattr(self.client, "close", None)
         if close is not None:
             close()
+
+
+def _header_from(item: Item) -> ExecutionHeader:
+    """The header stored in a header item (``doc`` plus the separate input)."""
+    return ExecutionHeader.from_dict({**json.loads(item["doc"]["S"]), "input_payload": item["inp"]["S"]})
 
 
 def make_client(options: dict[str, str]) -> Any:

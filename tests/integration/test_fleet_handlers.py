@@ -87,3 +87,38 @@ def slow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
     a = ctx.step(_body(eid, "a", 1, pause), name="a", config=AT_MOST_ONCE)
     b = ctx.step(_body(eid, "b", 10, pause), name="b", config=AT_MOST_ONCE)
     return {"id": eid, "sum": a + b}
+
+
+@durable_execution
+def timers(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
+    """A durable wait, a step retry delay, a callback timeout and a heartbeat timeout."""
+    from aws_durable_execution_sdk_python.config import CallbackConfig
+    from aws_durable_execution_sdk_python.exceptions import CallbackError
+
+    eid = str(event["id"])
+    ctx.wait(Duration.from_seconds(1), name="nap")
+
+    def flaky(sctx: Any) -> int:
+        note(eid, "flaky", sctx.attempt)
+        if sctx.attempt < 2:
+            raise RuntimeError("first attempt fails")
+        return 5
+
+    value = ctx.step(flaky, name="flaky", config=AT_MOST_ONCE)
+    outcomes = []
+    for name, cfg in (("cb", CallbackConfig(timeout=Duration.from_seconds(1))),
+                      ("hb", CallbackConfig(timeout=Duration.from_seconds(30),
+                                            heartbeat_timeout=Duration.from_seconds(1)))):
+        cb = ctx.create_callback(name=name, config=cfg)
+        try:
+            cb.result()
+            outcomes.append("answered")
+        except CallbackError as exc:
+            outcomes.append(type(exc).__name__)
+    return {"id": eid, "value": value, "callbacks": outcomes}
+
+
+@durable_execution
+def forever(event: dict[str, Any], ctx: DurableContext) -> None:
+    """Waits far longer than its execution timeout."""
+    ctx.wait(Duration.from_seconds(3600), name="long")
