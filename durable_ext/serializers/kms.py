@@ -125,6 +125,10 @@ class KeyProvider(Protocol):
         """Create a data key under the current key."""
         ...
 
+    def allows(self, key_id: str) -> bool:
+        """Whether payloads written under ``key_id`` may be decrypted at all."""
+        ...
+
     def decrypt(self, key_id: str, encrypted: bytes, context: Mapping[str, str],
                 where: str) -> bytes:
         """Decrypt a data key; raise :class:`SerializationError` when it cannot."""
@@ -271,6 +275,10 @@ class LocalKeyProvider:
 
     def __repr__(self) -> str:
         return f"LocalKeyProvider(key_id={self.key_id!r}, keys={len(self._aeads)})"
+
+    def allows(self, key_id: str) -> bool:
+        """Whether ``key_id`` is one of the configured keys."""
+        return key_id in self._aeads
 
     @property
     def key_ids(self) -> list[str]:
@@ -654,6 +662,14 @@ class _EnvelopeCodec:
         key_id, context, edk, flags = parsed
         if len(body) - end < _NONCE_BYTES + _TAG_BYTES:
             raise IntegrityError(f"{where}: {self.name} payload is truncated")
+        if not self.provider.allows(key_id):
+            # Checked here too, not only when KMS is asked: a data key this process
+            # already holds must not open a payload under a key no longer allowed.
+            raise DisallowedContentError(
+                f"{where}: payload was encrypted under key {key_id[:200]!r}, which is not "
+                f"configured or not allowed for this {self.name} stage (see allowed_key_ids, "
+                "verify_keys)"
+            )
         aead = self.cache.aead(self.provider, key_id, edk, context, where)
         aad = self._prefix + header + self._binding(flags, ctx)
         try:

@@ -371,3 +371,10 @@ def test_large_payloads_sealed_again_for_the_same_operation_reuse_the_ciphertext
     assert off.encode(big, CTX) != off.encode(big, CTX)
     with pytest.raises(ConfigError, match="reuse_min_bytes"):
         codec(reuse_min_bytes=0)
+
+
+def test_a_shared_cache_does_not_open_payloads_under_keys_a_stage_does_not_accept():
+    shared = DataKeyCache()
+    sealed = codec(KEY_A, cache=shared).encode(b"x", CTX)  # A's data key is now cached
+    with pytest.raises(DisallowedContentError, match="not configured or not allowed"):
+        codec(KEY_B, cache=shared).decode(sealed, 1, CTX)
