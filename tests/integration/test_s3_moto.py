@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from aws_durable_execution_sdk_python.waits import (
     WaitForConditionDecision,
 )
 from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
-from servers import RequestCounter
+from servers import HOST, RequestCounter, listens
 
 import durable_ext
 from durable_ext.errors import DisallowedContentError, IntegrityError, SerializationError
@@ -86,6 +87,21 @@ def make(moto_server, spec: str, **s3_options: Any) -> tuple[durable_ext.Pipelin
     if "kms" in spec:
         options["kms"] = {"client": moto_server.client("kms")}
     return durable_ext.serdes(spec, options=options), counter
+
+
+def test_the_servers_are_our_children_on_loopback(moto_server, redis_server):
+    import os
+    import socket
+
+    for server in (moto_server, redis_server):
+        assert listens(server.pid, server.port)  # the listener is our child's socket
+        assert os.getpgid(server.pid) == server.pid  # own process group, stopped as one
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        assert f"PPid:\t{os.getpid()}" in status
+    assert moto_server.endpoint_url == f"http://{HOST}:{moto_server.port}" and HOST == "127.0.0.1"
+    with socket.create_connection((HOST, redis_server.port), timeout=2) as conn:
+        conn.sendall(b"PING\r\n")
+        assert conn.recv(16).startswith(b"+PONG")
 
 
 # -- the stage on its own ---------------------------------------------------------------
