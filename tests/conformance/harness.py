@@ -21,12 +21,10 @@ is served by :class:`LambdaApiAdapter` on top of a :class:`Driver`.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib
 import json
 import os
-import shutil
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
@@ -229,22 +227,15 @@ def _virtual_time(driver: Driver) -> Iterator[None]:
         validate.time = saved
 
 
-def ensure_session() -> Path:
-    """Fix the log-sink directory and the import path for this whole process (idempotent).
+def ensure_session() -> None:
+    """Make ``conformance`` importable by worker interpreters started from now on.
 
-    Both go into the environment before any worker process (or fork server) starts, because
-    workers inherit the environment of the process they are forked from.
+    Workers that are forked from a server inherit its ``sys.path`` instead; pytest has put
+    the tests directory there before any case runs.
     """
-    current = os.environ.get(logsink.ENV_VAR)
-    if current:
-        return Path(current)
-    directory = Path(tempfile.mkdtemp(prefix="durable-ext-conformance-"))
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    os.environ[logsink.ENV_VAR] = str(directory)
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if str(TESTS_DIR) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), *paths])
-    return directory
 
 
 @dataclass
@@ -263,7 +254,7 @@ def _validate_logs(case: Case, arn: str, context: PlaceholderContext) -> list[st
     expected = case.data.get("ExpectedLogs")
     if not expected:
         return []
-    events = logsink.read(logsink.session_dir(), arn)
+    events = logsink.read(arn)
     result = CloudWatchLogValidator().validate(expected, events, context=context)
     return [f"logs: {e}" for e in result.errors]
 
@@ -322,6 +313,7 @@ def run_case(case: Case, make_driver: DriverFactory, *, keep_history: bool = Tru
     context.resolve_variables(case.data.get("Variables"))
     payload = json.dumps(context.substitute(case.data.get("Input")))
     result = CaseResult(case_id=case.case_id, category=case.category, passed=False)
+    arn: str | None = None
     with tempfile.TemporaryDirectory(prefix=f"conformance-{case.case_id}-") as tmp:
         driver = make_driver(handler, Path(tmp))
         try:
@@ -338,6 +330,8 @@ def run_case(case: Case, make_driver: DriverFactory, *, keep_history: bool = Tru
             result.errors = [f"harness: {type(exc).__name__}: {exc}", "".join(tb)]
         finally:
             driver.close()
+            if arn is not None:
+                logsink.discard(arn)
     result.passed = not result.errors
     return result
 

@@ -2,21 +2,24 @@
 
 The suite checks some cases against CloudWatch Logs (``ExpectedLogs``), retrieved per
 execution by the ``durableExecutionArn``/``executionArn`` field of each record.  Locally the
-handlers append their records to one JSON-lines file in the directory named by
-``DURABLE_EXT_CONFORMANCE_DIR``, each tagged with its execution ARN; the harness reads back one
-execution's records in the shape ``filter_log_events`` returns and hands them to the suite's
-own ``CloudWatchLogValidator``.
+handlers append their records to a JSON-lines file of their execution; the harness reads one
+execution's records back in the shape ``filter_log_events`` returns and hands them to the
+suite's own ``CloudWatchLogValidator``.
 
-A file is used (not a list) so records written by out-of-process invocations, including one
-that crashes right after logging, are kept.  The directory is fixed for the whole session
-because worker processes may be forked from a server started by an earlier case.
+Files (not a list) keep records written by out-of-process invocations, including one that
+crashes right after logging.  Their place is derived from the execution ARN under a fixed
+directory (``$DURABLE_EXT_CONFORMANCE_DIR``, else one per user in the temp directory), so a
+worker process finds it whatever environment it was forked with.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,50 +28,56 @@ ENV_VAR = "DURABLE_EXT_CONFORMANCE_DIR"
 _FILE = "logs.jsonl"
 
 
-def session_dir() -> Path:
-    """The directory of the current session's sink and markers."""
-    path = os.environ.get(ENV_VAR)
-    if not path:
-        msg = f"{ENV_VAR} is not set; run the handlers through tests/conformance/harness.py"
-        raise RuntimeError(msg)
-    return Path(path)
+def base_dir() -> Path:
+    """Where every execution's sink directory lives."""
+    override = os.environ.get(ENV_VAR)
+    if override:
+        return Path(override)
+    return Path(tempfile.gettempdir()) / f"durable-ext-conformance-{os.getuid()}"
 
 
-def emit(line: str, arn: str | None) -> None:
+def execution_dir(arn: str) -> Path:
+    """The directory of one execution's log records and markers (created on demand)."""
+    path = base_dir() / hashlib.sha256(arn.encode()).hexdigest()[:32]
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def emit(line: str, arn: str) -> None:
     """Append one raw log line (plain text or a JSON object) of execution ``arn``."""
-    record = {"timestamp": time.time_ns() / 1e6, "arn": arn, "message": line}
+    record = {"timestamp": time.time_ns() / 1e6, "message": line}
     data = (json.dumps(record) + "\n").encode()
     # One O_APPEND write per record: concurrent writers (threads, worker processes) never
     # interleave, and the line is in the file before a crash that follows it.
-    fd = os.open(session_dir() / _FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = os.open(execution_dir(arn) / _FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, data)
     finally:
         os.close(fd)
 
 
-def emit_json(record: dict[str, Any], arn: str | None) -> None:
+def emit_json(record: dict[str, Any], arn: str) -> None:
     """Append a structured record, as a handler writing raw JSON to stdout would."""
     emit(json.dumps(record), arn)
 
 
-def read(directory: Path, arn: str) -> list[dict[str, Any]]:
+def read(arn: str) -> list[dict[str, Any]]:
     """The records of execution ``arn`` as CloudWatch log events (``timestamp``, ``message``)."""
-    path = directory / _FILE
+    path = execution_dir(arn) / _FILE
     if not path.exists():
         return []
-    events = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(raw)
-        if record.get("arn") == arn:
-            events.append({"timestamp": record["timestamp"], "message": record["message"]})
-    return events
+    return [json.loads(raw) for raw in path.read_text(encoding="utf-8").splitlines()]
+
+
+def discard(arn: str) -> None:
+    """Remove what execution ``arn`` left in the sink."""
+    shutil.rmtree(execution_dir(arn), ignore_errors=True)
 
 
 class _SinkHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         # The SDK's context logger puts the execution ARN in every record's extra.
-        arn = getattr(record, "executionArn", None)
+        arn = str(getattr(record, "executionArn", "unknown-execution"))
         try:
             line = self.format(record)
         except Exception:  # pragma: no cover - formatting errors are the stdlib's to report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -91,12 +90,9 @@ def crash() -> None:
 
 def first_time(ctx: DurableContext, key: str) -> bool:
     """True exactly once per execution and key, across processes (a marker file)."""
-    arn = arn_of(ctx)
-    digest = hashlib.sha256(f"{arn}\0{key}".encode()).hexdigest()[:24]
+    marker = logsink.execution_dir(arn_of(ctx)) / f"marker-{key}"
     try:
-        fd = os.open(
-            logsink.session_dir() / f"marker-{digest}", os.O_CREAT | os.O_EXCL | os.O_WRONLY
-        )
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         return False
     os.close(fd)

@@ -35,8 +35,9 @@ class RecordingPlugin(DurableInstrumentationPlugin):
     def _log(self, hook: str, **fields: Any) -> None:
         if hook not in self._hooks:
             return
-        record = {"plugin": self._label, "hook": hook, **fields, "durableExecutionArn": self._arn}
-        logsink.emit_json(record, self._arn)
+        arn = self._arn or "unknown-execution"
+        record = {"plugin": self._label, "hook": hook, **fields, "durableExecutionArn": arn}
+        logsink.emit_json(record, arn)
         if self._faulty:
             raise RuntimeError(f"{self._label} fails in {hook}")
 
