@@ -271,7 +271,10 @@ class LocalKeyProvider:
                                   f"{[k.key_id for k in loaded]}")
             current = match[0]
         self.key_id: str = current.key_id
-        self.cache_id: tuple[str, ...] = ("local", self.key_id)
+        # Two keyrings may name different keys alike: the fingerprint keeps their data
+        # keys apart in a shared cache.
+        self.cache_id: tuple[str, ...] = ("local", self.key_id,
+                                          SigningKey.derive_id(current.secret))
 
     def __repr__(self) -> str:
         return f"LocalKeyProvider(key_id={self.key_id!r}, keys={len(self._aeads)})"

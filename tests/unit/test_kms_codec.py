@@ -378,3 +378,12 @@ def test_a_shared_cache_does_not_open_payloads_under_keys_a_stage_does_not_accep
     sealed = codec(KEY_A, cache=shared).encode(b"x", CTX)  # A's data key is now cached
     with pytest.raises(DisallowedContentError, match="not configured or not allowed"):
         codec(KEY_B, cache=shared).decode(sealed, 1, CTX)
+
+
+def test_a_shared_cache_keeps_same_named_local_keys_apart():
+    shared = DataKeyCache()
+    one = codec(KEY_A, key_id="dev", cache=shared)
+    two = codec(KEY_B, key_id="dev", cache=shared)
+    sealed = two.encode(b"x", CTX)
+    assert one.encode(b"y", CTX) and shared.calls["generate"] == 2
+    assert codec(KEY_B, key_id="dev").decode(sealed, 1, CTX) == b"x"  # sealed under B's key
