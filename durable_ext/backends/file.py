@@ -69,6 +69,12 @@ class JournalCorruptError(StoreError):
     """A journal record in the middle of a file does not verify."""
 
 
+def _datasync(fd: int) -> None:
+    # fdatasync flushes the data and the new file size, which is all a journal append needs.
+    sync = getattr(os, "fdatasync", os.fsync)
+    sync(fd)
+
+
 def _safe(kind: str, value: str) -> str:
     if not isinstance(value, str) or not _SAFE.fullmatch(value):
         raise NotFoundError(f"invalid {kind} {value!r}: expected 1-64 of [A-Za-z0-9_-]")
@@ -203,10 +209,11 @@ class FileStore:
         return idx
 
     def _write(self, fd: int, record: bytes, offset: int) -> None:
-        os.ftruncate(fd, offset)  # drops a torn tail left by a crash
+        if os.fstat(fd).st_size > offset:
+            os.ftruncate(fd, offset)  # drops a torn tail left by a crash
         os.pwrite(fd, record, offset)
         if self.fsync:
-            os.fsync(fd)
+            _datasync(fd)
 
     # ------------------------------------------------------------------ Store API
 

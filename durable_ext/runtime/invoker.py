@@ -16,8 +16,8 @@ from typing import Any
 
 from aws_durable_execution_sdk_python.exceptions import CheckpointError, GetExecutionStateError
 from aws_durable_execution_sdk_python.execution import (
-    DurableExecutionInvocationInput,
     DurableExecutionInvocationInputWithClient,
+    InitialExecutionState,
 )
 from aws_durable_execution_sdk_python.lambda_service import (
     CheckpointOutput,
@@ -72,9 +72,18 @@ def error_of(exc: BaseException) -> dict[str, Any]:
 
 
 def _event(inv_event: Mapping[str, Any], client: Any) -> DurableExecutionInvocationInputWithClient:
-    base = DurableExecutionInvocationInput.from_json_dict(dict(inv_event))
-    return DurableExecutionInvocationInputWithClient.from_durable_execution_invocation_input(
-        base, client
+    # sdk_operation converts without the deep copy of Operation.from_json_dict: replaying
+    # an execution of N operations costs N conversions per invocation.
+    state = inv_event.get("InitialExecutionState") or {}
+    return DurableExecutionInvocationInputWithClient(
+        durable_execution_arn=inv_event["DurableExecutionArn"],
+        checkpoint_token=inv_event["CheckpointToken"],
+        initial_execution_state=InitialExecutionState(
+            operations=[sdk_operation(op) for op in state.get("Operations") or []],
+            next_marker=state.get("NextMarker", ""),
+        ),
+        updated_operation_ids=list(inv_event.get("UpdatedOperationIds") or []),
+        service_client=client,
     )
 
 
