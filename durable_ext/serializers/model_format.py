@@ -1,9 +1,10 @@
 """The model format: pydantic v2 models, dataclasses and attrs classes over msgpack.
 
-Registered classes travel as one msgpack extension type holding ``[tag, fields]`` and
+Registered classes travel as one msgpack extension type holding ``[tag, data]`` and
 are validated when decoded, so a step that returns an ``Order`` gets an ``Order`` back
-on replay. Everything else the msgpack format carries still works, through the same
-packer and the same extension mechanism.
+on replay. ``data`` is a field map whose values keep their exact Python types or, for
+classes registered with ``json=True``, pydantic's own JSON. Everything else the msgpack
+format carries still works, through the same packer and the same extension mechanism.
 
 Schema drift between deploys follows pydantic's rules: a stored field the class no
 longer has is dropped (unless the model forbids extra fields), a field the class
@@ -61,7 +62,7 @@ def _is_attrs(cls: type) -> bool:
 
 
 class _Adapter:
-    """Turns instances of one class into a field dict and back."""
+    """Turns instances of one class into stored field data and back."""
 
     def __init__(self, cls: type, tag: str) -> None:
         self.cls = cls
@@ -393,11 +394,10 @@ class ModelFormat(MsgpackFormat):
         local = self._in_model
         local.depth = getattr(local, "depth", 0) + 1
         try:
-            fields = adapter.dump(obj)
-        except Exception as exc:  # pydantic serializers may raise anything on bad field values
-            local.depth -= 1
-            raise _Unsupported(obj, f"{type(exc).__name__}: {exc}") from exc
-        try:
+            try:
+                fields = adapter.dump(obj)
+            except Exception as exc:  # pydantic serializers raise many kinds on bad values
+                raise _Unsupported(obj, f"{type(exc).__name__}: {exc}") from exc
             return msgpack.ExtType(EXT_MODEL, self._pack([adapter.tag, fields]))
         except _Unsupported as exc:
             exc.why = exc.why or f"found in a field of model {adapter.tag!r}"
