@@ -45,22 +45,35 @@ OURS = ("memory", "file", "file-nofsync")
 def _updates(op_id: str) -> list[dict[str, Any]]:
     return [
         {"Id": op_id, "Type": "STEP", "Action": "START", "SubType": "Step", "Name": "s"},
-        {"Id": op_id, "Type": "STEP", "Action": "SUCCEED", "SubType": "Step", "Name": "s",
-         "Payload": PAYLOAD},
+        {
+            "Id": op_id,
+            "Type": "STEP",
+            "Action": "SUCCEED",
+            "SubType": "Step",
+            "Name": "s",
+            "Payload": PAYLOAD,
+        },
     ]
 
 
 def _ours(kind: str, n: int, tmp: Path) -> Callable[[], None]:
-    store = MemoryStore() if kind == "memory" else FileStore(tmp / "store",
-                                                              fsync=kind == "file")
+    store = MemoryStore() if kind == "memory" else FileStore(tmp / "store", fsync=kind == "file")
     engine = Engine(store)
     arn, _ = engine.start("bench", "{}")
     inv = engine.begin_invocation(arn)
     assert inv is not None
     token: str = inv.token
     for start in range(0, n, PRELOAD_BATCH):
-        batch = [{"Id": f"p{i}", "Type": "STEP", "Action": "SUCCEED", "SubType": "Step",
-                  "Payload": PAYLOAD} for i in range(start, min(n, start + PRELOAD_BATCH))]
+        batch = [
+            {
+                "Id": f"p{i}",
+                "Type": "STEP",
+                "Action": "SUCCEED",
+                "SubType": "Step",
+                "Payload": PAYLOAD,
+            }
+            for i in range(start, min(n, start + PRELOAD_BATCH))
+        ]
         token = engine.checkpoint(arn, token, batch).token or ""
     counter = itertools.count()
 
@@ -72,8 +85,14 @@ def _ours(kind: str, n: int, tmp: Path) -> Callable[[], None]:
 
 
 def _sdk_update(op_id: str, action: OperationAction, payload: str | None = None) -> OperationUpdate:
-    return OperationUpdate(operation_id=op_id, operation_type=OperationType.STEP, action=action,
-                           sub_type="Step", name="s", payload=payload)
+    return OperationUpdate(
+        operation_id=op_id,
+        operation_type=OperationType.STEP,
+        action=action,
+        sub_type="Step",
+        name="s",
+        payload=payload,
+    )
 
 
 def _theirs(kind: str, n: int, tmp: Path) -> Callable[[], None]:
@@ -83,20 +102,33 @@ def _theirs(kind: str, n: int, tmp: Path) -> Callable[[], None]:
     from aws_durable_execution_sdk_python_testing.stores.filesystem import FileSystemExecutionStore
     from aws_durable_execution_sdk_python_testing.stores.memory import InMemoryExecutionStore
 
-    store: Any = (InMemoryExecutionStore() if kind == "sdk-memory"
-                  else FileSystemExecutionStore.create(tmp / "sdk-store"))
-    execution = Execution.new(StartDurableExecutionInput(
-        account_id="123456789012", function_name="bench", function_qualifier="$LATEST",
-        execution_name="bench", execution_timeout_seconds=900, execution_retention_period_days=1,
-        invocation_id="inv-1", input="{}"))
+    store: Any = (
+        InMemoryExecutionStore()
+        if kind == "sdk-memory"
+        else FileSystemExecutionStore.create(tmp / "sdk-store")
+    )
+    execution = Execution.new(
+        StartDurableExecutionInput(
+            account_id="123456789012",
+            function_name="bench",
+            function_qualifier="$LATEST",
+            execution_name="bench",
+            execution_timeout_seconds=900,
+            execution_retention_period_days=1,
+            invocation_id="inv-1",
+            input="{}",
+        )
+    )
     execution.start()
     execution.begin_new_invocation()
     store.save(execution)
     processor = CheckpointProcessor(store, scheduler=None)  # type: ignore[arg-type]
     token = execution.get_new_checkpoint_token()
     for start in range(0, n, PRELOAD_BATCH):
-        batch = [_sdk_update(f"p{i}", OperationAction.SUCCEED, PAYLOAD)
-                 for i in range(start, min(n, start + PRELOAD_BATCH))]
+        batch = [
+            _sdk_update(f"p{i}", OperationAction.SUCCEED, PAYLOAD)
+            for i in range(start, min(n, start + PRELOAD_BATCH))
+        ]
         token = processor.process_checkpoint(token, batch, None).checkpoint_token
     counter = itertools.count()
 
@@ -104,8 +136,12 @@ def _theirs(kind: str, n: int, tmp: Path) -> Callable[[], None]:
         nonlocal token
         op = f"b{next(counter)}"
         token = processor.process_checkpoint(
-            token, [_sdk_update(op, OperationAction.START),
-                    _sdk_update(op, OperationAction.SUCCEED, PAYLOAD)], None
+            token,
+            [
+                _sdk_update(op, OperationAction.START),
+                _sdk_update(op, OperationAction.SUCCEED, PAYLOAD),
+            ],
+            None,
         ).checkpoint_token
 
     return one

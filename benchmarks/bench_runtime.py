@@ -72,13 +72,25 @@ class NullClient:
     def __init__(self) -> None:
         self._tokens = itertools.count()
 
-    def checkpoint(self, durable_execution_arn: str, checkpoint_token: str,
-                   updates: list[OperationUpdate], client_token: str | None) -> CheckpointOutput:
-        return CheckpointOutput(checkpoint_token=f"t{next(self._tokens)}",
-                                new_execution_state=CheckpointUpdatedExecutionState())
+    def checkpoint(
+        self,
+        durable_execution_arn: str,
+        checkpoint_token: str,
+        updates: list[OperationUpdate],
+        client_token: str | None,
+    ) -> CheckpointOutput:
+        return CheckpointOutput(
+            checkpoint_token=f"t{next(self._tokens)}",
+            new_execution_state=CheckpointUpdatedExecutionState(),
+        )
 
-    def get_execution_state(self, durable_execution_arn: str, checkpoint_token: str,
-                            next_marker: str, max_items: int = 1000) -> StateOutput:
+    def get_execution_state(
+        self,
+        durable_execution_arn: str,
+        checkpoint_token: str,
+        next_marker: str,
+        max_items: int = 1000,
+    ) -> StateOutput:
         return StateOutput()
 
 
@@ -88,9 +100,14 @@ def _floor_run(n: int) -> None:
         durable_execution_arn=f"arn:aws:lambda:us-east-1:1:function:f:$LATEST/durable-execution/x/{exec_id}",
         checkpoint_token="t",
         initial_execution_state=InitialExecutionState(
-            operations=[Operation(operation_id=exec_id, operation_type=OperationType.EXECUTION,
-                                  status=OperationStatus.STARTED,
-                                  execution_details=ExecutionDetails(input_payload=json.dumps({"n": n})))],
+            operations=[
+                Operation(
+                    operation_id=exec_id,
+                    operation_type=OperationType.EXECUTION,
+                    status=OperationStatus.STARTED,
+                    execution_details=ExecutionDetails(input_payload=json.dumps({"n": n})),
+                )
+            ],
             next_marker="",
         ),
         service_client=NullClient(),
@@ -127,7 +144,9 @@ def _url(side: str, workdir: Path) -> str:
     return f"file://{workdir}{query}"
 
 
-@pytest.mark.parametrize("side", ["floor", "runtime-memory", "runtime-file", "runtime-file-nofsync"])
+@pytest.mark.parametrize(
+    "side", ["floor", "runtime-memory", "runtime-file", "runtime-file-nofsync"]
+)
 def test_e2e_100_steps(benchmark: Any, side: str, workdir: Path) -> None:
     counter = itertools.count()
 
@@ -142,8 +161,9 @@ def test_e2e_100_steps(benchmark: Any, side: str, workdir: Path) -> None:
     benchmark.pedantic(one, rounds=15, iterations=1, warmup_rounds=1)
 
 
-@pytest.mark.parametrize("side", ["testing-runner", "runtime-memory", "runtime-file",
-                                  "runtime-file-nofsync"])
+@pytest.mark.parametrize(
+    "side", ["testing-runner", "runtime-memory", "runtime-file", "runtime-file-nofsync"]
+)
 def test_1000_steps_with_waits(benchmark: Any, side: str, workdir: Path) -> None:
     event = {"n": 1000, "wait_every": 10}
 

@@ -234,8 +234,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _runtime(args) as rt:
         rt.register(function, handler)
         arn = rt.start(function, _parse_input(args.input), name=args.name)
-        _drive(rt, arn, args.timeout, live=not args.json and _console() is not None
-               and sys.stdout.isatty())
+        _drive(
+            rt,
+            arn,
+            args.timeout,
+            live=not args.json and _console() is not None and sys.stdout.isatty(),
+        )
         return _report(rt, arn, args.json)
 
 
@@ -243,10 +247,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """``executions list``."""
+    """Run ``executions list``."""
     with _runtime(args) as rt:
-        page = rt.list_executions(function_name=args.function, status=args.status,
-                                  max_items=args.max_items)
+        page = rt.list_executions(
+            function_name=args.function, status=args.status, max_items=args.max_items
+        )
     if args.json:
         _print_json(page)
         return EXIT_OK
@@ -259,9 +264,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         for col in ("name", "function", "status", "started", "arn"):
             table.add_column(col)
         for it in rows:
-            table.add_row(it["DurableExecutionName"], it["FunctionArn"].rsplit(":", 1)[-1],
-                          it["Status"], it["StartTimestamp"].isoformat(timespec="seconds"),
-                          it["DurableExecutionArn"])
+            table.add_row(
+                it["DurableExecutionName"],
+                it["FunctionArn"].rsplit(":", 1)[-1],
+                it["Status"],
+                it["StartTimestamp"].isoformat(timespec="seconds"),
+                it["DurableExecutionArn"],
+            )
         console.print(table)
     else:
         for it in rows:
@@ -270,7 +279,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """``executions show ARN|NAME``."""
+    """Run ``executions show ARN|NAME``."""
     with _runtime(args) as rt:
         arn = _find_arn(rt, args.execution)
         if args.json:
@@ -280,7 +289,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    """``executions history ARN|NAME``."""
+    """Run ``executions history ARN|NAME``."""
     with _runtime(args) as rt:
         arn = _find_arn(rt, args.execution)
         hist = rt.history(arn, include_execution_data=True)
@@ -317,7 +326,7 @@ def _resume(rt: Any, arn: str, args: argparse.Namespace) -> int:
 
 
 def cmd_callback(args: argparse.Namespace) -> int:
-    """``callback succeed|fail|heartbeat ID [PAYLOAD]``."""
+    """Run ``callback succeed|fail|heartbeat ID [PAYLOAD]``."""
     from durable_ext.backends.tokens import decode_callback_id
 
     decoded = decode_callback_id(args.callback_id)
@@ -350,8 +359,11 @@ def cmd_stop(args: argparse.Namespace) -> int:
         arn = _find_arn(rt, args.execution)
         error = None
         if args.message or args.error_type:
-            error = {k: v for k, v in (("ErrorMessage", args.message),
-                                       ("ErrorType", args.error_type)) if v}
+            error = {
+                k: v
+                for k, v in (("ErrorMessage", args.message), ("ErrorType", args.error_type))
+                if v
+            }
         rt.stop(arn, error)
         return _report(rt, arn, args.json)
 
@@ -373,8 +385,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default=None,
-                   help="store URL (default: $DURABLE_EXT_BACKEND or file://.durable)")
+    p.add_argument(
+        "--backend",
+        default=None,
+        help="store URL (default: $DURABLE_EXT_BACKEND or file://.durable)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -394,13 +409,16 @@ def register(subparsers: Any) -> None:
     exs = ex.add_subparsers(dest="executions_cmd", required=True)
     p = exs.add_parser("list", help="list executions, newest first")
     p.add_argument("--function", default=None)
-    p.add_argument("--status", default=None,
-                   choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"])
+    p.add_argument(
+        "--status", default=None, choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"]
+    )
     p.add_argument("--max-items", type=int, default=50)
     _common(p)
     p.set_defaults(func=cmd_list)
-    for name, func, text in (("show", cmd_show, "status and result"),
-                             ("history", cmd_history, "history events")):
+    for name, func, text in (
+        ("show", cmd_show, "status and result"),
+        ("history", cmd_history, "history events"),
+    ):
         p = exs.add_parser(name, help=text)
         p.add_argument("execution", metavar="ARN|NAME")
         _common(p)
@@ -409,10 +427,17 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("callback", help="complete or heartbeat a callback")
     p.add_argument("action", choices=["succeed", "fail", "heartbeat"])
     p.add_argument("callback_id", metavar="ID")
-    p.add_argument("payload", nargs="?", default=None,
-                   help="succeed: result JSON; fail: ErrorObject JSON or a message")
-    p.add_argument("--no-run", action="store_true",
-                   help="do not run the execution on after completing the callback")
+    p.add_argument(
+        "payload",
+        nargs="?",
+        default=None,
+        help="succeed: result JSON; fail: ErrorObject JSON or a message",
+    )
+    p.add_argument(
+        "--no-run",
+        action="store_true",
+        help="do not run the execution on after completing the callback",
+    )
     p.add_argument("--timeout", type=float, default=300.0)
     _common(p)
     p.set_defaults(func=cmd_callback)
@@ -430,9 +455,10 @@ def register(subparsers: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every subcommand module that is installed."""
-    parser = argparse.ArgumentParser(prog="durable-ext",
-                                     description="Run and inspect durable executions locally.")
+    """Build the parser with every subcommand module that is installed."""
+    parser = argparse.ArgumentParser(
+        prog="durable-ext", description="Run and inspect durable executions locally."
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     registered: set[str] = set()
     for module_name in SUBCOMMANDS.values():
@@ -475,8 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"durable-ext: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"durable-ext: interrupted after {time.monotonic() - started:.1f} s",
-              file=sys.stderr)
+        print(f"durable-ext: interrupted after {time.monotonic() - started:.1f} s", file=sys.stderr)
         return 130
 
 

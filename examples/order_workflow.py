@@ -140,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         rt.run_until_idle(timeout=60)
         callback = _waiting_callback(rt, arn)
         if callback is not None and args.manual:
-            print("waiting for approval; approve it with:\n"
-                  f"  durable-ext callback succeed {callback} '{{\"approved\": true}}' "
-                  f"--backend {args.backend}")
+            print(
+                "waiting for approval; approve it with:\n"
+                f"  durable-ext callback succeed {callback} '{{\"approved\": true}}' "
+                f"--backend {args.backend}"
+            )
             return 3
         if callback is not None:
             rt.send_callback_success(callback, json.dumps({"approved": True}))

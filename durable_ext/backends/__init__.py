@@ -23,6 +23,7 @@ def open_store(url_or_spec: str | StoreSpec | Store | None = None, **kwargs: Any
     Example:
         >>> open_store("memory://").name
         'memory'
+
     """
     if url_or_spec is not None and not isinstance(url_or_spec, str | StoreSpec):
         return url_or_spec

@@ -34,7 +34,9 @@ def reject_unknown_options(spec_options: dict[str, str], allowed: Iterable[str],
     unknown = sorted(set(spec_options) - set(allowed))
     if unknown:
         known = ", ".join(sorted(allowed)) or "none"
-        raise SpecError(f"unknown option(s) {', '.join(unknown)} in backend URL {url!r}; known: {known}")
+        raise SpecError(
+            f"unknown option(s) {', '.join(unknown)} in backend URL {url!r}; known: {known}"
+        )
 
 
 def check_batch(batch: CommitBatch, current: ExecutionHeader | None) -> None:
@@ -95,8 +97,7 @@ class ExecutionIndex:
         if len(self._touch_log) > 64 and len(self._touch_log) > 2 * len(self.ops):
             self._touch_log = sorted((r.touched, r.op_id) for r in self.ops.values())
         elif any(
-            a > b
-            for a, b in zip(self._touch_log[mark:], self._touch_log[mark + 1 :], strict=False)
+            a > b for a, b in zip(self._touch_log[mark:], self._touch_log[mark + 1 :], strict=False)
         ):
             # Only a misbehaving writer touches out of order; keep bisect correct anyway.
             self._touch_log.sort()
@@ -107,7 +108,7 @@ class ExecutionIndex:
             self.due[d.key] = d
 
     def operations(self, ids: Iterable[str] | None) -> list[OperationRecord]:
-        """Records in creation order."""
+        """Return records in creation order."""
         if ids is None:
             return [self.ops[i] for i in self.order]
         found = [self.ops[i] for i in set(ids) if i in self.ops]
@@ -115,7 +116,7 @@ class ExecutionIndex:
         return found
 
     def touched_after(self, seq: int) -> list[OperationRecord]:
-        """Records touched after ``seq``, in creation order."""
+        """Return records touched after ``seq``, in creation order."""
         start = bisect.bisect_right(self._touch_log, (seq, "\U0010ffff"))
         seen: dict[str, OperationRecord] = {}
         for touched, op_id in self._touch_log[start:]:
@@ -175,8 +176,12 @@ def page_executions(
     return ExecutionPage(rows, None)
 
 
-def merge_due(indexes: Iterable[ExecutionIndex], until_ms: int | None, kinds: Iterable[str] | None,
-              limit: int | None) -> list[DueEntry]:
+def merge_due(
+    indexes: Iterable[ExecutionIndex],
+    until_ms: int | None,
+    kinds: Iterable[str] | None,
+    limit: int | None,
+) -> list[DueEntry]:
     """Due entries of several executions, earliest first."""
     kind_set = set(kinds) if kinds is not None else None
     out: list[DueEntry] = []
@@ -184,4 +189,3 @@ def merge_due(indexes: Iterable[ExecutionIndex], until_ms: int | None, kinds: It
         out.extend(idx.due_entries(until_ms, kind_set))
     out.sort(key=lambda d: (d.due_ms, d.arn, d.key))
     return out if limit is None else out[:limit]
-

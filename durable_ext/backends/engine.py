@@ -106,7 +106,7 @@ def validate_name(kind: str, value: str) -> str:
 
 
 def normalize_input(value: Any) -> str:
-    """The service's input normalisation: JSON kept, other strings encoded, None -> null."""
+    """Normalise input as the service does: JSON kept, other strings encoded, None -> null."""
     if value is None:
         return "null"
     if isinstance(value, bytes):
@@ -138,7 +138,10 @@ class InvocationInput:
         return {
             "DurableExecutionArn": self.arn,
             "CheckpointToken": self.token,
-            "InitialExecutionState": {"Operations": self.operations, "NextMarker": self.next_marker},
+            "InitialExecutionState": {
+                "Operations": self.operations,
+                "NextMarker": self.next_marker,
+            },
             "UpdatedOperationIds": self.updated_ids,
         }
 
@@ -153,7 +156,7 @@ class CheckpointResult:
 
 
 def public_op(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The wire shape of a stored operation (engine-private ``_`` keys dropped)."""
+    """Return the wire shape of a stored operation (engine-private ``_`` keys dropped)."""
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
@@ -333,11 +336,11 @@ class Engine:
             raise StoreError(f"execution {arn}: too many concurrent writers, giving up")
 
     def function_arn(self, function_name: str) -> str:
-        """The unqualified function ARN."""
+        """Return the unqualified function ARN."""
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{function_name}"
 
     def execution_arn(self, function_name: str, name: str, execution_id: str) -> str:
-        """The execution ARN; its last segment is the EXECUTION operation id."""
+        """Return the execution ARN; its last segment is the EXECUTION operation id."""
         return f"{self.function_arn(function_name)}:$LATEST/durable-execution/{name}/{execution_id}"
 
     # ------------------------------------------------------------------ start
@@ -373,7 +376,13 @@ class Engine:
         exec_id = execution_id or str(uuid.uuid4())
         arn = self.execution_arn(function_name, name, exec_id)
         now = self.now_ms()
-        state: dict[str, Any] = {"gate": "IDLE", "open": [], "updated": [], "fails": 0, "invalid": 0}
+        state: dict[str, Any] = {
+            "gate": "IDLE",
+            "open": [],
+            "updated": [],
+            "fails": 0,
+            "invalid": 0,
+        }
         state["timeout"] = timeout
         if parent:
             state["parent"] = dict(parent)
@@ -406,8 +415,9 @@ class Engine:
         }
         due = [
             DueEntry(arn=arn, key="invoke", kind=DueKind.INVOKE, due_ms=now),
-            DueEntry(arn=arn, key="timeout", kind=DueKind.EXECUTION_TIMEOUT,
-                     due_ms=now + timeout * 1000),
+            DueEntry(
+                arn=arn, key="timeout", kind=DueKind.EXECUTION_TIMEOUT, due_ms=now + timeout * 1000
+            ),
         ]
         batch = CommitBatch(
             header=header,
@@ -433,8 +443,9 @@ class Engine:
 
     # ------------------------------------------------------------------ invocations
 
-    def begin_invocation(self, arn: str, *, owner: str = "", pid: int = 0,
-                         host: str = "") -> InvocationInput | None:
+    def begin_invocation(
+        self, arn: str, *, owner: str = "", pid: int = 0, host: str = ""
+    ) -> InvocationInput | None:
         """Open an invocation (new invocation id, fresh token); None when not runnable."""
 
         def fn(tx: _Tx) -> Any:
@@ -456,8 +467,15 @@ class Engine:
             updated = list(tx.state.get("updated", []))
             tx.state["updated"] = []
             tx.clear_due("invoke")
-            tx.set_due("lease", DueKind.LEASE, self.wall_ms() + self.lease_ms,
-                       invocation=inv, owner=owner, pid=pid, host=host)
+            tx.set_due(
+                "lease",
+                DueKind.LEASE,
+                self.wall_ms() + self.lease_ms,
+                invocation=inv,
+                owner=owner,
+                pid=pid,
+                host=host,
+            )
             visible = self._visible(arn, self.store.operations(arn))
             first, rest = self._page(visible, None)
             marker = f"s:{h.token_sequence}:{len(first)}" if rest else ""
@@ -568,8 +586,9 @@ class Engine:
             for d in self.store.due(arn=tx.arn, kinds=[DueKind.WAKE], limit=None)
         )
 
-    def _close(self, tx: _Tx, status: str, result: str | None,
-               error: Mapping[str, Any] | None) -> Any:
+    def _close(
+        self, tx: _Tx, status: str, result: str | None, error: Mapping[str, Any] | None
+    ) -> Any:
         """Make the execution terminal (one commit) and return ``(batch, None)``."""
         h = tx.header
         exec_op = tx.get(h.execution_id)
@@ -661,7 +680,9 @@ class Engine:
             if rest and not closing:
                 marker = f"d:{new_seq}:{h.handler_seen_seq}:{len(first)}"
             out_token = (
-                None if closing else CheckpointToken(h.execution_id, new_seq, h.invocation_id or "").encode()
+                None
+                if closing
+                else CheckpointToken(h.execution_id, new_seq, h.invocation_id or "").encode()
             )
             if client_token:
                 tx.state["cp"] = {
@@ -679,8 +700,9 @@ class Engine:
         result: CheckpointResult = self._mutate(arn, fn)
         return result
 
-    def get_state(self, arn: str, token: str, marker: str | None,
-                  max_items: int | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    def get_state(
+        self, arn: str, token: str, marker: str | None, max_items: int | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """GetDurableExecutionState: a page of the state (or of a paginated delta)."""
         self._require(arn)
         tx = _Tx(self.store, self.store.header(arn), self.now_ms())
@@ -710,8 +732,9 @@ class Engine:
         next_marker = f"{prefix}:{start + len(page)}" if rest else None
         return [public_op(r.data) for r in page], next_marker
 
-    def _page(self, records: list[OperationRecord],
-              limit: int | None) -> tuple[list[OperationRecord], bool]:
+    def _page(
+        self, records: list[OperationRecord], limit: int | None
+    ) -> tuple[list[OperationRecord], bool]:
         total = 0
         for i, rec in enumerate(records):
             if limit is not None and i >= limit:
@@ -727,8 +750,9 @@ class Engine:
         recs = sorted(merged.values(), key=lambda r: r.index)
         return self._visible(tx.arn, recs, tx)
 
-    def _visible(self, arn: str, records: list[OperationRecord],
-                 tx: _Tx | None = None) -> list[OperationRecord]:
+    def _visible(
+        self, arn: str, records: list[OperationRecord], tx: _Tx | None = None
+    ) -> list[OperationRecord]:
         """Drop children (at any depth) of completed contexts without ReplayChildren."""
         known: dict[str, dict[str, Any]] = {r.op_id: r.data for r in records}
         hidden: dict[str, bool] = {}
@@ -793,8 +817,9 @@ class Engine:
         else:
             data.pop("EndTimestamp", None)
 
-    def _apply_step(self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str,
-                    now: int) -> None:
+    def _apply_step(
+        self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str, now: int
+    ) -> None:
         sd = dict(data.get("StepDetails") or {})
         attempt = int(sd.get("Attempt", 0) or 0)
         if action == "START":
@@ -847,8 +872,9 @@ class Engine:
             tx.event(op_event("StepFailed", data, now, details))
         tx.clear_due(f"wake:{data['Id']}")
 
-    def _apply_context(self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str,
-                       now: int) -> None:
+    def _apply_context(
+        self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str, now: int
+    ) -> None:
         if action == "START":
             data["ContextDetails"] = {}
             self._finish(data, "STARTED", now)
@@ -862,7 +888,9 @@ class Engine:
             data["ContextDetails"] = cd
             self._finish(data, "SUCCEEDED", now)
             tx.put(data)
-            tx.event(op_event("ContextSucceeded", data, now, {"Result": payload_block(u.get("Payload"))}))
+            tx.event(
+                op_event("ContextSucceeded", data, now, {"Result": payload_block(u.get("Payload"))})
+            )
         else:
             err = u.get("Error") or {}
             data["ContextDetails"] = {"Error": err}
@@ -870,8 +898,9 @@ class Engine:
             tx.put(data)
             tx.event(op_event("ContextFailed", data, now, {"Error": payload_block(err)}))
 
-    def _apply_wait(self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str,
-                    now: int) -> None:
+    def _apply_wait(
+        self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str, now: int
+    ) -> None:
         key = f"wake:{data['Id']}"
         if action == "START":
             secs = int((u.get("WaitOptions") or {}).get("WaitSeconds", 0) or 0)
@@ -881,8 +910,9 @@ class Engine:
             self._finish(data, "STARTED", now)
             tx.put(data)
             tx.set_due(key, DueKind.WAKE, end, op=data["Id"])
-            tx.event(op_event("WaitStarted", data, now,
-                              {"Duration": secs, "ScheduledEndTimestamp": end}))
+            tx.event(
+                op_event("WaitStarted", data, now, {"Duration": secs, "ScheduledEndTimestamp": end})
+            )
             return
         if not u.get("WaitOptions"):
             data.pop("WaitDetails", None)
@@ -894,8 +924,9 @@ class Engine:
             details["Error"] = payload_block(u["Error"])
         tx.event(op_event("WaitCancelled", data, now, details))
 
-    def _apply_callback(self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str,
-                        now: int) -> None:
+    def _apply_callback(
+        self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str, now: int
+    ) -> None:
         opts = u.get("CallbackOptions") or {}
         timeout = int(opts.get("TimeoutSeconds", 0) or 0)
         heartbeat = int(opts.get("HeartbeatTimeoutSeconds", 0) or 0)
@@ -906,11 +937,16 @@ class Engine:
         tx.put(data)
         tx.state.setdefault("open", []).append(data["Id"])
         if timeout > 0:
-            tx.set_due(f"cbt:{data['Id']}", DueKind.CALLBACK_TIMEOUT, now + timeout * 1000,
-                       op=data["Id"])
+            tx.set_due(
+                f"cbt:{data['Id']}", DueKind.CALLBACK_TIMEOUT, now + timeout * 1000, op=data["Id"]
+            )
         if heartbeat > 0:
-            tx.set_due(f"cbh:{data['Id']}", DueKind.CALLBACK_HEARTBEAT, now + heartbeat * 1000,
-                       op=data["Id"])
+            tx.set_due(
+                f"cbh:{data['Id']}",
+                DueKind.CALLBACK_HEARTBEAT,
+                now + heartbeat * 1000,
+                op=data["Id"],
+            )
         details: dict[str, Any] = {"CallbackId": cb_id}
         if timeout > 0:
             details["Timeout"] = timeout
@@ -918,8 +954,9 @@ class Engine:
             details["HeartbeatTimeout"] = heartbeat
         tx.event(op_event("CallbackStarted", data, now, details))
 
-    def _apply_chained_invoke(self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any],
-                              action: str, now: int) -> None:
+    def _apply_chained_invoke(
+        self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str, now: int
+    ) -> None:
         opts = u["ChainedInvokeOptions"]
         fn_name = str(opts["FunctionName"])
         tenant = opts.get("TenantId")
@@ -983,8 +1020,11 @@ class Engine:
 
     def _fire_due_wakes(self, tx: _Tx) -> None:
         """Lazy completion inside a checkpoint: due waits succeed, due retries get READY."""
-        due = [d for d in self.store.due(tx.now_ms, arn=tx.arn, kinds=[DueKind.WAKE])
-               if d.key not in tx.due_clear and d.key not in tx.due_set]
+        due = [
+            d
+            for d in self.store.due(tx.now_ms, arn=tx.arn, kinds=[DueKind.WAKE])
+            if d.key not in tx.due_clear and d.key not in tx.due_set
+        ]
         due += [d for d in tx.due_set.values() if d.kind == DueKind.WAKE and d.due_ms <= tx.now_ms]
         for d in sorted(due, key=lambda d: (d.due_ms, d.key)):
             self._fire_wake(tx, d)
@@ -1012,7 +1052,7 @@ class Engine:
         return True
 
     def _mark_changed(self, tx: _Tx, op_id: str) -> None:
-        """An asynchronous completion: tell the handler, now or at its next invocation."""
+        """Record an asynchronous completion for the handler, now or at its next invocation."""
         updated = tx.state.setdefault("updated", [])
         if op_id not in updated:
             updated.append(op_id)
@@ -1037,7 +1077,8 @@ class Engine:
                 heartbeat = entry.kind == DueKind.CALLBACK_HEARTBEAT
                 err = {
                     "ErrorType": "Callback.Heartbeat" if heartbeat else "Callback.Timeout",
-                    "ErrorMessage": "Callback timed out on heartbeat" if heartbeat
+                    "ErrorMessage": "Callback timed out on heartbeat"
+                    if heartbeat
                     else "Callback timed out",
                 }
                 op = tx.get(str(entry.data.get("op")))
@@ -1047,10 +1088,15 @@ class Engine:
                     self._complete_callback(tx, op["Id"], "TIMED_OUT", None, err)
             elif entry.kind == DueKind.EXECUTION_TIMEOUT:
                 secs = tx.state.get("timeout", 0)
-                return self._close(tx, "TIMED_OUT", None, {
-                    "ErrorType": "Execution.Timeout",
-                    "ErrorMessage": f"Execution timed out after {secs} seconds.",
-                })
+                return self._close(
+                    tx,
+                    "TIMED_OUT",
+                    None,
+                    {
+                        "ErrorType": "Execution.Timeout",
+                        "ErrorMessage": f"Execution timed out after {secs} seconds.",
+                    },
+                )
             else:
                 return _NoCommit(None)
             return tx.batch(), None
@@ -1070,8 +1116,9 @@ class Engine:
 
     # ------------------------------------------------------------------ callbacks
 
-    def _complete_callback(self, tx: _Tx, op_id: str, status: str, result: str | None,
-                           error: Mapping[str, Any] | None) -> None:
+    def _complete_callback(
+        self, tx: _Tx, op_id: str, status: str, result: str | None, error: Mapping[str, Any] | None
+    ) -> None:
         data = tx.get(op_id)
         if data is None or data.get("Type") != "CALLBACK" or data.get("Status") != "STARTED":
             raise NotFoundError(f"callback {op_id!r} of {tx.arn} is not waiting for a result")
@@ -1087,10 +1134,16 @@ class Engine:
         tx.clear_due(f"cbt:{op_id}")
         tx.clear_due(f"cbh:{op_id}")
         tx.state["open"] = [i for i in tx.state.get("open", []) if i != op_id]
-        etype = {"SUCCEEDED": "CallbackSucceeded", "FAILED": "CallbackFailed",
-                 "TIMED_OUT": "CallbackTimedOut"}[status]
-        details = ({"Result": payload_block(result)} if status == "SUCCEEDED"
-                   else {"Error": payload_block(dict(error or {}))})
+        etype = {
+            "SUCCEEDED": "CallbackSucceeded",
+            "FAILED": "CallbackFailed",
+            "TIMED_OUT": "CallbackTimedOut",
+        }[status]
+        details = (
+            {"Result": payload_block(result)}
+            if status == "SUCCEEDED"
+            else {"Error": payload_block(dict(error or {}))}
+        )
         tx.event(op_event(etype, data, tx.now_ms, details))
         self._mark_changed(tx, op_id)
 
@@ -1142,7 +1195,9 @@ class Engine:
 
     def _callback_open(self, tx: _Tx, op_id: str) -> dict[str, Any]:
         if tx.header.terminal:
-            raise NotFoundError(f"execution {tx.arn} is {tx.header.status}; callback {op_id!r} is closed")
+            raise NotFoundError(
+                f"execution {tx.arn} is {tx.header.status}; callback {op_id!r} is closed"
+            )
         data = tx.get(op_id)
         if data is None or data.get("Type") != "CALLBACK" or data.get("Status") != "STARTED":
             raise NotFoundError(f"callback {op_id!r} of {tx.arn} is not waiting for a result")
@@ -1150,14 +1205,19 @@ class Engine:
 
     # ------------------------------------------------------------------ chained invoke
 
-    def complete_chained(self, arn: str, op_id: str, status: str, result: str | None,
-                         error: Mapping[str, Any] | None) -> None:
+    def complete_chained(
+        self, arn: str, op_id: str, status: str, result: str | None, error: Mapping[str, Any] | None
+    ) -> None:
         """Report a chained invoke's outcome (target terminal) to the calling execution."""
 
         def fn(tx: _Tx) -> Any:
             data = tx.get(op_id)
-            if (tx.header.terminal or data is None or data.get("Type") != "CHAINED_INVOKE"
-                    or data.get("Status") != "STARTED"):
+            if (
+                tx.header.terminal
+                or data is None
+                or data.get("Type") != "CHAINED_INVOKE"
+                or data.get("Status") != "STARTED"
+            ):
                 return _NoCommit(None)
             data = dict(data)
             cid: dict[str, Any] = {}
@@ -1171,10 +1231,17 @@ class Engine:
             tx.put(data)
             tx.clear_due(f"dispatch:{op_id}")
             tx.state["open"] = [i for i in tx.state.get("open", []) if i != op_id]
-            etype = {"SUCCEEDED": "ChainedInvokeSucceeded", "FAILED": "ChainedInvokeFailed",
-                     "TIMED_OUT": "ChainedInvokeTimedOut", "STOPPED": "ChainedInvokeStopped"}[status]
-            details = ({"Result": payload_block(result)} if status == "SUCCEEDED"
-                       else {"Error": payload_block(cid["Error"])})
+            etype = {
+                "SUCCEEDED": "ChainedInvokeSucceeded",
+                "FAILED": "ChainedInvokeFailed",
+                "TIMED_OUT": "ChainedInvokeTimedOut",
+                "STOPPED": "ChainedInvokeStopped",
+            }[status]
+            details = (
+                {"Result": payload_block(result)}
+                if status == "SUCCEEDED"
+                else {"Error": payload_block(cid["Error"])}
+            )
             tx.event(op_event(etype, data, tx.now_ms, details))
             self._mark_changed(tx, op_id)
             return tx.batch(), None
@@ -1204,7 +1271,7 @@ class Engine:
         return {"StopTimestamp": ms_to_dt(self.store.header(arn).end_ms)}
 
     def attributes(self, arn: str) -> dict[str, str]:
-        """The ``attributes`` given at start."""
+        """Return the ``attributes`` given at start."""
         return dict(self._require(arn).state.get("attrs") or {})
 
     def describe(self, arn: str) -> dict[str, Any]:
@@ -1227,9 +1294,15 @@ class Engine:
             out["EndTimestamp"] = ms_to_dt(h.end_ms)
         return out
 
-    def history(self, arn: str, *, include_execution_data: bool = True,
-                max_items: int | None = None, marker: str | None = None,
-                reverse_order: bool = False) -> dict[str, Any]:
+    def history(
+        self,
+        arn: str,
+        *,
+        include_execution_data: bool = True,
+        max_items: int | None = None,
+        marker: str | None = None,
+        reverse_order: bool = False,
+    ) -> dict[str, Any]:
         """GetDurableExecutionHistory (paged by EventId)."""
         h = self._require(arn)
         limit = int(max_items) if max_items else None
@@ -1239,7 +1312,12 @@ class Engine:
             raise InvalidParameterValueError("Invalid marker") from None
         if reverse_order:
             events = self.store.events(arn, after=mark or 0, limit=limit, reverse=True)
-            more = bool(events) and events[-1].event_id > 1 and limit is not None and len(events) == limit
+            more = (
+                bool(events)
+                and events[-1].event_id > 1
+                and limit is not None
+                and len(events) == limit
+            )
             next_marker = str(events[-1].event_id) if more else None
         else:
             start = mark or 1
@@ -1248,18 +1326,27 @@ class Engine:
             more = limit is not None and last < h.event_count
             next_marker = str(last + 1) if more else None
         out: dict[str, Any] = {
-            "Events": [render_event(e.event_id, e.data, include_data=include_execution_data)
-                       for e in events]
+            "Events": [
+                render_event(e.event_id, e.data, include_data=include_execution_data)
+                for e in events
+            ]
         }
         if next_marker:
             out["NextMarker"] = next_marker
         return out
 
-    def list_executions(self, *, function_name: str | None = None, status: str | None = None,
-                        max_items: int | None = None, marker: str | None = None) -> dict[str, Any]:
+    def list_executions(
+        self,
+        *,
+        function_name: str | None = None,
+        status: str | None = None,
+        max_items: int | None = None,
+        marker: str | None = None,
+    ) -> dict[str, Any]:
         """ListDurableExecutionsByFunction."""
-        page = self.store.list_executions(function_name=function_name, status=status,
-                                          limit=max_items, marker=marker)
+        page = self.store.list_executions(
+            function_name=function_name, status=status, limit=max_items, marker=marker
+        )
         items = []
         for h in page.headers:
             item: dict[str, Any] = {

@@ -112,7 +112,9 @@ def decode_records(data: bytes, path: str, base: int) -> tuple[list[CommitBatch]
         try:
             out.append(CommitBatch.from_dict(json.loads(payload)))
         except (ValueError, KeyError, TypeError) as exc:
-            raise JournalCorruptError(f"{path}: unreadable record at offset {base + pos}: {exc}") from exc
+            raise JournalCorruptError(
+                f"{path}: unreadable record at offset {base + pos}: {exc}"
+            ) from exc
         pos = end
     return out, pos
 
@@ -136,6 +138,7 @@ class FileStore:
         >>> import tempfile
         >>> FileStore(tempfile.mkdtemp()).name
         'file'
+
     """
 
     name: ClassVar[str] = "file"
@@ -326,7 +329,7 @@ class FileStore:
                 os.close(fd)
 
     def header(self, arn: str) -> ExecutionHeader:
-        """The current header."""
+        """Return the current header."""
         with self._lock:
             return self._get(arn).header
 
@@ -336,7 +339,7 @@ class FileStore:
             return self._get(arn).operations(ids)
 
     def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
-        """Records with ``touched > seq``."""
+        """Return the records with ``touched > seq``."""
         with self._lock:
             return self._get(arn).touched_after(seq)
 

@@ -30,9 +30,10 @@ def payload_block(payload: Any) -> dict[str, Any]:
     return {"Payload": payload, "Truncated": False}
 
 
-def plain_event(event_type: str, ts_ms: int, details: dict[str, Any] | None = None,
-                **ident: Any) -> dict[str, Any]:
-    """An event with the given identity keys (Id, Name, SubType, ParentId) when not None."""
+def plain_event(
+    event_type: str, ts_ms: int, details: dict[str, Any] | None = None, **ident: Any
+) -> dict[str, Any]:
+    """Build an event with the given identity keys (Id, Name, SubType, ParentId) if set."""
     ev: dict[str, Any] = {"EventType": event_type, "EventTimestamp": ts_ms}
     for key in ("Id", "Name", "SubType", "ParentId"):
         value = ident.get(key)
@@ -42,9 +43,10 @@ def plain_event(event_type: str, ts_ms: int, details: dict[str, Any] | None = No
     return ev
 
 
-def op_event(event_type: str, op: dict[str, Any], ts_ms: int,
-             details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An event about operation ``op`` (wire dict), carrying its identity."""
+def op_event(
+    event_type: str, op: dict[str, Any], ts_ms: int, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Build an event about operation ``op`` (wire dict), carrying its identity."""
     return plain_event(
         event_type,
         ts_ms,
@@ -75,7 +77,7 @@ def _convert(node: Any, include_data: bool) -> Any:
 
 
 def render_event(event_id: int, data: dict[str, Any], *, include_data: bool) -> dict[str, Any]:
-    """The boto3 shape of a stored event."""
+    """Render a stored event in the boto3 shape."""
     out: dict[str, Any] = _convert(data, include_data)
     out["EventId"] = event_id
     return out

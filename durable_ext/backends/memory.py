@@ -83,7 +83,7 @@ class MemoryStore:
             idx.apply(batch)
 
     def header(self, arn: str) -> ExecutionHeader:
-        """The current header."""
+        """Return the current header."""
         with self._lock:
             return self._get(arn).header
 
@@ -93,7 +93,7 @@ class MemoryStore:
             return self._get(arn).operations(ids)
 
     def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
-        """Records with ``touched > seq``."""
+        """Return the records with ``touched > seq``."""
         with self._lock:
             return self._get(arn).touched_after(seq)
 

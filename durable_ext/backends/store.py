@@ -200,7 +200,12 @@ class OperationRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"op_id": self.op_id, "index": self.index, "touched": self.touched, "data": self.data}
+        return {
+            "op_id": self.op_id,
+            "index": self.index,
+            "touched": self.touched,
+            "data": self.data,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OperationRecord:
@@ -374,7 +379,7 @@ class Store(Protocol):
         ...
 
     def header(self, arn: str) -> ExecutionHeader:
-        """The current header; ``NotFoundError`` if there is no such execution."""
+        """Return the current header; ``NotFoundError`` if there is no such execution."""
         ...
 
     def operations(self, arn: str, ids: Iterable[str] | None = None) -> list[OperationRecord]:
@@ -382,7 +387,7 @@ class Store(Protocol):
         ...
 
     def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
-        """Records with ``touched > seq``, in creation order (the delta query)."""
+        """Return the records with ``touched > seq``, in creation order (the delta query)."""
         ...
 
     def events(

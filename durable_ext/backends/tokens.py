@@ -19,7 +19,7 @@ class CheckpointToken:
     invocation_id: str
 
     def encode(self) -> str:
-        """The wire form (``[A-Za-z0-9+/]+={0,2}``, as the service's tokens)."""
+        """Encode to the wire form (``[A-Za-z0-9+/]+={0,2}``, as the service's tokens)."""
         raw = json.dumps([self.execution_id, self.sequence, self.invocation_id]).encode()
         return base64.b64encode(raw).decode()
 
@@ -36,7 +36,7 @@ class CheckpointToken:
 
 
 def encode_callback_id(arn: str, op_id: str) -> str:
-    """A callback id that names its execution and operation (URL-safe, no padding)."""
+    """Make a callback id naming its execution and operation (URL-safe, no padding)."""
     raw = json.dumps([arn, op_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

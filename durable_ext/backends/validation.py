@@ -99,8 +99,10 @@ def validate_batch(
     simulated: dict[str, str | None] = {}
     for u in updates:
         current = existing.get(u["Id"])
-        status = simulated[u["Id"]] if u["Id"] in simulated else (
-            current.get("Status") if current is not None else None
+        status = (
+            simulated[u["Id"]]
+            if u["Id"] in simulated
+            else (current.get("Status") if current is not None else None)
         )
         _check_metadata(u, current)
         _check_sizes(u)

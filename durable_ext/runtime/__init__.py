@@ -4,6 +4,7 @@ Example:
     >>> from durable_ext.runtime import Runtime, VirtualClock
     >>> with Runtime(backend="memory://", clock=VirtualClock()) as rt:
     ...     pass
+
 """
 
 from __future__ import annotations
@@ -13,4 +14,11 @@ from durable_ext.runtime.client import EngineClient
 from durable_ext.runtime.clock import Clock, RealClock, VirtualClock
 from durable_ext.runtime.runtime import Runtime
 
-__all__ = ["Clock", "EngineClient", "ExecutionAlreadyStartedError", "RealClock", "Runtime", "VirtualClock"]
+__all__ = [
+    "Clock",
+    "EngineClient",
+    "ExecutionAlreadyStartedError",
+    "RealClock",
+    "Runtime",
+    "VirtualClock",
+]

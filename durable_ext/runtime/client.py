@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_durable_execution_sdk_python.exceptions import (
+    AwsErrorMetadata,
     CheckpointError,
     DurableApiErrorCategory,
     GetExecutionStateError,
@@ -48,9 +49,19 @@ def sdk_operation(data: Mapping[str, Any]) -> Operation:
     return Operation.from_dict(d)
 
 
+def _metadata(status: int) -> AwsErrorMetadata:
+    return {
+        "RequestId": None,
+        "HostId": None,
+        "HTTPStatusCode": status,
+        "HTTPHeaders": None,
+        "RetryAttempts": None,
+    }
+
+
 @contextmanager
 def _translated(kind: type[CheckpointError] | type[GetExecutionStateError]) -> Iterator[None]:
-    """Engine errors -> the SDK's error classes with the service's classification."""
+    """Turn engine errors into the SDK's error classes with the service's classification."""
     try:
         yield
     except InvalidCheckpointTokenError as exc:
@@ -59,21 +70,21 @@ def _translated(kind: type[CheckpointError] | type[GetExecutionStateError]) -> I
             str(exc),
             DurableApiErrorCategory.INVOCATION,
             {"Code": "InvalidParameterValueException", "Message": str(exc)},
-            {"HTTPStatusCode": 400, "RequestId": "", "HostId": ""},
+            _metadata(400),
         ) from exc
     except InvalidParameterValueError as exc:
         raise kind(
             str(exc),
             DurableApiErrorCategory.EXECUTION,
             {"Code": "InvalidParameterValueException", "Message": str(exc)},
-            {"HTTPStatusCode": 400, "RequestId": "", "HostId": ""},
+            _metadata(400),
         ) from exc
     except NotFoundError as exc:
         raise kind(
             str(exc),
             DurableApiErrorCategory.EXECUTION,
             {"Code": "ResourceNotFoundException", "Message": str(exc)},
-            {"HTTPStatusCode": 404, "RequestId": "", "HostId": ""},
+            _metadata(404),
         ) from exc
     except StoreUnavailableError as exc:
         raise kind(str(exc), DurableApiErrorCategory.INVOCATION) from exc
@@ -98,7 +109,9 @@ class EngineClient:
         """CheckpointDurableExecution."""
         wire = [u.to_dict() for u in updates]
         with _translated(CheckpointError):
-            res = self.engine.checkpoint(durable_execution_arn, checkpoint_token, wire, client_token)
+            res = self.engine.checkpoint(
+                durable_execution_arn, checkpoint_token, wire, client_token
+            )
         return CheckpointOutput(
             checkpoint_token=res.token,
             new_execution_state=CheckpointUpdatedExecutionState(

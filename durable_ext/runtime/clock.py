@@ -13,7 +13,7 @@ class Clock(Protocol):
     """What the runtime needs from a clock."""
 
     def now_ms(self) -> int:
-        """Current time, epoch milliseconds."""
+        """Return the current time, epoch milliseconds."""
         ...
 
     def sleep_until(self, due_ms: int, max_seconds: float) -> None:
@@ -25,7 +25,7 @@ class RealClock:
     """Wall-clock time; waits really wait."""
 
     def now_ms(self) -> int:
-        """Current wall-clock time."""
+        """Return the wall-clock time."""
         return int(time.time() * 1000)
 
     def sleep_until(self, due_ms: int, max_seconds: float) -> None:
@@ -46,6 +46,7 @@ class VirtualClock:
         >>> clock.advance(3600)
         >>> clock.now_ms()
         3600000
+
     """
 
     def __init__(self, start_ms: int | None = None) -> None:
@@ -53,7 +54,7 @@ class VirtualClock:
         self._lock = threading.Lock()
 
     def now_ms(self) -> int:
-        """Current virtual time."""
+        """Return the virtual time."""
         with self._lock:
             return self._now
 

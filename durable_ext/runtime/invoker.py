@@ -63,7 +63,7 @@ class LambdaContextStub:
 
 
 def error_of(exc: BaseException) -> dict[str, Any]:
-    """An ErrorObject (wire keys) describing ``exc``."""
+    """Describe ``exc`` as an ErrorObject (wire keys)."""
     return {
         "ErrorType": type(exc).__name__,
         "ErrorMessage": str(exc),
@@ -87,8 +87,9 @@ def _event(inv_event: Mapping[str, Any], client: Any) -> DurableExecutionInvocat
     )
 
 
-def invoke_in_process(handler: Callable[..., Any], inv: InvocationInput, engine: Engine,
-                      context: LambdaContextStub) -> Outcome:
+def invoke_in_process(
+    handler: Callable[..., Any], inv: InvocationInput, engine: Engine, context: LambdaContextStub
+) -> Outcome:
     """Run ``handler`` on this thread with an :class:`EngineClient`."""
     try:
         out = handler(_event(inv.to_event(), EngineClient(engine)), context)
@@ -162,12 +163,20 @@ class _PipeClient:
         exc_type = _ERR_KINDS.get(reply[1], StoreUnavailableError)
         raise exc_type(reply[2])
 
-    def checkpoint(self, durable_execution_arn: str, checkpoint_token: str,
-                   updates: list[OperationUpdate], client_token: str | None) -> CheckpointOutput:
+    def checkpoint(
+        self,
+        durable_execution_arn: str,
+        checkpoint_token: str,
+        updates: list[OperationUpdate],
+        client_token: str | None,
+    ) -> CheckpointOutput:
         with _translated(CheckpointError):
             token, ops, marker = self._call(
-                "checkpoint", durable_execution_arn, checkpoint_token,
-                [u.to_dict() for u in updates], client_token,
+                "checkpoint",
+                durable_execution_arn,
+                checkpoint_token,
+                [u.to_dict() for u in updates],
+                client_token,
             )
         return CheckpointOutput(
             checkpoint_token=token,
@@ -176,8 +185,13 @@ class _PipeClient:
             ),
         )
 
-    def get_execution_state(self, durable_execution_arn: str, checkpoint_token: str,
-                            next_marker: str, max_items: int = 1000) -> StateOutput:
+    def get_execution_state(
+        self,
+        durable_execution_arn: str,
+        checkpoint_token: str,
+        next_marker: str,
+        max_items: int = 1000,
+    ) -> StateOutput:
         with _translated(GetExecutionStateError):
             ops, marker = self._call(
                 "state", durable_execution_arn, checkpoint_token, next_marker, max_items
@@ -185,8 +199,12 @@ class _PipeClient:
         return StateOutput(operations=[sdk_operation(o) for o in ops], next_marker=marker)
 
 
-def _child_main(conn: multiprocessing.connection.Connection, path: str,
-                inv_event: dict[str, Any], context: LambdaContextStub) -> None:
+def _child_main(
+    conn: multiprocessing.connection.Connection,
+    path: str,
+    inv_event: dict[str, Any],
+    context: LambdaContextStub,
+) -> None:
     try:
         handler = load_handler(path)
         out = handler(_event(inv_event, _PipeClient(conn)), context)
@@ -231,13 +249,13 @@ def _mp_context() -> Any:
         return _CTX
 
 
-def invoke_in_subprocess(path: str, inv: InvocationInput, engine: Engine,
-                         context: LambdaContextStub, timeout: float) -> Outcome:
+def invoke_in_subprocess(
+    path: str, inv: InvocationInput, engine: Engine, context: LambdaContextStub, timeout: float
+) -> Outcome:
     """Run the handler at ``path`` in a new process; a crash ends only this invocation."""
     ctx = _mp_context()
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_child_main, args=(child, path, inv.to_event(), context),
-                       daemon=True)
+    proc = ctx.Process(target=_child_main, args=(child, path, inv.to_event(), context), daemon=True)
     proc.start()
     child.close()
     deadline = time.monotonic() + timeout
@@ -284,7 +302,7 @@ def invoke_in_subprocess(path: str, inv: InvocationInput, engine: Engine,
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists on this host."""
+    """Tell whether a process with ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -58,7 +59,7 @@ class _Function:
 
 
 def function_of(arn: str) -> str:
-    """The function name inside an execution ARN."""
+    """Return the function name inside an execution ARN."""
     parts = arn.split(":")
     return parts[6] if len(parts) > 6 else ""
 
@@ -81,6 +82,7 @@ class Runtime:
     Example:
         >>> rt = Runtime(backend="memory://", clock=VirtualClock())
         >>> rt.close()
+
     """
 
     def __init__(
@@ -148,8 +150,13 @@ class Runtime:
 
     # ------------------------------------------------------------------ control plane
 
-    def start(self, function_name: str, input: Any = None, name: str | None = None,
-              execution_timeout: int | None = None) -> str:
+    def start(
+        self,
+        function_name: str,
+        input: Any = None,
+        name: str | None = None,
+        execution_timeout: int | None = None,
+    ) -> str:
         """Start an execution (idempotent by ``name``); returns its ARN."""
         fn = self._function(function_name)
         if not fn.durable:
@@ -165,8 +172,9 @@ class Runtime:
         )
         return arn
 
-    def run(self, function_name: str, input: Any = None, name: str | None = None,
-            timeout: float = 60) -> dict[str, Any]:
+    def run(
+        self, function_name: str, input: Any = None, name: str | None = None, timeout: float = 60
+    ) -> dict[str, Any]:
         """Start, run until idle, and describe."""
         arn = self.start(function_name, input, name)
         self.run_until_idle(timeout)
@@ -176,25 +184,42 @@ class Runtime:
         """GetDurableExecution."""
         return self.engine.describe(arn)
 
-    def history(self, arn: str, include_execution_data: bool = True,
-                max_items: int | None = None, marker: str | None = None,
-                reverse_order: bool = False) -> dict[str, Any]:
+    def history(
+        self,
+        arn: str,
+        include_execution_data: bool = True,
+        max_items: int | None = None,
+        marker: str | None = None,
+        reverse_order: bool = False,
+    ) -> dict[str, Any]:
         """GetDurableExecutionHistory."""
-        return self.engine.history(arn, include_execution_data=include_execution_data,
-                                   max_items=max_items, marker=marker,
-                                   reverse_order=reverse_order)
+        return self.engine.history(
+            arn,
+            include_execution_data=include_execution_data,
+            max_items=max_items,
+            marker=marker,
+            reverse_order=reverse_order,
+        )
 
-    def list_executions(self, function_name: str | None = None, status: str | None = None,
-                        max_items: int | None = None, marker: str | None = None) -> dict[str, Any]:
+    def list_executions(
+        self,
+        function_name: str | None = None,
+        status: str | None = None,
+        max_items: int | None = None,
+        marker: str | None = None,
+    ) -> dict[str, Any]:
         """ListDurableExecutionsByFunction."""
-        return self.engine.list_executions(function_name=function_name, status=status,
-                                           max_items=max_items, marker=marker)
+        return self.engine.list_executions(
+            function_name=function_name, status=status, max_items=max_items, marker=marker
+        )
 
     def send_callback_success(self, callback_id: str, result: bytes | str | None = None) -> None:
         """SendDurableExecutionCallbackSuccess."""
         self.engine.callback_success(callback_id, result)
 
-    def send_callback_failure(self, callback_id: str, error: Mapping[str, Any] | None = None) -> None:
+    def send_callback_failure(
+        self, callback_id: str, error: Mapping[str, Any] | None = None
+    ) -> None:
         """SendDurableExecutionCallbackFailure."""
         self.engine.callback_failure(callback_id, error)
 
@@ -226,6 +251,7 @@ class Runtime:
                 that window fires in order (callback and execution deadlines included),
                 and the clock ends ``max_advance`` seconds after its value at the call.
                 ``0`` runs only what is due now.
+
         """
         deadline = time.monotonic() + timeout
         limit = None
@@ -295,14 +321,21 @@ class Runtime:
         d = entry.data
         target = self._functions.get(str(d.get("function")))
         if target is None:
-            self.engine.complete_chained(entry.arn, d["op"], "FAILED", None, {
-                "ErrorType": "ResourceNotFoundException",
-                "ErrorMessage": f"Function not found: {d.get('function')}",
-            })
+            self.engine.complete_chained(
+                entry.arn,
+                d["op"],
+                "FAILED",
+                None,
+                {
+                    "ErrorType": "ResourceNotFoundException",
+                    "ErrorMessage": f"Function not found: {d.get('function')}",
+                },
+            )
             self.engine.clear_due(entry.arn, entry.key)
             return
         if target.durable:
-            try:
+            # Idempotent by name: a dispatch repeated after a crash finds its child.
+            with contextlib.suppress(ExecutionAlreadyStartedError):
                 self.engine.start(
                     target.name,
                     normalize_input(d.get("payload")),
@@ -310,8 +343,6 @@ class Runtime:
                     execution_id=d["child_id"],
                     parent={"arn": entry.arn, "op": d["op"]},
                 )
-            except ExecutionAlreadyStartedError:
-                pass
             self.engine.clear_due(entry.arn, entry.key)
             return
         payload = d.get("payload")
@@ -329,11 +360,10 @@ class Runtime:
     def _notify(self, entry: DueEntry) -> None:
         child = self.store.header(entry.arn)
         parent_arn = str(entry.data.get("arn"))
-        try:
-            self.engine.complete_chained(parent_arn, str(entry.data.get("op")), child.status,
-                                         child.result, child.error)
-        except NotFoundError:
-            pass
+        with contextlib.suppress(NotFoundError):  # the caller's execution is gone
+            self.engine.complete_chained(
+                parent_arn, str(entry.data.get("op")), child.status, child.result, child.error
+            )
         self.engine.clear_due(entry.arn, entry.key)
 
     def _recover_leases(self) -> None:
@@ -350,7 +380,11 @@ class Runtime:
             dead = (
                 d.get("owner") == self.id
                 or entry.due_ms <= wall
-                or (same_host and d.get("pid") != os.getpid() and not pid_alive(int(d.get("pid", 0))))
+                or (
+                    same_host
+                    and d.get("pid") != os.getpid()
+                    and not pid_alive(int(d.get("pid", 0)))
+                )
             )
             if dead:
                 self.engine.abandon_invocation(
@@ -367,7 +401,10 @@ class Runtime:
     def __enter__(self) -> Runtime:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
-

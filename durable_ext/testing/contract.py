@@ -38,53 +38,105 @@ from durable_ext.errors import ConflictError, NotFoundError, StoreError
 __all__ = ["StoreContract", "make_create", "next_batch"]
 
 
-def make_create(function_name: str = "fn", name: str | None = None, start_ms: int = 1000,
-                input_payload: str = "{}") -> CommitBatch:
-    """A creation batch like the engine writes (EXECUTION op, ExecutionStarted, invoke due)."""
+def make_create(
+    function_name: str = "fn",
+    name: str | None = None,
+    start_ms: int = 1000,
+    input_payload: str = "{}",
+) -> CommitBatch:
+    """Build a creation batch like the engine writes (EXECUTION op, event, invoke due)."""
     eid = str(uuid.uuid4())
     name = name or eid
-    arn = f"arn:aws:lambda:us-east-1:1:function:{function_name}:$LATEST/durable-execution/{name}/{eid}"
+    fn_arn = f"arn:aws:lambda:us-east-1:1:function:{function_name}"
+    arn = f"{fn_arn}:$LATEST/durable-execution/{name}/{eid}"
     header = ExecutionHeader(
-        arn=arn, execution_id=eid, function_name=function_name, name=name, status="RUNNING",
-        start_ms=start_ms, revision=1, input_payload=input_payload, op_count=1, event_count=1,
+        arn=arn,
+        execution_id=eid,
+        function_name=function_name,
+        name=name,
+        status="RUNNING",
+        start_ms=start_ms,
+        revision=1,
+        input_payload=input_payload,
+        op_count=1,
+        event_count=1,
         state={"gate": "IDLE"},
     )
-    op = OperationRecord(op_id=eid, index=0, touched=0,
-                         data={"Id": eid, "Type": "EXECUTION", "Status": "STARTED"})
-    ev = HistoryEvent(event_id=1, data={"EventType": "ExecutionStarted", "EventTimestamp": start_ms})
+    op = OperationRecord(
+        op_id=eid, index=0, touched=0, data={"Id": eid, "Type": "EXECUTION", "Status": "STARTED"}
+    )
+    ev = HistoryEvent(
+        event_id=1, data={"EventType": "ExecutionStarted", "EventTimestamp": start_ms}
+    )
     due = DueEntry(arn=arn, key="invoke", kind="invoke", due_ms=start_ms)
-    return CommitBatch(header=header, expected_revision=0, operations=[op], events=[ev],
-                       due_set=[due])
+    return CommitBatch(
+        header=header, expected_revision=0, operations=[op], events=[ev], due_set=[due]
+    )
 
 
-def next_batch(header: ExecutionHeader, *, ops: int = 1, events: int = 1,
-               due_set: list[DueEntry] | None = None, due_clear: list[str] | None = None,
-               touch: list[tuple[str, int]] | None = None, **changes: Any) -> CommitBatch:
-    """A follow-up commit adding ``ops`` new steps and ``events`` events."""
+def next_batch(
+    header: ExecutionHeader,
+    *,
+    ops: int = 1,
+    events: int = 1,
+    due_set: list[DueEntry] | None = None,
+    due_clear: list[str] | None = None,
+    touch: list[tuple[str, int]] | None = None,
+    **changes: Any,
+) -> CommitBatch:
+    """Build a follow-up commit adding ``ops`` new steps and ``events`` events."""
     seq = header.seq_counter
     records = []
     for i in range(ops):
         seq += 1
         index = header.op_count + i
-        records.append(OperationRecord(op_id=f"op-{index}", index=index, touched=seq,
-                                       data={"Id": f"op-{index}", "Type": "STEP", "Status": "STARTED"}))
+        records.append(
+            OperationRecord(
+                op_id=f"op-{index}",
+                index=index,
+                touched=seq,
+                data={"Id": f"op-{index}", "Type": "STEP", "Status": "STARTED"},
+            )
+        )
     for op_id, index in touch or []:
         seq += 1
-        records.append(OperationRecord(op_id=op_id, index=index, touched=seq,
-                                       data={"Id": op_id, "Type": "STEP", "Status": "SUCCEEDED"}))
-    evs = [HistoryEvent(event_id=header.event_count + 1 + i,
-                        data={"EventType": "StepStarted", "EventTimestamp": 0})
-           for i in range(events)]
-    new = header.evolve(revision=header.revision + 1, op_count=header.op_count + ops,
-                        event_count=header.event_count + events, seq_counter=seq, **changes)
-    return CommitBatch(header=new, expected_revision=header.revision, operations=records,
-                       events=evs, due_set=due_set or [], due_clear=due_clear or [])
+        records.append(
+            OperationRecord(
+                op_id=op_id,
+                index=index,
+                touched=seq,
+                data={"Id": op_id, "Type": "STEP", "Status": "SUCCEEDED"},
+            )
+        )
+    evs = [
+        HistoryEvent(
+            event_id=header.event_count + 1 + i,
+            data={"EventType": "StepStarted", "EventTimestamp": 0},
+        )
+        for i in range(events)
+    ]
+    new = header.evolve(
+        revision=header.revision + 1,
+        op_count=header.op_count + ops,
+        event_count=header.event_count + events,
+        seq_counter=seq,
+        **changes,
+    )
+    return CommitBatch(
+        header=new,
+        expected_revision=header.revision,
+        operations=records,
+        events=evs,
+        due_set=due_set or [],
+        due_clear=due_clear or [],
+    )
 
 
 class StoreContract:
     """Mixin of tests; subclasses provide a ``store`` fixture."""
 
     def test_create_then_read_back(self, store: Store) -> None:
+        """A created execution reads back exactly."""
         b = make_create()
         res = store.create(b)
         assert res.created
@@ -94,6 +146,7 @@ class StoreContract:
         assert [d.key for d in store.due(arn=b.header.arn)] == ["invoke"]
 
     def test_unknown_arn_is_not_found(self, store: Store) -> None:
+        """Reads and commits of an unknown ARN raise NotFoundError."""
         arn = make_create().header.arn
         with pytest.raises(NotFoundError):
             store.header(arn)
@@ -101,6 +154,7 @@ class StoreContract:
             store.commit(next_batch(make_create().header))
 
     def test_same_name_returns_existing(self, store: Store) -> None:
+        """Creating an existing (function, name) returns the first execution."""
         first = make_create(name="order-1", input_payload='{"a":1}')
         store.create(first)
         again = store.create(make_create(name="order-1", input_payload='{"a":2}'))
@@ -111,6 +165,7 @@ class StoreContract:
         assert other_fn.created
 
     def test_commit_appends_and_bumps_revision(self, store: Store) -> None:
+        """A commit appends its records and bumps the revision."""
         b = make_create()
         store.create(b)
         c = next_batch(b.header, ops=2, events=3)
@@ -122,6 +177,7 @@ class StoreContract:
         assert [e.event_id for e in store.events(h.arn)] == [1, 2, 3, 4]
 
     def test_stale_revision_conflicts_and_changes_nothing(self, store: Store) -> None:
+        """A commit from a stale revision raises ConflictError and writes nothing."""
         b = make_create()
         store.create(b)
         store.commit(next_batch(b.header))
@@ -133,11 +189,13 @@ class StoreContract:
         assert len(store.events(h.arn)) == 2
 
     def test_event_gap_is_rejected(self, store: Store) -> None:
+        """Event ids must continue the sequence without gaps."""
         b = make_create()
         store.create(b)
         bad = next_batch(b.header)
         gap = CommitBatch(
-            header=bad.header, expected_revision=bad.expected_revision,
+            header=bad.header,
+            expected_revision=bad.expected_revision,
             events=[HistoryEvent(event_id=7, data={})],
         )
         with pytest.raises(StoreError):
@@ -145,6 +203,7 @@ class StoreContract:
         assert store.header(b.header.arn).revision == 1
 
     def test_operations_by_id_in_creation_order(self, store: Store) -> None:
+        """Operations fetched by id come back in creation order."""
         b = make_create()
         store.create(b)
         store.commit(next_batch(b.header, ops=3))
@@ -153,6 +212,7 @@ class StoreContract:
         assert [r.op_id for r in got] == ["op-1", "op-3"]
 
     def test_touched_after_is_the_delta(self, store: Store) -> None:
+        """touched_after returns what changed after a sequence number."""
         b = make_create()
         store.create(b)
         store.commit(next_batch(b.header, ops=3))
@@ -166,6 +226,7 @@ class StoreContract:
         assert [r.op_id for r in store.touched_after(h2.arn, 0)] == ["op-1", "op-2", "op-3"]
 
     def test_events_paging_both_ways(self, store: Store) -> None:
+        """Events page forwards and backwards."""
         b = make_create()
         store.create(b)
         store.commit(next_batch(b.header, ops=0, events=9))
@@ -175,6 +236,7 @@ class StoreContract:
         assert [e.event_id for e in store.events(arn, after=8, reverse=True, limit=3)] == [7, 6, 5]
 
     def test_due_index(self, store: Store) -> None:
+        """Due entries are filtered by time and kind, replaced and cleared by key."""
         b = make_create(start_ms=100)
         store.create(b)
         arn = b.header.arn
@@ -190,8 +252,10 @@ class StoreContract:
         assert [(d.key, d.due_ms) for d in store.due(None, arn=arn)] == [("wake:x", 9000)]
 
     def test_list_newest_first_with_filters_and_marker(self, store: Store) -> None:
-        made = [make_create(function_name="fa" if i % 2 else "fb", start_ms=1000 + i)
-                for i in range(5)]
+        """Listing is newest first, filtered and paged by marker."""
+        made = [
+            make_create(function_name="fa" if i % 2 else "fb", start_ms=1000 + i) for i in range(5)
+        ]
         for b in made:
             store.create(b)
         done = made[0].header
@@ -202,10 +266,14 @@ class StoreContract:
         rest = store.list_executions(marker=page.next_marker)
         assert [h.start_ms for h in rest.headers] == [1002, 1001, 1000]
         assert rest.next_marker is None
-        assert {h.start_ms for h in store.list_executions(function_name="fa").headers} == {1001, 1003}
+        assert {h.start_ms for h in store.list_executions(function_name="fa").headers} == {
+            1001,
+            1003,
+        }
         assert [h.arn for h in store.list_executions(status="SUCCEEDED").headers] == [done.arn]
 
     def test_concurrent_commits_serialise(self, store: Store) -> None:
+        """Concurrent writers serialise: every accepted commit is kept, in order."""
         b = make_create()
         store.create(b)
         arn = b.header.arn

@@ -42,13 +42,26 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
 
 
 def test_run_wait_callback_then_succeed(capsys: pytest.CaptureFixture[str], backend: str) -> None:
-    code, out = run_json(capsys, "run", "test_cli:approve", "--input", '{"n": 1}', "--name", "a1",
-                         "--backend", backend, "--json", "--virtual-time")
+    code, out = run_json(
+        capsys,
+        "run",
+        "test_cli:approve",
+        "--input",
+        '{"n": 1}',
+        "--name",
+        "a1",
+        "--backend",
+        backend,
+        "--json",
+        "--virtual-time",
+    )
     assert code == EXIT_WAITING
     assert out["Status"] == "RUNNING"
     [(name, cb_id)] = out["WaitingCallbacks"]
     assert name == "ok"
-    code, out = run_json(capsys, "callback", "succeed", cb_id, '"yes"', "--backend", backend, "--json")
+    code, out = run_json(
+        capsys, "callback", "succeed", cb_id, '"yes"', "--backend", backend, "--json"
+    )
     assert code == EXIT_OK
     assert out["Result"] == {"got": "yes", "input": {"n": 1}}
     code, hist = run_json(capsys, "executions", "history", "a1", "--backend", backend, "--json")
@@ -68,36 +81,67 @@ def test_failed_execution_exit_code(capsys: pytest.CaptureFixture[str], backend:
 
 
 def test_stop(capsys: pytest.CaptureFixture[str], backend: str) -> None:
-    run_json(capsys, "run", "test_cli:approve", "--name", "s1", "--backend", backend, "--json",
-             "--virtual-time")
+    run_json(
+        capsys,
+        "run",
+        "test_cli:approve",
+        "--name",
+        "s1",
+        "--backend",
+        backend,
+        "--json",
+        "--virtual-time",
+    )
     code, out = run_json(capsys, "stop", "s1", "--message", "halt", "--backend", backend, "--json")
     assert code == EXIT_FAILED
     assert out["Status"] == "STOPPED" and out["Error"] == {"ErrorMessage": "halt"}
 
 
 def test_callback_fail_and_heartbeat(capsys: pytest.CaptureFixture[str], backend: str) -> None:
-    _, out = run_json(capsys, "run", "test_cli:approve", "--name", "f1", "--backend", backend,
-                      "--json", "--virtual-time")
+    _, out = run_json(
+        capsys,
+        "run",
+        "test_cli:approve",
+        "--name",
+        "f1",
+        "--backend",
+        backend,
+        "--json",
+        "--virtual-time",
+    )
     cb_id = out["WaitingCallbacks"][0][1]
     assert main(["callback", "heartbeat", cb_id, "--backend", backend]) == EXIT_OK
     capsys.readouterr()
-    code, out = run_json(capsys, "callback", "fail", cb_id, '{"ErrorType": "No", "ErrorMessage": "denied"}',
-                         "--backend", backend, "--json")
+    code, out = run_json(
+        capsys,
+        "callback",
+        "fail",
+        cb_id,
+        '{"ErrorType": "No", "ErrorMessage": "denied"}',
+        "--backend",
+        backend,
+        "--json",
+    )
     assert code == EXIT_FAILED
     assert "denied" in json.dumps(out["Error"])
 
 
-@pytest.mark.parametrize("argv", [
-    ["run", "no_colon_here"],
-    ["run", "test_cli:missing_attr"],
-    ["run", "no_such_module_xyz:handler"],
-    ["run", "test_cli:approve", "--input", "{not json"],
-    ["callback", "succeed", "not-a-callback-id"],
-    ["executions", "show", "unknown-name"],
-    ["nonsense"],
-    [],
-])
-def test_usage_errors_exit_2(argv: list[str], backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "no_colon_here"],
+        ["run", "test_cli:missing_attr"],
+        ["run", "no_such_module_xyz:handler"],
+        ["run", "test_cli:approve", "--input", "{not json"],
+        ["callback", "succeed", "not-a-callback-id"],
+        ["executions", "show", "unknown-name"],
+        ["nonsense"],
+        [],
+    ],
+)
+def test_usage_errors_exit_2(
+    argv: list[str], backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     extra = ["--backend", backend] if argv and argv[0] in ("run", "callback", "executions") else []
     assert main(argv + extra) == EXIT_USAGE
     assert capsys.readouterr().err
@@ -110,8 +154,9 @@ def test_plugins_lists_without_importing(capsys: pytest.CaptureFixture[str]) -> 
     assert "msgpack" in out["serializers"]
 
 
-def test_subcommand_table_skips_missing_modules(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_subcommand_table_skips_missing_modules(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(SUBCOMMANDS, "teleport", "durable_ext.no_such_module")
     assert main(["plugins"]) == EXIT_OK
     assert main(["teleport"]) == EXIT_USAGE
@@ -120,9 +165,19 @@ def test_subcommand_table_skips_missing_modules(monkeypatch: pytest.MonkeyPatch,
 def test_demo_runs_on_the_file_backend(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "order_workflow.py"), "--name", "demo-1",
-         "--backend", f"file://{tmp_path / 'd'}"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+        [
+            sys.executable,
+            str(ROOT / "examples" / "order_workflow.py"),
+            "--name",
+            "demo-1",
+            "--backend",
+            f"file://{tmp_path / 'd'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "demo-1: SUCCEEDED" in proc.stdout
@@ -135,14 +190,36 @@ def test_demo_manual_approval_through_the_cli(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     url = f"file://{tmp_path / 'd'}"
     first = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "order_workflow.py"), "--name", "m-1", "--manual",
-         "--backend", url], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+        [
+            sys.executable,
+            str(ROOT / "examples" / "order_workflow.py"),
+            "--name",
+            "m-1",
+            "--manual",
+            "--backend",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
     assert first.returncode == EXIT_WAITING, first.stderr[-2000:]
     command = first.stdout.strip().splitlines()[-1].split()
     assert command[:3] == ["durable-ext", "callback", "succeed"]
     assert command[-2:] == ["--backend", url]
-    cli = [sys.executable, "-m", "durable_ext.cli", "callback", "succeed", command[3],
-           '{"approved": true}', "--backend", url]
+    cli = [
+        sys.executable,
+        "-m",
+        "durable_ext.cli",
+        "callback",
+        "succeed",
+        command[3],
+        '{"approved": true}',
+        "--backend",
+        url,
+    ]
     second = subprocess.run(cli, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert second.returncode == EXIT_OK, second.stdout + second.stderr[-2000:]
     assert '"status": "shipped"' in second.stdout

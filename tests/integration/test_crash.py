@@ -30,19 +30,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution, durable_step
-from aws_durable_execution_sdk_python.config import StepConfig, StepSemantics
-from aws_durable_execution_sdk_python.retries import JitterStrategy, RetryStrategyConfig, create_retry_strategy
-from aws_durable_execution_sdk_python.config import Duration
+from aws_durable_execution_sdk_python import (
+    DurableContext,
+    StepContext,
+    durable_execution,
+    durable_step,
+)
+from aws_durable_execution_sdk_python.config import Duration, StepConfig, StepSemantics
+from aws_durable_execution_sdk_python.retries import (
+    JitterStrategy,
+    RetryStrategyConfig,
+    create_retry_strategy,
+)
 
 from durable_ext.backends.file import FileStore
 from durable_ext.runtime import Runtime
 
 STEPS = 8
 AT_MOST_ONCE = {2, 5}
-RETRY = create_retry_strategy(RetryStrategyConfig(
-    max_attempts=50, initial_delay=Duration.from_seconds(1), max_delay=Duration.from_seconds(1),
-    jitter_strategy=JitterStrategy.NONE))
+RETRY = create_retry_strategy(
+    RetryStrategyConfig(
+        max_attempts=50,
+        initial_delay=Duration.from_seconds(1),
+        max_delay=Duration.from_seconds(1),
+        jitter_strategy=JitterStrategy.NONE,
+    )
+)
 
 
 def _log(path: str, record: dict[str, Any]) -> None:
@@ -70,10 +83,16 @@ def chain_handler(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
     prev = "seed"
     outputs = []
     for i in range(STEPS):
-        semantics = (StepSemantics.AT_MOST_ONCE_PER_RETRY if i in AT_MOST_ONCE
-                     else StepSemantics.AT_LEAST_ONCE_PER_RETRY)
-        prev = ctx.step(link(event["log"], i, prev), name=f"link-{i}",
-                        config=StepConfig(step_semantics=semantics, retry_strategy=RETRY))
+        semantics = (
+            StepSemantics.AT_MOST_ONCE_PER_RETRY
+            if i in AT_MOST_ONCE
+            else StepSemantics.AT_LEAST_ONCE_PER_RETRY
+        )
+        prev = ctx.step(
+            link(event["log"], i, prev),
+            name=f"link-{i}",
+            config=StepConfig(step_semantics=semantics, retry_strategy=RETRY),
+        )
         outputs.append(prev)
     return {"outputs": outputs}
 
@@ -113,8 +132,9 @@ def _check(store: FileStore) -> int:
 
 
 def _runtime_main(root: str, name: str, log: str) -> None:
-    with Runtime(backend=f"file://{root}", max_invocation_failures=10_000,
-                 invocation_retry_delay=0.0) as rt:
+    with Runtime(
+        backend=f"file://{root}", max_invocation_failures=10_000, invocation_retry_delay=0.0
+    ) as rt:
         rt.register("chain", chain_handler)
         rt.start("chain", {"log": log}, name=name)
         rt.run_until_idle(timeout=30)
@@ -176,8 +196,9 @@ def test_kill_worker_processes_at_random(tmp_path: Path) -> None:
     budget = time.monotonic() + 12
     executions = 0
     try:
-        with Runtime(backend=f"file://{root}", isolation="process",
-                     max_invocation_failures=10_000) as rt:
+        with Runtime(
+            backend=f"file://{root}", isolation="process", max_invocation_failures=10_000
+        ) as rt:
             rt.register("chain", chain_handler)
             for n in range(60):
                 if time.monotonic() > budget:

@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution, durable_step
+from aws_durable_execution_sdk_python import (
+    DurableContext,
+    StepContext,
+    durable_execution,
+    durable_step,
+)
 from aws_durable_execution_sdk_python.config import (
     CallbackConfig,
     Duration,
@@ -16,7 +21,11 @@ from aws_durable_execution_sdk_python.config import (
     StepSemantics,
     WaitForCallbackConfig,
 )
-from aws_durable_execution_sdk_python.retries import JitterStrategy, RetryStrategyConfig, create_retry_strategy
+from aws_durable_execution_sdk_python.retries import (
+    JitterStrategy,
+    RetryStrategyConfig,
+    create_retry_strategy,
+)
 from aws_durable_execution_sdk_python.waits import (
     WaitForConditionConfig,
     WaitForConditionDecision,
@@ -25,8 +34,11 @@ from aws_durable_execution_sdk_python.waits import (
 import durable_ext
 from durable_ext.runtime import ExecutionAlreadyStartedError, Runtime, VirtualClock
 
-NO_JITTER_RETRY = create_retry_strategy(RetryStrategyConfig(
-    max_attempts=3, initial_delay=Duration.from_seconds(30), jitter_strategy=JitterStrategy.NONE))
+NO_JITTER_RETRY = create_retry_strategy(
+    RetryStrategyConfig(
+        max_attempts=3, initial_delay=Duration.from_seconds(30), jitter_strategy=JitterStrategy.NONE
+    )
+)
 
 
 @durable_step
@@ -57,14 +69,25 @@ def steps_handler(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
 
 @durable_execution
 def failing_handler(event: Any, ctx: DurableContext) -> str:
-    return ctx.step(always_fail(), name="bad",
-                    config=StepConfig(retry_strategy=create_retry_strategy(RetryStrategyConfig(max_attempts=2, jitter_strategy=JitterStrategy.NONE))))
+    return ctx.step(
+        always_fail(),
+        name="bad",
+        config=StepConfig(
+            retry_strategy=create_retry_strategy(
+                RetryStrategyConfig(max_attempts=2, jitter_strategy=JitterStrategy.NONE)
+            )
+        ),
+    )
 
 
 @durable_execution
 def callback_handler(event: Any, ctx: DurableContext) -> Any:
-    cb = ctx.create_callback(name="approve", config=CallbackConfig(
-        timeout=Duration.from_seconds(600), heartbeat_timeout=Duration.from_seconds(60)))
+    cb = ctx.create_callback(
+        name="approve",
+        config=CallbackConfig(
+            timeout=Duration.from_seconds(600), heartbeat_timeout=Duration.from_seconds(60)
+        ),
+    )
     return {"answer": json.loads(cb.result())}
 
 
@@ -73,8 +96,9 @@ def wait_for_callback_handler(event: Any, ctx: DurableContext) -> Any:
     def submit(callback_id: str, _ctx: Any) -> None:
         Path(event["drop"]).write_text(callback_id)
 
-    return ctx.wait_for_callback(submit, name="external", config=WaitForCallbackConfig(
-        timeout=Duration.from_seconds(300)))
+    return ctx.wait_for_callback(
+        submit, name="external", config=WaitForCallbackConfig(timeout=Duration.from_seconds(300))
+    )
 
 
 @durable_execution
@@ -108,7 +132,9 @@ def fanout_handler(event: Any, ctx: DurableContext) -> Any:
         return c.step(add(x, 100))
 
     mapped = ctx.map(event["items"], item, name="map").get_results()
-    par = ctx.parallel([lambda c: c.step(add(1, 1)), lambda c: c.step(add(2, 2))], name="par").get_results()
+    par = ctx.parallel(
+        [lambda c: c.step(add(1, 1)), lambda c: c.step(add(2, 2))], name="par"
+    ).get_results()
     return {"map": mapped, "par": par}
 
 
@@ -122,8 +148,9 @@ def condition_handler(event: Any, ctx: DurableContext) -> Any:
             return WaitForConditionDecision.stop_polling()
         return WaitForConditionDecision.continue_waiting(Duration.from_seconds(10))
 
-    return ctx.wait_for_condition(check, WaitForConditionConfig(wait_strategy=strategy, initial_state=0),
-                                  name="poll")
+    return ctx.wait_for_condition(
+        check, WaitForConditionConfig(wait_strategy=strategy, initial_state=0), name="poll"
+    )
 
 
 @durable_execution
@@ -159,12 +186,18 @@ def at_most_once_crash(step: StepContext, marker: str) -> str:
 
 @durable_execution
 def at_most_once_handler(event: Any, ctx: DurableContext) -> Any:
-    return ctx.step(at_most_once_crash(event["marker"]), name="once",
-                    config=StepConfig(step_semantics=StepSemantics.AT_MOST_ONCE_PER_RETRY,
-                                      retry_strategy=create_retry_strategy(RetryStrategyConfig(max_attempts=1))))
+    return ctx.step(
+        at_most_once_crash(event["marker"]),
+        name="once",
+        config=StepConfig(
+            step_semantics=StepSemantics.AT_MOST_ONCE_PER_RETRY,
+            retry_strategy=create_retry_strategy(RetryStrategyConfig(max_attempts=1)),
+        ),
+    )
 
 
 # ---------------------------------------------------------------- fixtures
+
 
 @pytest.fixture(params=["memory", "file"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -183,6 +216,7 @@ def types(rt: Runtime, arn: str) -> list[str]:
 
 # ---------------------------------------------------------------- tests
 
+
 def test_steps_retry_and_long_wait_are_instant(rt: Runtime) -> None:
     rt.register("steps", steps_handler)
     start = rt.clock.now_ms()
@@ -194,7 +228,10 @@ def test_steps_retry_and_long_wait_are_instant(rt: Runtime) -> None:
     ev = rt.history(out["DurableExecutionArn"])["Events"]
     assert [e["EventType"] for e in ev].count("InvocationCompleted") == 3
     failed = next(e for e in ev if e["EventType"] == "StepFailed")
-    assert failed["StepFailedDetails"]["RetryDetails"] == {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 30}
+    assert failed["StepFailedDetails"]["RetryDetails"] == {
+        "CurrentAttempt": 1,
+        "NextAttemptDelaySeconds": 30,
+    }
     assert ev[-1]["EventType"] == "ExecutionSucceeded"
     assert ev[-2]["EventType"] == "InvocationCompleted"
 
@@ -222,8 +259,10 @@ def test_callback_success_and_failure(rt: Runtime) -> None:
     arn2 = rt.start("cb", name="c-fail")
     rt.run_until_idle()
     cb2 = next(e for e in rt.history(arn2)["Events"] if e["EventType"] == "CallbackStarted")
-    rt.send_callback_failure(cb2["CallbackStartedDetails"]["CallbackId"],
-                             {"ErrorType": "Rejected", "ErrorMessage": "no way"})
+    rt.send_callback_failure(
+        cb2["CallbackStartedDetails"]["CallbackId"],
+        {"ErrorType": "Rejected", "ErrorMessage": "no way"},
+    )
     rt.run_until_idle()
     d = rt.describe(arn2)
     assert d["Status"] == "FAILED"
@@ -270,8 +309,11 @@ def test_chained_invokes(rt: Runtime) -> None:
     rt.register("plain", plain_target, durable=False)
     out = rt.run("caller")
     assert out["Status"] == "SUCCEEDED", out
-    assert json.loads(out["Result"]) == {"durable": {"echo": {"x": 1}}, "plain": {"plain": 42},
-                                          "failed": "InvokeError"}
+    assert json.loads(out["Result"]) == {
+        "durable": {"echo": {"x": 1}},
+        "plain": {"plain": 42},
+        "failed": "InvokeError",
+    }
     ev = rt.history(out["DurableExecutionArn"])["Events"]
     started = next(e for e in ev if e["EventType"] == "ChainedInvokeStarted")
     child_arn = started["ChainedInvokeStartedDetails"]["DurableExecutionArn"]
@@ -354,27 +396,39 @@ def test_lost_invocation_of_a_dead_runtime_is_recovered(tmp_path: Path) -> None:
         rt2.register("steps", steps_handler)
         rt2.run_until_idle()
         assert rt2.describe(arn)["Status"] == "SUCCEEDED"
-        first_inv = next(e for e in rt2.history(arn)["Events"] if e["EventType"] == "InvocationCompleted")
-        assert first_inv["InvocationCompletedDetails"]["Error"]["Payload"]["ErrorType"] == "Runtime.ExitError"
+        first_inv = next(
+            e for e in rt2.history(arn)["Events"] if e["EventType"] == "InvocationCompleted"
+        )
+        assert (
+            first_inv["InvocationCompletedDetails"]["Error"]["Payload"]["ErrorType"]
+            == "Runtime.ExitError"
+        )
 
 
 def test_process_isolation_survives_a_crash(tmp_path: Path) -> None:
-    with Runtime(backend=f"file://{tmp_path / 'store'}", clock=VirtualClock(), isolation="process") as rt:
+    with Runtime(
+        backend=f"file://{tmp_path / 'store'}", clock=VirtualClock(), isolation="process"
+    ) as rt:
         rt.register("crashing", crashing_handler)
         out = rt.run("crashing", {"marker": str(tmp_path / "crashed")})
         assert out["Status"] == "SUCCEEDED", out
         assert json.loads(out["Result"]) == {"a": 3, "b": "survived"}
         ev = rt.history(out["DurableExecutionArn"])["Events"]
-        crash = [e for e in ev if e["EventType"] == "InvocationCompleted"][0]
+        crash = next(e for e in ev if e["EventType"] == "InvocationCompleted")
         err = crash["InvocationCompletedDetails"]["Error"]["Payload"]
         assert err["ErrorType"] == "Runtime.ExitError" and "exit status 17" in err["ErrorMessage"]
         # The step before the crash was not re-run: one StepSucceeded for "before".
-        assert [e.get("Name") for e in ev if e["EventType"] == "StepSucceeded"] == ["before", "crashy"]
+        assert [e.get("Name") for e in ev if e["EventType"] == "StepSucceeded"] == [
+            "before",
+            "crashy",
+        ]
 
 
 def test_at_most_once_step_is_not_rerun_after_a_crash(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    with Runtime(backend=f"file://{tmp_path / 'store'}", clock=VirtualClock(), isolation="process") as rt:
+    with Runtime(
+        backend=f"file://{tmp_path / 'store'}", clock=VirtualClock(), isolation="process"
+    ) as rt:
         rt.register("amo", at_most_once_handler)
         out = rt.run("amo", {"marker": str(marker)})
     assert out["Status"] == "FAILED"

@@ -37,7 +37,9 @@ def engine(clock: Clock) -> Engine:
     return Engine(MemoryStore(), now_ms=clock, resolve_function=known.get)
 
 
-def begin(engine: Engine, name: str | None = None, payload: str = "{}") -> tuple[str, InvocationInput]:
+def begin(
+    engine: Engine, name: str | None = None, payload: str = "{}"
+) -> tuple[str, InvocationInput]:
     arn, _ = engine.start("fn", payload, name=name)
     inv = engine.begin_invocation(arn)
     assert inv is not None
@@ -55,57 +57,157 @@ def events(engine: Engine, arn: str) -> list[str]:
 # ---------------------------------------------------------------- validation table
 
 CASES: list[tuple[list[dict[str, Any]], list[dict[str, Any]], str]] = [
-    ([], [{"Id": "e1", "Type": "EXECUTION", "Action": "SUCCEED"}, {"Id": "e2", "Type": "EXECUTION", "Action": "SUCCEED"}],
-     "Cannot checkpoint multiple EXECUTION updates."),
-    ([], [{"Id": "e1", "Type": "EXECUTION", "Action": "SUCCEED"}, step("s", "START")],
-     "EXECUTION checkpoint must be the last update."),
-    ([], [{"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 1}},
-          {"Id": "w", "Type": "WAIT", "Action": "CANCEL"}],
-     "Cannot checkpoint multiple operations with the same ID."),
-    ([], [step("s", "SUCCEED", Payload="1"), step("s", "SUCCEED", Payload="1")],
-     "Cannot checkpoint multiple operations with the same ID."),
+    (
+        [],
+        [
+            {"Id": "e1", "Type": "EXECUTION", "Action": "SUCCEED"},
+            {"Id": "e2", "Type": "EXECUTION", "Action": "SUCCEED"},
+        ],
+        "Cannot checkpoint multiple EXECUTION updates.",
+    ),
+    (
+        [],
+        [{"Id": "e1", "Type": "EXECUTION", "Action": "SUCCEED"}, step("s", "START")],
+        "EXECUTION checkpoint must be the last update.",
+    ),
+    (
+        [],
+        [
+            {"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 1}},
+            {"Id": "w", "Type": "WAIT", "Action": "CANCEL"},
+        ],
+        "Cannot checkpoint multiple operations with the same ID.",
+    ),
+    (
+        [],
+        [step("s", "SUCCEED", Payload="1"), step("s", "SUCCEED", Payload="1")],
+        "Cannot checkpoint multiple operations with the same ID.",
+    ),
     ([], [step("s", "START", ParentId="nope")], "Invalid parent operation id."),
     ([step("p", "START")], [step("s", "START", ParentId="p")], "Invalid parent operation id."),
-    ([step("s", "START")], [{"Id": "s", "Type": "WAIT", "Action": "START"}], "Inconsistent operation type."),
-    ([step("s", "START")], [step("s", "SUCCEED", SubType="Other")], "Inconsistent operation subtype."),
-    ([step("s", "START", Name="a")], [step("s", "SUCCEED", Name="b")], "Inconsistent operation name."),
-    ([{"Id": "c", "Type": "CONTEXT", "Action": "START"}, {"Id": "c2", "Type": "CONTEXT", "Action": "START"},
-      step("s", "START", ParentId="c")], [step("s", "SUCCEED", ParentId="c2")],
-     "Inconsistent parent operation id."),
+    (
+        [step("s", "START")],
+        [{"Id": "s", "Type": "WAIT", "Action": "START"}],
+        "Inconsistent operation type.",
+    ),
+    (
+        [step("s", "START")],
+        [step("s", "SUCCEED", SubType="Other")],
+        "Inconsistent operation subtype.",
+    ),
+    (
+        [step("s", "START", Name="a")],
+        [step("s", "SUCCEED", Name="b")],
+        "Inconsistent operation name.",
+    ),
+    (
+        [
+            {"Id": "c", "Type": "CONTEXT", "Action": "START"},
+            {"Id": "c2", "Type": "CONTEXT", "Action": "START"},
+            step("s", "START", ParentId="c"),
+        ],
+        [step("s", "SUCCEED", ParentId="c2")],
+        "Inconsistent parent operation id.",
+    ),
     ([], [step("s", "CANCEL")], "Invalid action for the given operation type."),
     ([], [{"Id": "e", "Type": "EXECUTION", "Action": "START"}], "Invalid EXECUTION action."),
     ([step("s", "START")], [step("s", "START")], "Invalid current STEP state to start."),
-    ([step("s", "SUCCEED", Payload="1")], [step("s", "SUCCEED", Payload="1")], "Invalid current STEP state to close."),
+    (
+        [step("s", "SUCCEED", Payload="1")],
+        [step("s", "SUCCEED", Payload="1")],
+        "Invalid current STEP state to close.",
+    ),
     ([], [step("s", "FAIL", Payload="x")], "Cannot provide a Payload for FAIL action."),
-    ([], [step("s", "SUCCEED", Error={"ErrorMessage": "x"})], "Cannot provide an Error for SUCCEED action."),
-    ([], [step("s", "RETRY", Error={"ErrorMessage": "x"})], "Invalid StepOptions for the given action."),
-    ([], [step("s", "RETRY", StepOptions={}, Error={"ErrorMessage": "x"})], "Invalid StepOptions for the given action."),
-    ([], [step("s", "RETRY", StepOptions={"NextAttemptDelaySeconds": 1}, Error={"ErrorMessage": "x"}, Payload="1")],
-     "Cannot provide both error and payload to RETRY a STEP."),
-    ([{"Id": "c", "Type": "CONTEXT", "Action": "START"}], [{"Id": "c", "Type": "CONTEXT", "Action": "START"}],
-     "Cannot start a CONTEXT that already exist."),
-    ([{"Id": "c", "Type": "CONTEXT", "Action": "START"}, {"Id": "c", "Type": "CONTEXT", "Action": "SUCCEED"}],
-     [{"Id": "c", "Type": "CONTEXT", "Action": "FAIL"}], "Invalid current CONTEXT state to close."),
-    ([{"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 9}}],
-     [{"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 9}}],
-     "Cannot start a WAIT that already exist."),
-    ([], [{"Id": "w", "Type": "WAIT", "Action": "CANCEL"}],
-     "Cannot cancel a WAIT that does not exist or has already completed."),
-    ([{"Id": "cb", "Type": "CALLBACK", "Action": "START"}], [{"Id": "cb", "Type": "CALLBACK", "Action": "START"}],
-     "Cannot start a CALLBACK that already exist."),
-    ([], [{"Id": "cb", "Type": "CALLBACK", "Action": "SUCCEED"}], "Invalid action for the given operation type."),
-    ([], [{"Id": "i", "Type": "CHAINED_INVOKE", "Action": "START"}],
-     "ChainedInvokeOptions are required to start a CHAINED_INVOKE."),
-    ([], [{"Id": "i", "Type": "CHAINED_INVOKE", "Action": "START",
-           "ChainedInvokeOptions": {"FunctionName": "echo", "TenantId": "bad\u0000"}}], "Invalid TenantId"),
-    ([], [step("s", "START", Error={"ErrorMessage": "x" * (1024 * 1024 + 1)})],
-     "Error object size must be less than 1048576 bytes."),
+    (
+        [],
+        [step("s", "SUCCEED", Error={"ErrorMessage": "x"})],
+        "Cannot provide an Error for SUCCEED action.",
+    ),
+    (
+        [],
+        [step("s", "RETRY", Error={"ErrorMessage": "x"})],
+        "Invalid StepOptions for the given action.",
+    ),
+    (
+        [],
+        [step("s", "RETRY", StepOptions={}, Error={"ErrorMessage": "x"})],
+        "Invalid StepOptions for the given action.",
+    ),
+    (
+        [],
+        [
+            step(
+                "s",
+                "RETRY",
+                StepOptions={"NextAttemptDelaySeconds": 1},
+                Error={"ErrorMessage": "x"},
+                Payload="1",
+            )
+        ],
+        "Cannot provide both error and payload to RETRY a STEP.",
+    ),
+    (
+        [{"Id": "c", "Type": "CONTEXT", "Action": "START"}],
+        [{"Id": "c", "Type": "CONTEXT", "Action": "START"}],
+        "Cannot start a CONTEXT that already exist.",
+    ),
+    (
+        [
+            {"Id": "c", "Type": "CONTEXT", "Action": "START"},
+            {"Id": "c", "Type": "CONTEXT", "Action": "SUCCEED"},
+        ],
+        [{"Id": "c", "Type": "CONTEXT", "Action": "FAIL"}],
+        "Invalid current CONTEXT state to close.",
+    ),
+    (
+        [{"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 9}}],
+        [{"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 9}}],
+        "Cannot start a WAIT that already exist.",
+    ),
+    (
+        [],
+        [{"Id": "w", "Type": "WAIT", "Action": "CANCEL"}],
+        "Cannot cancel a WAIT that does not exist or has already completed.",
+    ),
+    (
+        [{"Id": "cb", "Type": "CALLBACK", "Action": "START"}],
+        [{"Id": "cb", "Type": "CALLBACK", "Action": "START"}],
+        "Cannot start a CALLBACK that already exist.",
+    ),
+    (
+        [],
+        [{"Id": "cb", "Type": "CALLBACK", "Action": "SUCCEED"}],
+        "Invalid action for the given operation type.",
+    ),
+    (
+        [],
+        [{"Id": "i", "Type": "CHAINED_INVOKE", "Action": "START"}],
+        "ChainedInvokeOptions are required to start a CHAINED_INVOKE.",
+    ),
+    (
+        [],
+        [
+            {
+                "Id": "i",
+                "Type": "CHAINED_INVOKE",
+                "Action": "START",
+                "ChainedInvokeOptions": {"FunctionName": "echo", "TenantId": "bad\u0000"},
+            }
+        ],
+        "Invalid TenantId",
+    ),
+    (
+        [],
+        [step("s", "START", Error={"ErrorMessage": "x" * (1024 * 1024 + 1)})],
+        "Error object size must be less than 1048576 bytes.",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("setup", "batch", "message"), CASES)
-def test_validation_table(engine: Engine, setup: list[dict[str, Any]], batch: list[dict[str, Any]],
-                          message: str) -> None:
+def test_validation_table(
+    engine: Engine, setup: list[dict[str, Any]], batch: list[dict[str, Any]], message: str
+) -> None:
     arn, inv = begin(engine)
     token = engine.checkpoint(arn, inv.token, setup).token if setup else inv.token
     assert token is not None
@@ -160,8 +262,18 @@ def test_garbage_token_and_unknown_arn(engine: Engine) -> None:
 
 def test_terminal_execution_checkpoint_has_no_token(engine: Engine) -> None:
     arn, inv = begin(engine)
-    res = engine.checkpoint(arn, inv.token, [{"Id": "execution-result-1", "Type": "EXECUTION",
-                                              "Action": "SUCCEED", "Payload": '"big"'}])
+    res = engine.checkpoint(
+        arn,
+        inv.token,
+        [
+            {
+                "Id": "execution-result-1",
+                "Type": "EXECUTION",
+                "Action": "SUCCEED",
+                "Payload": '"big"',
+            }
+        ],
+    )
     assert res.token is None
     engine.finish_invocation(arn, inv.invocation_id, {"Status": "SUCCEEDED", "Result": ""})
     d = engine.describe(arn)
@@ -172,7 +284,9 @@ def test_terminal_execution_checkpoint_has_no_token(engine: Engine) -> None:
 
 def test_get_state_needs_the_current_token_and_pages(engine: Engine) -> None:
     arn, inv = begin(engine)
-    t = engine.checkpoint(arn, inv.token, [step(f"s{i}", "SUCCEED", Payload="1") for i in range(5)]).token
+    t = engine.checkpoint(
+        arn, inv.token, [step(f"s{i}", "SUCCEED", Payload="1") for i in range(5)]
+    ).token
     assert t
     ops, marker = engine.get_state(arn, t, "", max_items=2)
     ids = [o["Id"] for o in ops]
@@ -195,8 +309,18 @@ def test_get_state_needs_the_current_token_and_pages(engine: Engine) -> None:
 def test_retry_attempt_arithmetic_and_lazy_ready(engine: Engine, clock: Clock) -> None:
     arn, inv = begin(engine)
     t = engine.checkpoint(arn, inv.token, [step("s", "START")]).token
-    res = engine.checkpoint(arn, t, [step("s", "RETRY", Error={"ErrorMessage": "x"},
-                                          StepOptions={"NextAttemptDelaySeconds": 3})])
+    res = engine.checkpoint(
+        arn,
+        t,
+        [
+            step(
+                "s",
+                "RETRY",
+                Error={"ErrorMessage": "x"},
+                StepOptions={"NextAttemptDelaySeconds": 3},
+            )
+        ],
+    )
     [op] = res.operations
     assert op["Status"] == "PENDING"
     assert op["StepDetails"]["Attempt"] == 1
@@ -211,7 +335,10 @@ def test_retry_attempt_arithmetic_and_lazy_ready(engine: Engine, clock: Clock) -
     assert res4.operations[-1]["StepDetails"]["Attempt"] == 2
     hist = engine.history(arn)["Events"]
     failed = next(e for e in hist if e["EventType"] == "StepFailed")
-    assert failed["StepFailedDetails"]["RetryDetails"] == {"CurrentAttempt": 1, "NextAttemptDelaySeconds": 3}
+    assert failed["StepFailedDetails"]["RetryDetails"] == {
+        "CurrentAttempt": 1,
+        "NextAttemptDelaySeconds": 3,
+    }
     ok = next(e for e in hist if e["EventType"] == "StepSucceeded")
     assert ok["StepSucceededDetails"]["RetryDetails"] == {"CurrentAttempt": 2}
     assert ok["StepSucceededDetails"]["Result"] == {"Payload": "1", "Truncated": False}
@@ -219,9 +346,20 @@ def test_retry_attempt_arithmetic_and_lazy_ready(engine: Engine, clock: Clock) -
 
 def test_wait_start_complete_and_history(engine: Engine, clock: Clock) -> None:
     arn, inv = begin(engine)
-    res = engine.checkpoint(arn, inv.token, [{"Id": "w", "Type": "WAIT", "Action": "START",
-                                              "SubType": "Wait", "Name": "nap",
-                                              "WaitOptions": {"WaitSeconds": 10}}])
+    res = engine.checkpoint(
+        arn,
+        inv.token,
+        [
+            {
+                "Id": "w",
+                "Type": "WAIT",
+                "Action": "START",
+                "SubType": "Wait",
+                "Name": "nap",
+                "WaitOptions": {"WaitSeconds": 10},
+            }
+        ],
+    )
     assert res.operations[0]["WaitDetails"]["ScheduledEndTimestamp"] == clock.ms + 10_000
     engine.finish_invocation(arn, inv.invocation_id, {"Status": "PENDING"})
     [due] = engine.store.due(None, arn=arn, kinds=["wake"])
@@ -235,14 +373,24 @@ def test_wait_start_complete_and_history(engine: Engine, clock: Clock) -> None:
     started = next(e for e in hist if e["EventType"] == "WaitStarted")
     assert started["WaitStartedDetails"]["Duration"] == 10
     assert started["Name"] == "nap" and started["SubType"] == "Wait"
-    assert next(e for e in hist if e["EventType"] == "WaitSucceeded")["WaitSucceededDetails"] == {"Duration": 10}
+    assert next(e for e in hist if e["EventType"] == "WaitSucceeded")["WaitSucceededDetails"] == {
+        "Duration": 10
+    }
 
 
 def test_identity_fields_are_merged_not_overwritten(engine: Engine) -> None:
     arn, inv = begin(engine)
-    t = engine.checkpoint(arn, inv.token, [{"Id": "c", "Type": "CONTEXT", "Action": "START"},
-                                           step("s", "START", Name="n", ParentId="c")]).token
-    res = engine.checkpoint(arn, t or "", [{"Id": "s", "Type": "STEP", "Action": "SUCCEED", "Payload": "1"}])
+    t = engine.checkpoint(
+        arn,
+        inv.token,
+        [
+            {"Id": "c", "Type": "CONTEXT", "Action": "START"},
+            step("s", "START", Name="n", ParentId="c"),
+        ],
+    ).token
+    res = engine.checkpoint(
+        arn, t or "", [{"Id": "s", "Type": "STEP", "Action": "SUCCEED", "Payload": "1"}]
+    )
     op = res.operations[-1]
     assert (op["Name"], op["ParentId"], op["SubType"]) == ("n", "c", "Step")
 
@@ -256,8 +404,13 @@ def test_children_of_completed_context_are_hidden_unless_replay_children(engine:
         {"Id": "c2", "Type": "CONTEXT", "Action": "START"},
         {"Id": "c3", "Type": "CONTEXT", "Action": "START", "ParentId": "c2"},
         step("b", "SUCCEED", ParentId="c3", Payload="2"),
-        {"Id": "c2", "Type": "CONTEXT", "Action": "SUCCEED", "Payload": "2",
-         "ContextOptions": {"ReplayChildren": True}},
+        {
+            "Id": "c2",
+            "Type": "CONTEXT",
+            "Action": "SUCCEED",
+            "Payload": "2",
+            "ContextOptions": {"ReplayChildren": True},
+        },
         {"Id": "c4", "Type": "CONTEXT", "Action": "START"},
         {"Id": "c5", "Type": "CONTEXT", "Action": "START", "ParentId": "c4"},
         step("c", "SUCCEED", ParentId="c5", Payload="3"),
@@ -270,12 +423,26 @@ def test_children_of_completed_context_are_hidden_unless_replay_children(engine:
 
 def test_callback_success_failure_heartbeat_and_timeouts(engine: Engine, clock: Clock) -> None:
     arn, inv = begin(engine)
-    res = engine.checkpoint(arn, inv.token, [
-        {"Id": "k1", "Type": "CALLBACK", "Action": "START", "Name": "a",
-         "CallbackOptions": {"TimeoutSeconds": 100, "HeartbeatTimeoutSeconds": 10}},
-        {"Id": "k2", "Type": "CALLBACK", "Action": "START", "CallbackOptions": {}},
-        {"Id": "k3", "Type": "CALLBACK", "Action": "START", "CallbackOptions": {"TimeoutSeconds": 5}},
-    ])
+    res = engine.checkpoint(
+        arn,
+        inv.token,
+        [
+            {
+                "Id": "k1",
+                "Type": "CALLBACK",
+                "Action": "START",
+                "Name": "a",
+                "CallbackOptions": {"TimeoutSeconds": 100, "HeartbeatTimeoutSeconds": 10},
+            },
+            {"Id": "k2", "Type": "CALLBACK", "Action": "START", "CallbackOptions": {}},
+            {
+                "Id": "k3",
+                "Type": "CALLBACK",
+                "Action": "START",
+                "CallbackOptions": {"TimeoutSeconds": 5},
+            },
+        ],
+    )
     ids = {o["Id"]: o["CallbackDetails"]["CallbackId"] for o in res.operations}
     engine.finish_invocation(arn, inv.invocation_id, {"Status": "PENDING"})
     clock.ms += 8000
@@ -299,7 +466,9 @@ def test_callback_success_failure_heartbeat_and_timeouts(engine: Engine, clock: 
     assert "Timeout" not in started[1]["CallbackStartedDetails"]
     timed = [e for e in hist if e["EventType"] == "CallbackTimedOut"]
     assert [e["Id"] for e in timed] == ["k3"]
-    assert timed[0]["CallbackTimedOutDetails"]["Error"]["Payload"]["ErrorType"] == "Callback.Timeout"
+    assert (
+        timed[0]["CallbackTimedOutDetails"]["Error"]["Payload"]["ErrorType"] == "Callback.Timeout"
+    )
     ok = next(e for e in hist if e["EventType"] == "CallbackSucceeded")
     assert ok["CallbackSucceededDetails"]["Result"]["Payload"] == '"yes"'
     clock.ms += 2000
@@ -311,16 +480,38 @@ def test_callback_success_failure_heartbeat_and_timeouts(engine: Engine, clock: 
 
 def test_chained_invoke_unknown_target_fails_at_checkpoint(engine: Engine) -> None:
     arn, inv = begin(engine)
-    res = engine.checkpoint(arn, inv.token, [{"Id": "i", "Type": "CHAINED_INVOKE", "Action": "START",
-                                              "Payload": "{}", "ChainedInvokeOptions": {"FunctionName": "ghost"}}])
+    res = engine.checkpoint(
+        arn,
+        inv.token,
+        [
+            {
+                "Id": "i",
+                "Type": "CHAINED_INVOKE",
+                "Action": "START",
+                "Payload": "{}",
+                "ChainedInvokeOptions": {"FunctionName": "ghost"},
+            }
+        ],
+    )
     assert res.operations[0]["Status"] == "FAILED"
     assert events(engine, arn)[-2:] == ["ChainedInvokeStarted", "ChainedInvokeFailed"]
 
 
 def test_chained_invoke_dispatch_and_completion(engine: Engine) -> None:
     arn, inv = begin(engine)
-    engine.checkpoint(arn, inv.token, [{"Id": "i", "Type": "CHAINED_INVOKE", "Action": "START",
-                                        "Payload": '{"x":1}', "ChainedInvokeOptions": {"FunctionName": "echo", "TenantId": "t-1"}}])
+    engine.checkpoint(
+        arn,
+        inv.token,
+        [
+            {
+                "Id": "i",
+                "Type": "CHAINED_INVOKE",
+                "Action": "START",
+                "Payload": '{"x":1}',
+                "ChainedInvokeOptions": {"FunctionName": "echo", "TenantId": "t-1"},
+            }
+        ],
+    )
     engine.finish_invocation(arn, inv.invocation_id, {"Status": "PENDING"})
     [dispatch] = engine.store.due(None, arn=arn, kinds=["dispatch"])
     assert dispatch.data["function"] == "echo"
@@ -346,10 +537,16 @@ def test_invocation_completed_for_every_invocation_including_crashes(engine: Eng
     assert crash["EventType"] == "InvocationCompleted"
     err = crash["InvocationCompletedDetails"]["Error"]["Payload"]
     assert err["ErrorType"] == "Runtime.ExitError"
-    assert set(crash["InvocationCompletedDetails"]) >= {"StartTimestamp", "EndTimestamp", "RequestId"}
+    assert set(crash["InvocationCompletedDetails"]) >= {
+        "StartTimestamp",
+        "EndTimestamp",
+        "RequestId",
+    }
     inv2 = engine.begin_invocation(arn)
     assert inv2 is not None
-    engine.finish_invocation(arn, inv2.invocation_id, {"Status": "FAILED", "Error": {"ErrorType": "E"}})
+    engine.finish_invocation(
+        arn, inv2.invocation_id, {"Status": "FAILED", "Error": {"ErrorType": "E"}}
+    )
     assert events(engine, arn)[-2:] == ["InvocationCompleted", "ExecutionFailed"]
     assert engine.describe(arn)["Error"] == {"ErrorType": "E"}
 
@@ -378,7 +575,9 @@ def test_pending_without_anything_pending_is_invalid(engine: Engine) -> None:
 
 def test_succeeded_with_error_is_invalid(engine: Engine) -> None:
     arn, inv = begin(engine)
-    engine.finish_invocation(arn, inv.invocation_id, {"Status": "SUCCEEDED", "Error": {"ErrorMessage": "x"}})
+    engine.finish_invocation(
+        arn, inv.invocation_id, {"Status": "SUCCEEDED", "Error": {"ErrorMessage": "x"}}
+    )
     assert engine.describe(arn)["Status"] == "FAILED"
 
 
@@ -417,7 +616,10 @@ def test_stop_is_idempotent_and_records_the_error(engine: Engine) -> None:
     again = engine.stop(arn)
     assert out["StopTimestamp"] == again["StopTimestamp"]
     d = engine.describe(arn)
-    assert d["Status"] == "STOPPED" and d["Error"] == {"ErrorType": "Manual", "ErrorMessage": "halt"}
+    assert d["Status"] == "STOPPED" and d["Error"] == {
+        "ErrorType": "Manual",
+        "ErrorMessage": "halt",
+    }
     with pytest.raises(InvalidCheckpointTokenError):
         engine.checkpoint(arn, inv.token, [])
     engine.finish_invocation(arn, inv.invocation_id, {"Status": "SUCCEEDED", "Result": "1"})
@@ -461,9 +663,16 @@ def test_list_executions_shape(engine: Engine) -> None:
     assert item["FunctionArn"].endswith(":function:fn")
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (None, "null"), ({"a": 1}, '{"a": 1}'), ('{"a":1}', '{"a":1}'), ("hello", '"hello"'), (b"[1]", "[1]"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "null"),
+        ({"a": 1}, '{"a": 1}'),
+        ('{"a":1}', '{"a":1}'),
+        ("hello", '"hello"'),
+        (b"[1]", "[1]"),
+    ],
+)
 def test_normalize_input(value: Any, expected: str) -> None:
     assert normalize_input(value) == expected
 

@@ -111,8 +111,9 @@ def test_names_cannot_escape_the_directory(tmp_path: Path) -> None:
     from durable_ext.backends.store import CommitBatch
 
     with pytest.raises(NotFoundError):
-        store.create(CommitBatch(header=evil, expected_revision=0, operations=b.operations,
-                                 events=b.events))
+        store.create(
+            CommitBatch(header=evil, expected_revision=0, operations=b.operations, events=b.events)
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
 
 
@@ -122,8 +123,12 @@ def test_duplicate_execution_id_conflicts(tmp_path: Path) -> None:
     store.create(b)
     from durable_ext.backends.store import CommitBatch
 
-    same_id = CommitBatch(header=b.header.evolve(name="two"), expected_revision=0,
-                          operations=b.operations, events=b.events)
+    same_id = CommitBatch(
+        header=b.header.evolve(name="two"),
+        expected_revision=0,
+        operations=b.operations,
+        events=b.events,
+    )
     with pytest.raises(ConflictError):
         store.create(same_id)
 
@@ -147,8 +152,9 @@ def test_two_processes_cannot_corrupt_a_journal(tmp_path: Path) -> None:
     store.create(b)
     ctx = multiprocessing.get_context("fork")
     q: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
-    procs = [ctx.Process(target=_hammer, args=(str(store.root), b.header.arn, 150, q))
-             for _ in range(3)]
+    procs = [
+        ctx.Process(target=_hammer, args=(str(store.root), b.header.arn, 150, q)) for _ in range(3)
+    ]
     for p in procs:
         p.start()
     wins = sum(q.get(timeout=60) for _ in procs)
