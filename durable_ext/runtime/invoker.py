@@ -199,12 +199,24 @@ class _PipeClient:
         return StateOutput(operations=[sdk_operation(o) for o in ops], next_marker=marker)
 
 
+# The SDK's checkpoint thread polls for its stop signal every 100 ms, which is what ending
+# an invocation costs. A worker process lives for one invocation, so it polls faster.
+_CHILD_STOP_POLL_SECONDS = 0.002
+
+
+def _tune_sdk_for_one_invocation() -> None:
+    state_module = sys.modules.get("aws_durable_execution_sdk_python.state")
+    if state_module is not None and hasattr(state_module, "_STOP_SIGNAL_POLL_SECONDS"):
+        state_module._STOP_SIGNAL_POLL_SECONDS = _CHILD_STOP_POLL_SECONDS
+
+
 def _child_main(
     conn: multiprocessing.connection.Connection,
     path: str,
     inv_event: dict[str, Any],
     context: LambdaContextStub,
 ) -> None:
+    _tune_sdk_for_one_invocation()
     try:
         handler = load_handler(path)
         out = handler(_event(inv_event, _PipeClient(conn)), context)
