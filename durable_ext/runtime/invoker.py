@@ -202,12 +202,13 @@ class _PipeClient:
 # The SDK's checkpoint thread polls for its stop signal every 100 ms, which is what ending
 # an invocation costs. A worker process lives for one invocation, so it polls faster.
 _CHILD_STOP_POLL_SECONDS = 0.002
+_SDK_STOP_POLL = "_STOP_SIGNAL_POLL_SECONDS"
 
 
 def _tune_sdk_for_one_invocation() -> None:
     state_module = sys.modules.get("aws_durable_execution_sdk_python.state")
-    if state_module is not None and hasattr(state_module, "_STOP_SIGNAL_POLL_SECONDS"):
-        state_module._STOP_SIGNAL_POLL_SECONDS = _CHILD_STOP_POLL_SECONDS
+    if state_module is not None and hasattr(state_module, _SDK_STOP_POLL):
+        setattr(state_module, _SDK_STOP_POLL, _CHILD_STOP_POLL_SECONDS)
 
 
 def _child_main(
