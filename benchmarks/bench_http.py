@@ -201,14 +201,29 @@ def test_checkpoint_round_trip(benchmark: Any, request: pytest.FixtureRequest,
 TARGETS = ("in-process", "http", "testing-sdk-web")
 
 
+def _prefill(target: Target, operations: int) -> None:
+    """Give the execution ``operations`` finished steps (250 updates per call, the SDK's cap)."""
+    for k in range(0, operations, 125):
+        updates = [u for j in range(k, min(k + 125, operations)) for u in _updates(-1 - j)]
+        out = target.client.checkpoint(target.arn, target.token, updates, None)
+        target.token = out.checkpoint_token
+
+
+@pytest.mark.parametrize("history", [0, 2000])
 def test_checkpoint_round_trip_interleaved(benchmark: Any, in_process: Target,
-                                           http_api: Target, testing_sdk_web: Target) -> None:
+                                           http_api: Target, testing_sdk_web: Target,
+                                           history: int) -> None:
     """All three targets in one loop, rotating the order each round.
 
     On a shared machine the load drifts over a run; timing the targets side by side in
     the same rounds keeps that drift out of their ratios (the table uses these medians).
+    ``history`` finished steps are checkpointed first: the cost of a checkpoint should
+    not grow with the execution's history.
     """
     targets = dict(zip(TARGETS, (in_process, http_api, testing_sdk_web), strict=True))
+    for target in targets.values():
+        _prefill(target, history)
+    benchmark.extra_info["history"] = history
     counter = itertools.count()
     samples: dict[str, list[float]] = {name: [] for name in TARGETS}
     rotation = itertools.count()
@@ -239,22 +254,23 @@ def report(path: str) -> None:
     with open(path) as fh:
         data = json.load(fh)
     benches = data["benchmarks"]
-    mixed = next((b["extra_info"] for b in benches
-                  if b["name"] == "test_checkpoint_round_trip_interleaved"), None)
+    mixed = [b["extra_info"] for b in benches
+             if b["name"].startswith("test_checkpoint_round_trip_interleaved")]
     if mixed:
-        base = mixed["http_median"]
         print("Interleaved (same rounds, rotating order):\n")
-        print("| target | median | p90 | round trips/s (median) | time vs http |")
-        print("|---|---:|---:|---:|---:|")
-        for name in TARGETS:
-            med, p90 = mixed[f"{name}_median"], mixed[f"{name}_p90"]
-            print(f"| {name} | {med * 1e3:.3f} ms | {p90 * 1e3:.3f} ms | {1 / med:,.0f} "
-                  f"| {med / base:.2f}x |")
+        print("| prior steps | target | median | p90 | round trips/s (median) | time vs http |")
+        print("|---:|---|---:|---:|---:|---:|")
+        for info in sorted(mixed, key=lambda i: i["history"]):
+            base = info["http_median"]
+            for name in TARGETS:
+                med, p90 = info[f"{name}_median"], info[f"{name}_p90"]
+                print(f"| {info['history']:,} | {name} | {med * 1e3:.3f} ms "
+                      f"| {p90 * 1e3:.3f} ms | {1 / med:,.0f} | {med / base:.2f}x |")
     rows = {b["extra_info"]["target"]: b["stats"] for b in benches
             if b["name"].startswith("test_checkpoint_round_trip[")}
     if rows:
         base = rows["http"]["median"]
-        print("\nSeparate runs (pytest-benchmark, one target at a time):\n")
+        print("\nSeparate runs (pytest-benchmark, one target at a time, empty history):\n")
         print("| target | median | mean | round trips/s (median) | time vs http |")
         print("|---|---:|---:|---:|---:|")
         for name in TARGETS:
