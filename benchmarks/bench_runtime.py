@@ -9,7 +9,9 @@
 * ``waits-1000``: 1,000 steps with a 60 s wait after every 10th step (101 invocations,
   each replaying the steps before it) under virtual time.
   - ``testing-runner``: the testing SDK's ``DurableFunctionTestRunner`` (skip_time);
-  - ``runtime-memory`` / ``runtime-file``: Runtime with a :class:`VirtualClock`.
+  - ``runtime-memory`` / ``runtime-file`` / ``runtime-file-nofsync``: Runtime with a
+    :class:`VirtualClock`; ``runtime-memory-process``: the same with
+    ``isolation="process"`` (a forked worker per invocation).
 
 Run: ``pytest benchmarks/bench_runtime.py --benchmark-json=runtime.json`` then
 ``python benchmarks/bench_runtime_report.py runtime.json``.
@@ -22,7 +24,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aws_durable_execution_sdk_python import (
@@ -116,8 +118,10 @@ def _floor_run(n: int) -> None:
     assert out["Status"] == "SUCCEEDED", out
 
 
-def _runtime_run(backend: str, event: dict[str, Any]) -> None:
-    with Runtime(backend=backend, clock=VirtualClock()) as rt:
+def _runtime_run(
+    backend: str, event: dict[str, Any], isolation: Literal["inline", "process"] = "inline"
+) -> None:
+    with Runtime(backend=backend, clock=VirtualClock(), isolation=isolation) as rt:
         rt.register("chain", chain)
         out = rt.run("chain", event, timeout=600)
     assert out["Status"] == "SUCCEEDED", out
@@ -170,6 +174,8 @@ def test_1000_steps_with_waits(benchmark: Any, side: str, workdir: Path) -> None
     def one() -> None:
         if side == "testing-runner":
             _testing_runner_run(event)
+        elif side.endswith("-process"):
+            _runtime_run("memory://", event, isolation="process")
         else:
             _runtime_run(_url(side, workdir / "store"), event)
 
