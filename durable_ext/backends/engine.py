@@ -54,7 +54,11 @@ from durable_ext.backends.store import (
     Store,
 )
 from durable_ext.backends.tokens import CheckpointToken, decode_callback_id, encode_callback_id
-from durable_ext.backends.validation import InvalidParameterValueError, validate_batch
+from durable_ext.backends.validation import (
+    CHAINED_INVOKE_INPUT_LIMIT,
+    InvalidParameterValueError,
+    validate_batch,
+)
 from durable_ext.errors import ConflictError, NotFoundError, StoreError
 
 __all__ = [
@@ -548,7 +552,23 @@ class Engine:
                 invalid = "Cannot provide an Error for SUCCEEDED status."
             else:
                 tx.state["fails"] = 0
-                return self._close(tx, "SUCCEEDED", output.get("Result"), None)
+                result = output.get("Result")
+                if (
+                    "parent" in tx.state
+                    and len((result or "").encode()) > CHAINED_INVOKE_INPUT_LIMIT
+                ):
+                    # A chained child's result travels back into the caller's checkpoint.
+                    return self._close(
+                        tx,
+                        "FAILED",
+                        None,
+                        {
+                            "ErrorType": "InvalidParameterValueException",
+                            "ErrorMessage": "Execution output payload size must be less than or "
+                            f"equal to {CHAINED_INVOKE_INPUT_LIMIT} bytes.",
+                        },
+                    )
+                return self._close(tx, "SUCCEEDED", result, None)
         elif status == "FAILED":
             if output.get("Result") is not None:
                 invalid = "Cannot provide a Result for FAILED status."

@@ -16,6 +16,7 @@ from typing import Any
 from durable_ext.errors import DurableExtError
 
 __all__ = [
+    "CHAINED_INVOKE_INPUT_LIMIT",
     "ERROR_OBJECT_LIMIT",
     "InvalidParameterValueError",
     "validate_batch",
@@ -149,7 +150,7 @@ def _check_sizes(u: Mapping[str, Any]) -> None:
         payload = u.get("Payload")
         if payload is not None and len(payload.encode()) > CHAINED_INVOKE_INPUT_LIMIT:
             raise _fail(
-                f"Chained invoke input payload size exceeds the maximum allowed size of "
+                "CHAINED_INVOKE input payload size must be less than or equal to "
                 f"{CHAINED_INVOKE_INPUT_LIMIT} bytes."
             )
 

@@ -683,3 +683,35 @@ def test_callback_success_without_result_has_no_payload(engine: Engine) -> None:
     engine.callback_success(res.operations[0]["CallbackDetails"]["CallbackId"], None)
     last = engine.history(arn)["Events"][-1]
     assert last["CallbackSucceededDetails"] == {"Result": {"Truncated": False}}
+
+
+def test_chained_child_result_over_1_mib_fails_the_child(engine: Engine) -> None:
+    arn, _ = engine.start("echo", "{}", parent={"arn": "arn:parent", "op": "i"})
+    inv = engine.begin_invocation(arn)
+    assert inv is not None
+    engine.finish_invocation(
+        arn, inv.invocation_id, {"Status": "SUCCEEDED", "Result": '"' + "x" * (1 << 20) + '"'}
+    )
+    d = engine.describe(arn)
+    assert d["Status"] == "FAILED"
+    assert "Execution output payload size" in d["Error"]["ErrorMessage"]
+    assert [e.kind for e in engine.store.due(None, arn=arn)] == ["notify"]
+
+
+def test_chained_invoke_input_over_1_mib_is_refused(engine: Engine) -> None:
+    arn, inv = begin(engine)
+    big = '"' + "x" * (1 << 20) + '"'
+    with pytest.raises(InvalidParameterValueError, match="CHAINED_INVOKE input payload size"):
+        engine.checkpoint(
+            arn,
+            inv.token,
+            [
+                {
+                    "Id": "i",
+                    "Type": "CHAINED_INVOKE",
+                    "Action": "START",
+                    "Payload": big,
+                    "ChainedInvokeOptions": {"FunctionName": "echo"},
+                }
+            ],
+        )
