@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import concurrent.futures
+import threading
 
 from aws_durable_execution_sdk_python.serdes import SerDesContext
 from hypothesis import HealthCheck, given, settings
@@ -23,22 +23,34 @@ FUZZ = settings(max_examples=2500, deadline=None, suppress_health_check=[HealthC
 #: a decode that takes this long is a hang (real decodes here take microseconds)
 HANG_SECONDS = 30
 REFUSED = object()
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fuzz")
+
+
+def bounded(serdes, text: str, where: str) -> object:
+    """Decode in a daemon thread, bounded in time: return the value, or REFUSED on
+    SerializationError (which must say where); any other exception fails the test."""
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(serdes.deserialize(text, CTX))
+        except SerializationError as exc:
+            assert where in str(exc), str(exc)
+            result.append(REFUSED)
+        except BaseException as exc:  # reported below, in the test's thread
+            result.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)  # a hung one cannot block exit
+    worker.start()
+    worker.join(HANG_SECONDS)
+    if worker.is_alive():
+        raise AssertionError(f"decoder hung on {text[:80]!r}")
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]
 
 
 def outcome(text: str) -> object:
-    """Decode in a worker, bounded in time; return the value or REFUSED, raise on anything else."""
-    def run() -> object:
-        try:
-            return SERDES.deserialize(text, CTX)
-        except SerializationError as exc:
-            assert "op-fuzz" in str(exc), str(exc)  # says where
-            return REFUSED
-
-    try:
-        return _POOL.submit(run).result(timeout=HANG_SECONDS)
-    except concurrent.futures.TimeoutError:
-        raise AssertionError(f"decoder hung on {text[:80]!r}") from None
+    return bounded(SERDES, text, "op-fuzz")
 
 
 @FUZZ
