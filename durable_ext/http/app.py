@@ -9,6 +9,7 @@ botocore percent-encodes it into one path segment; routing therefore runs on the
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -48,6 +49,7 @@ _LIST_SCAN_CAP = 100_000
 """Most executions one filtered listing call scans (the store pages newest first)."""
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+_log = logging.getLogger(__name__)
 
 
 def to_api_error(exc: BaseException) -> ApiError:
@@ -89,7 +91,10 @@ def _endpoint(fn: Endpoint) -> Endpoint:
         try:
             return await fn(request)
         except Exception as exc:
-            return _error_response(to_api_error(exc))
+            err = to_api_error(exc)
+            if err.code == "ServiceException":
+                _log.exception("%s %s failed", request.method, request.url.path)
+            return _error_response(err)
 
     wrapped.__name__ = fn.__name__
     return wrapped
@@ -180,6 +185,12 @@ def create_app(service: LocalService) -> ASGIApp:
         payload = await request.body()
         version = {"X-Amz-Executed-Version": "$LATEST"}
         if service.is_plain(function):
+            if payload.strip():
+                try:
+                    json.loads(payload)
+                except ValueError:
+                    raise ApiError("InvalidRequestContentException",
+                                   "Could not parse request body into json") from None
             res = await run_in_threadpool(service.invoke_plain, function, payload)
             headers = dict(version)
             if res.function_error:

@@ -48,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         path, obj = _load_handler(spec)
         loaded.append((name, obj if args.isolation == "inline" else path))
     service = LocalService(args.backend or "file://.durable", virtual_time=args.virtual_time,
-                           region=args.region, account=args.account, workers=args.workers,
+                           region=args.region, account=args.account,
                            invocation_timeout=args.invocation_timeout)
     try:
         for name, handler in loaded:
@@ -79,7 +79,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--isolation", choices=["http", "inline"], default="http",
                    help="http: each invocation runs in a warm worker process whose SDK "
                         "checkpoints over this API (as on Lambda); inline: in the server")
-    p.add_argument("--workers", type=int, default=4, help="worker processes (http isolation)")
     p.add_argument("--invocation-timeout", type=float, default=900.0)
     p.add_argument("--virtual-time", action="store_true", help="waits complete instantly")
     p.add_argument("--region", default="us-east-1")

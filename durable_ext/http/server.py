@@ -35,8 +35,11 @@ def _config(service: LocalService, host: str, port: int, log_level: str,
     from durable_ext.http.app import create_app
 
     app = create_app(service)
+    # A RequestResponse Invoke may be waiting for a long execution: do not let it hold
+    # shutdown for longer than a few seconds.
     return uvicorn.Config(wrap(app) if wrap else app, host=host, port=port,
-                          log_level=log_level, access_log=False, lifespan="off")
+                          log_level=log_level, access_log=False, lifespan="off",
+                          timeout_graceful_shutdown=5)
 
 
 def serve(service: LocalService, host: str = "127.0.0.1", port: int = 9000, *,

@@ -81,7 +81,9 @@ class LocalService:
         region: Region in ARNs.
         account: Account id in ARNs.
         invocation_timeout: Seconds one invocation may run.
-        workers: Warm handler processes for functions served over ``http``.
+        workers: Most warm handler processes for functions served over ``http``. The
+            service has one driver, so invocations run one at a time; more than one
+            worker only matters to code that calls the pool from several threads.
         sync_timeout: Longest a RequestResponse Invoke waits for its execution to end.
 
     Example:
@@ -99,7 +101,7 @@ class LocalService:
         region: str = "us-east-1",
         account: str = "123456789012",
         invocation_timeout: float = 900.0,
-        workers: int = 4,
+        workers: int = 1,
         sync_timeout: float = 900.0,
     ) -> None:
         self._wake = threading.Event()

@@ -40,7 +40,7 @@ class HttpApiServer(Server):
             ("steps", "steps"), ("crash-once", "crash_once"), ("approval", "approval"))]
         return [sys.executable, "-m", "durable_ext.http", "serve",
                 "--backend", f"file://{self.workdir}/store", "--host", HOST, "--port", str(port),
-                "--isolation", "http", "--workers", "2", "--handlers", *handlers]
+                "--isolation", "http", "--handlers", *handlers]
 
     @property
     def url(self) -> str:
