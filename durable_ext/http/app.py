@@ -8,6 +8,7 @@ botocore percent-encodes it into one path segment; routing therefore runs on the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -170,6 +171,7 @@ def create_app(service: LocalService) -> ASGIApp:
 
     """
     rt = service.runtime
+    background: set[asyncio.Future[Any]] = set()  # keeps fire-and-forget tasks alive
 
     @_endpoint
     async def invoke(request: Request) -> Response:
@@ -191,6 +193,13 @@ def create_app(service: LocalService) -> ASGIApp:
                 except ValueError:
                     raise ApiError("InvalidRequestContentException",
                                    "Could not parse request body into json") from None
+            if kind == "Event":
+                # accepted now, run in the background (Lambda's asynchronous invoke)
+                task = asyncio.ensure_future(
+                    run_in_threadpool(service.invoke_plain, function, payload))
+                background.add(task)
+                task.add_done_callback(background.discard)
+                return Response(b"", 202, headers=version)
             res = await run_in_threadpool(service.invoke_plain, function, payload)
             headers = dict(version)
             if res.function_error:

@@ -44,6 +44,7 @@ def server() -> Iterator[ServerThread]:
     svc.register("approval", handlers.approval)
     svc.register("failing", handlers.failing)
     svc.register("long", handlers.callback_then_steps)
+    svc.register("echo", handlers.echo, durable=False)
     with ServerThread(svc) as srv:
         yield srv
     assert svc.driver_error is None
@@ -198,6 +199,20 @@ def test_invoke_errors(lam: Any) -> None:
     expect_error(lam, "Invoke", "InvalidParameterValueException",
                  lambda: lam.invoke(FunctionName="adder", Payload=b"{}",
                                     DurableExecutionName="bad name!"))
+
+
+def test_plain_functions_are_invoked_like_lambda(lam: Any) -> None:
+    res = lam.invoke(FunctionName="echo", Payload=b'{"x": 1}')
+    assert res["StatusCode"] == 200
+    assert "DurableExecutionArn" not in res
+    assert json.loads(res["Payload"].read()) == {"echo": {"x": 1}}
+    failed = lam.invoke(FunctionName="echo", Payload=b'{"fail": true}')
+    assert failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read())["errorType"] == "KeyError"
+    assert lam.invoke(FunctionName="echo", InvocationType="Event",
+                      Payload=b"{}")["StatusCode"] == 202
+    expect_error(lam, "Invoke", "InvalidRequestContentException",
+                 lambda: lam.invoke(FunctionName="echo", Payload=b"{oops"))
 
 
 # ---------------------------------------------------------------- Get / History / List
@@ -551,4 +566,4 @@ def test_unknown_routes_and_bad_bodies_use_the_error_format(server: ServerThread
         assert r.headers["x-amzn-errortype"] == "InvalidRequestContentException"
         assert "parse" in r.json()["message"]
         r = http.get("/_durable_ext/health")
-        assert r.json()["functions"] == ["adder", "approval", "failing", "long"]
+        assert r.json()["functions"] == ["adder", "approval", "failing", "long", "echo"]

@@ -77,3 +77,10 @@ def sleeper(event: dict[str, Any], context: DurableContext) -> str:
     """Wait ``seconds`` (default one hour), then finish."""
     context.wait(Duration.from_seconds(int(event.get("seconds", 3600))))
     return "woke"
+
+
+def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A plain (non-durable) Lambda handler."""
+    if event.get("fail"):
+        raise KeyError("asked to fail")
+    return {"echo": event}

@@ -37,7 +37,8 @@ class HttpApiServer(Server):
 
     def argv(self, port: int) -> list[str]:
         handlers = [f"{fn}={HANDLERS}:{attr}" for fn, attr in (
-            ("steps", "steps"), ("crash-once", "crash_once"), ("approval", "approval"))]
+            ("steps", "steps"), ("crash-once", "crash_once"), ("approval", "approval"),
+            ("adder", "adder"))]
         return [sys.executable, "-m", "durable_ext.http", "serve",
                 "--backend", f"file://{self.workdir}/store", "--host", HOST, "--port", str(port),
                 "--isolation", "http", "--handlers", *handlers]
@@ -84,6 +85,17 @@ def test_handler_process_checkpoints_through_the_sdks_lambda_client(
     events = lam.get_durable_execution_history(DurableExecutionArn=res["DurableExecutionArn"])
     succeeded = [e["Name"] for e in events["Events"] if e["EventType"] == "StepSucceeded"]
     assert succeeded == [f"s{i}" for i in range(5)]
+
+
+def test_a_real_time_wait_wakes_the_execution(lam: Any) -> None:
+    """The server's driver sleeps until the wait is due (real clock), then re-invokes."""
+    res = lam.invoke(FunctionName="adder", Payload=b'{"a": 20}')
+    assert json.loads(res["Payload"].read()) == {"b": 42}
+    events = lam.get_durable_execution_history(
+        DurableExecutionArn=res["DurableExecutionArn"])["Events"]
+    at = {e["EventType"]: e["EventTimestamp"] for e in events}
+    assert (at["WaitSucceeded"] - at["WaitStarted"]).total_seconds() >= 1.0
+    assert [e["EventType"] for e in events].count("InvocationCompleted") == 2
 
 
 def test_crashed_worker_is_recorded_and_the_invocation_retried(
