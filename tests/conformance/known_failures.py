@@ -1,5 +1,8 @@
 """Cases that cannot pass yet, with the precise reason; the tests mark them strict xfail.
 
+A case fails if the suite rejects it or if the runtime's responses for it do not fit the
+Lambda service model (``service_model.check_output``).
+
 Keys are case ids; a value is either a reason for every backend or a mapping backend name
 (``memory``, ``file``) -> reason.  A case listed here that starts passing fails the test run
 (strict xfail), so this table cannot go stale.  Empty: every case passes on both backends.
@@ -16,11 +19,3 @@ def known_failure(case_id: str, backend: str) -> str | None:
     if isinstance(entry, dict):
         return entry.get(backend)
     return entry
-
-
-# Runtime responses checked against botocore's Lambda service model (test_service_model.py).
-# Gap id -> (text of the problem check_output reports, explanation).  Empty: the runtime's
-# responses fit the model (G-2 and G-3 of RUNTIME_GAPS.md were fixed).
-MODEL_GAP_TEXT: dict[str, tuple[str, str]] = {}
-# Case id -> the gaps its responses show today (RUNTIME_GAPS.md).
-MODEL_GAPS: dict[str, tuple[str, ...]] = {}

@@ -8,11 +8,13 @@ detail the suite never mentions.
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import Any
 
 import botocore.session
 
 
+@functools.cache
 def _model() -> Any:
     return botocore.session.get_session().get_service_model("lambda")
 

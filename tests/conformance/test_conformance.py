@@ -2,8 +2,9 @@
 
 Each case runs its handler on a fresh ``Runtime`` with a virtual clock (in-process, except the
 three cases that crash the process) and is judged by the suite's own matcher, result rule and
-log validator (see harness.py).  Cases that cannot pass yet are listed in known_failures.py
-and run as strict xfail.
+log validator (see harness.py); its GetDurableExecutionHistory and GetDurableExecution
+responses must also fit botocore's Lambda service model.  Cases that cannot pass yet are
+listed in known_failures.py and run as strict xfail.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from conformance.cases import CATEGORIES, load_cases
 from conformance.handlers import REGISTRY
 from conformance.harness import run_case, runtime_driver, summarize
 from conformance.known_failures import KNOWN_FAILURES, known_failure
+from conformance.service_model import check_output
 
 BACKENDS = {"memory": "memory://", "file": "file://"}
 
@@ -34,6 +36,12 @@ def _params() -> Iterator[Any]:
 def test_case(case: Any, backend: str) -> None:
     result = run_case(case, runtime_driver(BACKENDS[backend]))
     assert result.passed, summarize(result)
+    # Beyond what the YAML lists: every response must be one a boto3 client could receive.
+    assert result.history is not None
+    assert result.execution is not None
+    problems = check_output("GetDurableExecutionHistory", result.history)
+    problems += check_output("GetDurableExecution", result.execution)
+    assert not problems, "responses outside the Lambda service model:\n" + "\n".join(problems)
 
 
 def test_every_case_has_a_handler() -> None:
