@@ -182,3 +182,46 @@ def test_foreign_schema_is_a_clear_error(moto_serial_server: Any) -> None:
 def test_unknown_option_is_rejected() -> None:
     with pytest.raises(SpecError, match="unknown option.*colour"):
         open_store("dynamodb://t?region=us-east-1&colour=blue")
+
+
+def _backend_cli(argv: list[str]) -> int:
+    import argparse
+
+    from durable_ext.backends.cli import register
+
+    parser = argparse.ArgumentParser(prog="durable-ext")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def test_backend_init_creates_then_verifies_the_table(
+        moto_serial_server: Any, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    name = moto_serial_server.unique("Init")
+    url = f"dynamodb://{name}?region=us-east-1&endpoint_url={moto_serial_server.endpoint_url}"
+    assert _backend_cli(["backend", "init", url]) == 0
+    assert "created" in capsys.readouterr().out
+    assert _backend_cli(["backend", "init", url]) == 0
+    assert "already exists, schema verified" in capsys.readouterr().out
+    store = open_store(url)
+    assert store.create(make_create()).created
+
+
+def test_backend_init_refuses_a_foreign_table(moto_serial_server: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from durable_ext.backends.cli import init_backend
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = moto_serial_server.client("dynamodb")
+    name = moto_serial_server.unique("other")
+    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    url = f"dynamodb://{name}?region=us-east-1&endpoint_url={moto_serial_server.endpoint_url}"
+    with pytest.raises(ConfigError, match="key schema is"):
+        init_backend(url)

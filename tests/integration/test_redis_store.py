@@ -125,3 +125,13 @@ def test_unreachable_server_is_unavailable() -> None:
     s = open_store(f"redis://127.0.0.1:{free_port()}/0?socket_connect_timeout=0.2")
     with pytest.raises(StoreUnavailableError, match="Redis is unavailable"):
         s.header("arn:aws:lambda:us-east-1:1:function:f:$LATEST/durable-execution/n/x")
+
+
+def test_backend_init_checks_a_redis_url(redis_server: Any) -> None:
+    from durable_ext.backends.cli import init_backend
+
+    assert "is ready" in init_backend(_url(redis_server))
+    from servers import free_port
+
+    with pytest.raises(StoreUnavailableError):
+        init_backend(f"redis://127.0.0.1:{free_port()}/0?socket_connect_timeout=0.2")
