@@ -132,6 +132,12 @@ def test_from_spec_keeps_the_raw_url_case() -> None:
     be = LambdaBackend.from_spec(parse_store("lambda://MyFunction?region=us-east-1"))
     assert be.target.function == "MyFunction"
     assert str(be) == "lambda://MyFunction"
+    # through the backend registry, as `lambda://` URLs are opened elsewhere
+    from durable_ext.backends import open_store
+
+    opened: Any = open_store("lambda://MyFunction?region=eu-west-1")
+    assert isinstance(opened, LambdaBackend)
+    assert (opened.target.function, opened.target.region) == ("MyFunction", "eu-west-1")
 
 
 # ---------------------------------------------------------------- control plane
