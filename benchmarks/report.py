@@ -16,6 +16,8 @@ def main(path: str) -> None:
     rows: dict[str, dict[str, tuple[float, int]]] = defaultdict(dict)
     for b in data["benchmarks"]:
         info = b["extra_info"]
+        if "family" not in info or "serializer" not in info:
+            continue  # another suite's benchmark in the same JSON file
         rows[info["family"]][info["serializer"]] = (b["stats"]["median"], info["size"])
     print(
         "| payload | serializer | round trip (median) | size (chars) | time vs floor "
