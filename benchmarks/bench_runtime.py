@@ -166,7 +166,14 @@ def test_e2e_100_steps(benchmark: Any, side: str, workdir: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "side", ["testing-runner", "runtime-memory", "runtime-file", "runtime-file-nofsync"]
+    "side",
+    [
+        "testing-runner",
+        "runtime-memory",
+        "runtime-file",
+        "runtime-file-nofsync",
+        "runtime-memory-process",
+    ],
 )
 def test_1000_steps_with_waits(benchmark: Any, side: str, workdir: Path) -> None:
     event = {"n": 1000, "wait_every": 10}
