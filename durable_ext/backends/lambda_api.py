@@ -18,7 +18,6 @@ execution name :class:`~durable_ext.runtime.ExecutionAlreadyStartedError`; bad i
 from __future__ import annotations
 
 import ipaddress
-import json
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +26,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from durable_ext.backends.engine import ExecutionAlreadyStartedError
+from durable_ext.backends.engine import ExecutionAlreadyStartedError, normalize_input
 from durable_ext.backends.validation import InvalidParameterValueError
 from durable_ext.errors import (
     ConfigError,
@@ -296,7 +295,8 @@ class LambdaBackend:
                 "execution_timeout is set on the Lambda function (DurableConfig."
                 "ExecutionTimeout), not per execution")
         fn, qualifier = self._function(function_name)
-        payload = input if isinstance(input, str | bytes) else json.dumps(input)
+        # The runtime's normalisation: JSON text is kept, other strings are encoded.
+        payload = normalize_input(input)
         params: dict[str, Any] = {"FunctionName": fn,
                                   "InvocationType": self.target.invocation_type,
                                   "Payload": payload}

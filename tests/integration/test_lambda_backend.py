@@ -170,6 +170,16 @@ def test_start_describe_history_list_like_the_runtime(server: ServerThread) -> N
     assert [e["DurableExecutionArn"] for e in named] == [arn]
 
 
+def test_input_is_normalised_like_the_runtime(server: ServerThread) -> None:
+    be = backend(server)
+    local: Runtime = server.service.runtime
+    for value, name in (("plain text", "in-text"), ('{"k": 1}', "in-json"), (None, "in-none"),
+                        ({"k": [1, 2]}, "in-dict")):
+        remote = be.describe(be.start(input=value, name=name))["InputPayload"]
+        assert remote == local.describe(local.start("approval", value, name=f"{name}-rt"))[
+            "InputPayload"]
+
+
 def test_callbacks_and_stop(server: ServerThread) -> None:
     be = backend(server)
     arn = be.start(input={"n": 1}, name="lb-cb")
