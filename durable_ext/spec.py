@@ -22,6 +22,8 @@ from durable_ext.errors import SpecError
 __all__ = ["PipelineSpec", "StageSpec", "StoreSpec", "parse_pipeline", "parse_store"]
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
+#: schemes whose location is not a host: everything after "://" is kept as written
+_VERBATIM_SCHEMES = frozenset({"file", "lambda"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +162,12 @@ def parse_store(url: str | StoreSpec) -> StoreSpec:
     scheme = url.split("://", 1)[0]
     if not _NAME.fullmatch(scheme):
         raise SpecError(f"invalid backend URL {url!r}: bad scheme {scheme!r}")
-    if scheme == "file":
-        # file://relative/dir keeps the relative path; file:///abs is absolute.
-        rest = url[len("file://") :]
+    if scheme in _VERBATIM_SCHEMES:
+        # file://relative/dir keeps the relative path (file:///abs is absolute), and
+        # lambda://MyFunction:alias keeps the function's case and its qualifier.
+        rest = url[len(scheme) + 3 :]
         path, _, qs = rest.partition("?")
-        return StoreSpec(scheme="file", path=path, query=tuple(parse_qsl(qs)), raw=url)
+        return StoreSpec(scheme=scheme, path=path, query=tuple(parse_qsl(qs)), raw=url)
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -74,6 +74,9 @@ def test_store_urls_parse_and_mask_passwords():
     assert parse_store("file:///var/lib/durable").path == "/var/lib/durable"
     assert parse_store("memory://").scheme == "memory"
     assert parse_store("dynamodb://table?region=eu-west-1").location == "table"
+    fn = parse_store("lambda://MyFunction:live?region=eu-west-1")
+    assert (fn.scheme, fn.path) == ("lambda", "MyFunction:live")
+    assert fn.options == {"region": "eu-west-1"}
 
 
 @pytest.mark.parametrize("url", ["redis", "", "://x", "Redis Server://x", "redis://h:notaport/0"])
