@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from aws_durable_execution_sdk_python.execution import durable_execution
@@ -30,8 +30,6 @@ class CaseHandler:
     targets: tuple[Target, ...] = ()
     # "process": every invocation in its own process, because the handler crashes it.
     isolation: Isolation = "thread"
-    notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, CaseHandler] = {}
@@ -43,7 +41,6 @@ def case(
     targets: tuple[Target, ...] = (),
     isolation: Isolation = "thread",
     plugins: list[Any] | None = None,
-    notes: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` (a plain ``(event, ctx)`` function) as the handler of ``case_id``."""
 
@@ -58,7 +55,6 @@ def case(
             handler=f"{fn.__module__}:{fn.__name__}",
             targets=targets,
             isolation=isolation,
-            notes=notes,
         )
         return wrapped
 
