@@ -3,6 +3,9 @@
 * ``e2e-100``: one execution of 100 steps (one invocation).
   - ``floor``: the SDK itself with a service client that stores nothing (the lowest cost
     any backend can reach: the SDK's own step and checkpoint-batching overhead);
+    ``floor-fast-stop``: the same with the SDK's stop poll shortened as the runtime does
+    while it runs an invocation (:func:`durable_ext.runtime.invoker.fast_sdk_stop`), so
+    the runtime rows are compared with a floor that has the same SDK setting;
   - ``runtime-memory`` / ``runtime-file`` / ``runtime-file-nofsync``:
     :class:`durable_ext.runtime.Runtime` on ``memory://``, ``file://`` (an fsync per
     checkpoint, the default) and ``file://...?fsync=false``.
@@ -19,6 +22,7 @@ Run: ``pytest benchmarks/bench_runtime.py --benchmark-json=runtime.json`` then
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import tempfile
@@ -50,7 +54,7 @@ from aws_durable_execution_sdk_python.lambda_service import (
 )
 
 from durable_ext.runtime import Runtime, VirtualClock
-from durable_ext.runtime.invoker import LambdaContextStub
+from durable_ext.runtime.invoker import LambdaContextStub, fast_sdk_stop
 
 
 @durable_step
@@ -96,7 +100,7 @@ class NullClient:
         return StateOutput()
 
 
-def _floor_run(n: int) -> None:
+def _floor_run(n: int, fast_stop: bool = False) -> None:
     exec_id = "e-1"
     event = DurableExecutionInvocationInputWithClient(
         durable_execution_arn=f"arn:aws:lambda:us-east-1:1:function:f:$LATEST/durable-execution/x/{exec_id}",
@@ -114,7 +118,8 @@ def _floor_run(n: int) -> None:
         ),
         service_client=NullClient(),
     )
-    out = chain(event, LambdaContextStub(aws_request_id="r"))
+    with fast_sdk_stop() if fast_stop else contextlib.nullcontext():
+        out = chain(event, LambdaContextStub(aws_request_id="r"))
     assert out["Status"] == "SUCCEEDED", out
 
 
@@ -149,14 +154,14 @@ def _url(side: str, workdir: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    "side", ["floor", "runtime-memory", "runtime-file", "runtime-file-nofsync"]
+    "side", ["floor", "floor-fast-stop", "runtime-memory", "runtime-file", "runtime-file-nofsync"]
 )
 def test_e2e_100_steps(benchmark: Any, side: str, workdir: Path) -> None:
     counter = itertools.count()
 
     def one() -> None:
-        if side == "floor":
-            _floor_run(100)
+        if side.startswith("floor"):
+            _floor_run(100, fast_stop=side == "floor-fast-stop")
         else:
             _runtime_run(_url(side, workdir / str(next(counter))), {"n": 100})
 

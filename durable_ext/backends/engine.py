@@ -580,10 +580,10 @@ class Engine:
             if self._has_pending(tx) or unseen:
                 tx.state["fails"] = 0
                 tx.state["invalid"] = 0
-                tx.state.pop("reinvoke", None)
+                external = bool(tx.state.pop("reinvoke", False))
                 seen = max(int(tx.state.get("input_seq", 0)), tx.header.handler_seen_seq)
-                if tx.seq > seen:
-                    # Something completed after the handler last saw state.
+                if external or tx.seq > seen:
+                    # Something completed that this invocation may not have acted on.
                     tx.set_due("invoke", DueKind.INVOKE, tx.now_ms)
                 return tx.batch(), None
             invalid = "Cannot return PENDING status with no pending operations."
@@ -1047,9 +1047,9 @@ class Engine:
         ]
         due += [d for d in tx.due_set.values() if d.kind == DueKind.WAKE and d.due_ms <= tx.now_ms]
         for d in sorted(due, key=lambda d: (d.due_ms, d.key)):
-            self._fire_wake(tx, d)
+            self._fire_wake(tx, d, external=False)
 
-    def _fire_wake(self, tx: _Tx, entry: DueEntry) -> bool:
+    def _fire_wake(self, tx: _Tx, entry: DueEntry, *, external: bool = True) -> bool:
         tx.clear_due(entry.key)
         data = tx.get(entry.data.get("op", ""))
         if data is None:
@@ -1068,18 +1068,24 @@ class Engine:
             tx.put(data)
         else:
             return False
-        self._mark_changed(tx, data["Id"])
+        self._mark_changed(tx, data["Id"], external=external)
         return True
 
-    def _mark_changed(self, tx: _Tx, op_id: str) -> None:
-        """Record an asynchronous completion for the handler, now or at its next invocation."""
+    def _mark_changed(self, tx: _Tx, op_id: str, *, external: bool = True) -> None:
+        """Record an asynchronous completion for the handler, now or at its next invocation.
+
+        ``external=False`` is a completion applied inside the handler's own checkpoint: the
+        response delivers it. An external one (callback, timer, chained invoke) during an
+        invocation re-invokes when that invocation suspends, even if a later checkpoint
+        showed it: the handler may have decided to suspend before it saw the change.
+        """
         updated = tx.state.setdefault("updated", [])
         if op_id not in updated:
             updated.append(op_id)
-        if tx.state.get("gate") == "INVOKING":
-            tx.state["reinvoke"] = True
-        else:
+        if tx.state.get("gate") != "INVOKING":
             tx.set_due("invoke", DueKind.INVOKE, tx.now_ms)
+        elif external:
+            tx.state["reinvoke"] = True
 
     def fire(self, entry: DueEntry) -> None:
         """Fire a due timer (WAKE, CALLBACK_*, EXECUTION_TIMEOUT)."""

@@ -10,7 +10,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,12 +88,59 @@ def _event(inv_event: Mapping[str, Any], client: Any) -> DurableExecutionInvocat
     )
 
 
+# The SDK's checkpoint thread polls for its stop signal every 100 ms (a private constant),
+# and that poll is what ending an invocation costs: 100 ms per invocation, the largest
+# part of a replay-heavy execution. While the runtime runs an invocation it polls every
+# 2 ms instead; the SDK reads the constant on each wait, so the change is immediate and is
+# undone when the last invocation of this process ends.
+_FAST_STOP_POLL_SECONDS = 0.002
+_SDK_STOP_POLL = "_STOP_SIGNAL_POLL_SECONDS"
+_poll_lock = threading.Lock()
+_poll_users = 0
+_poll_saved: Any = None
+
+
+def _sdk_state_module() -> Any:
+    module = sys.modules.get("aws_durable_execution_sdk_python.state")
+    return module if module is not None and hasattr(module, _SDK_STOP_POLL) else None
+
+
+@contextmanager
+def fast_sdk_stop() -> Iterator[None]:
+    """Shorten the SDK's stop poll while at least one invocation runs in this process."""
+    global _poll_users, _poll_saved
+    module = _sdk_state_module()
+    if module is None:
+        yield
+        return
+    with _poll_lock:
+        if _poll_users == 0:
+            _poll_saved = getattr(module, _SDK_STOP_POLL)
+            setattr(module, _SDK_STOP_POLL, _FAST_STOP_POLL_SECONDS)
+        _poll_users += 1
+    try:
+        yield
+    finally:
+        with _poll_lock:
+            _poll_users -= 1
+            if _poll_users == 0:
+                setattr(module, _SDK_STOP_POLL, _poll_saved)
+
+
+def _tune_sdk_for_one_invocation() -> None:
+    # A worker process lives for one invocation: no need to restore anything.
+    module = _sdk_state_module()
+    if module is not None:
+        setattr(module, _SDK_STOP_POLL, _FAST_STOP_POLL_SECONDS)
+
+
 def invoke_in_process(
     handler: Callable[..., Any], inv: InvocationInput, engine: Engine, context: LambdaContextStub
 ) -> Outcome:
     """Run ``handler`` on this thread with an :class:`EngineClient`."""
     try:
-        out = handler(_event(inv.to_event(), EngineClient(engine)), context)
+        with fast_sdk_stop():
+            out = handler(_event(inv.to_event(), EngineClient(engine)), context)
     except Exception as exc:
         return None, error_of(exc)
     return dict(out), None
@@ -197,18 +245,6 @@ class _PipeClient:
                 "state", durable_execution_arn, checkpoint_token, next_marker, max_items
             )
         return StateOutput(operations=[sdk_operation(o) for o in ops], next_marker=marker)
-
-
-# The SDK's checkpoint thread polls for its stop signal every 100 ms, which is what ending
-# an invocation costs. A worker process lives for one invocation, so it polls faster.
-_CHILD_STOP_POLL_SECONDS = 0.002
-_SDK_STOP_POLL = "_STOP_SIGNAL_POLL_SECONDS"
-
-
-def _tune_sdk_for_one_invocation() -> None:
-    state_module = sys.modules.get("aws_durable_execution_sdk_python.state")
-    if state_module is not None and hasattr(state_module, _SDK_STOP_POLL):
-        setattr(state_module, _SDK_STOP_POLL, _CHILD_STOP_POLL_SECONDS)
 
 
 def _child_main(

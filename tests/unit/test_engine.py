@@ -715,3 +715,34 @@ def test_chained_invoke_input_over_1_mib_is_refused(engine: Engine) -> None:
                 }
             ],
         )
+
+
+def test_callback_completed_during_an_invocation_reinvokes(engine: Engine) -> None:
+    arn, inv = begin(engine)
+    res = engine.checkpoint(arn, inv.token, [{"Id": "k", "Type": "CALLBACK", "Action": "START"}])
+    cb_id = res.operations[0]["CallbackDetails"]["CallbackId"]
+    engine.callback_success(cb_id, b'"x"')  # arrives while the invocation runs
+    seen = engine.checkpoint(arn, res.token or "", [])
+    assert [o["Status"] for o in seen.operations] == ["SUCCEEDED"]
+    # The handler had already decided to suspend: it must run again.
+    engine.finish_invocation(arn, inv.invocation_id, {"Status": "PENDING"})
+    assert [d.kind for d in engine.store.due(None, arn=arn, kinds=["invoke"])] == ["invoke"]
+
+
+def test_lazy_completion_inside_a_checkpoint_needs_no_extra_invocation(
+    engine: Engine, clock: Clock
+) -> None:
+    arn, inv = begin(engine)
+    t = engine.checkpoint(
+        arn,
+        inv.token,
+        [
+            {"Id": "w", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 1}},
+            {"Id": "w2", "Type": "WAIT", "Action": "START", "WaitOptions": {"WaitSeconds": 50}},
+        ],
+    ).token
+    clock.ms += 1000
+    res = engine.checkpoint(arn, t or "", [])  # delivers w SUCCEEDED
+    assert [o["Id"] for o in res.operations] == ["w"]
+    engine.finish_invocation(arn, inv.invocation_id, {"Status": "PENDING"})
+    assert engine.store.due(None, arn=arn, kinds=["invoke"]) == []
