@@ -111,8 +111,16 @@ def _prepare(store: Store, n: int) -> Callable[[], None]:
     assert inv is not None
     token: str = inv.token
     for start in range(0, n, PRELOAD_BATCH):
-        batch = [{"Id": f"p{i}", "Type": "STEP", "Action": "SUCCEED", "SubType": "Step",
-                  "Payload": PAYLOAD} for i in range(start, min(n, start + PRELOAD_BATCH))]
+        batch = [
+            {
+                "Id": f"p{i}",
+                "Type": "STEP",
+                "Action": "SUCCEED",
+                "SubType": "Step",
+                "Payload": PAYLOAD,
+            }
+            for i in range(start, min(n, start + PRELOAD_BATCH))
+        ]
         token = engine.checkpoint(arn, token, batch).token or ""
     assert len(store.operations(arn)) == n + 1
     counter = itertools.count()
@@ -146,8 +154,9 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[Callable[[str, Meter]
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("backend", list(ROUNDS))
-def test_checkpoint(benchmark: Any, make_store: Callable[[str, Meter], Store], backend: str,
-                    n: int) -> None:
+def test_checkpoint(
+    benchmark: Any, make_store: Callable[[str, Meter], Store], backend: str, n: int
+) -> None:
     meter = Meter()
     store = make_store(backend, meter)
     one = _prepare(store, n)
@@ -159,9 +168,14 @@ def test_checkpoint(benchmark: Any, make_store: Callable[[str, Meter], Store], b
     per = {k: v / rounds for k, v in meter.all.items()}
     commit = sum(meter.commits.values()) / rounds
     writes = sum(v for k, v in meter.all.items() if k in WRITES) / rounds
-    benchmark.extra_info.update(backend=backend, n=n, requests=sum(per.values()),
-                                commit_requests=commit, write_requests=writes,
-                                by_request={k: round(v, 2) for k, v in per.items()})
+    benchmark.extra_info.update(
+        backend=backend,
+        n=n,
+        requests=sum(per.values()),
+        commit_requests=commit,
+        write_requests=writes,
+        by_request={k: round(v, 2) for k, v in per.items()},
+    )
     if backend != "memory":
         assert commit == 1.0  # one round trip / one write request per checkpoint batch
     if isinstance(store, DynamoDBStore):
@@ -177,8 +191,9 @@ def _moto_floor(store: DynamoDBStore) -> float:
     for i in range(5):
         item = {"pk": {"S": f"floor#{i}"}, "sk": {"S": "x"}}
         t0 = time.perf_counter()
-        store.client.transact_write_items(TransactItems=[{"Put": {"TableName": store.table,
-                                                                   "Item": item}}])
+        store.client.transact_write_items(
+            TransactItems=[{"Put": {"TableName": store.table, "Item": item}}]
+        )
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -187,10 +202,15 @@ def report(path: str) -> None:
     """Print the markdown table of a ``--benchmark-json`` file of this module."""
     with open(path) as fh:
         data = json.load(fh)
-    rows = {(b["extra_info"]["backend"], b["extra_info"]["n"]): b for b in data["benchmarks"]
-            if b["name"].startswith("test_checkpoint")}
-    print("| backend | ops in execution | checkpoint (median) | 10,000 vs 10 | requests per "
-          "checkpoint | of which the commit | write requests | moto's bare 1-item transaction |")
+    rows = {
+        (b["extra_info"]["backend"], b["extra_info"]["n"]): b
+        for b in data["benchmarks"]
+        if b["name"].startswith("test_checkpoint")
+    }
+    print(
+        "| backend | ops in execution | checkpoint (median) | 10,000 vs 10 | requests per "
+        "checkpoint | of which the commit | write requests | moto's bare 1-item transaction |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for backend in ROUNDS:
         base = rows[(backend, SIZES[0])]["stats"]["median"]
@@ -199,8 +219,10 @@ def report(path: str) -> None:
             info, med = b["extra_info"], b["stats"]["median"]
             writes = f"{info['write_requests']:.2f}" if backend == "dynamodb" else "-"
             floor = f"{info['moto_tx_floor'] * 1e3:.1f} ms" if "moto_tx_floor" in info else "-"
-            print(f"| {backend} | {n:,} | {med * 1e3:.2f} ms | {med / base:.2f}x | "
-                  f"{info['requests']:.2f} | {info['commit_requests']:.2f} | {writes} | {floor} |")
+            print(
+                f"| {backend} | {n:,} | {med * 1e3:.2f} ms | {med / base:.2f}x | "
+                f"{info['requests']:.2f} | {info['commit_requests']:.2f} | {writes} | {floor} |"
+            )
 
 
 if __name__ == "__main__":

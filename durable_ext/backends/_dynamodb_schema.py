@@ -3,7 +3,8 @@
 One table holds everything (single-table design)::
 
     item            pk                    sk                 other attributes
-    header          X#<execution id>      H                  rev, st, doc, cid, g1*, g2*, [pend], [exp]
+    header          X#<execution id>      H                  rev, ev, st, doc, inp, cid, g1*, g2*,
+                                                             [pend], [exp]
     operation       X#<execution id>      O#<op id>          t (touched seq), d
     event           X#<execution id>      E#<event id:012>   d
     due entry       X#<execution id>      D#<key>            d, g1pk, g1sk
@@ -80,17 +81,21 @@ def _keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
 
 
 def describe_problems(table: dict[str, Any]) -> list[str]:
-    """What differs between a ``DescribeTable`` result and :data:`TABLE_SPEC`."""
+    """List what differs between a ``DescribeTable`` result and :data:`TABLE_SPEC`."""
     problems = []
     if _keys(table.get("KeySchema", [])) != _keys(TABLE_SPEC["KeySchema"]):
-        problems.append(f"key schema is {_keys(table.get('KeySchema', []))}, expected "
-                        f"{_keys(TABLE_SPEC['KeySchema'])}")
+        problems.append(
+            f"key schema is {_keys(table.get('KeySchema', []))}, expected "
+            f"{_keys(TABLE_SPEC['KeySchema'])}"
+        )
     types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
     for attr in TABLE_SPEC["AttributeDefinitions"]:
         found = types.get(attr["AttributeName"])
         if found is not None and found != attr["AttributeType"]:
-            problems.append(f"attribute {attr['AttributeName']} has type {found}, "
-                            f"expected {attr['AttributeType']}")
+            problems.append(
+                f"attribute {attr['AttributeName']} has type {found}, "
+                f"expected {attr['AttributeType']}"
+            )
     for group in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
         have = {i["IndexName"]: i for i in table.get(group) or []}
         for want in TABLE_SPEC[group]:
@@ -99,8 +104,10 @@ def describe_problems(table: dict[str, Any]) -> list[str]:
                 problems.append(f"index {want['IndexName']} is missing")
                 continue
             if _keys(got["KeySchema"]) != _keys(want["KeySchema"]):
-                problems.append(f"index {want['IndexName']} has keys {_keys(got['KeySchema'])}, "
-                                f"expected {_keys(want['KeySchema'])}")
+                problems.append(
+                    f"index {want['IndexName']} has keys {_keys(got['KeySchema'])}, "
+                    f"expected {_keys(want['KeySchema'])}"
+                )
             if (got.get("Projection") or {}).get("ProjectionType") != "ALL":
                 problems.append(f"index {want['IndexName']} must project ALL attributes")
     return problems
@@ -145,7 +152,9 @@ def create_table(client: Any, table: str, *, wait_seconds: float = 60.0) -> bool
         if status == "ACTIVE":
             break
         if time.monotonic() > deadline:
-            raise StoreError(f"DynamoDB table {table!r} is still {status} after {wait_seconds:.0f}s")
+            raise StoreError(
+                f"DynamoDB table {table!r} is still {status} after {wait_seconds:.0f}s"
+            )
         time.sleep(0.5)
     verify_table(client, table)
     ttl = client.describe_time_to_live(TableName=table).get("TimeToLiveDescription", {})

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from durable_ext.backends.store import DueEntry, ExecutionHeader, TERMINAL_STATUSES
+from durable_ext.backends.store import TERMINAL_STATUSES, DueEntry, ExecutionHeader
 from durable_ext.errors import ConfigError, NotFoundError, StoreError, StoreUnavailableError
 
 __all__ = [
@@ -33,7 +33,7 @@ def dumps(value: Any) -> str:
 
 
 def execution_id_of(arn: str) -> str:
-    """The execution id (last ``/`` segment) of an execution ARN."""
+    """Return the execution id (last ``/`` segment) of an execution ARN."""
     if not isinstance(arn, str) or "/" not in arn:
         raise NotFoundError(f"no durable execution {arn!r}: not an execution ARN")
     exec_id = arn.rsplit("/", 1)[-1]
@@ -48,7 +48,7 @@ def list_key(start_ms: int, arn: str) -> str:
 
 
 def marker_key(marker: str) -> str:
-    """The :func:`list_key` of a listing marker ``"<start_ms>:<arn>"``."""
+    """Return the :func:`list_key` of a listing marker ``"<start_ms>:<arn>"``."""
     ms, _, arn = marker.partition(":")
     try:
         return list_key(int(ms), arn)
@@ -65,7 +65,7 @@ def parse_duration(value: str, option: str, url: str) -> float:
     """Seconds from ``"90"``, ``"90s"``, ``"15m"``, ``"12h"`` or ``"14d"``; 0 disables."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = value.strip().lower()
-    scale = units.get(text[-1:], None)
+    scale = units.get(text[-1:])
     number = text[:-1] if scale is not None else text
     try:
         seconds = float(number) * (scale or 1)
@@ -84,8 +84,13 @@ def sort_due(entries: Iterable[DueEntry], limit: int | None) -> list[DueEntry]:
     return out if limit is None else out[:limit]
 
 
-def retrying(call: Callable[[], T], *, attempts: int, what: str,
-             transient: tuple[type[BaseException], ...] = (StoreUnavailableError,)) -> T:
+def retrying(
+    call: Callable[[], T],
+    *,
+    attempts: int,
+    what: str,
+    transient: tuple[type[BaseException], ...] = (StoreUnavailableError,),
+) -> T:
     """Run ``call``, retrying transient failures with jittered exponential backoff.
 
     Only idempotent calls go through here: reads, and commits whose scripts recognise a

@@ -27,6 +27,7 @@ def init_backend(url: str) -> str:
         ConfigError: the URL is invalid, the table has another schema, or the server is
             too old.
         StoreError: the backend cannot be reached or refused the request.
+
     """
     from durable_ext.spec import parse_store
 
@@ -43,7 +44,8 @@ def init_backend(url: str) -> str:
         state = "created" if created else "already exists, schema verified"
         return f"DynamoDB table {table!r} {state}; TTL on attribute 'exp'"
     if spec.scheme in ("redis", "rediss"):
-        from durable_ext.backends.redis import RedisStore, _translated as redis_errors
+        from durable_ext.backends.redis import RedisStore
+        from durable_ext.backends.redis import _translated as redis_errors
 
         store = RedisStore.from_spec(spec)
         try:

@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from durable_ext.backends._dynamodb_schema import TTL_ATTRIBUTE, verify_table
@@ -112,7 +113,7 @@ def _size(item: Item) -> int:
 
 @contextmanager
 def _translated(what: str, table: str) -> Iterator[None]:
-    """botocore errors -> the store's errors; throttling and network errors are retryable."""
+    """Botocore errors -> the store's errors; throttling and network errors are retryable."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -128,7 +129,9 @@ def _translated(what: str, table: str) -> Iterator[None]:
             ) from exc
         raise StoreError(f"DynamoDB {code} during {what} on {table}: {exc}") from exc
     except BotoCoreError as exc:
-        raise StoreUnavailableError(f"DynamoDB is unreachable during {what} on {table}: {exc}") from exc
+        raise StoreUnavailableError(
+            f"DynamoDB is unreachable during {what} on {table}: {exc}"
+        ) from exc
 
 
 class DynamoDBStore:
@@ -145,12 +148,14 @@ class DynamoDBStore:
         >>> store = open_store("dynamodb://durable?region=eu-west-1")  # doctest: +SKIP
         >>> store.name
         'dynamodb'
+
     """
 
     name: ClassVar[str] = "dynamodb"
 
-    def __init__(self, client: Any, table: str, *, prefix: str = "", ttl: float = 0.0,
-                 verify: bool = True) -> None:
+    def __init__(
+        self, client: Any, table: str, *, prefix: str = "", ttl: float = 0.0, verify: bool = True
+    ) -> None:
         if not table:
             raise ConfigError("the DynamoDB store needs a table: dynamodb://TABLE?region=...")
         if "#" in prefix or "|" in prefix:
@@ -178,9 +183,13 @@ class DynamoDBStore:
         ttl = kwargs.pop("ttl", None)
         if ttl is None:
             ttl = parse_duration(opts.get("ttl", "0"), "ttl", url)
-        verify = kwargs.pop("verify", opts.get("verify", "true").lower() not in ("false", "0", "no"))
+        verify = kwargs.pop(
+            "verify", opts.get("verify", "true").lower() not in ("false", "0", "no")
+        )
         if kwargs:
-            raise TypeError(f"DynamoDBStore takes client=, prefix=, ttl=, verify=; got {sorted(kwargs)}")
+            raise TypeError(
+                f"DynamoDBStore takes client=, prefix=, ttl=, verify=; got {sorted(kwargs)}"
+            )
         if client is None:
             client = make_client(opts)
         return cls(client, table, prefix=prefix, ttl=float(ttl), verify=bool(verify))
@@ -206,7 +215,7 @@ class DynamoDBStore:
         """Every item of a query, page by page."""
         args = {"TableName": self.table, **kwargs}
         while True:
-            page = self._call(what, lambda a=dict(args): self.client.query(**a))
+            page = self._call(what, partial(self.client.query, **args))
             yield from page.get("Items", [])
             last = page.get("LastEvaluatedKey")
             if not last:
@@ -256,7 +265,7 @@ class DynamoDBStore:
         return item
 
     def _writes(self, batch: CommitBatch) -> list[tuple[str, Item]]:
-        """The batch's puts and deletes, other than the header: ``("put"|"delete", item)``."""
+        """List the batch's puts and deletes but the header: ``("put"|"delete", item)``."""
         h = batch.header
         eid = h.execution_id
         exp = self._expiry(h)
@@ -293,19 +302,25 @@ class DynamoDBStore:
 
     def _tx(self, writes: list[tuple[str, Item]]) -> list[dict[str, Any]]:
         return [
-            {"Put": {"TableName": self.table, "Item": item}} if action == "put"
+            {"Put": {"TableName": self.table, "Item": item}}
+            if action == "put"
             else {"Delete": {"TableName": self.table, "Key": item}}
             for action, item in writes
         ]
 
-    def _header_update(self, batch: CommitBatch, cid: str,
-                       pend: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _header_update(
+        self, batch: CommitBatch, cid: str, pend: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         h = batch.header
         item = self._header_item(h, cid)
         names = {"#rev": "rev", "#st": "st", "#doc": "doc", "#cid": "cid", "#ev": "ev"}
         values: dict[str, Any] = {
-            ":rev": item["rev"], ":st": item["st"], ":doc": item["doc"], ":cid": item["cid"],
-            ":ev": item["ev"], ":x": _n(batch.expected_revision),
+            ":rev": item["rev"],
+            ":st": item["st"],
+            ":doc": item["doc"],
+            ":cid": item["cid"],
+            ":ev": item["ev"],
+            ":x": _n(batch.expected_revision),
         }
         sets = ["#rev = :rev", "#st = :st", "#doc = :doc", "#cid = :cid", "#ev = :ev"]
         condition = "#rev = :x AND attribute_not_exists(#pend)"
@@ -342,8 +357,13 @@ class DynamoDBStore:
         from botocore.exceptions import ClientError
 
         try:
-            self._call(what, lambda: self.client.transact_write_items(
-                TransactItems=items, ClientRequestToken=token), write=True)
+            self._call(
+                what,
+                lambda: self.client.transact_write_items(
+                    TransactItems=items, ClientRequestToken=token
+                ),
+                write=True,
+            )
         except StoreError as exc:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and (
@@ -379,9 +399,14 @@ class DynamoDBStore:
         if reasons is None:
             return CreateResult(True, h)
         if reasons[0] == "ConditionalCheckFailed":
-            got = self._call(f"read of name {h.name}", lambda: self.client.get_item(
-                TableName=self.table, Key={"pk": name_item["pk"], "sk": name_item["sk"]},
-                ConsistentRead=True))
+            got = self._call(
+                f"read of name {h.name}",
+                lambda: self.client.get_item(
+                    TableName=self.table,
+                    Key={"pk": name_item["pk"], "sk": name_item["sk"]},
+                    ConsistentRead=True,
+                ),
+            )
             holder = (got.get("Item") or {}).get("arn", {}).get("S")
             if holder == h.arn:
                 return CreateResult(True, h)
@@ -413,7 +438,9 @@ class DynamoDBStore:
                 break
             if reasons[0] != "ConditionalCheckFailed":
                 if "TransactionConflict" in reasons:
-                    raise ConflictError(f"execution {h.arn} changed concurrently (transaction conflict)")
+                    raise ConflictError(
+                        f"execution {h.arn} changed concurrently (transaction conflict)"
+                    )
                 raise StoreError(f"commit of {h.arn} was cancelled: {reasons}")
             raw = self._raw_header(h.execution_id)
             if raw is None:
@@ -423,8 +450,11 @@ class DynamoDBStore:
                 continue  # a large batch was still being applied; try again on top of it
             if int(raw["rev"]["N"]) == h.revision and raw.get("cid", {}).get("S") == cid:
                 break  # our own retried request had gone through
-            if int(raw["rev"]["N"]) == batch.expected_revision and batch.events and \
-                    int(raw["ev"]["N"]) != batch.events[0].event_id - 1:
+            if (
+                int(raw["rev"]["N"]) == batch.expected_revision
+                and batch.events
+                and int(raw["ev"]["N"]) != batch.events[0].event_id - 1
+            ):
                 raise StoreError(
                     f"commit for {h.arn}: event id {batch.events[0].event_id} breaks the "
                     f"sequence (expected {int(raw['ev']['N']) + 1})"
@@ -441,10 +471,11 @@ class DynamoDBStore:
     def _batch_write(self, what: str, requests: list[dict[str, Any]]) -> None:
         """BatchWriteItem in groups of 25, resending unprocessed items (bounded)."""
         for start in range(0, len(requests), 25):
-            pending = {self.table: requests[start:start + 25]}
+            pending = {self.table: requests[start : start + 25]}
             for attempt in range(10):
-                out = self._call(what, lambda p=pending: self.client.batch_write_item(RequestItems=p),
-                                 write=True)
+                out = self._call(
+                    what, partial(self.client.batch_write_item, RequestItems=pending), write=True
+                )
                 pending = out.get("UnprocessedItems") or {}
                 if not pending:
                     break
@@ -459,17 +490,27 @@ class DynamoDBStore:
             for action, item in writes
         ]
 
-    def _commit_large(self, batch: CommitBatch, cid: str,
-                      writes: list[tuple[str, Item]]) -> list[str] | None:
+    def _commit_large(
+        self, batch: CommitBatch, cid: str, writes: list[tuple[str, Item]]
+    ) -> list[str] | None:
         h = batch.header
         body = dumps(batch.to_dict()).encode()
-        chunks = [body[i:i + CHUNK_BYTES] for i in range(0, len(body), CHUNK_BYTES)]
+        chunks = [body[i : i + CHUNK_BYTES] for i in range(0, len(body), CHUNK_BYTES)]
         prefix = f"R#{h.revision:012d}#{cid}#"
-        self._batch_write(f"redo record of {h.arn}", [
-            {"PutRequest": {"Item": {**self._key(h.execution_id, f"{prefix}{i:05d}"),
-                                     "body": {"B": chunk}}}}
-            for i, chunk in enumerate(chunks)
-        ])
+        self._batch_write(
+            f"redo record of {h.arn}",
+            [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            **self._key(h.execution_id, f"{prefix}{i:05d}"),
+                            "body": {"B": chunk},
+                        }
+                    }
+                }
+                for i, chunk in enumerate(chunks)
+            ],
+        )
         pend = {"rev": _n(h.revision), "n": _n(len(chunks)), "cid": _s(cid)}
         update = self._header_update(batch, cid, pend)
         reasons = self._transact(f"commit of {h.arn}", [update], cid)
@@ -477,8 +518,13 @@ class DynamoDBStore:
             self._apply_redo(h.execution_id, batch, pend, writes)
         return reasons
 
-    def _apply_redo(self, exec_id: str, batch: CommitBatch | None, pend: dict[str, Any],
-                    writes: list[tuple[str, Item]] | None = None) -> None:
+    def _apply_redo(
+        self,
+        exec_id: str,
+        batch: CommitBatch | None,
+        pend: dict[str, Any],
+        writes: list[tuple[str, Item]] | None = None,
+    ) -> None:
         """Apply a committed large batch's items, then clear the pending mark."""
         from botocore.exceptions import ClientError
 
@@ -496,25 +542,38 @@ class DynamoDBStore:
                 )
             }
             if len(parts) != n:
-                raise StoreError(f"redo record of execution {exec_id} r{rev} is incomplete "
-                                 f"({len(parts)} of {n} chunks)")
+                raise StoreError(
+                    f"redo record of execution {exec_id} r{rev} is incomplete "
+                    f"({len(parts)} of {n} chunks)"
+                )
             body = b"".join(bytes(parts[k]) for k in sorted(parts))
             batch = CommitBatch.from_dict(json.loads(body))
             writes = self._writes(batch)
         assert writes is not None
         self._batch_write(f"apply of large batch r{rev} of {exec_id}", self._requests(writes))
         try:
-            self._call(f"apply of large batch r{rev} of {exec_id}", lambda: self.client.update_item(
-                TableName=self.table, Key=self._key(exec_id, "H"), UpdateExpression="REMOVE pend",
-                ConditionExpression="pend.cid = :cid",
-                ExpressionAttributeValues={":cid": _s(cid)}), write=True)
+            self._call(
+                f"apply of large batch r{rev} of {exec_id}",
+                lambda: self.client.update_item(
+                    TableName=self.table,
+                    Key=self._key(exec_id, "H"),
+                    UpdateExpression="REMOVE pend",
+                    ConditionExpression="pend.cid = :cid",
+                    ExpressionAttributeValues={":cid": _s(cid)},
+                ),
+                write=True,
+            )
         except StoreError as exc:
             cause = exc.__cause__
-            if not (isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code")
-                    == "ConditionalCheckFailedException"):
+            if not (
+                isinstance(cause, ClientError)
+                and cause.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+            ):
                 raise
             # another reader finished applying it first
-        self._batch_write(f"cleanup of {exec_id}", [{"DeleteRequest": {"Key": k}} for k in chunk_keys])
+        self._batch_write(
+            f"cleanup of {exec_id}", [{"DeleteRequest": {"Key": k}} for k in chunk_keys]
+        )
 
     def _roll_forward(self, exec_id: str, pend: dict[str, Any]) -> None:
         self._apply_redo(exec_id, None, pend)
@@ -527,20 +586,32 @@ class DynamoDBStore:
         if exp is None:
             return
         try:
-            self._call(f"expiry of {h.arn}", lambda: self.client.update_item(
-                TableName=self.table, Key=self._key(h.execution_id, "H"),
-                UpdateExpression="SET stamped = :t", ConditionExpression="attribute_not_exists(stamped)",
-                ExpressionAttributeValues={":t": _n(exp)}), write=True)
+            self._call(
+                f"expiry of {h.arn}",
+                lambda: self.client.update_item(
+                    TableName=self.table,
+                    Key=self._key(h.execution_id, "H"),
+                    UpdateExpression="SET stamped = :t",
+                    ConditionExpression="attribute_not_exists(stamped)",
+                    ExpressionAttributeValues={":t": _n(exp)},
+                ),
+                write=True,
+            )
         except StoreError as exc:
             cause = exc.__cause__
-            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == \
-                    "ConditionalCheckFailedException":
+            if (
+                isinstance(cause, ClientError)
+                and cause.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+            ):
                 return  # already stamped by an earlier terminal commit
             raise
         rewrite: list[dict[str, Any]] = []
-        for item in self._query(f"expiry of {h.arn}", KeyConditionExpression="pk = :pk",
-                                ExpressionAttributeValues={":pk": _s(self._pk(h.execution_id))},
-                                ConsistentRead=True):
+        for item in self._query(
+            f"expiry of {h.arn}",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": _s(self._pk(h.execution_id))},
+            ConsistentRead=True,
+        ):
             sk = item["sk"]["S"]
             if TTL_ATTRIBUTE in item or sk == "H":
                 continue
@@ -556,22 +627,35 @@ class DynamoDBStore:
         from botocore.exceptions import ClientError
 
         try:
-            self._call("expiry", lambda: self.client.update_item(
-                TableName=self.table, Key={"pk": pk, "sk": sk}, UpdateExpression="SET #e = :e",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames={"#e": TTL_ATTRIBUTE},
-                ExpressionAttributeValues={":e": _n(exp)}), write=True)
+            self._call(
+                "expiry",
+                lambda: self.client.update_item(
+                    TableName=self.table,
+                    Key={"pk": pk, "sk": sk},
+                    UpdateExpression="SET #e = :e",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeNames={"#e": TTL_ATTRIBUTE},
+                    ExpressionAttributeValues={":e": _n(exp)},
+                ),
+                write=True,
+            )
         except StoreError as exc:
             cause = exc.__cause__
-            if not (isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code")
-                    == "ConditionalCheckFailedException"):
+            if not (
+                isinstance(cause, ClientError)
+                and cause.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+            ):
                 raise
 
     # ------------------------------------------------------------------ reads
 
     def _raw_header(self, exec_id: str) -> Item | None:
-        got = self._call(f"read of execution {exec_id}", lambda: self.client.get_item(
-            TableName=self.table, Key=self._key(exec_id, "H"), ConsistentRead=True))
+        got = self._call(
+            f"read of execution {exec_id}",
+            lambda: self.client.get_item(
+                TableName=self.table, Key=self._key(exec_id, "H"), ConsistentRead=True
+            ),
+        )
         item: Item | None = got.get("Item")
         return item
 
@@ -591,7 +675,7 @@ class DynamoDBStore:
         raise NotFoundError(f"no durable execution {arn!r}")
 
     def header(self, arn: str) -> ExecutionHeader:
-        """The current header (finishing a large batch first if one is half applied)."""
+        """Return the current header (finishing a half-applied large batch first)."""
         return self._settled(arn)
 
     def _header_of(self, arn: str, raw: Item | None) -> bool:
@@ -611,24 +695,35 @@ class DynamoDBStore:
         for _ in range(5):
             if ids is None:
                 # "H" sorts right before "O#": one range query returns the header and the ops
-                items = list(self._query(
-                    f"read of {arn}",
-                    KeyConditionExpression="pk = :pk AND sk BETWEEN :h AND :o",
-                    ExpressionAttributeValues={":pk": _s(self._pk(exec_id)), ":h": _s("H"),
-                                               ":o": _s("O#\U0010ffff")},
-                    ConsistentRead=True,
-                ))
+                items = list(
+                    self._query(
+                        f"read of {arn}",
+                        KeyConditionExpression="pk = :pk AND sk BETWEEN :h AND :o",
+                        ExpressionAttributeValues={
+                            ":pk": _s(self._pk(exec_id)),
+                            ":h": _s("H"),
+                            ":o": _s("O#\U0010ffff"),
+                        },
+                        ConsistentRead=True,
+                    )
+                )
                 if not self._header_of(arn, items[0] if items else None):
                     continue
                 recs = [OperationRecord.from_dict(json.loads(i["d"]["S"])) for i in items[1:]]
             else:
-                got = self._batch_get(arn, [self._key(exec_id, "H")] + [
-                    self._key(exec_id, f"O#{op}") for op in dict.fromkeys(ids)])
+                got = self._batch_get(
+                    arn,
+                    [self._key(exec_id, "H")]
+                    + [self._key(exec_id, f"O#{op}") for op in dict.fromkeys(ids)],
+                )
                 head = next((i for i in got if i["sk"]["S"] == "H"), None)
                 if not self._header_of(arn, head):
                     continue
-                recs = [OperationRecord.from_dict(json.loads(i["d"]["S"]))
-                        for i in got if i["sk"]["S"] != "H"]
+                recs = [
+                    OperationRecord.from_dict(json.loads(i["d"]["S"]))
+                    for i in got
+                    if i["sk"]["S"] != "H"
+                ]
             recs.sort(key=lambda r: r.index)
             return recs
         raise StoreError(f"read of {arn}: large batches kept landing concurrently")
@@ -637,10 +732,12 @@ class DynamoDBStore:
         out_items: list[Item] = []
         for start in range(0, len(keys), 100):
             request: dict[str, Any] = {
-                self.table: {"Keys": keys[start:start + 100], "ConsistentRead": True}}
+                self.table: {"Keys": keys[start : start + 100], "ConsistentRead": True}
+            }
             for _ in range(10):
-                out = self._call(f"read of {arn}",
-                                 lambda r=request: self.client.batch_get_item(RequestItems=r))
+                out = self._call(
+                    f"read of {arn}", partial(self.client.batch_get_item, RequestItems=request)
+                )
                 out_items += out.get("Responses", {}).get(self.table, [])
                 request = out.get("UnprocessedKeys") or {}
                 if not request:
@@ -650,14 +747,19 @@ class DynamoDBStore:
         return out_items
 
     def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
-        """Records with ``touched > seq`` through the ``touched`` LSI (strongly consistent)."""
-        items = list(self._query(
-            f"delta of {arn}",
-            IndexName="touched",
-            KeyConditionExpression="pk = :pk AND t > :t",
-            ExpressionAttributeValues={":pk": _s(self._pk(execution_id_of(arn))), ":t": _n(seq)},
-            ConsistentRead=True,
-        ))
+        """Return records with ``touched > seq`` via the ``touched`` LSI (consistent)."""
+        items = list(
+            self._query(
+                f"delta of {arn}",
+                IndexName="touched",
+                KeyConditionExpression="pk = :pk AND t > :t",
+                ExpressionAttributeValues={
+                    ":pk": _s(self._pk(execution_id_of(arn))),
+                    ":t": _n(seq),
+                },
+                ConsistentRead=True,
+            )
+        )
         if not items:
             self._settled(arn)  # an empty answer: is there such an execution at all?
         recs = [OperationRecord.from_dict(json.loads(i["d"]["S"])) for i in items]
@@ -673,13 +775,17 @@ class DynamoDBStore:
             return []
         pk = _s(self._pk(execution_id_of(arn)))
         if reverse and after > 0:
-            cond, values = "pk = :pk AND sk BETWEEN :lo AND :hi", {
-                ":pk": pk, ":lo": _s("E#"), ":hi": _s(f"E#{after - 1:012d}")}
+            cond, values = (
+                "pk = :pk AND sk BETWEEN :lo AND :hi",
+                {":pk": pk, ":lo": _s("E#"), ":hi": _s(f"E#{after - 1:012d}")},
+            )
         elif reverse:
             cond, values = "pk = :pk AND begins_with(sk, :e)", {":pk": pk, ":e": _s("E#")}
         else:
-            cond, values = "pk = :pk AND sk BETWEEN :lo AND :hi", {
-                ":pk": pk, ":lo": _s(f"E#{after + 1:012d}"), ":hi": _s("E#~")}
+            cond, values = (
+                "pk = :pk AND sk BETWEEN :lo AND :hi",
+                {":pk": pk, ":lo": _s(f"E#{after + 1:012d}"), ":hi": _s("E#~")},
+            )
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": cond,
             "ExpressionAttributeValues": values,
@@ -690,7 +796,9 @@ class DynamoDBStore:
             kwargs["Limit"] = limit
         out = []
         for item in self._query(f"history of {arn}", **kwargs):
-            out.append(HistoryEvent(event_id=int(item["sk"]["S"][2:]), data=json.loads(item["d"]["S"])))
+            out.append(
+                HistoryEvent(event_id=int(item["sk"]["S"][2:]), data=json.loads(item["d"]["S"]))
+            )
             if limit is not None and len(out) >= limit:
                 break
         if not out:
@@ -721,7 +829,9 @@ class DynamoDBStore:
         if arn is not None:
             values[":pk"] = _s(self._pk(execution_id_of(arn)))
             values[":d"] = _s("D#")
-            kwargs.update(KeyConditionExpression="pk = :pk AND begins_with(sk, :d)", ConsistentRead=True)
+            kwargs.update(
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :d)", ConsistentRead=True
+            )
         else:
             values[":g"] = _s(f"{self.prefix}D")
             cond = "g1pk = :g"
@@ -739,8 +849,12 @@ class DynamoDBStore:
                 if arn is None:
                     break
                 continue
-            if arn is None and limit is not None and len(found) >= limit and \
-                    entry.due_ms > found[limit - 1].due_ms:
+            if (
+                arn is None
+                and limit is not None
+                and len(found) >= limit
+                and entry.due_ms > found[limit - 1].due_ms
+            ):
                 break  # index order is due order: nothing later can tie
             found.append(entry)
         if arn is not None and not found:
@@ -790,23 +904,25 @@ class DynamoDBStore:
 
 
 def _header_from(item: Item) -> ExecutionHeader:
-    """The header stored in a header item (``doc`` plus the separate input)."""
-    return ExecutionHeader.from_dict({**json.loads(item["doc"]["S"]), "input_payload": item["inp"]["S"]})
+    """Return the header stored in a header item (``doc`` plus the separate input)."""
+    return ExecutionHeader.from_dict(
+        {**json.loads(item["doc"]["S"]), "input_payload": item["inp"]["S"]}
+    )
 
 
 def make_client(options: dict[str, str]) -> Any:
-    """A DynamoDB client from URL options (``region``, ``endpoint_url``, ``profile``)."""
+    """Make a DynamoDB client from URL options (``region``, ``endpoint_url``, ``profile``)."""
     import boto3
     from botocore.config import Config
 
     session = boto3.session.Session(profile_name=options.get("profile") or None)
     kwargs: dict[str, Any] = {
-        "config": Config(retries={"mode": "standard", "max_attempts": 5},
-                         connect_timeout=5, read_timeout=10),
+        "config": Config(
+            retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10
+        ),
     }
     if options.get("region"):
         kwargs["region_name"] = options["region"]
     if options.get("endpoint_url"):
         kwargs["endpoint_url"] = options["endpoint_url"]
     return session.client("dynamodb", **kwargs)
-

@@ -28,6 +28,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
@@ -95,6 +96,7 @@ class RedisStore:
         >>> store = RedisStore.from_spec(parse_store("redis://127.0.0.1:6379/0"))  # doctest: +SKIP
         >>> store.name
         'redis'
+
     """
 
     name: ClassVar[str] = "redis"
@@ -188,8 +190,12 @@ class RedisStore:
         for d in batch.due_set:
             if "|" in d.kind:
                 raise StoreError(f"commit for {h.arn}: due kind {d.kind!r} contains '|'")
-            argv += [d.key, d.kind, d.due_ms,
-                     dumps({"arn": d.arn, "due_ms": d.due_ms, "data": d.data})]
+            argv += [
+                d.key,
+                d.kind,
+                d.due_ms,
+                dumps({"arn": d.arn, "due_ms": d.due_ms, "data": d.data}),
+            ]
         argv.append(len(batch.due_clear))
         argv += list(batch.due_clear)
         return argv
@@ -210,8 +216,9 @@ class RedisStore:
 
     def _run_apply(self, batch: CommitBatch, mode: str) -> list[str]:
         argv = self._argv(batch, mode)
-        reply: list[str] = self._call(f"{mode} of {batch.header.arn}",
-                                      lambda: self._apply(args=argv))
+        reply: list[str] = self._call(
+            f"{mode} of {batch.header.arn}", lambda: self._apply(args=argv)
+        )
         if reply[0] == "badevent":
             first = batch.events[0].event_id
             raise StoreError(
@@ -250,7 +257,7 @@ class RedisStore:
             )
 
     def header(self, arn: str) -> ExecutionHeader:
-        """The current header."""
+        """Return the current header."""
         exec_id = execution_id_of(arn)
         doc = self._call(f"read of {arn}", lambda: self.client.hget(self._key(exec_id, "h"), "doc"))
         if doc is None:
@@ -279,7 +286,7 @@ class RedisStore:
         return recs
 
     def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
-        """Records with ``touched > seq``: one script call over the touched index."""
+        """Return records with ``touched > seq``: one script call over the touched index."""
         exec_id = execution_id_of(arn)
         reply: list[Any] = self._call(
             f"read of {arn}", lambda: self._touched(args=[self.prefix, exec_id, int(seq)])
@@ -313,7 +320,9 @@ class RedisStore:
                 pipe.lrange(self._key(exec_id, "e"), begin, end - 1)
 
             (rows,) = self._snapshot(arn, f"history of {arn}", rng)
-            events = [HistoryEvent(event_id=first + i, data=json.loads(r)) for i, r in enumerate(rows)]
+            events = [
+                HistoryEvent(event_id=first + i, data=json.loads(r)) for i, r in enumerate(rows)
+            ]
             return list(reversed(events))
         begin = max(0, after)
         stop = -1 if limit is None else begin + limit - 1
@@ -322,14 +331,17 @@ class RedisStore:
             pipe.lrange(self._key(exec_id, "e"), begin, stop)
 
         (rows,) = self._snapshot(arn, f"history of {arn}", fwd)
-        return [HistoryEvent(event_id=begin + 1 + i, data=json.loads(r)) for i, r in enumerate(rows)]
+        return [
+            HistoryEvent(event_id=begin + 1 + i, data=json.loads(r)) for i, r in enumerate(rows)
+        ]
 
     @staticmethod
     def _entry(arn: str | None, key: str, stored: str) -> DueEntry:
         kind, _, body = stored.partition("|")
         d = json.loads(body)
-        return DueEntry(arn=arn or d["arn"], key=key, kind=kind, due_ms=int(d["due_ms"]),
-                        data=d["data"])
+        return DueEntry(
+            arn=arn or d["arn"], key=key, kind=kind, due_ms=int(d["due_ms"]), data=d["data"]
+        )
 
     def due(
         self,
@@ -353,7 +365,8 @@ class RedisStore:
             (rows,) = self._snapshot(arn, f"due entries of {arn}", build)
             entries = [self._entry(arn, k, v) for k, v in rows.items()]
             entries = [
-                e for e in entries
+                e
+                for e in entries
                 if (until_ms is None or e.due_ms <= until_ms)
                 and (kind_list is None or e.kind in kind_list)
             ]
@@ -391,7 +404,7 @@ class RedisStore:
         while limit is None or len(headers) < limit:
             members: list[str] = self._call(
                 "execution listing",
-                lambda s=start: self.client.zrangebylex(index, s, "+", start=0, num=chunk),
+                partial(self.client.zrangebylex, index, start, "+", start=0, num=chunk),
             )
             if not members:
                 break
@@ -408,7 +421,7 @@ class RedisStore:
                 if limit is not None and len(headers) == limit:
                     break
             if stale:
-                self._call("listing cleanup", lambda: self.client.zrem(index, *stale))
+                self._call("listing cleanup", partial(self.client.zrem, index, *stale))
             start = "(" + members[-1]
             if len(members) < chunk:
                 break
@@ -416,8 +429,9 @@ class RedisStore:
             last = headers[-1]
             more = self._call(
                 "execution listing",
-                lambda: self.client.zrangebylex(index, "(" + list_key(last.start_ms, last.arn),
-                                                "+", start=0, num=1),
+                lambda: self.client.zrangebylex(
+                    index, "(" + list_key(last.start_ms, last.arn), "+", start=0, num=1
+                ),
             )
             return ExecutionPage(headers, f"{last.start_ms}:{last.arn}" if more else None)
         return ExecutionPage(headers, None)

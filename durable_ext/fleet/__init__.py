@@ -3,6 +3,7 @@
 Example:
     >>> from durable_ext.fleet import Worker
     >>> worker = Worker("redis://127.0.0.1:6379/0", concurrency=4)  # doctest: +SKIP
+
 """
 
 from __future__ import annotations

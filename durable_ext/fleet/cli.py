@@ -1,4 +1,4 @@
-"""``durable-ext worker``: run one fleet worker until SIGTERM.
+r"""``durable-ext worker``: run one fleet worker until SIGTERM.
 
 Example::
 
@@ -38,25 +38,47 @@ def parse_handler(spec: str) -> tuple[str, str]:
 def register(subparsers: Any) -> None:
     """Add the ``worker`` subcommand."""
     p = subparsers.add_parser(
-        "worker", help="run a fleet worker on a shared backend",
+        "worker",
+        help="run a fleet worker on a shared backend",
         description="Claim and run durable executions and timers from a shared backend "
-                    "(Redis or DynamoDB) until SIGTERM.",
+        "(Redis or DynamoDB) until SIGTERM.",
     )
-    p.add_argument("--backend", required=True, help="store URL, e.g. redis://host:6379/0 or "
-                   "dynamodb://TABLE?region=eu-west-1")
-    p.add_argument("--handlers", nargs="+", required=True, metavar="[NAME=]MODULE[:HANDLER]",
-                   help="durable handlers to serve (function name defaults to HANDLER)")
-    p.add_argument("--plain", nargs="*", default=[], metavar="[NAME=]MODULE[:HANDLER]",
-                   help="plain (non-durable) functions that chained invokes may call")
+    p.add_argument(
+        "--backend",
+        required=True,
+        help="store URL, e.g. redis://host:6379/0 or dynamodb://TABLE?region=eu-west-1",
+    )
+    p.add_argument(
+        "--handlers",
+        nargs="+",
+        required=True,
+        metavar="[NAME=]MODULE[:HANDLER]",
+        help="durable handlers to serve (function name defaults to HANDLER)",
+    )
+    p.add_argument(
+        "--plain",
+        nargs="*",
+        default=[],
+        metavar="[NAME=]MODULE[:HANDLER]",
+        help="plain (non-durable) functions that chained invokes may call",
+    )
     p.add_argument("--concurrency", type=int, default=1, help="invocations at once (default 1)")
     p.add_argument("--lease", type=float, default=30.0, help="lease seconds (default 30)")
-    p.add_argument("--skew-margin", type=float, default=5.0,
-                   help="seconds past a lease deadline before taking over (default 5)")
+    p.add_argument(
+        "--skew-margin",
+        type=float,
+        default=5.0,
+        help="seconds past a lease deadline before taking over (default 5)",
+    )
     p.add_argument("--poll", type=float, default=0.1, help="idle poll interval (default 0.1 s)")
     p.add_argument("--isolation", choices=("inline", "process"), default="inline")
     p.add_argument("--invocation-timeout", type=float, default=900.0)
-    p.add_argument("--grace", type=float, default=30.0,
-                   help="seconds running invocations get to finish on SIGTERM (default 30)")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="seconds running invocations get to finish on SIGTERM (default 30)",
+    )
     p.add_argument("--max-seconds", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-id", default=None)
     p.add_argument("--log-level", default="INFO")
@@ -67,8 +89,11 @@ def run_worker(args: argparse.Namespace) -> int:
     """Run a worker with the parsed arguments; returns the exit code."""
     from durable_ext.fleet.worker import Worker
 
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     worker = Worker(
         args.backend,
         concurrency=args.concurrency,

@@ -35,7 +35,7 @@ class Lease:
 
     @classmethod
     def of(cls, entry: DueEntry) -> Lease:
-        """The lease described by a ``LEASE`` due entry."""
+        """Return the lease described by a ``LEASE`` due entry."""
         d = entry.data
         return cls(
             arn=entry.arn,
@@ -52,7 +52,7 @@ class Lease:
 
 
 def current_lease(store: Store, arn: str) -> Lease | None:
-    """The execution's lease, read consistently from its own records (not the index)."""
+    """Read the execution's lease from its own records (consistent, not the index)."""
     try:
         entries = store.due(arn=arn, kinds=[DueKind.LEASE])
     except NotFoundError:
@@ -75,10 +75,15 @@ def renew_lease(store: Store, arn: str, invocation_id: str, until_ms: int) -> bo
             header = store.header(arn)
         except NotFoundError:
             return False
-        if (header.terminal or header.invocation_id != invocation_id
-                or header.state.get("gate") != "INVOKING"):
+        if (
+            header.terminal
+            or header.invocation_id != invocation_id
+            or header.state.get("gate") != "INVOKING"
+        ):
             return False
-        lease = next((d for d in store.due(arn=arn, kinds=[DueKind.LEASE]) if d.key == LEASE_KEY), None)
+        lease = next(
+            (d for d in store.due(arn=arn, kinds=[DueKind.LEASE]) if d.key == LEASE_KEY), None
+        )
         if lease is None or str(lease.data.get("invocation")) != invocation_id:
             return False
         if lease.due_ms >= until_ms:

@@ -90,7 +90,7 @@ class WorkerStats:
             setattr(self, name, getattr(self, name) + n)
 
     def as_dict(self) -> dict[str, int]:
-        """The counters as a plain dict."""
+        """Return the counters as a plain dict."""
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
@@ -127,19 +127,27 @@ class _FencedEngine:
     def _guard(self, call: Callable[[], Any]) -> Any:
         if self._running.lost.is_set():
             self._stats.add("fenced")
-            raise InvalidCheckpointTokenError("Invalid checkpoint token: the invocation's lease was lost")
+            raise InvalidCheckpointTokenError(
+                "Invalid checkpoint token: the invocation's lease was lost"
+            )
         try:
             return call()
         except InvalidCheckpointTokenError:
             self._stats.add("fenced")
             raise
 
-    def checkpoint(self, arn: str, token: str, updates: Sequence[Mapping[str, Any]],
-                   client_token: str | None = None) -> Any:
+    def checkpoint(
+        self,
+        arn: str,
+        token: str,
+        updates: Sequence[Mapping[str, Any]],
+        client_token: str | None = None,
+    ) -> Any:
         return self._guard(lambda: self._engine.checkpoint(arn, token, updates, client_token))
 
-    def get_state(self, arn: str, token: str, marker: str | None,
-                  max_items: int | None = None) -> Any:
+    def get_state(
+        self, arn: str, token: str, marker: str | None, max_items: int | None = None
+    ) -> Any:
         return self._guard(lambda: self._engine.get_state(arn, token, marker, max_items))
 
 
@@ -166,6 +174,7 @@ class Worker:
         >>> w = Worker("redis://127.0.0.1:6379/0", concurrency=4)  # doctest: +SKIP
         >>> w.register("orders", "shop.handlers:orders")  # doctest: +SKIP
         >>> w.install_signal_handlers(); w.run()  # doctest: +SKIP
+
     """
 
     def __init__(
@@ -189,9 +198,13 @@ class Worker:
         if lease_seconds <= 0 or skew_margin < 0 or poll_interval <= 0:
             raise ConfigError("lease_seconds and poll_interval must be positive, skew_margin >= 0")
         self.clock: Clock = clock or RealClock()
-        self.runtime = Runtime(backend, clock=self.clock, isolation=isolation,
-                               invocation_timeout=invocation_timeout,
-                               max_invocation_failures=max_invocation_failures)
+        self.runtime = Runtime(
+            backend,
+            clock=self.clock,
+            isolation=isolation,
+            invocation_timeout=invocation_timeout,
+            max_invocation_failures=max_invocation_failures,
+        )
         self.engine: Engine = self.runtime.engine
         self.store: Store = self.runtime.store
         self.lease_ms = int(lease_seconds * 1000)
@@ -224,7 +237,9 @@ class Worker:
             if self.isolation == "process":
                 self._handlers[function_name] = handler_path(handler)
             else:
-                self._handlers[function_name] = load_handler(handler) if isinstance(handler, str) else handler
+                self._handlers[function_name] = (
+                    load_handler(handler) if isinstance(handler, str) else handler
+                )
 
     def install_signal_handlers(self) -> None:
         """Stop gracefully on SIGTERM and SIGINT (call from the main thread)."""
@@ -242,8 +257,9 @@ class Worker:
 
     # ------------------------------------------------------------------ main loop
 
-    def run(self, *, max_seconds: float | None = None,
-            until: Callable[[], bool] | None = None) -> WorkerStats:
+    def run(
+        self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None
+    ) -> WorkerStats:
         """Claim and run work until :meth:`stop` (or ``max_seconds``, or ``until()``)."""
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         self._renewer = threading.Thread(target=self._renew_loop, name="lease-renewer", daemon=True)
@@ -260,7 +276,9 @@ class Worker:
                 try:
                     if time.monotonic() >= next_sweep:
                         self._recover()
-                        next_sweep = time.monotonic() + max(self.poll_interval, self.lease_ms / 4000)
+                        next_sweep = time.monotonic() + max(
+                            self.poll_interval, self.lease_ms / 4000
+                        )
                     started = self._claim()
                     backoff = self.poll_interval
                 except StoreUnavailableError as exc:
@@ -300,8 +318,12 @@ class Worker:
             if len(picked) >= free:
                 break
         for arn, entry in picked.items():
-            thread = threading.Thread(target=self._work, args=(entry,), daemon=True,
-                                      name=f"work-{arn.rsplit('/', 1)[-1][:8]}")
+            thread = threading.Thread(
+                target=self._work,
+                args=(entry,),
+                daemon=True,
+                name=f"work-{arn.rsplit('/', 1)[-1][:8]}",
+            )
             with self._lock:
                 self._busy[arn] = thread
             thread.start()
@@ -366,7 +388,9 @@ class Worker:
                 if r.lost.is_set():
                     continue
                 try:
-                    ok = renew_lease(self.store, r.arn, r.invocation_id, self.clock.now_ms() + self.lease_ms)
+                    ok = renew_lease(
+                        self.store, r.arn, r.invocation_id, self.clock.now_ms() + self.lease_ms
+                    )
                 except StoreError as exc:
                     log.warning("worker %s: lease renewal of %s failed: %s", self.id, r.arn, exc)
                     continue
@@ -395,7 +419,8 @@ class Worker:
                 continue
             log.info("worker %s: taking over %s from %s", self.id, lease.arn, lease.owner)
             self.engine.abandon_invocation(
-                lease.arn, lease.invocation_id,
+                lease.arn,
+                lease.invocation_id,
                 f"Worker {lease.owner} on {lease.host} lost its lease; invocation taken over",
             )
             self.stats.add("takeovers")
@@ -417,8 +442,9 @@ class Worker:
         for r in leftover:
             r.lost.set()  # whatever the handler still sends is refused from now on
             try:
-                self.engine.abandon_invocation(r.arn, r.invocation_id,
-                                               f"Worker {self.id} shut down; invocation released")
+                self.engine.abandon_invocation(
+                    r.arn, r.invocation_id, f"Worker {self.id} shut down; invocation released"
+                )
                 self.stats.add("released")
             except StoreError as exc:
                 log.warning("worker %s: could not release %s: %s", self.id, r.arn, exc)

@@ -16,7 +16,6 @@ from conformance.cases import load_cases
 from conformance.handlers import CaseHandler
 from conformance.harness import Driver, RuntimeDriver, run_case, summarize
 from conformance.known_failures import known_failure
-from servers import moto_serial_server  # noqa: F401  (session fixture)
 
 from durable_ext.backends._dynamodb_schema import create_table
 from durable_ext.backends.dynamodb import DynamoDBStore

@@ -15,7 +15,6 @@ from durable_ext.backends.dynamodb import DynamoDBStore
 from durable_ext.backends.store import OperationRecord
 from durable_ext.errors import ConfigError, SpecError, StoreError
 from durable_ext.testing.contract import StoreContract, make_create, next_batch
-from servers import moto_serial_server  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +54,9 @@ class TestDynamoDBContract(StoreContract):
 def test_opens_by_url(moto_serial_server: Any, table: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    s = open_store(f"dynamodb://{table}?region=us-east-1&endpoint_url={moto_serial_server.endpoint_url}&prefix=u1")
+    s = open_store(
+        f"dynamodb://{table}?region=us-east-1&endpoint_url={moto_serial_server.endpoint_url}&prefix=u1"
+    )
     assert isinstance(s, DynamoDBStore) and s.table == table and s.prefix == "u1"
     b = make_create()
     assert s.create(b).created
@@ -77,7 +78,9 @@ def test_commit_is_one_write_request(moto_serial_server: Any, table: str) -> Non
     assert len(s.operations(header.arn)) == 52
 
 
-def test_batch_above_transaction_limit_commits_atomically(moto_serial_server: Any, table: str) -> None:
+def test_batch_above_transaction_limit_commits_atomically(
+    moto_serial_server: Any, table: str
+) -> None:
     client, sent = counted_client(moto_serial_server)
     s = _store(moto_serial_server, table, client=client)
     created = make_create()
@@ -91,13 +94,17 @@ def test_batch_above_transaction_limit_commits_atomically(moto_serial_server: An
     assert len(s.operations(arn)) == 151
     assert [e.event_id for e in s.events(arn)] == list(range(1, 162))
     # nothing of the redo record is left behind
-    items = client.query(TableName=table, KeyConditionExpression="pk = :p",
-                         ExpressionAttributeValues={":p": {"S": s._pk(big.header.execution_id)}})
+    items = client.query(
+        TableName=table,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": s._pk(big.header.execution_id)}},
+    )
     assert not [i for i in items["Items"] if i["sk"]["S"].startswith("R#")]
 
 
 def test_half_applied_large_batch_is_finished_by_the_next_reader(
-        moto_serial_server: Any, table: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_serial_server: Any, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s = _store(moto_serial_server, table)
     created = make_create()
     s.create(created)
@@ -132,14 +139,22 @@ def test_conflicting_large_batch_changes_nothing(moto_serial_server: Any, table:
     assert len(s.operations(created.header.arn)) == 2
 
 
-def test_record_above_item_limit_is_refused_before_writing(moto_serial_server: Any, table: str) -> None:
+def test_record_above_item_limit_is_refused_before_writing(
+    moto_serial_server: Any, table: str
+) -> None:
     s = _store(moto_serial_server, table)
     created = make_create()
     s.create(created)
     batch = next_batch(created.header, ops=0, events=1)
-    huge = OperationRecord(op_id="big", index=1, touched=1, data={"Id": "big", "Blob": "x" * 500_000})
-    bad = type(batch)(header=batch.header.evolve(op_count=2, seq_counter=1), expected_revision=1,
-                      operations=[huge], events=batch.events)
+    huge = OperationRecord(
+        op_id="big", index=1, touched=1, data={"Id": "big", "Blob": "x" * 500_000}
+    )
+    bad = type(batch)(
+        header=batch.header.evolve(op_count=2, seq_counter=1),
+        expected_revision=1,
+        operations=[huge],
+        events=batch.events,
+    )
     with pytest.raises(StoreError, match="400 KB item limit"):
         s.commit(bad)
     assert s.header(created.header.arn).revision == 1
@@ -154,33 +169,43 @@ def test_ttl_stamps_every_item_of_a_finished_execution(moto_serial_server: Any, 
     s.commit(b1)
     s.commit(next_batch(b1.header, ops=0, events=1, status="SUCCEEDED", end_ms=5))
     pk = s._pk(created.header.execution_id)
-    items = client.query(TableName=table, KeyConditionExpression="pk = :p",
-                         ExpressionAttributeValues={":p": {"S": pk}})["Items"]
+    items = client.query(
+        TableName=table,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": pk}},
+    )["Items"]
     assert items and all("exp" in i for i in items)
-    name = client.get_item(TableName=table, Key={"pk": {"S": f"{s.prefix}N#fn#{created.header.name}"},
-                                                 "sk": {"S": "N"}})["Item"]
+    name = client.get_item(
+        TableName=table,
+        Key={"pk": {"S": f"{s.prefix}N#fn#{created.header.name}"}, "sk": {"S": "N"}},
+    )["Item"]
     assert "exp" in name
     ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == "exp" and ttl["TimeToLiveStatus"] == "ENABLED"
 
 
 def test_missing_table_is_a_clear_error(moto_serial_server: Any) -> None:
-    with pytest.raises(ConfigError, match="does not exist.*durable-ext backend init"):
+    with pytest.raises(ConfigError, match=r"does not exist.*durable-ext backend init"):
         DynamoDBStore(moto_serial_server.client("dynamodb"), "no-such-table")
 
 
 def test_foreign_schema_is_a_clear_error(moto_serial_server: Any) -> None:
     client = moto_serial_server.client("dynamodb")
     name = moto_serial_server.unique("foreign")
-    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
-    with pytest.raises(ConfigError, match="does not have the durable_ext schema.*index touched is missing"):
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    with pytest.raises(
+        ConfigError, match=r"does not have the durable_ext schema.*index touched is missing"
+    ):
         DynamoDBStore(client, name)
 
 
 def test_unknown_option_is_rejected() -> None:
-    with pytest.raises(SpecError, match="unknown option.*colour"):
+    with pytest.raises(SpecError, match=r"unknown option.*colour"):
         open_store("dynamodb://t?region=us-east-1&colour=blue")
 
 
@@ -197,8 +222,8 @@ def _backend_cli(argv: list[str]) -> int:
 
 
 def test_backend_init_creates_then_verifies_the_table(
-        moto_serial_server: Any, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_serial_server: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     name = moto_serial_server.unique("Init")
@@ -211,17 +236,21 @@ def test_backend_init_creates_then_verifies_the_table(
     assert store.create(make_create()).created
 
 
-def test_backend_init_refuses_a_foreign_table(moto_serial_server: Any,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backend_init_refuses_a_foreign_table(
+    moto_serial_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from durable_ext.backends.cli import init_backend
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     client = moto_serial_server.client("dynamodb")
     name = moto_serial_server.unique("other")
-    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
     url = f"dynamodb://{name}?region=us-east-1&endpoint_url={moto_serial_server.endpoint_url}"
     with pytest.raises(ConfigError, match="key schema is"):
         init_backend(url)

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import test_fleet_handlers as handlers
-from servers import RedisServer, moto_serial_server  # noqa: F401  (session fixture)
+from servers import RedisServer
 
 from durable_ext.backends._dynamodb_schema import create_table
 from durable_ext.fleet import SkewedClock, Worker
@@ -92,11 +92,21 @@ class WorkerProcess:
     def __init__(self, backend: str, log_dir: Path, *args: str) -> None:
         self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
-        argv = [sys.executable, "-m", "durable_ext.fleet", "worker", "--backend", backend,
-                "--handlers", *(f"{n}=test_fleet_handlers:{n}" for n in FUNCTIONS), *args]
+        argv = [
+            sys.executable,
+            "-m",
+            "durable_ext.fleet",
+            "worker",
+            "--backend",
+            backend,
+            "--handlers",
+            *(f"{n}=test_fleet_handlers:{n}" for n in FUNCTIONS),
+            *args,
+        ]
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, env=env)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
 
     @property
     def pid(self) -> int:
@@ -117,7 +127,9 @@ class WorkerProcess:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"worker {self.pid} ignored SIGTERM:\n{self.output()[-3000:]}") from None
+            raise AssertionError(
+                f"worker {self.pid} ignored SIGTERM:\n{self.output()[-3000:]}"
+            ) from None
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -136,8 +148,11 @@ def fleet(backend: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]
 
     # moto serves one request at a time, ~15 ms each: longer leases and slower polls keep
     # three workers from saturating it (real DynamoDB takes the Redis settings)
-    timing = (["--lease", "1.5", "--skew-margin", "0.5", "--poll", "0.05"] if backend.startswith("redis")
-              else ["--lease", "4", "--skew-margin", "1", "--poll", "0.25"])
+    timing = (
+        ["--lease", "1.5", "--skew-margin", "0.5", "--poll", "0.05"]
+        if backend.startswith("redis")
+        else ["--lease", "4", "--skew-margin", "1", "--poll", "0.25"]
+    )
 
     def spawn(*args: str) -> WorkerProcess:
         w = WorkerProcess(backend, tmp_path, "--concurrency", "2", *timing, "--grace", "10", *args)
@@ -166,8 +181,9 @@ def all_finished(rt: Runtime, arns: list[str]) -> Callable[[], bool]:
     return lambda: all(rt.describe(a)["Status"] != "RUNNING" for a in arns)
 
 
-def check_outcome(rt: Runtime, arns: list[str], ledger: str, steps: dict[str, str],
-                  result: Callable[[str], Any]) -> Counter[str]:
+def check_outcome(
+    rt: Runtime, arns: list[str], ledger: str, steps: dict[str, str], result: Callable[[str], Any]
+) -> Counter[str]:
     """Assert the fleet's guarantees; returns the InvocationCompleted error types seen."""
     import json
 
@@ -187,7 +203,10 @@ def check_outcome(rt: Runtime, arns: list[str], ledger: str, steps: dict[str, st
                 twice = {k: n for k, n in runs.items() if k[:2] == (eid, step) and n > 1}
                 assert not twice, f"AT_MOST_ONCE step {step} of {eid} ran twice: {twice}"
         for e in events:
-            if e["EventType"] == "InvocationCompleted" and "Error" in e["InvocationCompletedDetails"]:
+            if (
+                e["EventType"] == "InvocationCompleted"
+                and "Error" in e["InvocationCompletedDetails"]
+            ):
                 errors[e["InvocationCompletedDetails"]["Error"]["Payload"]["ErrorType"]] += 1
     return errors
 
@@ -202,8 +221,9 @@ def chain_result(eid: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- tests
 
 
-def test_sigkill_workers_at_random_points(backend: str, control: Runtime, ledger: str,
-                                          fleet: Callable[..., WorkerProcess]) -> None:
+def test_sigkill_workers_at_random_points(
+    backend: str, control: Runtime, ledger: str, fleet: Callable[..., WorkerProcess]
+) -> None:
     """3 workers share the backend; one is SIGKILLed and replaced again and again."""
     rng = random.Random(6)
     redis = backend.startswith("redis")
@@ -233,41 +253,67 @@ would only spend the time budget on moto's one-request-at-a-time server."""
 
 @REDIS_ONLY
 def test_durable_timers_fire_once_after_every_worker_died(
-        backend: str, control: Runtime, ledger: str, fleet: Callable[..., WorkerProcess]) -> None:
+    backend: str, control: Runtime, ledger: str, fleet: Callable[..., WorkerProcess]
+) -> None:
     """Waits, retry delays, callback and heartbeat timeouts and an execution timeout fire on a
     worker started after the one that scheduled them was killed."""
     arns = [control.start("timers", {"id": f"t{i}"}) for i in range(3)]
     doomed = control.start("forever", {}, execution_timeout=3)
     first = fleet()
-    wait_until(lambda: all(any(e["EventType"] == "WaitStarted" for e in control.history(a)["Events"])
-                           for a in arns), 30, "the first worker to start every wait")
+    wait_until(
+        lambda: all(
+            any(e["EventType"] == "WaitStarted" for e in control.history(a)["Events"]) for a in arns
+        ),
+        30,
+        "the first worker to start every wait",
+    )
     first.kill()
     time.sleep(1.5)  # the waits fall due while no worker is alive
     second = fleet()
     wait_until(all_finished(control, [*arns, doomed]), 40, "every execution to finish")
     assert second.terminate() == 0
-    check_outcome(control, arns, ledger, {"flaky": "at-most-once"}, lambda eid: {
-        "id": eid, "value": 5, "callbacks": ["CallbackTimeoutError", "CallbackTimeoutError"]})
+    check_outcome(
+        control,
+        arns,
+        ledger,
+        {"flaky": "at-most-once"},
+        lambda eid: {
+            "id": eid,
+            "value": 5,
+            "callbacks": ["CallbackTimeoutError", "CallbackTimeoutError"],
+        },
+    )
     for arn in arns:
         kinds = Counter(e["EventType"] for e in control.history(arn)["Events"])
         assert kinds["WaitSucceeded"] == 1 and kinds["CallbackTimedOut"] == 2
     assert control.describe(doomed)["Status"] == "TIMED_OUT"
-    assert sum(e["EventType"] == "ExecutionTimedOut" for e in control.history(doomed)["Events"]) == 1
+    assert (
+        sum(e["EventType"] == "ExecutionTimedOut" for e in control.history(doomed)["Events"]) == 1
+    )
 
 
-def test_paused_worker_is_fenced_after_takeover(backend: str, control: Runtime, ledger: str,
-                                                fleet: Callable[..., WorkerProcess]) -> None:
+def test_paused_worker_is_fenced_after_takeover(
+    backend: str, control: Runtime, ledger: str, fleet: Callable[..., WorkerProcess]
+) -> None:
     """A worker frozen past its lease loses the execution; when it wakes up, every commit it
     tries is refused, and the execution completes once, on the other worker."""
     arn = control.start("slow", {"id": "s0", "pause": 1.5})
     frozen = fleet()
-    wait_until(lambda: any(r[1] == "a" for r in handlers.read_ledger(ledger)), 30, "step a to start")
+    wait_until(
+        lambda: any(r[1] == "a" for r in handlers.read_ledger(ledger)), 30, "step a to start"
+    )
     frozen.signal(signal.SIGSTOP)
     try:
         rescuer = fleet()
-        wait_until(lambda: any(e["EventType"] == "InvocationCompleted"
-                               and "Error" in e["InvocationCompletedDetails"]
-                               for e in control.history(arn)["Events"]), 30, "the takeover")
+        wait_until(
+            lambda: any(
+                e["EventType"] == "InvocationCompleted"
+                and "Error" in e["InvocationCompletedDetails"]
+                for e in control.history(arn)["Events"]
+            ),
+            30,
+            "the takeover",
+        )
     finally:
         frozen.signal(signal.SIGCONT)
     wait_until(all_finished(control, [arn]), 40, "the execution to finish")
@@ -276,38 +322,60 @@ def test_paused_worker_is_fenced_after_takeover(backend: str, control: Runtime, 
     assert rescuer.terminate() == 0
     stale, fresh = frozen.stats(), rescuer.stats()
     assert stale["fenced"] >= 1, stale  # the woken worker's checkpoint was refused
-    assert stale["lost_leases"] == 1, stale  # it noticed, and finished nothing of the old invocation
+    assert stale["lost_leases"] == 1, (
+        stale
+    )  # it noticed, and finished nothing of the old invocation
     assert fresh["takeovers"] == 1, fresh
-    errors = check_outcome(control, [arn], ledger, {"a": "at-most-once", "b": "at-most-once"},
-                           lambda eid: {"id": eid, "sum": 11})
+    errors = check_outcome(
+        control,
+        [arn],
+        ledger,
+        {"a": "at-most-once", "b": "at-most-once"},
+        lambda eid: {"id": eid, "sum": 11},
+    )
     assert errors == Counter({"Runtime.ExitError": 1})
-    by_pid = {pid for _, step, attempt, pid in handlers.read_ledger(ledger) if step == "a" and attempt == 1}
+    by_pid = {
+        pid
+        for _, step, attempt, pid in handlers.read_ledger(ledger)
+        if step == "a" and attempt == 1
+    }
     assert by_pid == {frozen.pid}
 
 
 @REDIS_ONLY
-def test_sigterm_releases_the_running_invocation(backend: str, control: Runtime, ledger: str,
-                                                 fleet: Callable[..., WorkerProcess]) -> None:
+def test_sigterm_releases_the_running_invocation(
+    backend: str, control: Runtime, ledger: str, fleet: Callable[..., WorkerProcess]
+) -> None:
     """SIGTERM with no grace left: the invocation is released at once and finished elsewhere."""
     arn = control.start("slow", {"id": "g0", "pause": 1.0})
     leaving = fleet("--grace", "0")
-    wait_until(lambda: any(r[1] == "a" for r in handlers.read_ledger(ledger)), 30, "step a to start")
+    wait_until(
+        lambda: any(r[1] == "a" for r in handlers.read_ledger(ledger)), 30, "step a to start"
+    )
     assert leaving.terminate(timeout=5) == 0
     assert leaving.stats()["released"] == 1
     staying = fleet()
     wait_until(all_finished(control, [arn]), 40, "the execution to finish")
     assert staying.terminate() == 0
     assert staying.stats()["takeovers"] == 0  # released, not taken over
-    check_outcome(control, [arn], ledger, {"a": "at-most-once", "b": "at-most-once"},
-                  lambda eid: {"id": eid, "sum": 11})
+    check_outcome(
+        control,
+        [arn],
+        ledger,
+        {"a": "at-most-once", "b": "at-most-once"},
+        lambda eid: {"id": eid, "sum": 11},
+    )
 
 
 @REDIS_ONLY
-def test_sigterm_lets_the_running_invocation_finish(backend: str, control: Runtime, ledger: str,
-                                                    fleet: Callable[..., WorkerProcess]) -> None:
+def test_sigterm_lets_the_running_invocation_finish(
+    backend: str, control: Runtime, ledger: str, fleet: Callable[..., WorkerProcess]
+) -> None:
     arn = control.start("slow", {"id": "g1", "pause": 0.8})
     worker = fleet()
-    wait_until(lambda: any(r[1] == "a" for r in handlers.read_ledger(ledger)), 30, "step a to start")
+    wait_until(
+        lambda: any(r[1] == "a" for r in handlers.read_ledger(ledger)), 30, "step a to start"
+    )
     assert worker.terminate() == 0
     stats = worker.stats()
     assert stats["released"] == 0 and stats["invocations"] >= 1, stats
@@ -328,7 +396,9 @@ def test_two_workers_race_for_one_execution(backend: str, control: Runtime) -> N
             barrier = threading.Barrier(2)
             won: list[Any] = [None, None]
 
-            def race(k: int, arn: str = arn, barrier: threading.Barrier = barrier) -> None:
+            def race(
+                k: int, arn: str = arn, barrier: threading.Barrier = barrier, won: list[Any] = won
+            ) -> None:
                 barrier.wait()
                 won[k] = rivals[k].engine.begin_invocation(arn, owner=f"rival{k}")
 
@@ -346,19 +416,30 @@ def test_two_workers_race_for_one_execution(backend: str, control: Runtime) -> N
 
 
 @REDIS_ONLY
-def test_clock_skew_within_the_margin_steals_nothing(backend: str, control: Runtime, ledger: str) -> None:
+def test_clock_skew_within_the_margin_steals_nothing(
+    backend: str, control: Runtime, ledger: str
+) -> None:
     """Two workers whose clocks differ by 1.2 s (margin 1.5 s) run steps longer than the
     lease: renewals keep them alive, nobody takes over, nothing is fenced."""
     arns = [control.start("slow", {"id": f"w{i}", "pause": 2.5}) for i in range(4)]
     workers = [
-        Worker(backend, concurrency=2, lease_seconds=2.0, skew_margin=1.5, poll_interval=0.1,
-               clock=SkewedClock(offset), host=f"host-{k}")
+        Worker(
+            backend,
+            concurrency=2,
+            lease_seconds=2.0,
+            skew_margin=1.5,
+            poll_interval=0.1,
+            clock=SkewedClock(offset),
+            host=f"host-{k}",
+        )
         for k, offset in enumerate((600, -600))
     ]
     for w in workers:
         w.register("slow", handlers.slow)
     done = all_finished(control, arns)
-    threads = [threading.Thread(target=w.run, kwargs={"max_seconds": 60, "until": done}) for w in workers]
+    threads = [
+        threading.Thread(target=w.run, kwargs={"max_seconds": 60, "until": done}) for w in workers
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -370,8 +451,13 @@ def test_clock_skew_within_the_margin_steals_nothing(backend: str, control: Runt
         totals.update(w.stats.as_dict())
     assert totals["takeovers"] == 0 and totals["lost_leases"] == 0 and totals["fenced"] == 0, totals
     assert totals["renewals"] >= 1, totals
-    errors = check_outcome(control, arns, ledger, {"a": "at-most-once", "b": "at-most-once"},
-                           lambda eid: {"id": eid, "sum": 11})
+    errors = check_outcome(
+        control,
+        arns,
+        ledger,
+        {"a": "at-most-once", "b": "at-most-once"},
+        lambda eid: {"id": eid, "sum": 11},
+    )
     assert not errors
 
 
@@ -395,11 +481,30 @@ def test_redis_restarted_mid_run(tmp_path: Path, ledger: str) -> None:
         rt = Runtime(url)
         rt.register("chain", handlers.chain)
         arns = [rt.start("chain", {"id": f"p{i}", "pause": 0.1}) for i in range(16)]
-        workers = [WorkerProcess(url, tmp_path, "--concurrency", "2", "--lease", "1.5",
-                                 "--skew-margin", "0.5", "--poll", "0.05") for _ in range(2)]
+        workers = [
+            WorkerProcess(
+                url,
+                tmp_path,
+                "--concurrency",
+                "2",
+                "--lease",
+                "1.5",
+                "--skew-margin",
+                "0.5",
+                "--poll",
+                "0.05",
+            )
+            for _ in range(2)
+        ]
         try:
-            wait_until(lambda: sum(rt.describe(a)["Status"] == "SUCCEEDED" for a in arns) >= 2
-                       or any("StepSucceeded" in str(rt.history(a)) for a in arns), 30, "progress")
+            wait_until(
+                lambda: (
+                    sum(rt.describe(a)["Status"] == "SUCCEEDED" for a in arns) >= 2
+                    or any("StepSucceeded" in str(rt.history(a)) for a in arns)
+                ),
+                30,
+                "progress",
+            )
             port, before = server.port, rt.store.client.info("server")["run_id"]
             in_flight = sum(rt.describe(a)["Status"] == "RUNNING" for a in arns)
             server.stop(keep_files=True)

@@ -23,9 +23,14 @@ LEDGER_ENV = "DURABLE_FLEET_LEDGER"
 
 AT_MOST_ONCE = StepConfig(
     step_semantics=StepSemantics.AT_MOST_ONCE_PER_RETRY,
-    retry_strategy=create_retry_strategy(RetryStrategyConfig(
-        max_attempts=30, initial_delay=Duration.from_seconds(1), max_delay=Duration.from_seconds(1),
-        jitter_strategy=JitterStrategy.NONE)),
+    retry_strategy=create_retry_strategy(
+        RetryStrategyConfig(
+            max_attempts=30,
+            initial_delay=Duration.from_seconds(1),
+            max_delay=Duration.from_seconds(1),
+            jitter_strategy=JitterStrategy.NONE,
+        )
+    ),
 )
 
 
@@ -106,9 +111,15 @@ def timers(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
 
     value = ctx.step(flaky, name="flaky", config=AT_MOST_ONCE)
     outcomes = []
-    for name, cfg in (("cb", CallbackConfig(timeout=Duration.from_seconds(1))),
-                      ("hb", CallbackConfig(timeout=Duration.from_seconds(30),
-                                            heartbeat_timeout=Duration.from_seconds(1)))):
+    for name, cfg in (
+        ("cb", CallbackConfig(timeout=Duration.from_seconds(1))),
+        (
+            "hb",
+            CallbackConfig(
+                timeout=Duration.from_seconds(30), heartbeat_timeout=Duration.from_seconds(1)
+            ),
+        ),
+    ):
         cb = ctx.create_callback(name=name, config=cfg)
         try:
             cb.result()

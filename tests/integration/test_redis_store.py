@@ -17,7 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 def _url(redis_server: Any, **options: str) -> str:
-    query = "&".join(f"{k}={v}" for k, v in {"prefix": f"t{uuid.uuid4().hex[:8]}:", **options}.items())
+    query = "&".join(
+        f"{k}={v}" for k, v in {"prefix": f"t{uuid.uuid4().hex[:8]}:", **options}.items()
+    )
     return f"{redis_server.url}?{query}"
 
 
@@ -96,7 +98,10 @@ def test_ttl_expires_finished_executions(redis_server: Any) -> None:
     keys = s.client.keys(f"{s.prefix}x:{done.header.execution_id}:*")
     assert keys and all(0 < s.client.pttl(k) <= 60_000 for k in keys)
     assert s.client.pttl(f"{s.prefix}n:fn:{done.header.name}") > 0
-    assert all(s.client.pttl(k) == -1 for k in s.client.keys(f"{s.prefix}x:{running.header.execution_id}:*"))
+    assert all(
+        s.client.pttl(k) == -1
+        for k in s.client.keys(f"{s.prefix}x:{running.header.execution_id}:*")
+    )
     # once expired, listings skip it and the due index forgets it
     for k in keys:
         s.client.delete(k)
@@ -115,7 +120,7 @@ def test_prefixes_isolate_stores(redis_server: Any) -> None:
 
 
 def test_unknown_option_is_rejected(redis_server: Any) -> None:
-    with pytest.raises(SpecError, match="unknown option.*colour"):
+    with pytest.raises(SpecError, match=r"unknown option.*colour"):
         open_store(f"{redis_server.url}?colour=blue")
 
 
