@@ -523,3 +523,35 @@ def test_redis_restarted_mid_run(tmp_path: Path, ledger: str) -> None:
         rt.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("shop.orders", ("orders", "shop.orders:handler")),
+        ("shop.orders:process", ("process", "shop.orders:process")),
+        ("billing=shop.orders:process", ("billing", "shop.orders:process")),
+    ],
+)
+def test_handler_specs(spec: str, expected: tuple[str, str]) -> None:
+    from durable_ext.fleet.cli import parse_handler
+
+    assert parse_handler(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["", "mod:", "name=:attr"])
+def test_bad_handler_spec_is_a_clear_error(spec: str) -> None:
+    from durable_ext.errors import ConfigError
+    from durable_ext.fleet.cli import parse_handler
+
+    with pytest.raises(ConfigError, match="expected \\[NAME=\\]MODULE"):
+        parse_handler(spec)
+
+
+def test_lease_expiry_honours_the_skew_margin() -> None:
+    from durable_ext.fleet.lease import Lease
+
+    lease = Lease(arn="a", invocation_id="i", owner="o", host="h", pid=1, due_ms=10_000)
+    assert not lease.expired(10_000, 500)
+    assert not lease.expired(10_499, 500)
+    assert lease.expired(10_500, 500)

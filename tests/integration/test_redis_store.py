@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -140,3 +141,11 @@ def test_backend_init_checks_a_redis_url(redis_server: Any) -> None:
 
     with pytest.raises(StoreUnavailableError):
         init_backend(f"redis://127.0.0.1:{free_port()}/0?socket_connect_timeout=0.2")
+
+
+def test_missing_redis_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from durable_ext.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "redis", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'durable-ext\[redis\]'"):
+        open_store("redis://127.0.0.1:1/0")
