@@ -146,6 +146,9 @@ def test_kill_the_runtime_process_and_resume(tmp_path: Path) -> None:
     rng = random.Random(1234)
     budget = time.monotonic() + 20
     executions = kills = 0
+    # Kill at a uniformly random moment of a typical run: the window follows how long an
+    # uninterrupted runtime process takes here, so the kills land inside executions.
+    typical = 0.1
     for n in range(500):
         if time.monotonic() > budget:
             break
@@ -153,11 +156,14 @@ def test_kill_the_runtime_process_and_resume(tmp_path: Path) -> None:
         name = f"chain-{n}"
         for _attempt in range(300):
             proc = ctx.Process(target=_runtime_main, args=(str(root), name, str(log)))
+            started = time.monotonic()
             proc.start()
-            proc.join(rng.uniform(0.01, 0.4))
+            proc.join(rng.uniform(0.0, typical))
             if proc.is_alive():
                 os.kill(proc.pid, signal.SIGKILL)
                 kills += 1
+            else:
+                typical = 0.8 * typical + 0.2 * (time.monotonic() - started) * 1.5
             proc.join()
             store = FileStore(root)
             page = store.list_executions(function_name="chain")
@@ -166,7 +172,7 @@ def test_kill_the_runtime_process_and_resume(tmp_path: Path) -> None:
         assert _check(FileStore(root)) == 1  # one execution per name, even across crashes
         executions += 1
     print(f"\ncrash loop (runtime killed): {executions} executions, {kills} SIGKILLs")
-    assert executions >= 5 and kills >= executions
+    assert executions >= 5 and kills >= executions // 2
 
 
 @pytest.mark.slow
