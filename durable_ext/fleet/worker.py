@@ -59,6 +59,7 @@ __all__ = ["SkewedClock", "Worker", "WorkerStats"]
 
 log = logging.getLogger("durable_ext.fleet")
 
+_RENEW_ROUNDS = 20
 _WORK = (
     DueKind.INVOKE,
     DueKind.WAKE,
@@ -387,13 +388,20 @@ class Worker:
             for r in running:
                 if r.lost.is_set():
                     continue
-                try:
-                    ok = renew_lease(
-                        self.store, r.arn, r.invocation_id, self.clock.now_ms() + self.lease_ms
-                    )
-                except StoreError as exc:
-                    log.warning("worker %s: lease renewal of %s failed: %s", self.id, r.arn, exc)
-                    continue
+                ok: bool | None = None
+                # None: the invocation's own checkpoints kept winning the race; a busy
+                # invocation must still get its lease renewed, so try again at once
+                for _ in range(_RENEW_ROUNDS):
+                    try:
+                        ok = renew_lease(
+                            self.store, r.arn, r.invocation_id, self.clock.now_ms() + self.lease_ms
+                        )
+                    except StoreError as exc:
+                        log.warning("worker %s: renewal of %s failed: %s", self.id, r.arn, exc)
+                        break
+                    if ok is not None:
+                        break
+                    time.sleep(random.uniform(0.005, 0.03))
                 if ok is False:
                     log.warning("worker %s: lease of %s was taken over; fencing it", self.id, r.arn)
                     r.lost.set()
