@@ -13,6 +13,7 @@ from servers import RedisServer, running
 from durable_ext.backends import open_store
 from durable_ext.backends.redis import RedisStore
 from durable_ext.errors import ConflictError, SpecError, StoreUnavailableError
+from durable_ext.spec import parse_store
 from durable_ext.testing.contract import StoreContract, make_create, next_batch
 
 pytestmark = pytest.mark.integration
@@ -177,3 +178,16 @@ class TestRedis62Contract(StoreContract):
         assert s.client.info("server")["redis_version"].startswith("6.2.")
         yield s
         s.close()
+
+
+def test_rediss_url_speaks_tls_and_keeps_options() -> None:
+    import redis
+
+    s = open_store("rediss://:pw@cache.example:6380/2?prefix=app:&ttl=12h&socket_timeout=3")
+    assert isinstance(s, RedisStore)
+    pool = s.client.connection_pool
+    assert issubclass(pool.connection_class, redis.SSLConnection)
+    assert pool.connection_kwargs["port"] == 6380 and pool.connection_kwargs["db"] == 2
+    assert pool.connection_kwargs["socket_timeout"] == 3.0
+    assert (s.prefix, s.ttl_ms) == ("app:", 12 * 3600 * 1000)
+    assert "pw" not in str(parse_store("rediss://:pw@cache.example:6380/2"))  # masked
