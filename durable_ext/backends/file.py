@@ -351,10 +351,20 @@ class FileStore:
             return self._get(arn).read_events(after, limit, reverse)
 
     def _all(self) -> list[ExecutionIndex]:
+        """Every execution, fresh, except settled ones, which are served from the cache.
+
+        A settled execution (terminal, no due entries) never changes status or gains a
+        timer again, so listing and the due index need no ``stat`` of its journal: the
+        runtime's polling stays cheap however much history the directory holds.
+        """
         out = []
         for entry in os.scandir(self.root / "executions"):
             stem, ext = os.path.splitext(entry.name)
             if ext != ".log" or not _SAFE.fullmatch(stem):
+                continue
+            cached = self._cache.get(stem)
+            if cached is not None and cached.index.header.terminal and not cached.index.due:
+                out.append(cached.index)
                 continue
             try:
                 out.append(self._refresh(stem).index)
