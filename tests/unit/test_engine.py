@@ -746,3 +746,31 @@ def test_lazy_completion_inside_a_checkpoint_needs_no_extra_invocation(
     assert [o["Id"] for o in res.operations] == ["w"]
     engine.finish_invocation(arn, inv.invocation_id, {"Status": "PENDING"})
     assert engine.store.due(None, arn=arn, kinds=["invoke"]) == []
+
+
+def test_large_delta_is_paginated_with_the_new_token(clock: Clock) -> None:
+    eng = Engine(MemoryStore(), now_ms=clock, page_bytes=300)
+    arn, _ = eng.start("fn", "{}")
+    inv = eng.begin_invocation(arn)
+    assert inv is not None
+    payload = '"' + "y" * 100 + '"'
+    res = eng.checkpoint(
+        arn, inv.token, [step(f"s{i}", "SUCCEED", Payload=payload) for i in range(7)]
+    )
+    assert res.token and res.next_marker
+    ids = [o["Id"] for o in res.operations]
+    marker: str | None = res.next_marker
+    while marker:
+        more, marker = eng.get_state(arn, res.token, marker)
+        ids += [o["Id"] for o in more]
+    assert ids == [f"s{i}" for i in range(7)]
+    # The next invocation's input is paged the same way.
+    eng.abandon_invocation(arn, inv.invocation_id, "crash")
+    inv2 = eng.begin_invocation(arn)
+    assert inv2 is not None and inv2.next_marker.startswith("s:")
+    ids2 = [o["Id"] for o in inv2.operations]
+    marker = inv2.next_marker
+    while marker:
+        more, marker = eng.get_state(arn, inv2.token, marker)
+        ids2 += [o["Id"] for o in more]
+    assert ids2[1:] == [f"s{i}" for i in range(7)]
