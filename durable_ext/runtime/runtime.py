@@ -22,7 +22,7 @@ from durable_ext.backends.engine import (
     normalize_input,
 )
 from durable_ext.backends.store import DueEntry, DueKind, Store
-from durable_ext.errors import ConfigError, NotFoundError
+from durable_ext.errors import ConfigError, NotFoundError, StoreUnavailableError
 from durable_ext.runtime.clock import Clock, RealClock
 from durable_ext.runtime.invoker import (
     LambdaContextStub,
@@ -49,6 +49,7 @@ _ACTIVE = (
 # and the execution deadline are not among them: they bound waiting for outside input, so
 # they fire when time reaches them, not as a way to become idle sooner.
 _PROGRESS = (DueKind.INVOKE, DueKind.WAKE, DISPATCH, NOTIFY)
+_STORE_RETRY_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,7 @@ class Runtime:
         self._host = socket.gethostname()
         self._functions: dict[str, _Function] = {}
         self._inflight: set[str] = set()
+        self.last_store_error: StoreUnavailableError | None = None
         self.engine = Engine(
             self.store,
             now_ms=self.clock.now_ms,
@@ -257,12 +259,23 @@ class Runtime:
         limit = None
         if max_advance is not None:
             limit = self.clock.now_ms() + int(max_advance * 1000)
-        self._recover_leases()
         kinds = _PROGRESS if limit is None else _ACTIVE
+        recover = True
         while time.monotonic() < deadline:
-            if self._run_due(deadline):
+            try:
+                if recover:
+                    self._recover_leases()
+                    recover = False
+                if self._run_due(deadline):
+                    continue
+                upcoming = [e for e in self.store.due(limit, kinds=kinds) if self._mine(e)]
+            except StoreUnavailableError as exc:
+                # A transient store outage: what was committed stays, a lost invocation
+                # is recovered through its lease once the store answers again.
+                self.last_store_error = exc
+                time.sleep(min(_STORE_RETRY_SECONDS, max(0.0, deadline - time.monotonic())))
+                recover = True
                 continue
-            upcoming = [e for e in self.store.due(limit, kinds=kinds) if self._mine(e)]
             remaining = max(0.0, deadline - time.monotonic())
             if upcoming:
                 self.clock.sleep_until(upcoming[0].due_ms, remaining)

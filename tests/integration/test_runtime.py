@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from aws_durable_execution_sdk_python.waits import (
 )
 
 import durable_ext
+from durable_ext.backends.memory import MemoryStore
+from durable_ext.errors import StoreUnavailableError
 from durable_ext.runtime import ExecutionAlreadyStartedError, Runtime, VirtualClock
 
 NO_JITTER_RETRY = create_retry_strategy(
@@ -438,3 +441,32 @@ def test_at_most_once_step_is_not_rerun_after_a_crash(tmp_path: Path) -> None:
 def test_unregistered_function_is_refused(rt: Runtime) -> None:
     with pytest.raises(durable_ext.errors.ConfigError, match="not registered"):
         rt.start("ghost")
+
+
+class FlakyStore(MemoryStore):
+    """A real MemoryStore whose commits fail transiently, at random (seeded)."""
+
+    def __init__(self, seed: int, rate: float) -> None:
+        super().__init__()
+        self.rng = random.Random(seed)
+        self.rate = rate
+        self.failures = 0
+
+    def commit(self, batch: Any) -> None:
+        if self.rng.random() < self.rate:
+            self.failures += 1
+            raise StoreUnavailableError("store briefly unreachable")
+        super().commit(batch)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_transient_store_outages_are_survived(seed: int) -> None:
+    store = FlakyStore(seed, rate=0.2)
+    with Runtime(backend=store, clock=VirtualClock(), max_invocation_failures=100) as rt:
+        rt.register("steps", steps_handler)
+        arn = rt.start("steps", {"a": 1})
+        rt.run_until_idle(timeout=60)
+        d = rt.describe(arn)
+    assert store.failures > 0
+    assert d["Status"] == "SUCCEEDED", d.get("Error")
+    assert json.loads(d["Result"]) == {"a": 2, "b": 12, "r": "pay ok on 2"}
