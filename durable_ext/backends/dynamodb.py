@@ -17,7 +17,7 @@ Limits, and what happens above them:
   point) marks it pending, then its items are applied with ``BatchWriteItem`` and the mark
   is removed. A reader that finds the mark (the writer died midway) finishes the job
   first, so a commit is still all or nothing. Such a batch costs
-  ``1 + ceil(chunks / 25) + ceil(items / 25) + 1`` write requests.
+  ``2 + 2 * ceil(chunks / 25) + ceil(items / 25)`` write requests (chunks of 300 KB).
 
 URL options: ``region``, ``endpoint_url``, ``profile``, ``prefix`` (prefix of every
 partition key, so stores can share a table), ``ttl`` (how long finished executions are
