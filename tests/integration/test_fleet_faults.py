@@ -555,3 +555,16 @@ def test_lease_expiry_honours_the_skew_margin() -> None:
     assert not lease.expired(10_000, 500)
     assert not lease.expired(10_499, 500)
     assert lease.expired(10_500, 500)
+
+
+@REDIS_ONLY
+def test_process_isolation_runs_each_invocation_in_its_own_process(
+    backend: str, control: Runtime, ledger: str, fleet: Callable[..., WorkerProcess]
+) -> None:
+    arns = [control.start("chain", {"id": f"i{i}", "pause": 0.01}) for i in range(3)]
+    worker = fleet("--isolation", "process")
+    wait_until(all_finished(control, arns), 30, "every execution to finish")
+    assert worker.terminate() == 0
+    check_outcome(control, arns, ledger, CHAIN_STEPS, chain_result)
+    pids = {pid for *_, pid in handlers.read_ledger(ledger)}
+    assert worker.pid not in pids and len(pids) >= 3  # step bodies ran in child processes
