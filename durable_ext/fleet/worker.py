@@ -413,11 +413,13 @@ class Worker:
         wall = self.clock.now_ms()
         with self._lock:
             mine = set(self._running)
+            # an invocation being opened right now has a lease but is not registered yet
+            opening = set(self._busy)
         for entry in self.store.due(None, kinds=[DueKind.LEASE]):
             if not self._mine(entry):
                 continue
             lease = Lease.of(entry)
-            if lease.invocation_id in mine:
+            if lease.invocation_id in mine or (lease.owner == self.id and lease.arn in opening):
                 continue
             gone = lease.host == self.host and lease.pid != os.getpid() and not pid_alive(lease.pid)
             if not (gone or lease.owner == self.id or lease.expired(wall, self.margin_ms)):
