@@ -17,7 +17,6 @@ from conformance.harness import Driver, RuntimeDriver, run_case, summarize
 from conformance.known_failures import known_failure
 
 from durable_ext.backends._dynamodb_schema import create_table
-from durable_ext.backends.dynamodb import DynamoDBStore
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +31,16 @@ def _params() -> list[Any]:
 
 
 @pytest.mark.parametrize("case", _params())
-def test_case(case: Any, moto_serial_server: Any) -> None:
+def test_case(case: Any, moto_serial_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
     def make(handler: CaseHandler, _workdir: Path) -> Driver:
-        client = moto_serial_server.client("dynamodb")
         # a table per case: moto's transactions copy the whole table they write to
         table = moto_serial_server.unique("conf")
-        create_table(client, table)
-        return RuntimeDriver(DynamoDBStore(client, table), handler)
+        create_table(moto_serial_server.client("dynamodb"), table)
+        url = f"dynamodb://{table}?region=us-east-1&endpoint_url={moto_serial_server.endpoint_url}"
+        return RuntimeDriver(url, handler)
 
     result = run_case(case, make)
     assert result.passed, summarize(result)
