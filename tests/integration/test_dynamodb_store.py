@@ -254,3 +254,34 @@ def test_backend_init_refuses_a_foreign_table(
     url = f"dynamodb://{name}?region=us-east-1&endpoint_url={moto_serial_server.endpoint_url}"
     with pytest.raises(ConfigError, match="key schema is"):
         init_backend(url)
+
+
+def test_map_over_150_items_commits_batches_above_the_transaction_limit(
+    moto_serial_server: Any, table: str
+) -> None:
+    from aws_durable_execution_sdk_python import DurableContext, durable_execution
+
+    from durable_ext.runtime import Runtime, VirtualClock
+
+    @durable_execution
+    def fan_out(event: Any, ctx: DurableContext) -> int:
+        result = ctx.map(list(range(150)), lambda c, item, i, items: item * 2, name="double")
+        return sum(result.get_results())
+
+    client, sent = counted_client(moto_serial_server)
+    store = _store(moto_serial_server, table, client=client)
+    with Runtime(backend=store, clock=VirtualClock()) as rt:
+        rt.register("fan_out", fan_out)
+        desc = rt.run("fan_out", {})
+        assert desc["Status"] == "SUCCEEDED", desc
+        assert desc["Result"] == str(sum(i * 2 for i in range(150)))
+        arn = desc["DurableExecutionArn"]
+        assert len(store.operations(arn)) == 152  # the execution, the map, 150 children
+    # some checkpoint batches held more than 100 items: they took the redo path
+    assert sent["BatchWriteItem"] > 0
+    items = client.query(
+        TableName=table,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": store._pk(arn.rsplit("/", 1)[-1])}},
+    )["Items"]
+    assert not [i for i in items if i["sk"]["S"].startswith("R#")]  # no redo record left
