@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -227,10 +228,25 @@ def _open_callbacks(rt: Any, arn: str) -> list[tuple[str | None, str]]:
     return list(started.values())
 
 
+def default_function_name(path: str) -> str:
+    """Name a handler's function after its module: ``order_workflow:handler`` -> ``order-workflow``.
+
+    Other attributes than ``handler`` are appended (``jobs:nightly`` -> ``jobs-nightly``).
+    """
+    module, _, attr = path.rpartition(":")
+    if module.endswith(".py") or os.sep in module:
+        stem = Path(module).stem
+    else:
+        stem = module.rsplit(".", 1)[-1]
+    name = stem if attr == "handler" else f"{stem}-{attr}"
+    name = re.sub(r"[^A-Za-z0-9-]+", "-", name.replace("_", "-")).strip("-")
+    return name[:64] or "handler"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``run MODULE:HANDLER``: start (or resume, by name) and run an execution."""
     path, handler = _load_handler(args.target)
-    function = args.function or path.rpartition(":")[2].replace(".", "-").replace("_", "-")
+    function = args.function or default_function_name(path)
     with _runtime(args) as rt:
         rt.register(function, handler)
         arn = rt.start(function, _parse_input(args.input), name=args.name)

@@ -223,3 +223,65 @@ def test_demo_manual_approval_through_the_cli(tmp_path: Path) -> None:
     second = subprocess.run(cli, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert second.returncode == EXIT_OK, second.stdout + second.stderr[-2000:]
     assert '"status": "shipped"' in second.stdout
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("order_workflow:handler", "order-workflow"),
+        ("pkg.jobs:nightly_run", "jobs-nightly-run"),
+        ("/abs/dir/my_mod:Handler.go", "my-mod-Handler-go"),
+    ],
+)
+def test_default_function_name(path: str, name: str) -> None:
+    from durable_ext.cli import default_function_name
+
+    assert default_function_name(path) == name
+
+
+def test_cli_resumes_an_execution_started_by_the_demo_script(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    url = f"file://{tmp_path / 'd'}"
+    first = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "order_workflow.py"),
+            "--name",
+            "r-1",
+            "--manual",
+            "--backend",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert first.returncode == EXIT_WAITING, first.stderr[-2000:]
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "durable_ext.cli",
+            "run",
+            str(ROOT / "examples" / "order_workflow.py") + ":handler",
+            "--name",
+            "r-1",
+            "--input",
+            '{"order_id": "r-1"}',
+            "--backend",
+            url,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    # Same function name, same name and input: the CLI picks up the waiting execution.
+    assert again.returncode == EXIT_WAITING, again.stdout + again.stderr[-2000:]
+    out = json.loads(again.stdout)
+    assert out["DurableExecutionArn"].split("/")[-2] == "r-1"
+    assert [name for name, _ in out["WaitingCallbacks"]] == ["manager-approval"]
