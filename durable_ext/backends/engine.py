@@ -33,16 +33,25 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from durable_ext.backends._mutation import Mutation, NoCommit, op_size, public_op
 from durable_ext.backends.history import (
     ms_to_dt,
     op_event,
     payload_block,
     plain_event,
     render_event,
+)
+from durable_ext.backends.operations import (
+    DISPATCH,
+    TERMINAL_OP,
+    ChainedTarget,
+    apply_update,
+    set_status,
+    target_name,
 )
 from durable_ext.backends.store import (
     CommitBatch,
@@ -53,7 +62,7 @@ from durable_ext.backends.store import (
     OperationRecord,
     Store,
 )
-from durable_ext.backends.tokens import CheckpointToken, decode_callback_id, encode_callback_id
+from durable_ext.backends.tokens import CheckpointToken, decode_callback_id
 from durable_ext.backends.validation import (
     CHAINED_INVOKE_INPUT_LIMIT,
     InvalidParameterValueError,
@@ -74,8 +83,6 @@ __all__ = [
     "validate_name",
 ]
 
-DISPATCH = "dispatch"
-"""DueEntry kind: a chained invoke waits to be dispatched to its target."""
 NOTIFY = "notify"
 """DueEntry kind: a finished chained child must report to its parent."""
 
@@ -83,7 +90,6 @@ PAGE_BYTES = 5 * 1024 * 1024
 MAX_EXECUTION_TIMEOUT = 31_622_400
 """The service's upper bound (and this engine's default) for ExecutionTimeout, in seconds."""
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_TERMINAL_OP = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT", "STOPPED"})
 _CONFLICT_RETRIES = 50
 
 
@@ -159,109 +165,6 @@ class CheckpointResult:
     next_marker: str | None = None
 
 
-def public_op(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the wire shape of a stored operation (engine-private ``_`` keys dropped)."""
-    return {k: v for k, v in data.items() if not k.startswith("_")}
-
-
-def _size(data: Mapping[str, Any]) -> int:
-    n = 1
-    for details in ("StepDetails", "ContextDetails", "CallbackDetails", "ChainedInvokeDetails"):
-        d = data.get(details)
-        if d:
-            n += len(d.get("Result") or "") + len(json.dumps(d["Error"]) if d.get("Error") else "")
-    ed = data.get("ExecutionDetails")
-    if ed:
-        n += len(ed.get("InputPayload") or "")
-    return n
-
-
-@dataclass
-class _Tx:
-    """One mutation in progress: the working copy that becomes a CommitBatch."""
-
-    store: Store
-    header: ExecutionHeader
-    now_ms: int
-    state: dict[str, Any] = field(init=False)
-    loaded: dict[str, OperationRecord] = field(default_factory=dict)
-    changed: dict[str, OperationRecord] = field(default_factory=dict)
-    events: list[HistoryEvent] = field(default_factory=list)
-    due_set: dict[str, DueEntry] = field(default_factory=dict)
-    due_clear: set[str] = field(default_factory=set)
-    seq: int = field(init=False)
-    op_count: int = field(init=False)
-    event_count: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.state = json.loads(json.dumps(self.header.state))
-        self.seq = self.header.seq_counter
-        self.op_count = self.header.op_count
-        self.event_count = self.header.event_count
-
-    @property
-    def arn(self) -> str:
-        return self.header.arn
-
-    def load(self, ids: Iterable[str]) -> None:
-        want = [i for i in ids if i not in self.loaded and i not in self.changed]
-        if want:
-            for rec in self.store.operations(self.arn, want):
-                self.loaded[rec.op_id] = rec
-
-    def get(self, op_id: str) -> dict[str, Any] | None:
-        rec = self.changed.get(op_id) or self.loaded.get(op_id)
-        if rec is None:
-            self.load([op_id])
-            rec = self.loaded.get(op_id)
-        return rec.data if rec is not None else None
-
-    def put(self, data: dict[str, Any]) -> None:
-        op_id = data["Id"]
-        old = self.changed.get(op_id) or self.loaded.get(op_id)
-        if old is None:
-            self.load([op_id])
-            old = self.loaded.get(op_id)
-        if old is None:
-            index = self.op_count
-            self.op_count += 1
-        else:
-            index = old.index
-        self.seq += 1
-        self.changed[op_id] = OperationRecord(op_id=op_id, index=index, touched=self.seq, data=data)
-
-    def event(self, data: dict[str, Any]) -> None:
-        self.event_count += 1
-        self.events.append(HistoryEvent(event_id=self.event_count, data=data))
-
-    def set_due(self, key: str, kind: str, due_ms: int, **data: Any) -> None:
-        self.due_clear.discard(key)
-        self.due_set[key] = DueEntry(arn=self.arn, key=key, kind=kind, due_ms=due_ms, data=data)
-
-    def clear_due(self, key: str) -> None:
-        self.due_set.pop(key, None)
-        self.due_clear.add(key)
-
-    def batch(self, **header_changes: Any) -> CommitBatch:
-        header = self.header.evolve(
-            revision=self.header.revision + 1,
-            seq_counter=self.seq,
-            op_count=self.op_count,
-            event_count=self.event_count,
-            state=self.state,
-            **header_changes,
-        )
-        ops = sorted(self.changed.values(), key=lambda r: r.index)
-        return CommitBatch(
-            header=header,
-            expected_revision=self.header.revision,
-            operations=ops,
-            events=self.events,
-            due_set=list(self.due_set.values()),
-            due_clear=sorted(self.due_clear),
-        )
-
-
 class Engine:
     """The durable-execution service's semantics over a :class:`Store`.
 
@@ -323,13 +226,13 @@ class Engine:
                 lock = self._locks[arn] = threading.Lock()
             return lock
 
-    def _mutate(self, arn: str, fn: Callable[[_Tx], Any]) -> Any:
+    def _mutate(self, arn: str, fn: Callable[[Mutation], Any]) -> Any:
         """Run ``fn`` on fresh state and commit; recompute when another writer won."""
         with self._lock(arn):
             for _ in range(_CONFLICT_RETRIES):
-                tx = _Tx(self.store, self.store.header(arn), self.now_ms())
+                tx = Mutation(self.store, self.store.header(arn), self.now_ms())
                 out = fn(tx)
-                if isinstance(out, _NoCommit):
+                if isinstance(out, NoCommit):
                     return out.value
                 batch, result = out
                 try:
@@ -452,13 +355,13 @@ class Engine:
     ) -> InvocationInput | None:
         """Open an invocation (new invocation id, fresh token); None when not runnable."""
 
-        def fn(tx: _Tx) -> Any:
+        def fn(tx: Mutation) -> Any:
             h = tx.header
             if h.terminal:
                 tx.clear_due("invoke")
                 return tx.batch(), None
             if tx.state.get("gate") == "INVOKING":
-                return _NoCommit(None)
+                return NoCommit(None)
             inv = str(uuid.uuid4())
             request_id = str(uuid.uuid4())
             tx.state.update(
@@ -512,10 +415,10 @@ class Engine:
         output: completion, failure, a valid PENDING, or a retry of the invocation.
         """
 
-        def fn(tx: _Tx) -> Any:
+        def fn(tx: Mutation) -> Any:
             h = tx.header
             if h.invocation_id != invocation_id or tx.state.get("gate") != "INVOKING":
-                return _NoCommit(None)
+                return NoCommit(None)
             details: dict[str, Any] = {
                 "StartTimestamp": tx.state.get("inv_start", tx.now_ms),
                 "EndTimestamp": tx.now_ms,
@@ -537,14 +440,14 @@ class Engine:
 
         self._mutate(arn, fn)
 
-    def _invocation_failed(self, tx: _Tx, error: dict[str, Any]) -> Any:
+    def _invocation_failed(self, tx: Mutation, error: dict[str, Any]) -> Any:
         tx.state["fails"] = int(tx.state.get("fails", 0)) + 1
         if tx.state["fails"] >= self.max_invocation_failures:
             return self._close(tx, "FAILED", None, error)
         tx.set_due("invoke", DueKind.INVOKE, tx.now_ms + self.invocation_retry_ms)
         return tx.batch(), None
 
-    def _apply_output(self, tx: _Tx, output: Mapping[str, Any]) -> Any:
+    def _apply_output(self, tx: Mutation, output: Mapping[str, Any]) -> Any:
         status = output.get("Status")
         invalid: str | None = None
         if status == "SUCCEEDED":
@@ -596,7 +499,7 @@ class Engine:
         tx.set_due("invoke", DueKind.INVOKE, tx.now_ms + self.invocation_retry_ms)
         return tx.batch(), None
 
-    def _has_pending(self, tx: _Tx) -> bool:
+    def _has_pending(self, tx: Mutation) -> bool:
         if tx.state.get("open"):
             return True
         if any(d.kind == DueKind.WAKE for d in tx.due_set.values()):
@@ -607,7 +510,7 @@ class Engine:
         )
 
     def _close(
-        self, tx: _Tx, status: str, result: str | None, error: Mapping[str, Any] | None
+        self, tx: Mutation, status: str, result: str | None, error: Mapping[str, Any] | None
     ) -> Any:
         """Make the execution terminal (one commit) and return ``(batch, None)``."""
         h = tx.header
@@ -652,7 +555,7 @@ class Engine:
 
     # ------------------------------------------------------------------ data plane
 
-    def _check_token(self, tx: _Tx, token: str) -> None:
+    def _check_token(self, tx: Mutation, token: str) -> None:
         h = tx.header
         parsed = CheckpointToken.decode(token) if token else None
         if (
@@ -676,11 +579,11 @@ class Engine:
         """CheckpointDurableExecution: validate and apply ``updates`` (wire dicts)."""
         self._require(arn)
 
-        def fn(tx: _Tx) -> Any:
+        def fn(tx: Mutation) -> Any:
             last = tx.state.get("cp")
             if client_token and last and last["ct"] == client_token and last["in"] == token:
                 recs = self.store.operations(arn, last["ids"])
-                return _NoCommit(
+                return NoCommit(
                     CheckpointResult(last["out"], [public_op(r.data) for r in recs], None)
                 )
             self._check_token(tx, token)
@@ -725,7 +628,7 @@ class Engine:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """GetDurableExecutionState: a page of the state (or of a paginated delta)."""
         self._require(arn)
-        tx = _Tx(self.store, self.store.header(arn), self.now_ms())
+        tx = Mutation(self.store, self.store.header(arn), self.now_ms())
         self._check_token(tx, token)
         h = tx.header
         limit = max(1, min(int(max_items or 1000), 1000))
@@ -759,19 +662,19 @@ class Engine:
         for i, rec in enumerate(records):
             if limit is not None and i >= limit:
                 return records[:i], True
-            total += _size(rec.data)
+            total += op_size(rec.data)
             if total > self.page_bytes and i > 0:
                 return records[:i], True
         return records, False
 
-    def _delta(self, tx: _Tx) -> list[OperationRecord]:
+    def _delta(self, tx: Mutation) -> list[OperationRecord]:
         merged = {r.op_id: r for r in self.store.touched_after(tx.arn, tx.header.handler_seen_seq)}
         merged.update(tx.changed)
         recs = sorted(merged.values(), key=lambda r: r.index)
         return self._visible(tx.arn, recs, tx)
 
     def _visible(
-        self, arn: str, records: list[OperationRecord], tx: _Tx | None = None
+        self, arn: str, records: list[OperationRecord], tx: Mutation | None = None
     ) -> list[OperationRecord]:
         """Drop children (at any depth) of completed contexts without ReplayChildren."""
         known: dict[str, dict[str, Any]] = {r.op_id: r.data for r in records}
@@ -797,7 +700,7 @@ class Engine:
                 else:
                     closed = (
                         parent.get("Type") == "CONTEXT"
-                        and parent.get("Status") in _TERMINAL_OP
+                        and parent.get("Status") in TERMINAL_OP
                         and not (parent.get("ContextDetails") or {}).get("ReplayChildren")
                     )
                     hidden[op_id] = closed or is_hidden(parent.get("ParentId"))
@@ -807,238 +710,20 @@ class Engine:
 
     # ------------------------------------------------------------------ updates
 
-    def _apply_update(self, tx: _Tx, u: Mapping[str, Any]) -> None:
-        now = tx.now_ms
-        op_id = u["Id"]
-        kind, action = u["Type"], u["Action"]
-        if kind == "EXECUTION":
-            status = "SUCCEEDED" if action == "SUCCEED" else "FAILED"
-            tx.state["close"] = {
-                "status": status,
-                "result": u.get("Payload"),
-                "error": u.get("Error"),
-            }
-            return
-        old = tx.get(op_id) or {}
-        data: dict[str, Any] = {k: v for k, v in old.items()}
-        data["Id"] = op_id
-        data["Type"] = kind
-        for key in ("ParentId", "Name", "SubType"):
-            if u.get(key) is not None:
-                data[key] = u[key]
-        data.setdefault("StartTimestamp", now)
-        handler = getattr(self, f"_apply_{kind.lower()}")
-        handler(tx, u, data, action, now)
+    def _apply_update(self, tx: Mutation, u: Mapping[str, Any]) -> None:
+        apply_update(tx, u, self._start_chained)
 
-    def _finish(self, data: dict[str, Any], status: str, now: int) -> None:
-        data["Status"] = status
-        if status in _TERMINAL_OP:
-            data.setdefault("EndTimestamp", now)
-        else:
-            data.pop("EndTimestamp", None)
-
-    def _apply_step(
-        self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str, now: int
-    ) -> None:
-        sd = dict(data.get("StepDetails") or {})
-        attempt = int(sd.get("Attempt", 0) or 0)
-        if action == "START":
-            sd["Attempt"] = attempt
-            sd.pop("Error", None)
-            if u.get("Payload") is not None:
-                sd["Result"] = u["Payload"]
-            data["StepDetails"] = sd
-            self._finish(data, "STARTED", now)
-            tx.put(data)
-            tx.event(op_event("StepStarted", data, now))
-            return
-        attempt += 1
-        sd["Attempt"] = attempt
-        sd.pop("NextAttemptTimestamp", None)
-        retry: dict[str, Any] = {"CurrentAttempt": attempt}
-        if action == "RETRY":
-            delay = int((u.get("StepOptions") or {}).get("NextAttemptDelaySeconds", 0) or 0)
-            sd["NextAttemptTimestamp"] = now + delay * 1000
-            sd["Result"] = u.get("Payload")
-            sd["Error"] = u.get("Error")
-            sd = {k: v for k, v in sd.items() if v is not None}
-            data["StepDetails"] = sd
-            self._finish(data, "PENDING", now)
-            tx.put(data)
-            tx.set_due(f"wake:{data['Id']}", DueKind.WAKE, now + delay * 1000, op=data["Id"])
-            retry["NextAttemptDelaySeconds"] = delay
-            if u.get("Error") is not None:
-                details = {"Error": payload_block(u["Error"]), "RetryDetails": retry}
-                tx.event(op_event("StepFailed", data, now, details))
-            else:
-                details = {"Result": payload_block(u.get("Payload")), "RetryDetails": retry}
-                tx.event(op_event("StepSucceeded", data, now, details))
-            return
-        if action == "SUCCEED":
-            sd["Result"] = u.get("Payload")
-            sd.pop("Error", None)
-            sd = {k: v for k, v in sd.items() if v is not None}
-            data["StepDetails"] = sd
-            self._finish(data, "SUCCEEDED", now)
-            tx.put(data)
-            details = {"Result": payload_block(u.get("Payload")), "RetryDetails": retry}
-            tx.event(op_event("StepSucceeded", data, now, details))
-        else:
-            sd["Error"] = u.get("Error") or {}
-            data["StepDetails"] = sd
-            self._finish(data, "FAILED", now)
-            tx.put(data)
-            details = {"Error": payload_block(sd["Error"]), "RetryDetails": retry}
-            tx.event(op_event("StepFailed", data, now, details))
-        tx.clear_due(f"wake:{data['Id']}")
-
-    def _apply_context(
-        self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str, now: int
-    ) -> None:
-        if action == "START":
-            data["ContextDetails"] = {}
-            self._finish(data, "STARTED", now)
-            tx.put(data)
-            tx.event(op_event("ContextStarted", data, now))
-        elif action == "SUCCEED":
-            replay = bool((u.get("ContextOptions") or {}).get("ReplayChildren", False))
-            cd: dict[str, Any] = {"ReplayChildren": replay}
-            if u.get("Payload") is not None:
-                cd["Result"] = u["Payload"]
-            data["ContextDetails"] = cd
-            self._finish(data, "SUCCEEDED", now)
-            tx.put(data)
-            tx.event(
-                op_event("ContextSucceeded", data, now, {"Result": payload_block(u.get("Payload"))})
-            )
-        else:
-            err = u.get("Error") or {}
-            data["ContextDetails"] = {"Error": err}
-            self._finish(data, "FAILED", now)
-            tx.put(data)
-            tx.event(op_event("ContextFailed", data, now, {"Error": payload_block(err)}))
-
-    def _apply_wait(
-        self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str, now: int
-    ) -> None:
-        key = f"wake:{data['Id']}"
-        if action == "START":
-            secs = int((u.get("WaitOptions") or {}).get("WaitSeconds", 0) or 0)
-            end = now + secs * 1000
-            data["WaitDetails"] = {"ScheduledEndTimestamp": end}
-            data["_wait"] = secs
-            self._finish(data, "STARTED", now)
-            tx.put(data)
-            tx.set_due(key, DueKind.WAKE, end, op=data["Id"])
-            tx.event(
-                op_event("WaitStarted", data, now, {"Duration": secs, "ScheduledEndTimestamp": end})
-            )
-            return
-        if not u.get("WaitOptions"):
-            data.pop("WaitDetails", None)
-        self._finish(data, "CANCELLED", now)
-        tx.put(data)
-        tx.clear_due(key)
-        details: dict[str, Any] = {}
-        if u.get("Error") is not None:
-            details["Error"] = payload_block(u["Error"])
-        tx.event(op_event("WaitCancelled", data, now, details))
-
-    def _apply_callback(
-        self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str, now: int
-    ) -> None:
-        opts = u.get("CallbackOptions") or {}
-        timeout = int(opts.get("TimeoutSeconds", 0) or 0)
-        heartbeat = int(opts.get("HeartbeatTimeoutSeconds", 0) or 0)
-        cb_id = encode_callback_id(tx.arn, data["Id"])
-        data["CallbackDetails"] = {"CallbackId": cb_id}
-        data["_cb"] = {"t": timeout, "hb": heartbeat}
-        self._finish(data, "STARTED", now)
-        tx.put(data)
-        tx.state.setdefault("open", []).append(data["Id"])
-        if timeout > 0:
-            tx.set_due(
-                f"cbt:{data['Id']}", DueKind.CALLBACK_TIMEOUT, now + timeout * 1000, op=data["Id"]
-            )
-        if heartbeat > 0:
-            tx.set_due(
-                f"cbh:{data['Id']}",
-                DueKind.CALLBACK_HEARTBEAT,
-                now + heartbeat * 1000,
-                op=data["Id"],
-            )
-        details: dict[str, Any] = {"CallbackId": cb_id}
-        if timeout > 0:
-            details["Timeout"] = timeout
-        if heartbeat > 0:
-            details["HeartbeatTimeout"] = heartbeat
-        tx.event(op_event("CallbackStarted", data, now, details))
-
-    def _apply_chained_invoke(
-        self, tx: _Tx, u: Mapping[str, Any], data: dict[str, Any], action: str, now: int
-    ) -> None:
-        opts = u["ChainedInvokeOptions"]
-        fn_name = str(opts["FunctionName"])
-        tenant = opts.get("TenantId")
-        payload = u.get("Payload")
-        target = self._target_name(fn_name)
+    def _start_chained(self, function_name: str) -> ChainedTarget:
+        """Resolve a chained-invoke target and name the child execution it will get."""
+        target = target_name(function_name)
         kind = self.resolve_function(target) if target else None
         child_id = str(uuid.uuid4())
-        child_name = child_id
-        child_arn = self.execution_arn(target or "unknown", child_name, child_id)
-        started: dict[str, Any] = {
-            "FunctionName": fn_name,
-            "Input": payload_block(payload),
-            "ExecutedVersion": "$LATEST",
-            "DurableExecutionArn": child_arn,
-        }
-        if tenant is not None:
-            started["TenantId"] = tenant
-        data["ChainedInvokeDetails"] = {}
-        data["_inv"] = {"fn": fn_name, "child": child_arn}
-        if kind is None:
-            err = {
-                "ErrorType": "ResourceNotFoundException",
-                "ErrorMessage": f"Function not found: {fn_name}",
-            }
-            data["ChainedInvokeDetails"] = {"Error": err}
-            self._finish(data, "FAILED", now)
-            tx.put(data)
-            tx.event(op_event("ChainedInvokeStarted", data, now, started))
-            tx.event(op_event("ChainedInvokeFailed", data, now, {"Error": payload_block(err)}))
-            return
-        self._finish(data, "STARTED", now)
-        tx.put(data)
-        tx.state.setdefault("open", []).append(data["Id"])
-        tx.set_due(
-            f"dispatch:{data['Id']}",
-            DISPATCH,
-            now,
-            op=data["Id"],
-            function=target,
-            target_kind=kind,
-            payload=payload,
-            tenant=tenant,
-            child_id=child_id,
-            child_name=child_name,
-            child_arn=child_arn,
-        )
-        tx.event(op_event("ChainedInvokeStarted", data, now, started))
-
-    @staticmethod
-    def _target_name(function_name: str) -> str | None:
-        """``fn``, ``fn:qualifier`` or a function ARN -> the registered name."""
-        name = function_name
-        if name.startswith("arn:"):
-            parts = name.split(":")
-            name = parts[6] if len(parts) > 6 else ""
-        else:
-            name = name.split(":", 1)[0]
-        return name if _NAME.fullmatch(name or "") else None
+        child_arn = self.execution_arn(target or "unknown", child_id, child_id)
+        return ChainedTarget(target, kind, child_id, child_id, child_arn)
 
     # ------------------------------------------------------------------ timers
 
-    def _fire_due_wakes(self, tx: _Tx) -> None:
+    def _fire_due_wakes(self, tx: Mutation) -> None:
         """Lazy completion inside a checkpoint: due waits succeed, due retries get READY."""
         due = [
             d
@@ -1049,7 +734,7 @@ class Engine:
         for d in sorted(due, key=lambda d: (d.due_ms, d.key)):
             self._fire_wake(tx, d, external=False)
 
-    def _fire_wake(self, tx: _Tx, entry: DueEntry, *, external: bool = True) -> bool:
+    def _fire_wake(self, tx: Mutation, entry: DueEntry, *, external: bool = True) -> bool:
         tx.clear_due(entry.key)
         data = tx.get(entry.data.get("op", ""))
         if data is None:
@@ -1057,21 +742,21 @@ class Engine:
         data = dict(data)
         now = tx.now_ms
         if data.get("Type") == "WAIT" and data.get("Status") == "STARTED":
-            self._finish(data, "SUCCEEDED", now)
+            set_status(data, "SUCCEEDED", now)
             tx.put(data)
             tx.event(op_event("WaitSucceeded", data, now, {"Duration": data.get("_wait", 0)}))
         elif data.get("Type") == "STEP" and data.get("Status") == "PENDING":
             sd = dict(data.get("StepDetails") or {})
             sd.pop("NextAttemptTimestamp", None)
             data["StepDetails"] = sd
-            self._finish(data, "READY", now)
+            set_status(data, "READY", now)
             tx.put(data)
         else:
             return False
         self._mark_changed(tx, data["Id"], external=external)
         return True
 
-    def _mark_changed(self, tx: _Tx, op_id: str, *, external: bool = True) -> None:
+    def _mark_changed(self, tx: Mutation, op_id: str, *, external: bool = True) -> None:
         """Record an asynchronous completion for the handler, now or at its next invocation.
 
         ``external=False`` is a completion applied inside the handler's own checkpoint: the
@@ -1090,10 +775,10 @@ class Engine:
     def fire(self, entry: DueEntry) -> None:
         """Fire a due timer (WAKE, CALLBACK_*, EXECUTION_TIMEOUT)."""
 
-        def fn(tx: _Tx) -> Any:
+        def fn(tx: Mutation) -> Any:
             current = self.store.due(arn=tx.arn)
             if not any(d.key == entry.key and d.due_ms == entry.due_ms for d in current):
-                return _NoCommit(None)
+                return NoCommit(None)
             if tx.header.terminal:
                 tx.clear_due(entry.key)
                 return tx.batch(), None
@@ -1124,7 +809,7 @@ class Engine:
                     },
                 )
             else:
-                return _NoCommit(None)
+                return NoCommit(None)
             return tx.batch(), None
 
         self._mutate(entry.arn, fn)
@@ -1132,9 +817,9 @@ class Engine:
     def clear_due(self, arn: str, key: str) -> None:
         """Remove one due entry (e.g. once a dispatch or notification was handled)."""
 
-        def fn(tx: _Tx) -> Any:
+        def fn(tx: Mutation) -> Any:
             if not any(d.key == key for d in self.store.due(arn=arn)):
-                return _NoCommit(None)
+                return NoCommit(None)
             tx.clear_due(key)
             return tx.batch(), None
 
@@ -1143,7 +828,12 @@ class Engine:
     # ------------------------------------------------------------------ callbacks
 
     def _complete_callback(
-        self, tx: _Tx, op_id: str, status: str, result: str | None, error: Mapping[str, Any] | None
+        self,
+        tx: Mutation,
+        op_id: str,
+        status: str,
+        result: str | None,
+        error: Mapping[str, Any] | None,
     ) -> None:
         data = tx.get(op_id)
         if data is None or data.get("Type") != "CALLBACK" or data.get("Status") != "STARTED":
@@ -1155,7 +845,7 @@ class Engine:
         if error is not None:
             cd["Error"] = dict(error)
         data["CallbackDetails"] = cd
-        self._finish(data, status, tx.now_ms)
+        set_status(data, status, tx.now_ms)
         tx.put(data)
         tx.clear_due(f"cbt:{op_id}")
         tx.clear_due(f"cbh:{op_id}")
@@ -1186,7 +876,7 @@ class Engine:
         text = result.decode() if isinstance(result, bytes) else result
         text = text or None
 
-        def fn(tx: _Tx) -> Any:
+        def fn(tx: Mutation) -> Any:
             self._callback_open(tx, op_id)
             self._complete_callback(tx, op_id, "SUCCEEDED", text, None)
             return tx.batch(), None
@@ -1198,7 +888,7 @@ class Engine:
         arn, op_id = self._callback_target(callback_id)
         err = {k: v for k, v in (error or {}).items() if v is not None}
 
-        def fn(tx: _Tx) -> Any:
+        def fn(tx: Mutation) -> Any:
             self._callback_open(tx, op_id)
             self._complete_callback(tx, op_id, "FAILED", None, err)
             return tx.batch(), None
@@ -1209,17 +899,17 @@ class Engine:
         """SendDurableExecutionCallbackHeartbeat: push the heartbeat deadline out."""
         arn, op_id = self._callback_target(callback_id)
 
-        def fn(tx: _Tx) -> Any:
+        def fn(tx: Mutation) -> Any:
             data = self._callback_open(tx, op_id)
             hb = int((data.get("_cb") or {}).get("hb", 0))
             if hb <= 0:
-                return _NoCommit(None)
+                return NoCommit(None)
             tx.set_due(f"cbh:{op_id}", DueKind.CALLBACK_HEARTBEAT, tx.now_ms + hb * 1000, op=op_id)
             return tx.batch(), None
 
         self._mutate(arn, fn)
 
-    def _callback_open(self, tx: _Tx, op_id: str) -> dict[str, Any]:
+    def _callback_open(self, tx: Mutation, op_id: str) -> dict[str, Any]:
         if tx.header.terminal:
             raise NotFoundError(
                 f"execution {tx.arn} is {tx.header.status}; callback {op_id!r} is closed"
@@ -1236,7 +926,7 @@ class Engine:
     ) -> None:
         """Report a chained invoke's outcome (target terminal) to the calling execution."""
 
-        def fn(tx: _Tx) -> Any:
+        def fn(tx: Mutation) -> Any:
             data = tx.get(op_id)
             if (
                 tx.header.terminal
@@ -1244,7 +934,7 @@ class Engine:
                 or data.get("Type") != "CHAINED_INVOKE"
                 or data.get("Status") != "STARTED"
             ):
-                return _NoCommit(None)
+                return NoCommit(None)
             data = dict(data)
             cid: dict[str, Any] = {}
             if status == "SUCCEEDED":
@@ -1253,7 +943,7 @@ class Engine:
             else:
                 cid["Error"] = dict(error or {"ErrorMessage": "Chained invoke failed."})
             data["ChainedInvokeDetails"] = cid
-            self._finish(data, status, tx.now_ms)
+            set_status(data, status, tx.now_ms)
             tx.put(data)
             tx.clear_due(f"dispatch:{op_id}")
             tx.state["open"] = [i for i in tx.state.get("open", []) if i != op_id]
@@ -1287,9 +977,9 @@ class Engine:
         self._require(arn)
         err = dict(error) if error else {"ErrorMessage": "Execution stopped by user request"}
 
-        def fn(tx: _Tx) -> Any:
+        def fn(tx: Mutation) -> Any:
             if tx.header.terminal:
-                return _NoCommit(None)
+                return NoCommit(None)
             tx.state.pop("close", None)
             return self._close(tx, "STOPPED", None, err)
 
@@ -1389,10 +1079,3 @@ class Engine:
         if page.next_marker:
             out["NextMarker"] = page.next_marker
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class _NoCommit:
-    """A mutation that decided there is nothing to write."""
-
-    value: Any
