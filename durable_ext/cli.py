@@ -37,9 +37,10 @@ SUBCOMMANDS: dict[str, str] = {
     "stop": "durable_ext.cli",
     "plugins": "durable_ext.cli",
     "bench": "durable_ext.bench",
-    "worker": "durable_ext.worker",
-    "serve": "durable_ext.serve",
-    "backend": "durable_ext.backend_cli",
+    "worker": "durable_ext.fleet.cli",
+    "serve": "durable_ext.http.cli",
+    "backend": "durable_ext.backends.cli",
+    "s3": "durable_ext.serializers.s3_cli",
 }
 """Subcommand name -> module exposing ``register(subparsers)`` (imported lazily)."""
 
@@ -109,7 +110,17 @@ def _load_handler(target: str) -> tuple[str, Any]:
     return f"{module_name}:{attr}", obj
 
 
+def _is_lambda(args: argparse.Namespace) -> bool:
+    url = args.backend or os.environ.get("DURABLE_EXT_BACKEND") or ""
+    return url.startswith("lambda://")
+
+
 def _runtime(args: argparse.Namespace) -> Any:
+    """Open the control plane for ``--backend``: a local Runtime, or Lambda itself."""
+    if _is_lambda(args):
+        from durable_ext.backends.lambda_api import LambdaBackend
+
+        return LambdaBackend.from_spec(args.backend or os.environ["DURABLE_EXT_BACKEND"])
     from durable_ext.runtime import Runtime, VirtualClock
 
     clock = VirtualClock() if getattr(args, "virtual_time", False) else None
@@ -328,7 +339,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def _resume(rt: Any, arn: str, args: argparse.Namespace) -> int:
     """Run the execution on if its handler can be imported; report its status."""
-    handler = rt.engine.attributes(arn).get("handler")
+    engine = getattr(rt, "engine", None)  # Lambda runs its executions on by itself
+    handler = engine.attributes(arn).get("handler") if engine is not None else None
     if handler and not args.no_run:
         try:
             _path, obj = _load_handler(handler)
@@ -345,8 +357,9 @@ def cmd_callback(args: argparse.Namespace) -> int:
     """Run ``callback succeed|fail|heartbeat ID [PAYLOAD]``."""
     from durable_ext.backends.tokens import decode_callback_id
 
-    decoded = decode_callback_id(args.callback_id)
-    if decoded is None:
+    # Lambda's callback ids are opaque; the local runtime's name their execution.
+    decoded = None if _is_lambda(args) else decode_callback_id(args.callback_id)
+    if decoded is None and not _is_lambda(args):
         raise UsageError(f"not a callback id: {args.callback_id!r}")
     with _runtime(args) as rt:
         if args.action == "succeed":
@@ -365,6 +378,8 @@ def cmd_callback(args: argparse.Namespace) -> int:
             rt.send_callback_failure(args.callback_id, error)
         else:
             rt.send_callback_heartbeat(args.callback_id)
+            return EXIT_OK
+        if decoded is None:
             return EXIT_OK
         return _resume(rt, decoded[0], args)
 
