@@ -4,7 +4,7 @@ AWS Encryption SDK on the same payloads, in one run.
 Run (together with the S3 counts)::
 
     .venv/bin/pytest benchmarks/bench_kms.py benchmarks/bench_s3.py --benchmark-json=kms-s3.json
-    .venv/bin/python benchmarks/bench_kms.py kms-s3.json   # the tables of README-kms-s3.md
+    .venv/bin/python benchmarks/bench_kms.py kms-s3.json   # tables of benchmarks/README.md
 
 Cases:
 
@@ -189,7 +189,7 @@ def test_codec(benchmark, moto_server, key_arn, impl: str, size: str, op: str) -
 
 
 def report(path: str) -> None:
-    """Print the tables of README-kms-s3.md from a pytest-benchmark JSON file."""
+    """Print the KMS and S3 tables of benchmarks/README.md from a pytest-benchmark JSON file."""
     with open(path) as fh:
         rows = [(b["extra_info"], b["stats"]) for b in json.load(fh)["benchmarks"]]
     reqs = [(i, s) for i, s in rows if i.get("kind") == "requests"]
