@@ -72,6 +72,7 @@ from durable_ext.errors import ConflictError, NotFoundError, StoreError
 
 __all__ = [
     "DISPATCH",
+    "LEASE_KEY",
     "NOTIFY",
     "CheckpointResult",
     "Engine",
@@ -91,6 +92,8 @@ MAX_EXECUTION_TIMEOUT = 31_622_400
 """The service's upper bound (and this engine's default) for ExecutionTimeout, in seconds."""
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _CONFLICT_RETRIES = 50
+LEASE_KEY = "lease"
+"""Key of the due entry that holds the running invocation's lease (wall-clock ms)."""
 
 
 class InvalidCheckpointTokenError(InvalidParameterValueError):
@@ -375,7 +378,7 @@ class Engine:
             tx.state["updated"] = []
             tx.clear_due("invoke")
             tx.set_due(
-                "lease",
+                LEASE_KEY,
                 DueKind.LEASE,
                 self.wall_ms() + self.lease_ms,
                 invocation=inv,
@@ -428,7 +431,7 @@ class Engine:
                 details["Error"] = payload_block(dict(error))
             tx.event(plain_event("InvocationCompleted", tx.now_ms, details))
             tx.state["gate"] = "IDLE"
-            tx.clear_due("lease")
+            tx.clear_due(LEASE_KEY)
             if h.terminal:
                 return tx.batch(), None
             close = tx.state.pop("close", None)
@@ -543,6 +546,44 @@ class Engine:
             error=None if status == "SUCCEEDED" else dict(error or {}),
         )
         return batch, None
+
+    def renew_lease(self, arn: str, invocation_id: str, until_ms: int) -> bool:
+        """Move the lease of a running invocation to ``until_ms`` (wall-clock epoch ms).
+
+        A lease is never shortened: when it already lasts until ``until_ms`` nothing is
+        written. Concurrent commits (the invocation's own checkpoints) are retried.
+
+        Returns:
+            True when the lease lasts at least until ``until_ms``; False when the
+            invocation is no longer the execution's current one (taken over, finished,
+            or the execution is gone or terminal).
+
+        """
+
+        def fn(tx: Mutation) -> Any:
+            h = tx.header
+            if h.terminal or h.invocation_id != invocation_id or tx.state.get("gate") != "INVOKING":
+                return NoCommit(False)
+            lease = self._lease(arn)
+            if lease is None or lease.data.get("invocation") != invocation_id:
+                return NoCommit(False)
+            if lease.due_ms >= until_ms:
+                return NoCommit(True)
+            tx.set_due(LEASE_KEY, DueKind.LEASE, until_ms, **lease.data)
+            return tx.batch(), True
+
+        try:
+            renewed: bool = self._mutate(arn, fn)
+        except NotFoundError:
+            return False
+        return renewed
+
+    def _lease(self, arn: str) -> DueEntry | None:
+        """Return the stored lease of the execution's running invocation, if any."""
+        return next(
+            (d for d in self.store.due(arn=arn, kinds=[DueKind.LEASE]) if d.key == LEASE_KEY),
+            None,
+        )
 
     def abandon_invocation(self, arn: str, invocation_id: str, message: str) -> None:
         """Record a lost invocation (crashed runtime/process) and schedule a new one."""

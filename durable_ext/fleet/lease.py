@@ -1,25 +1,24 @@
-"""Invocation leases on top of the public Store API: read, renew, and judge them.
+"""Invocation leases on top of the public Store API: read and judge them.
 
 The engine opens an invocation with a ``LEASE`` due entry (key ``"lease"``) whose
 ``due_ms`` is in wall-clock time and whose data names the invocation and its owner. A
 fleet worker keeps that lease alive while its invocation runs, and another worker may
 take the execution over once the lease has been expired for longer than the clock-skew
-margin. Fencing needs nothing from here: taking over opens a new invocation, and the
-engine refuses every checkpoint token of the old one.
+margin. Renewing and taking over are engine calls (``Engine.renew_lease`` and
+``Engine.abandon_invocation``), so the lease's layout stays the engine's business.
+Fencing needs nothing from here: taking over opens a new invocation, and the engine
+refuses every checkpoint token of the old one.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
-from durable_ext.backends.store import CommitBatch, DueEntry, DueKind, Store
-from durable_ext.errors import ConflictError, NotFoundError
+from durable_ext.backends.engine import LEASE_KEY
+from durable_ext.backends.store import DueEntry, DueKind, Store
+from durable_ext.errors import NotFoundError
 
-__all__ = ["LEASE_KEY", "Lease", "current_lease", "renew_lease"]
-
-LEASE_KEY = "lease"
-_RENEW_TRIES = 8
+__all__ = ["LEASE_KEY", "Lease", "current_lease"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,42 +59,4 @@ def current_lease(store: Store, arn: str) -> Lease | None:
     for entry in entries:
         if entry.key == LEASE_KEY:
             return Lease.of(entry)
-    return None
-
-
-def renew_lease(store: Store, arn: str, invocation_id: str, until_ms: int) -> bool | None:
-    """Move the lease of ``invocation_id`` to ``until_ms`` with a compare-and-set commit.
-
-    Returns True when renewed, False when the lease is no longer ours (another worker took
-    the execution over, or the invocation ended), and None when concurrent commits kept
-    winning (the invocation is busy checkpointing; try again soon).
-    """
-    for _ in range(_RENEW_TRIES):
-        try:
-            header = store.header(arn)
-        except NotFoundError:
-            return False
-        if (
-            header.terminal
-            or header.invocation_id != invocation_id
-            or header.state.get("gate") != "INVOKING"
-        ):
-            return False
-        lease = next(
-            (d for d in store.due(arn=arn, kinds=[DueKind.LEASE]) if d.key == LEASE_KEY), None
-        )
-        if lease is None or str(lease.data.get("invocation")) != invocation_id:
-            return False
-        if lease.due_ms >= until_ms:
-            return True
-        batch = CommitBatch(
-            header=header.evolve(revision=header.revision + 1),
-            expected_revision=header.revision,
-            due_set=[dataclasses.replace(lease, due_ms=until_ms)],
-        )
-        try:
-            store.commit(batch)
-        except ConflictError:
-            continue
-        return True
     return None

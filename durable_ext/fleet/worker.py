@@ -43,7 +43,7 @@ from durable_ext.backends.engine import (
 )
 from durable_ext.backends.store import DueEntry, DueKind, Store
 from durable_ext.errors import ConfigError, StoreError, StoreUnavailableError
-from durable_ext.fleet.lease import Lease, current_lease, renew_lease
+from durable_ext.fleet.lease import Lease, current_lease
 from durable_ext.runtime.clock import Clock, RealClock
 from durable_ext.runtime.invoker import (
     LambdaContextStub,
@@ -59,7 +59,6 @@ __all__ = ["SkewedClock", "Worker", "WorkerStats"]
 
 log = logging.getLogger("durable_ext.fleet")
 
-_RENEW_ROUNDS = 20
 _WORK = (
     DueKind.INVOKE,
     DueKind.WAKE,
@@ -388,24 +387,18 @@ class Worker:
             for r in running:
                 if r.lost.is_set():
                     continue
-                ok: bool | None = None
-                # None: the invocation's own checkpoints kept winning the race; a busy
-                # invocation must still get its lease renewed, so try again at once
-                for _ in range(_RENEW_ROUNDS):
-                    try:
-                        ok = renew_lease(
-                            self.store, r.arn, r.invocation_id, self.clock.now_ms() + self.lease_ms
-                        )
-                    except StoreError as exc:
-                        log.warning("worker %s: renewal of %s failed: %s", self.id, r.arn, exc)
-                        break
-                    if ok is not None:
-                        break
-                    time.sleep(random.uniform(0.005, 0.03))
-                if ok is False:
+                try:
+                    # the engine retries the races with the invocation's own checkpoints
+                    ok = self.engine.renew_lease(
+                        r.arn, r.invocation_id, self.clock.now_ms() + self.lease_ms
+                    )
+                except StoreError as exc:
+                    log.warning("worker %s: renewal of %s failed: %s", self.id, r.arn, exc)
+                    continue
+                if not ok:
                     log.warning("worker %s: lease of %s was taken over; fencing it", self.id, r.arn)
                     r.lost.set()
-                elif ok:
+                else:
                     self.stats.add("renewals")
 
     def _recover(self) -> None:

@@ -774,3 +774,39 @@ def test_large_delta_is_paginated_with_the_new_token(clock: Clock) -> None:
         more, marker = eng.get_state(arn, inv2.token, marker)
         ids2 += [o["Id"] for o in more]
     assert ids2[1:] == [f"s{i}" for i in range(7)]
+
+
+# ---------------------------------------------------------------- leases
+
+
+def lease_due(engine: Engine, arn: str) -> int:
+    (lease,) = engine.store.due(None, arn=arn, kinds=["lease"])
+    return lease.due_ms
+
+
+def test_renew_lease_moves_only_the_current_invocations_lease(clock: Clock) -> None:
+    wall = Clock()
+    eng = Engine(MemoryStore(), now_ms=clock, wall_ms=wall, lease_ms=1_000)
+    arn, _ = eng.start("fn", "{}")
+    inv = eng.begin_invocation(arn, owner="w1", pid=7, host="h")
+    assert inv is not None
+    first = lease_due(eng, arn)
+    assert first == wall.ms + 1_000
+    assert eng.renew_lease(arn, inv.invocation_id, first + 5_000)
+    (lease,) = eng.store.due(None, arn=arn, kinds=["lease"])
+    assert lease.due_ms == first + 5_000
+    assert lease.data == {"invocation": inv.invocation_id, "owner": "w1", "pid": 7, "host": "h"}
+    # never shortened
+    assert eng.renew_lease(arn, inv.invocation_id, first)
+    assert lease_due(eng, arn) == first + 5_000
+    # a checkpoint still works with the same token after a renewal
+    assert eng.checkpoint(arn, inv.token, [step("s", "START")]).token
+    assert not eng.renew_lease(arn, "someone-else", first + 9_000)
+    assert not eng.renew_lease(arn.replace("fn:", "other:"), inv.invocation_id, first + 9_000)
+    eng.abandon_invocation(arn, inv.invocation_id, "taken over")
+    assert not eng.renew_lease(arn, inv.invocation_id, first + 9_000)
+    inv2 = eng.begin_invocation(arn)
+    assert inv2 is not None
+    assert not eng.renew_lease(arn, inv.invocation_id, first + 9_000)
+    eng.stop(arn)
+    assert not eng.renew_lease(arn, inv2.invocation_id, first + 9_000)
