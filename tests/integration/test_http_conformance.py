@@ -10,8 +10,8 @@ Time is virtual: the validator's sleeps advance the server's clock (the test dri
 runtime, so nothing races it). Cases whose handler crashes its process run in worker
 processes that checkpoint over HTTP.
 
-The in-process harness (tests/conformance) runs every case; here two cases per category
-plus the crash cases keep the HTTP path honest within the time budget.
+Every case runs here too (about 45 s); ``DURABLE_EXT_HTTP_CONFORMANCE=sample`` keeps two
+cases per category plus the crash cases, for a quick check of the HTTP path.
 """
 
 from __future__ import annotations
