@@ -417,11 +417,31 @@ class Engine:
         Records ``InvocationCompleted`` (with ``Error`` for a crash) and then applies the
         output: completion, failure, a valid PENDING, or a retry of the invocation.
         """
+        self._end_invocation(arn, invocation_id, output, error)
+
+    def _end_invocation(
+        self,
+        arn: str,
+        invocation_id: str,
+        output: Mapping[str, Any] | None,
+        error: Mapping[str, Any] | None,
+        *,
+        lease_due_ms: int | None = None,
+    ) -> bool:
+        """Close the current invocation; False when it is not current (nothing written).
+
+        ``lease_due_ms`` makes the close conditional on the stored lease still having that
+        due time.
+        """
 
         def fn(tx: Mutation) -> Any:
             h = tx.header
             if h.invocation_id != invocation_id or tx.state.get("gate") != "INVOKING":
-                return NoCommit(None)
+                return NoCommit(False)
+            if lease_due_ms is not None:
+                lease = self._lease(arn)
+                if lease is None or lease.due_ms != lease_due_ms:
+                    return NoCommit(False)
             details: dict[str, Any] = {
                 "StartTimestamp": tx.state.get("inv_start", tx.now_ms),
                 "EndTimestamp": tx.now_ms,
@@ -433,15 +453,18 @@ class Engine:
             tx.state["gate"] = "IDLE"
             tx.clear_due(LEASE_KEY)
             if h.terminal:
-                return tx.batch(), None
+                return tx.batch(), True
             close = tx.state.pop("close", None)
             if close is not None:
-                return self._close(tx, close["status"], close.get("result"), close.get("error"))
-            if error is not None:
-                return self._invocation_failed(tx, dict(error))
-            return self._apply_output(tx, output or {})
+                batch, _ = self._close(tx, close["status"], close.get("result"), close.get("error"))
+            elif error is not None:
+                batch, _ = self._invocation_failed(tx, dict(error))
+            else:
+                batch, _ = self._apply_output(tx, output or {})
+            return batch, True
 
-        self._mutate(arn, fn)
+        closed: bool = self._mutate(arn, fn)
+        return closed
 
     def _invocation_failed(self, tx: Mutation, error: dict[str, Any]) -> Any:
         tx.state["fails"] = int(tx.state.get("fails", 0)) + 1
@@ -585,13 +608,33 @@ class Engine:
             None,
         )
 
-    def abandon_invocation(self, arn: str, invocation_id: str, message: str) -> None:
-        """Record a lost invocation (crashed runtime/process) and schedule a new one."""
-        self.finish_invocation(
+    def abandon_invocation(
+        self, arn: str, invocation_id: str, message: str, *, lease_due_ms: int | None = None
+    ) -> bool:
+        """Record a lost invocation (crashed runtime/process) and schedule a new one.
+
+        It counts as a failed invocation (``max_invocation_failures`` in a row fail the
+        execution) and is retried after ``invocation_retry_ms``.
+
+        Args:
+            arn: The execution.
+            invocation_id: The invocation that was lost.
+            message: ``ErrorMessage`` of the ``Runtime.ExitError`` recorded for it.
+            lease_due_ms: Take over only this lease: when given and the stored lease's
+                due time differs (it was renewed since it was judged expired), nothing
+                happens.
+
+        Returns:
+            True when the invocation was closed; False when it was not the current one or
+            its lease was renewed meanwhile.
+
+        """
+        return self._end_invocation(
             arn,
             invocation_id,
             None,
             {"ErrorType": "Runtime.ExitError", "ErrorMessage": message},
+            lease_due_ms=lease_due_ms,
         )
 
     # ------------------------------------------------------------------ data plane

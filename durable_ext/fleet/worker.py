@@ -43,7 +43,7 @@ from durable_ext.backends.engine import (
 )
 from durable_ext.backends.store import DueEntry, DueKind, Store
 from durable_ext.errors import ConfigError, StoreError, StoreUnavailableError
-from durable_ext.fleet.lease import Lease, current_lease
+from durable_ext.fleet.lease import Lease
 from durable_ext.runtime.clock import Clock, RealClock
 from durable_ext.runtime.invoker import (
     LambdaContextStub,
@@ -417,16 +417,17 @@ class Worker:
             gone = lease.host == self.host and lease.pid != os.getpid() and not pid_alive(lease.pid)
             if not (gone or lease.owner == self.id or lease.expired(wall, self.margin_ms)):
                 continue
-            # the index may lag (DynamoDB GSIs do): re-read the lease from the execution
-            if current_lease(self.store, lease.arn) != lease:
-                continue
-            log.info("worker %s: taking over %s from %s", self.id, lease.arn, lease.owner)
-            self.engine.abandon_invocation(
+            # Only the lease judged here is taken over: the index may lag (DynamoDB GSIs
+            # do) and the owner may renew meanwhile; the engine checks both in the commit.
+            taken = self.engine.abandon_invocation(
                 lease.arn,
                 lease.invocation_id,
                 f"Worker {lease.owner} on {lease.host} lost its lease; invocation taken over",
+                lease_due_ms=lease.due_ms,
             )
-            self.stats.add("takeovers")
+            if taken:
+                log.info("worker %s: took over %s from %s", self.id, lease.arn, lease.owner)
+                self.stats.add("takeovers")
 
     # ------------------------------------------------------------------ shutdown
 

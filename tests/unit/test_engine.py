@@ -810,3 +810,23 @@ def test_renew_lease_moves_only_the_current_invocations_lease(clock: Clock) -> N
     assert not eng.renew_lease(arn, inv.invocation_id, first + 9_000)
     eng.stop(arn)
     assert not eng.renew_lease(arn, inv2.invocation_id, first + 9_000)
+
+
+def test_conditional_takeover_leaves_a_renewed_lease_alone(clock: Clock) -> None:
+    wall = Clock()
+    eng = Engine(MemoryStore(), now_ms=clock, wall_ms=wall, lease_ms=1_000)
+    arn, _ = eng.start("fn", "{}")
+    inv = eng.begin_invocation(arn)
+    assert inv is not None
+    judged = lease_due(eng, arn)
+    assert eng.renew_lease(arn, inv.invocation_id, judged + 2_000)
+    before = events(eng, arn)
+    # the lease judged expired was renewed since: nothing happens, the token stays valid
+    assert not eng.abandon_invocation(arn, inv.invocation_id, "late", lease_due_ms=judged)
+    assert events(eng, arn) == before
+    assert eng.checkpoint(arn, inv.token, []).token
+    # the current lease is taken over
+    assert eng.abandon_invocation(arn, inv.invocation_id, "lost", lease_due_ms=judged + 2_000)
+    assert events(eng, arn)[-1] == "InvocationCompleted"
+    assert eng.store.due(None, arn=arn, kinds=["lease"]) == []
+    assert not eng.abandon_invocation(arn, inv.invocation_id, "again")
