@@ -427,11 +427,13 @@ class Engine:
         error: Mapping[str, Any] | None,
         *,
         lease_due_ms: int | None = None,
+        released: bool = False,
     ) -> bool:
         """Close the current invocation; False when it is not current (nothing written).
 
         ``lease_due_ms`` makes the close conditional on the stored lease still having that
-        due time.
+        due time. A ``released`` invocation was handed back unfinished: its error is
+        recorded but it is neither counted as failed nor retried after a delay.
         """
 
         def fn(tx: Mutation) -> Any:
@@ -457,6 +459,10 @@ class Engine:
             close = tx.state.pop("close", None)
             if close is not None:
                 batch, _ = self._close(tx, close["status"], close.get("result"), close.get("error"))
+            elif released:
+                # handed back unfinished: not a failure of the handler, run it again now
+                tx.set_due("invoke", DueKind.INVOKE, tx.now_ms)
+                batch = tx.batch()
             elif error is not None:
                 batch, _ = self._invocation_failed(tx, dict(error))
             else:
@@ -635,6 +641,28 @@ class Engine:
             None,
             {"ErrorType": "Runtime.ExitError", "ErrorMessage": message},
             lease_due_ms=lease_due_ms,
+        )
+
+    def release_invocation(self, arn: str, invocation_id: str, message: str) -> bool:
+        """Hand back an unfinished invocation (graceful shutdown) to be run again at once.
+
+        ``InvocationCompleted`` records the release with the same error as a crash
+        (``Runtime.ExitError``, as the service records a runtime that exited), but unlike
+        :meth:`abandon_invocation` it does not count as a failed invocation and the next
+        invocation is due immediately, not after ``invocation_retry_ms``: the handler did
+        not fail, its runtime went away. Whatever the old invocation still sends is
+        refused (its tokens are fenced).
+
+        Returns:
+            True when the invocation was released; False when it was not the current one.
+
+        """
+        return self._end_invocation(
+            arn,
+            invocation_id,
+            None,
+            {"ErrorType": "Runtime.ExitError", "ErrorMessage": message},
+            released=True,
         )
 
     # ------------------------------------------------------------------ data plane

@@ -446,10 +446,10 @@ class Worker:
         for r in leftover:
             r.lost.set()  # whatever the handler still sends is refused from now on
             try:
-                self.engine.abandon_invocation(
+                if self.engine.release_invocation(
                     r.arn, r.invocation_id, f"Worker {self.id} shut down; invocation released"
-                )
-                self.stats.add("released")
+                ):
+                    self.stats.add("released")
             except StoreError as exc:
                 log.warning("worker %s: could not release %s: %s", self.id, r.arn, exc)
         self._closed.set()

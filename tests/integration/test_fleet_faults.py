@@ -384,6 +384,42 @@ def test_sigterm_lets_the_running_invocation_finish(
     assert finished and all("Error" not in e["InvocationCompletedDetails"] for e in finished)
 
 
+@REDIS_ONLY
+def test_shutdowns_in_a_row_do_not_fail_the_execution(
+    backend: str, control: Runtime, ledger: str
+) -> None:
+    """More graceful shutdowns mid-invocation than ``max_invocation_failures``: each
+    released invocation is re-run at once by the next worker, and the execution succeeds."""
+    arn = control.start("chain", {"id": "r0", "pause": 0.4})
+    releases = 7
+    for i in range(releases):
+        worker = Worker(backend, lease_seconds=1.5, skew_margin=0.5, poll_interval=0.02)
+        worker.shutdown_grace = 0.0
+        worker.register("chain", handlers.chain)
+        thread = threading.Thread(target=worker.run, kwargs={"max_seconds": 30}, daemon=True)
+        thread.start()
+        try:
+            wait_until(
+                lambda n=i: sum(r[1] == "a" for r in handlers.read_ledger(ledger)) > n,
+                20,
+                f"step a to start for the {i + 1}. time",
+            )
+        finally:
+            worker.stop()  # what the SIGTERM handler does
+            thread.join(20)
+            worker.close()
+        assert not thread.is_alive()
+        assert worker.stats.released == 1, worker.stats
+        assert control.describe(arn)["Status"] == "RUNNING"
+    last = Worker(backend, lease_seconds=1.5, skew_margin=0.5, poll_interval=0.02)
+    last.register("chain", handlers.chain)
+    last.run(max_seconds=30, until=all_finished(control, [arn]))
+    last.close()
+    errors = check_outcome(control, [arn], ledger, CHAIN_STEPS, chain_result)
+    assert errors == Counter({"Runtime.ExitError": releases}), errors
+    assert last.stats.takeovers == 0
+
+
 def test_two_workers_race_for_one_execution(backend: str, control: Runtime) -> None:
     """Two engines on their own connections open an invocation of the same execution at
     the same instant, 15 times: exactly one wins each time."""

@@ -830,3 +830,37 @@ def test_conditional_takeover_leaves_a_renewed_lease_alone(clock: Clock) -> None
     assert events(eng, arn)[-1] == "InvocationCompleted"
     assert eng.store.due(None, arn=arn, kinds=["lease"]) == []
     assert not eng.abandon_invocation(arn, inv.invocation_id, "again")
+
+
+def test_releases_in_a_row_neither_count_as_failures_nor_wait(clock: Clock) -> None:
+    eng = Engine(MemoryStore(), now_ms=clock, max_invocation_failures=2, invocation_retry_ms=60_000)
+    arn, _ = eng.start("fn", "{}")
+    for _ in range(5):
+        inv = eng.begin_invocation(arn)
+        assert inv is not None
+        eng.checkpoint(arn, inv.token, [])
+        assert eng.release_invocation(arn, inv.invocation_id, "worker shut down")
+        assert not eng.release_invocation(arn, inv.invocation_id, "twice")
+        with pytest.raises(InvalidCheckpointTokenError):
+            eng.checkpoint(arn, inv.token, [])
+        assert eng.describe(arn)["Status"] == "RUNNING"
+        # due at once, not after the retry delay
+        assert [d.due_ms for d in eng.store.due(clock.ms, arn=arn, kinds=["invoke"])] == [clock.ms]
+        clock.ms += 10
+    crashes = [
+        e["InvocationCompletedDetails"]["Error"]["Payload"]
+        for e in eng.history(arn)["Events"]
+        if e["EventType"] == "InvocationCompleted"
+    ]
+    assert crashes == [{"ErrorType": "Runtime.ExitError", "ErrorMessage": "worker shut down"}] * 5
+    # a real crash still counts, and is retried after the delay
+    inv = eng.begin_invocation(arn)
+    assert inv is not None
+    eng.abandon_invocation(arn, inv.invocation_id, "crash")
+    assert eng.describe(arn)["Status"] == "RUNNING"
+    assert eng.store.due(clock.ms, arn=arn, kinds=["invoke"]) == []
+    clock.ms += 60_000
+    inv = eng.begin_invocation(arn)
+    assert inv is not None
+    eng.abandon_invocation(arn, inv.invocation_id, "crash")
+    assert eng.describe(arn)["Status"] == "FAILED"
