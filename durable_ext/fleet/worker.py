@@ -335,7 +335,7 @@ class Worker:
                 self._invoke(entry.arn)
             else:
                 # timers, dispatches and notifications: one compare-and-set commit each
-                self.runtime._handle(entry)
+                self.runtime.handle(entry)
                 self.stats.add("timers")
         except (StoreError, OSError) as exc:
             log.warning("worker %s: %s on %s failed: %s", self.id, entry.kind, entry.arn, exc)

@@ -59,6 +59,33 @@ class _Function:
     durable: bool
 
 
+def _open_checkpoint_store(backend: str | Store | None) -> Store:
+    """Open ``backend`` and make sure it is a checkpoint store the engine can drive."""
+    url = backend if isinstance(backend, str) else None
+    if backend is None:
+        url = os.environ.get("DURABLE_EXT_BACKEND")
+    if url and url.split("://", 1)[0].lower() == "lambda":
+        raise ConfigError(
+            f"backend {url!r}: lambda:// is a control plane for functions deployed on AWS "
+            "Lambda (durable_ext.backends.lambda_api.LambdaBackend), not a checkpoint store "
+            "a Runtime can run handlers on; use LambdaBackend(url) to start and inspect "
+            "those executions, or a store such as memory://, file://, redis:// or dynamodb://"
+        )
+    store = open_store(backend)
+    if not hasattr(store, "commit"):
+        raise ConfigError(
+            f"backend {type(store).__name__} is not a checkpoint store (it has no commit); "
+            "a Runtime needs a Store such as memory://, file://, redis:// or dynamodb://"
+        )
+    return store
+
+
+def _declared_path(handler: Any) -> str | None:
+    """Return the import path a handler wrapper declares (``.path``), e.g. for a worker."""
+    path = getattr(handler, "path", None)
+    return path if isinstance(path, str) and ":" in path else None
+
+
 def function_of(arn: str) -> str:
     """Return the function name inside an execution ARN."""
     parts = arn.split(":")
@@ -101,7 +128,7 @@ class Runtime:
         if isolation not in ("inline", "process"):
             raise ConfigError(f"isolation must be 'inline' or 'process', got {isolation!r}")
         self._owns_store = not hasattr(backend, "commit")
-        self.store: Store = open_store(backend)
+        self.store: Store = _open_checkpoint_store(backend)
         self.clock: Any = clock or RealClock()
         self.isolation = isolation
         self.invocation_timeout = invocation_timeout
@@ -163,7 +190,7 @@ class Runtime:
         fn = self._function(function_name)
         if not fn.durable:
             raise ConfigError(f"function {function_name!r} is not durable; it can only be invoked")
-        ref = handler_reference(fn.handler)
+        ref = handler_reference(fn.handler) or _declared_path(fn.handler)
         attrs = {"handler": ref} if ref else {}
         arn, _created = self.engine.start(
             function_name,
@@ -289,12 +316,19 @@ class Runtime:
         """Handle every entry due now; False when there was none."""
         entries = [e for e in self.store.due(self.clock.now_ms(), kinds=_ACTIVE) if self._mine(e)]
         for entry in entries:
-            self._handle(entry)
+            self.handle(entry)
             if time.monotonic() >= deadline:
                 break
         return bool(entries)
 
-    def _handle(self, entry: DueEntry) -> None:
+    def handle(self, entry: DueEntry) -> None:
+        """Handle one due entry of a registered function: the per-entry step of a runner.
+
+        An ``invoke`` entry runs an invocation (when none is running), a dispatch starts
+        or calls a chained-invoke target, a notification reports a finished child to its
+        caller, and every other timer fires in one commit. Several runtimes may handle the
+        same entry at once: commits are compare-and-set, so it takes effect once.
+        """
         if entry.kind == DueKind.INVOKE:
             self._invoke(entry.arn)
         elif entry.kind == DISPATCH:

@@ -34,7 +34,7 @@ from aws_durable_execution_sdk_python.waits import (
 
 import durable_ext
 from durable_ext.backends.memory import MemoryStore
-from durable_ext.errors import StoreUnavailableError
+from durable_ext.errors import ConfigError, StoreUnavailableError
 from durable_ext.runtime import ExecutionAlreadyStartedError, Runtime, VirtualClock
 
 NO_JITTER_RETRY = create_retry_strategy(
@@ -470,3 +470,66 @@ def test_transient_store_outages_are_survived(seed: int) -> None:
     assert store.failures > 0
     assert d["Status"] == "SUCCEEDED", d.get("Error")
     assert json.loads(d["Result"]) == {"a": 2, "b": 12, "r": "pay ok on 2"}
+
+
+# ---------------------------------------------------------------- public per-entry step
+
+
+def test_handle_runs_one_due_entry() -> None:
+    with Runtime(MemoryStore(), clock=VirtualClock()) as rt:
+        rt.register("steps", steps_handler)
+        arn = rt.start("steps", {"a": 1, "b": 2})
+        (entry,) = rt.store.due(rt.clock.now_ms(), kinds=["invoke"])
+        assert entry.arn == arn
+        rt.handle(entry)
+        kinds = [e["EventType"] for e in rt.history(arn)["Events"]]
+        assert kinds.count("InvocationCompleted") == 1 and "StepSucceeded" in kinds
+        # the step retry's delay is the next thing due; nothing asks to invoke now
+        (wake,) = rt.store.due(None, arn=arn, kinds=["wake"])
+        assert rt.store.due(None, arn=arn, kinds=["invoke"]) == []
+        rt.clock.sleep_until(wake.due_ms, 1)
+        rt.handle(wake)  # the retry becomes READY and asks for an invocation
+        assert [e.kind for e in rt.store.due(rt.clock.now_ms(), arn=arn, kinds=["invoke"])] == [
+            "invoke"
+        ]
+
+
+# ---------------------------------------------------------------- backends a Runtime refuses
+
+
+def test_lambda_url_is_refused_as_a_control_plane(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match=r"lambda:// is a control plane .*LambdaBackend"):
+        Runtime("lambda://orders?region=us-east-1")
+    monkeypatch.setenv("DURABLE_EXT_BACKEND", "LAMBDA://Orders:live")
+    with pytest.raises(ConfigError, match="lambda:// is a control plane"):
+        Runtime()
+
+
+def test_an_object_that_is_no_store_is_refused() -> None:
+    class NotAStore:
+        def describe(self, arn: str) -> dict[str, Any]:
+            return {}
+
+    with pytest.raises(ConfigError, match="NotAStore is not a checkpoint store"):
+        Runtime(NotAStore())  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- handler references
+
+
+class _Wrapped:
+    """A handler wrapper that runs the real handler elsewhere and names it by ``.path``."""
+
+    path = f"{__name__}:steps_handler"
+
+    def __call__(self, event: Any, context: Any) -> Any:
+        return steps_handler(event, context)
+
+
+def test_start_records_the_path_a_wrapper_declares() -> None:
+    with Runtime(MemoryStore(), clock=VirtualClock()) as rt:
+        rt.register("steps", _Wrapped())
+        arn = rt.start("steps", {"a": 1, "b": 2})
+        assert rt.engine.attributes(arn) == {"handler": _Wrapped.path}
+        rt.run_until_idle(10)
+        assert rt.describe(arn)["Status"] == "SUCCEEDED"
