@@ -34,27 +34,13 @@ import re
 import struct
 import threading
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from durable_ext.backends._state import (
-    ExecutionIndex,
-    check_batch,
-    merge_due,
-    page_executions,
-    reject_unknown_options,
-)
-from durable_ext.backends.store import (
-    CommitBatch,
-    CreateResult,
-    DueEntry,
-    ExecutionHeader,
-    ExecutionPage,
-    HistoryEvent,
-    OperationRecord,
-)
+from durable_ext.backends._base import IndexedStore
+from durable_ext.backends._state import ExecutionIndex, check_batch, reject_unknown_options
+from durable_ext.backends.store import CommitBatch, CreateResult
 from durable_ext.errors import ConfigError, ConflictError, NotFoundError, StoreError
 from durable_ext.spec import StoreSpec
 
@@ -126,7 +112,7 @@ class _Cached:
     stamp: tuple[int, int]
 
 
-class FileStore:
+class FileStore(IndexedStore):
     """A durable store in a directory; safe for several threads and processes.
 
     Args:
@@ -328,28 +314,6 @@ class FileStore:
             finally:
                 os.close(fd)
 
-    def header(self, arn: str) -> ExecutionHeader:
-        """Return the current header."""
-        with self._lock:
-            return self._get(arn).header
-
-    def operations(self, arn: str, ids: Iterable[str] | None = None) -> list[OperationRecord]:
-        """Operation records in creation order."""
-        with self._lock:
-            return self._get(arn).operations(ids)
-
-    def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
-        """Return the records with ``touched > seq``."""
-        with self._lock:
-            return self._get(arn).touched_after(seq)
-
-    def events(
-        self, arn: str, *, after: int = 0, limit: int | None = None, reverse: bool = False
-    ) -> list[HistoryEvent]:
-        """History events, see :meth:`Store.events`."""
-        with self._lock:
-            return self._get(arn).read_events(after, limit, reverse)
-
     def _all(self) -> list[ExecutionIndex]:
         """Every execution, fresh, except settled ones, which are served from the cache.
 
@@ -371,34 +335,6 @@ class FileStore:
             except NotFoundError:
                 continue  # created a moment ago, first record not written yet
         return out
-
-    def due(
-        self,
-        until_ms: int | None = None,
-        *,
-        arn: str | None = None,
-        kinds: Iterable[str] | None = None,
-        limit: int | None = None,
-    ) -> list[DueEntry]:
-        """Due entries, earliest first."""
-        with self._lock:
-            scope = [self._get(arn)] if arn is not None else self._all()
-            return merge_due(scope, until_ms, kinds, limit)
-
-    def list_executions(
-        self,
-        *,
-        function_name: str | None = None,
-        status: str | None = None,
-        limit: int | None = None,
-        marker: str | None = None,
-    ) -> ExecutionPage:
-        """Headers newest first."""
-        with self._lock:
-            headers = [i.header for i in self._all()]
-        return page_executions(
-            headers, function_name=function_name, status=status, limit=limit, marker=marker
-        )
 
     def close(self) -> None:
         """Drop the cache (no files stay open between calls)."""

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from durable_ext.backends._state import (
-    ExecutionIndex,
-    check_batch,
-    merge_due,
-    page_executions,
-    reject_unknown_options,
-)
-from durable_ext.backends.store import (
-    CommitBatch,
-    CreateResult,
-    DueEntry,
-    ExecutionHeader,
-    ExecutionPage,
-    HistoryEvent,
-    OperationRecord,
-)
+from durable_ext.backends._base import IndexedStore
+from durable_ext.backends._state import ExecutionIndex, check_batch, reject_unknown_options
+from durable_ext.backends.store import CommitBatch, CreateResult
 from durable_ext.errors import ConflictError, NotFoundError
 from durable_ext.spec import StoreSpec
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
+class MemoryStore(IndexedStore):
     """A thread-safe store that keeps everything in memory; nothing survives the process.
 
     Example:
@@ -82,55 +68,8 @@ class MemoryStore:
             check_batch(batch, idx.header)
             idx.apply(batch)
 
-    def header(self, arn: str) -> ExecutionHeader:
-        """Return the current header."""
-        with self._lock:
-            return self._get(arn).header
-
-    def operations(self, arn: str, ids: Iterable[str] | None = None) -> list[OperationRecord]:
-        """Operation records in creation order."""
-        with self._lock:
-            return self._get(arn).operations(ids)
-
-    def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
-        """Return the records with ``touched > seq``."""
-        with self._lock:
-            return self._get(arn).touched_after(seq)
-
-    def events(
-        self, arn: str, *, after: int = 0, limit: int | None = None, reverse: bool = False
-    ) -> list[HistoryEvent]:
-        """History events, see :meth:`Store.events`."""
-        with self._lock:
-            return self._get(arn).read_events(after, limit, reverse)
-
-    def due(
-        self,
-        until_ms: int | None = None,
-        *,
-        arn: str | None = None,
-        kinds: Iterable[str] | None = None,
-        limit: int | None = None,
-    ) -> list[DueEntry]:
-        """Due entries, earliest first."""
-        with self._lock:
-            scope = [self._get(arn)] if arn is not None else list(self._execs.values())
-            return merge_due(scope, until_ms, kinds, limit)
-
-    def list_executions(
-        self,
-        *,
-        function_name: str | None = None,
-        status: str | None = None,
-        limit: int | None = None,
-        marker: str | None = None,
-    ) -> ExecutionPage:
-        """Headers newest first."""
-        with self._lock:
-            headers = [i.header for i in self._execs.values()]
-        return page_executions(
-            headers, function_name=function_name, status=status, limit=limit, marker=marker
-        )
+    def _all(self) -> list[ExecutionIndex]:
+        return list(self._execs.values())
 
     def close(self) -> None:
         """Nothing to release."""
