@@ -1,7 +1,7 @@
 """Bases of the built-in stores: the public query signatures are written once, here.
 
 :class:`StoreBase` owns the argument handling of :meth:`Store.due` and
-:meth:`Store.list_executions`; a store implements ``_due`` and ``_list``.
+:meth:`Store.list_executions`; a store implements ``_select_due`` and ``_list``.
 :class:`IndexedStore` answers every read from :class:`~durable_ext.backends._state.ExecutionIndex`
 objects (the memory store, and the file store's cache).
 """
@@ -41,7 +41,7 @@ class StoreBase:
     ) -> list[DueEntry]:
         """Due entries with ``due_ms <= until_ms`` (all if None), earliest first."""
         kind_list = None if kinds is None else list(dict.fromkeys(kinds))
-        return self._due(until_ms, arn, kind_list, limit)
+        return self._select_due(until_ms, arn, kind_list, limit)
 
     def list_executions(
         self,
@@ -54,7 +54,7 @@ class StoreBase:
         """Headers newest first (``start_ms`` descending, then ARN), filtered and paged."""
         return self._list(function_name, status, limit, marker)
 
-    def _due(
+    def _select_due(
         self, until_ms: int | None, arn: str | None, kinds: list[str] | None, limit: int | None
     ) -> list[DueEntry]:
         raise NotImplementedError
@@ -102,7 +102,7 @@ class IndexedStore(StoreBase):
         with self._lock:
             return self._get(arn).read_events(after, limit, reverse)
 
-    def _due(
+    def _select_due(
         self, until_ms: int | None, arn: str | None, kinds: list[str] | None, limit: int | None
     ) -> list[DueEntry]:
         with self._lock:

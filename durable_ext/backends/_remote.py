@@ -8,15 +8,25 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from durable_ext.backends.store import TERMINAL_STATUSES, DueEntry, ExecutionHeader
+from durable_ext.backends._base import StoreBase
+from durable_ext.backends.store import (
+    TERMINAL_STATUSES,
+    CommitBatch,
+    DueEntry,
+    ExecutionHeader,
+    HistoryEvent,
+    OperationRecord,
+)
 from durable_ext.errors import ConfigError, NotFoundError, StoreError, StoreUnavailableError
 
 __all__ = [
+    "RemoteStore",
     "dumps",
     "execution_id_of",
     "list_key",
     "marker_key",
     "parse_duration",
+    "records",
     "retrying",
     "sort_due",
     "terminal",
@@ -54,6 +64,13 @@ def marker_key(marker: str) -> str:
         return list_key(int(ms), arn)
     except ValueError:
         raise StoreError(f"invalid list marker {marker!r}") from None
+
+
+def records(docs: Iterable[str]) -> list[OperationRecord]:
+    """Operation records from their stored JSON documents, in creation order."""
+    recs = [OperationRecord.from_dict(json.loads(d)) for d in docs]
+    recs.sort(key=lambda r: r.index)
+    return recs
 
 
 def terminal(header: ExecutionHeader) -> bool:
@@ -106,3 +123,55 @@ def retrying(
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
     raise StoreUnavailableError(f"{what}: no attempts made")  # pragma: no cover
+
+
+class RemoteStore(StoreBase):
+    """What the remote stores share: batch checks and the answers that need no query.
+
+    A subclass implements ``header``, ``_events`` and ``_read_due`` (called only when an
+    answer may be non-empty).
+    """
+
+    def header(self, arn: str) -> ExecutionHeader:
+        raise NotImplementedError
+
+    @staticmethod
+    def _check(batch: CommitBatch) -> None:
+        """Refuse a malformed batch before anything is sent."""
+        h = batch.header
+        if h.revision != batch.expected_revision + 1:
+            raise StoreError(f"commit for {h.arn}: header revision must be expected_revision + 1")
+        if execution_id_of(h.arn) != h.execution_id:
+            raise StoreError(f"ARN {h.arn} does not end with execution id {h.execution_id}")
+        for prev, ev in zip(batch.events, batch.events[1:], strict=False):
+            if ev.event_id != prev.event_id + 1:
+                raise StoreError(f"commit for {h.arn}: event ids are not contiguous")
+        for d in batch.due_set:
+            if d.arn != h.arn:
+                raise StoreError(f"commit for {h.arn}: due entry belongs to {d.arn}")
+
+    def events(
+        self, arn: str, *, after: int = 0, limit: int | None = None, reverse: bool = False
+    ) -> list[HistoryEvent]:
+        """History events with ``event_id > after`` ascending, or ``< after`` descending."""
+        if limit is not None and limit <= 0:
+            self.header(arn)  # still NotFoundError for an unknown execution
+            return []
+        return self._events(arn, after, limit, reverse)
+
+    def _select_due(
+        self, until_ms: int | None, arn: str | None, kinds: list[str] | None, limit: int | None
+    ) -> list[DueEntry]:
+        if kinds == [] or (limit is not None and limit <= 0):
+            if arn is not None:
+                self.header(arn)
+            return []
+        return self._read_due(until_ms, arn, kinds, limit)
+
+    def _events(self, arn: str, after: int, limit: int | None, reverse: bool) -> list[HistoryEvent]:
+        raise NotImplementedError
+
+    def _read_due(
+        self, until_ms: int | None, arn: str | None, kinds: list[str] | None, limit: int | None
+    ) -> list[DueEntry]:
+        raise NotImplementedError

@@ -35,13 +35,16 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
+from durable_ext.backends._base import page_marker
 from durable_ext.backends._dynamodb_schema import TTL_ATTRIBUTE, verify_table
 from durable_ext.backends._remote import (
+    RemoteStore,
     dumps,
     execution_id_of,
     list_key,
     marker_key,
     parse_duration,
+    records,
     retrying,
     sort_due,
     terminal,
@@ -134,7 +137,7 @@ def _translated(what: str, table: str) -> Iterator[None]:
         ) from exc
 
 
-class DynamoDBStore:
+class DynamoDBStore(RemoteStore):
     """A store shared by every process that can reach one DynamoDB table.
 
     Args:
@@ -221,19 +224,6 @@ class DynamoDBStore:
             if not last:
                 return
             args["ExclusiveStartKey"] = last
-
-    def _check(self, batch: CommitBatch) -> None:
-        h = batch.header
-        if h.revision != batch.expected_revision + 1:
-            raise StoreError(f"commit for {h.arn}: header revision must be expected_revision + 1")
-        if execution_id_of(h.arn) != h.execution_id:
-            raise StoreError(f"ARN {h.arn} does not end with execution id {h.execution_id}")
-        for prev, ev in zip(batch.events, batch.events[1:], strict=False):
-            if ev.event_id != prev.event_id + 1:
-                raise StoreError(f"commit for {h.arn}: event ids are not contiguous")
-        for d in batch.due_set:
-            if d.arn != h.arn:
-                raise StoreError(f"commit for {h.arn}: due entry belongs to {d.arn}")
 
     # ------------------------------------------------------------------ items
 
@@ -709,7 +699,7 @@ class DynamoDBStore:
                 )
                 if not self._header_of(arn, items[0] if items else None):
                     continue
-                recs = [OperationRecord.from_dict(json.loads(i["d"]["S"])) for i in items[1:]]
+                recs = records(i["d"]["S"] for i in items[1:])
             else:
                 got = self._batch_get(
                     arn,
@@ -719,12 +709,7 @@ class DynamoDBStore:
                 head = next((i for i in got if i["sk"]["S"] == "H"), None)
                 if not self._header_of(arn, head):
                     continue
-                recs = [
-                    OperationRecord.from_dict(json.loads(i["d"]["S"]))
-                    for i in got
-                    if i["sk"]["S"] != "H"
-                ]
-            recs.sort(key=lambda r: r.index)
+                recs = records(i["d"]["S"] for i in got if i["sk"]["S"] != "H")
             return recs
         raise StoreError(f"read of {arn}: large batches kept landing concurrently")
 
@@ -762,17 +747,10 @@ class DynamoDBStore:
         )
         if not items:
             self._settled(arn)  # an empty answer: is there such an execution at all?
-        recs = [OperationRecord.from_dict(json.loads(i["d"]["S"])) for i in items]
-        recs.sort(key=lambda r: r.index)
-        return recs
+        return records(i["d"]["S"] for i in items)
 
-    def events(
-        self, arn: str, *, after: int = 0, limit: int | None = None, reverse: bool = False
-    ) -> list[HistoryEvent]:
+    def _events(self, arn: str, after: int, limit: int | None, reverse: bool) -> list[HistoryEvent]:
         """History events, a range query over ``E#<id>`` sort keys."""
-        if limit is not None and limit <= 0:
-            self._settled(arn)
-            return []
         pk = _s(self._pk(execution_id_of(arn)))
         if reverse and after > 0:
             cond, values = (
@@ -805,25 +783,15 @@ class DynamoDBStore:
             self._settled(arn)
         return out
 
-    def due(
-        self,
-        until_ms: int | None = None,
-        *,
-        arn: str | None = None,
-        kinds: Iterable[str] | None = None,
-        limit: int | None = None,
+    def _read_due(
+        self, until_ms: int | None, arn: str | None, kinds: list[str] | None, limit: int | None
     ) -> list[DueEntry]:
         """Due entries, earliest first: per execution (consistent) or from the ``gsi1`` index."""
-        kind_list = None if kinds is None else list(dict.fromkeys(kinds))
-        if kind_list == [] or (limit is not None and limit <= 0):
-            if arn is not None:
-                self._settled(arn)
-            return []
         values: dict[str, Any] = {}
         flt = ""
-        if kind_list is not None:
-            names = [f":k{i}" for i in range(len(kind_list))]
-            values.update({n: _s(k) for n, k in zip(names, kind_list, strict=True)})
+        if kinds is not None:
+            names = [f":k{i}" for i in range(len(kinds))]
+            values.update({n: _s(k) for n, k in zip(names, kinds, strict=True)})
             flt = f"#kind IN ({', '.join(names)})"
         kwargs: dict[str, Any] = {}
         if arn is not None:
@@ -861,13 +829,8 @@ class DynamoDBStore:
             self._settled(arn)
         return sort_due(found, limit)
 
-    def list_executions(
-        self,
-        *,
-        function_name: str | None = None,
-        status: str | None = None,
-        limit: int | None = None,
-        marker: str | None = None,
+    def _list(
+        self, function_name: str | None, status: str | None, limit: int | None, marker: str | None
     ) -> ExecutionPage:
         """Headers newest first, from ``gsi2`` (one function) or ``gsi1`` (all)."""
         if function_name is not None:
@@ -892,9 +855,7 @@ class DynamoDBStore:
                 more = True
                 break
             headers.append(_header_from(item))
-        last = headers[-1] if headers else None
-        next_marker = f"{last.start_ms}:{last.arn}" if more and last is not None else None
-        return ExecutionPage(headers, next_marker)
+        return ExecutionPage(headers, page_marker(headers[-1]) if more and headers else None)
 
     def close(self) -> None:
         """Close the client's connection pool."""

@@ -33,13 +33,16 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
 from durable_ext._deps import require
+from durable_ext.backends._base import page_marker
 from durable_ext.backends._redis_lua import APPLY, DUE, TOUCHED
 from durable_ext.backends._remote import (
+    RemoteStore,
     dumps,
     execution_id_of,
     list_key,
     marker_key,
     parse_duration,
+    records,
     retrying,
     sort_due,
     terminal,
@@ -84,7 +87,7 @@ def _translated(what: str) -> Iterator[None]:
         raise StoreError(f"Redis error during {what}: {exc}") from exc
 
 
-class RedisStore:
+class RedisStore(RemoteStore):
     """A store shared by every process that can reach one Redis primary.
 
     Args:
@@ -200,20 +203,6 @@ class RedisStore:
         argv += list(batch.due_clear)
         return argv
 
-    @staticmethod
-    def _check(batch: CommitBatch) -> None:
-        h = batch.header
-        if h.revision != batch.expected_revision + 1:
-            raise StoreError(f"commit for {h.arn}: header revision must be expected_revision + 1")
-        if execution_id_of(h.arn) != h.execution_id:
-            raise StoreError(f"ARN {h.arn} does not end with execution id {h.execution_id}")
-        for prev, ev in zip(batch.events, batch.events[1:], strict=False):
-            if ev.event_id != prev.event_id + 1:
-                raise StoreError(f"commit for {h.arn}: event ids are not contiguous")
-        for d in batch.due_set:
-            if d.arn != h.arn:
-                raise StoreError(f"commit for {h.arn}: due entry belongs to {d.arn}")
-
     def _run_apply(self, batch: CommitBatch, mode: str) -> list[str]:
         argv = self._argv(batch, mode)
         reply: list[str] = self._call(
@@ -281,9 +270,7 @@ class RedisStore:
                 pipe.hmget(self._key(exec_id, "o"), wanted)
 
         (raw,) = self._snapshot(arn, f"read of {arn}", build)
-        recs = [OperationRecord.from_dict(json.loads(r)) for r in raw if r is not None]
-        recs.sort(key=lambda r: r.index)
-        return recs
+        return records(r for r in raw if r is not None)
 
     def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
         """Return records with ``touched > seq``: one script call over the touched index."""
@@ -293,17 +280,10 @@ class RedisStore:
         )
         if not reply or int(reply[0]) == 0:
             raise NotFoundError(f"no durable execution {arn!r}")
-        recs = [OperationRecord.from_dict(json.loads(r)) for r in reply[1:]]
-        recs.sort(key=lambda r: r.index)
-        return recs
+        return records(reply[1:])
 
-    def events(
-        self, arn: str, *, after: int = 0, limit: int | None = None, reverse: bool = False
-    ) -> list[HistoryEvent]:
+    def _events(self, arn: str, after: int, limit: int | None, reverse: bool) -> list[HistoryEvent]:
         """History events; a slice of the event list (LRANGE)."""
-        if limit is not None and limit <= 0:
-            self.header(arn)
-            return []
         if reverse:
 
             def build(pipe: Any, exec_id: str) -> None:
@@ -343,20 +323,10 @@ class RedisStore:
             arn=arn or d["arn"], key=key, kind=kind, due_ms=int(d["due_ms"]), data=d["data"]
         )
 
-    def due(
-        self,
-        until_ms: int | None = None,
-        *,
-        arn: str | None = None,
-        kinds: Iterable[str] | None = None,
-        limit: int | None = None,
+    def _read_due(
+        self, until_ms: int | None, arn: str | None, kinds: list[str] | None, limit: int | None
     ) -> list[DueEntry]:
         """Due entries, earliest first; across executions through the due-time index."""
-        kind_list = None if kinds is None else list(dict.fromkeys(kinds))
-        if kind_list == [] or (limit is not None and limit <= 0):
-            if arn is not None:
-                self.header(arn)
-            return []
         if arn is not None:
 
             def build(pipe: Any, exec_id: str) -> None:
@@ -367,12 +337,11 @@ class RedisStore:
             entries = [
                 e
                 for e in entries
-                if (until_ms is None or e.due_ms <= until_ms)
-                and (kind_list is None or e.kind in kind_list)
+                if (until_ms is None or e.due_ms <= until_ms) and (kinds is None or e.kind in kinds)
             ]
             return sort_due(entries, limit)
         upto = "+inf" if until_ms is None else str(int(until_ms))
-        args = [self.prefix, upto, limit or 0, *(kind_list or [])]
+        args = [self.prefix, upto, limit or 0, *(kinds or [])]
         flat: list[Any] = self._call("due-time index read", lambda: self._due(args=args))
         found = []
         for i in range(0, len(flat), 3):
@@ -380,13 +349,8 @@ class RedisStore:
             found.append(self._entry(None, key, flat[i + 2]))
         return sort_due(found, limit)
 
-    def list_executions(
-        self,
-        *,
-        function_name: str | None = None,
-        status: str | None = None,
-        limit: int | None = None,
-        marker: str | None = None,
+    def _list(
+        self, function_name: str | None, status: str | None, limit: int | None, marker: str | None
     ) -> ExecutionPage:
         """Headers newest first, paged through the lexically ordered listing indexes."""
         p = self.prefix
@@ -433,7 +397,7 @@ class RedisStore:
                     index, "(" + list_key(last.start_ms, last.arn), "+", start=0, num=1
                 ),
             )
-            return ExecutionPage(headers, f"{last.start_ms}:{last.arn}" if more else None)
+            return ExecutionPage(headers, page_marker(last) if more else None)
         return ExecutionPage(headers, None)
 
     def _docs(self, arns: list[str]) -> list[str | None]:
