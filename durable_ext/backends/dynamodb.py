@@ -114,6 +114,17 @@ def _size(item: Item) -> int:
     return total + 100
 
 
+def _failure(exc: StoreError, code: str) -> dict[str, Any] | None:
+    """Return the DynamoDB response behind ``exc`` if it failed with ``code``, else None."""
+    from botocore.exceptions import ClientError
+
+    cause = exc.__cause__
+    if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == code:
+        response: dict[str, Any] = dict(cause.response)
+        return response
+    return None
+
+
 @contextmanager
 def _translated(what: str, table: str) -> Iterator[None]:
     """Botocore errors -> the store's errors; throttling and network errors are retryable."""
@@ -344,8 +355,6 @@ class DynamoDBStore(RemoteStore):
 
     def _transact(self, what: str, items: list[dict[str, Any]], token: str) -> list[str] | None:
         """Run a transaction; None on success, else the cancellation reason codes."""
-        from botocore.exceptions import ClientError
-
         try:
             self._call(
                 what,
@@ -355,14 +364,24 @@ class DynamoDBStore(RemoteStore):
                 write=True,
             )
         except StoreError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and (
-                cause.response.get("Error", {}).get("Code") == "TransactionCanceledException"
-            ):
-                reasons = cause.response.get("CancellationReasons") or []
-                return [str(r.get("Code") or "None") for r in reasons] or ["Unknown"]
-            raise
+            response = _failure(exc, "TransactionCanceledException")
+            if response is None:
+                raise
+            reasons = response.get("CancellationReasons") or []
+            return [str(r.get("Code") or "None") for r in reasons] or ["Unknown"]
         return None
+
+    def _update_if(self, what: str, **request: Any) -> bool:
+        """One conditional ``UpdateItem``; False when its condition did not hold."""
+        try:
+            self._call(
+                what, partial(self.client.update_item, TableName=self.table, **request), write=True
+            )
+        except StoreError as exc:
+            if _failure(exc, "ConditionalCheckFailedException") is None:
+                raise
+            return False
+        return True
 
     def create(self, batch: CommitBatch) -> CreateResult:
         """Claim the name and write the execution in one transaction."""
@@ -516,8 +535,6 @@ class DynamoDBStore(RemoteStore):
         writes: list[tuple[str, Item]] | None = None,
     ) -> None:
         """Apply a committed large batch's items, then clear the pending mark."""
-        from botocore.exceptions import ClientError
-
         rev, cid, n = int(pend["rev"]["N"]), pend["cid"]["S"], int(pend["n"]["N"])
         prefix = f"R#{rev:012d}#{cid}#"
         chunk_keys = [self._key(exec_id, f"{prefix}{i:05d}") for i in range(n)]
@@ -541,26 +558,14 @@ class DynamoDBStore(RemoteStore):
             writes = self._writes(batch)
         assert writes is not None
         self._batch_write(f"apply of large batch r{rev} of {exec_id}", self._requests(writes))
-        try:
-            self._call(
-                f"apply of large batch r{rev} of {exec_id}",
-                lambda: self.client.update_item(
-                    TableName=self.table,
-                    Key=self._key(exec_id, "H"),
-                    UpdateExpression="REMOVE pend",
-                    ConditionExpression="pend.cid = :cid",
-                    ExpressionAttributeValues={":cid": _s(cid)},
-                ),
-                write=True,
-            )
-        except StoreError as exc:
-            cause = exc.__cause__
-            if not (
-                isinstance(cause, ClientError)
-                and cause.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-            ):
-                raise
-            # another reader finished applying it first
+        # a failed condition: another reader finished applying it first
+        self._update_if(
+            f"apply of large batch r{rev} of {exec_id}",
+            Key=self._key(exec_id, "H"),
+            UpdateExpression="REMOVE pend",
+            ConditionExpression="pend.cid = :cid",
+            ExpressionAttributeValues={":cid": _s(cid)},
+        )
         self._batch_write(
             f"cleanup of {exec_id}", [{"DeleteRequest": {"Key": k}} for k in chunk_keys]
         )
@@ -570,31 +575,17 @@ class DynamoDBStore(RemoteStore):
 
     def _stamp_expiry(self, h: ExecutionHeader) -> None:
         """Give every item of a finished execution the TTL attribute, once."""
-        from botocore.exceptions import ClientError
-
         exp = self._expiry(h)
         if exp is None:
             return
-        try:
-            self._call(
-                f"expiry of {h.arn}",
-                lambda: self.client.update_item(
-                    TableName=self.table,
-                    Key=self._key(h.execution_id, "H"),
-                    UpdateExpression="SET stamped = :t",
-                    ConditionExpression="attribute_not_exists(stamped)",
-                    ExpressionAttributeValues={":t": _n(exp)},
-                ),
-                write=True,
-            )
-        except StoreError as exc:
-            cause = exc.__cause__
-            if (
-                isinstance(cause, ClientError)
-                and cause.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-            ):
-                return  # already stamped by an earlier terminal commit
-            raise
+        if not self._update_if(
+            f"expiry of {h.arn}",
+            Key=self._key(h.execution_id, "H"),
+            UpdateExpression="SET stamped = :t",
+            ConditionExpression="attribute_not_exists(stamped)",
+            ExpressionAttributeValues={":t": _n(exp)},
+        ):
+            return  # already stamped by an earlier terminal commit
         rewrite: list[dict[str, Any]] = []
         for item in self._query(
             f"expiry of {h.arn}",
@@ -614,28 +605,15 @@ class DynamoDBStore(RemoteStore):
         self._set_expiry(_s(f"{self.prefix}N#{h.function_name}#{h.name}"), _s("N"), exp)
 
     def _set_expiry(self, pk: dict[str, str], sk: dict[str, str], exp: int) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self._call(
-                "expiry",
-                lambda: self.client.update_item(
-                    TableName=self.table,
-                    Key={"pk": pk, "sk": sk},
-                    UpdateExpression="SET #e = :e",
-                    ConditionExpression="attribute_exists(pk)",
-                    ExpressionAttributeNames={"#e": TTL_ATTRIBUTE},
-                    ExpressionAttributeValues={":e": _n(exp)},
-                ),
-                write=True,
-            )
-        except StoreError as exc:
-            cause = exc.__cause__
-            if not (
-                isinstance(cause, ClientError)
-                and cause.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-            ):
-                raise
+        # a failed condition: the item is gone, nothing to expire
+        self._update_if(
+            "expiry",
+            Key={"pk": pk, "sk": sk},
+            UpdateExpression="SET #e = :e",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#e": TTL_ATTRIBUTE},
+            ExpressionAttributeValues={":e": _n(exp)},
+        )
 
     # ------------------------------------------------------------------ reads
 
