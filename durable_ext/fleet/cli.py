@@ -87,6 +87,10 @@ def register(subparsers: Any) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     """Run a worker with the parsed arguments; returns the exit code."""
+    from durable_ext.fleet._signals import defer_stop_signals
+
+    # a SIGTERM while the store opens and the handlers import must stop the worker cleanly
+    defer_stop_signals()
     from durable_ext.fleet.worker import Worker
 
     logging.basicConfig(

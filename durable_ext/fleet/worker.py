@@ -43,6 +43,7 @@ from durable_ext.backends.engine import (
 )
 from durable_ext.backends.store import DueEntry, DueKind, Store
 from durable_ext.errors import ConfigError, StoreError, StoreUnavailableError
+from durable_ext.fleet._signals import STOP_SIGNALS, deferred_stop, unblock_stop_signals
 from durable_ext.fleet.lease import Lease
 from durable_ext.runtime.clock import Clock, RealClock
 from durable_ext.runtime.invoker import (
@@ -242,14 +243,23 @@ class Worker:
                 )
 
     def install_signal_handlers(self) -> None:
-        """Stop gracefully on SIGTERM and SIGINT (call from the main thread)."""
+        """Stop gracefully on SIGTERM and SIGINT (call from the main thread).
+
+        Also acts on a stop signal recorded while the process was starting (see
+        :func:`durable_ext.fleet._signals.defer_stop_signals`), and unblocks both signals
+        in case the process was started with them blocked.
+        """
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("worker %s: signal %d, shutting down", self.id, signum)
             self.stop()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, on_signal)
+        early = deferred_stop()
+        if early is not None:
+            on_signal(early, None)  # arrived while the worker was starting
+        unblock_stop_signals()
 
     def stop(self) -> None:
         """Ask :meth:`run` to stop claiming work and shut down."""

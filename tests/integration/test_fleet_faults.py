@@ -103,10 +103,17 @@ class WorkerProcess:
             *(f"{n}=test_fleet_handlers:{n}" for n in FUNCTIONS),
             *args,
         ]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
-            )
+        # Started with SIGTERM/SIGINT blocked, as a supervisor that may stop a worker at
+        # any moment does: the worker unblocks them once it can stop cleanly, so a stop
+        # sent while it is still importing is delivered then instead of killing it.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        try:
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+                )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     @property
     def pid(self) -> int:
@@ -382,6 +389,18 @@ def test_sigterm_lets_the_running_invocation_finish(
     history = control.history(arn)["Events"]
     finished = [e for e in history if e["EventType"] == "InvocationCompleted"]
     assert finished and all("Error" not in e["InvocationCompletedDetails"] for e in finished)
+
+
+@REDIS_ONLY
+def test_sigterm_while_the_worker_starts_stops_it_cleanly(
+    backend: str, fleet: Callable[..., WorkerProcess]
+) -> None:
+    """A replacement worker stopped right after it was spawned (before its imports are
+    done) exits 0 with its counters, like any other stopped worker."""
+    workers = [fleet() for _ in range(3)]
+    for w in workers:
+        assert w.terminate() == 0, w.output()[-3000:]
+        assert w.stats()["invocations"] == 0
 
 
 @REDIS_ONLY
