@@ -26,7 +26,7 @@ import contextlib
 import itertools
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,17 +43,15 @@ from aws_durable_execution_sdk_python.execution import (
     InitialExecutionState,
 )
 from aws_durable_execution_sdk_python.lambda_service import (
-    CheckpointOutput,
-    CheckpointUpdatedExecutionState,
     ExecutionDetails,
     Operation,
     OperationStatus,
     OperationType,
     OperationUpdate,
-    StateOutput,
 )
 
 from durable_ext.runtime import Runtime, VirtualClock
+from durable_ext.runtime.client import ServiceClient
 from durable_ext.runtime.invoker import LambdaContextStub, fast_sdk_stop
 
 
@@ -72,32 +70,21 @@ def chain(event: dict[str, Any], ctx: DurableContext) -> int:
     return x
 
 
-class NullClient:
+class NullClient(ServiceClient):
     """A DurableServiceClient that stores nothing: every checkpoint just gets a new token."""
 
     def __init__(self) -> None:
         self._tokens = itertools.count()
 
-    def checkpoint(
-        self,
-        durable_execution_arn: str,
-        checkpoint_token: str,
-        updates: list[OperationUpdate],
-        client_token: str | None,
-    ) -> CheckpointOutput:
-        return CheckpointOutput(
-            checkpoint_token=f"t{next(self._tokens)}",
-            new_execution_state=CheckpointUpdatedExecutionState(),
-        )
+    def _checkpoint(
+        self, arn: str, token: str, updates: list[OperationUpdate], client_token: str | None
+    ) -> tuple[str | None, Sequence[Mapping[str, Any]], str | None]:
+        return f"t{next(self._tokens)}", [], None
 
-    def get_execution_state(
-        self,
-        durable_execution_arn: str,
-        checkpoint_token: str,
-        next_marker: str,
-        max_items: int = 1000,
-    ) -> StateOutput:
-        return StateOutput()
+    def _state(
+        self, arn: str, token: str, marker: str, max_items: int
+    ) -> tuple[Sequence[Mapping[str, Any]], str | None]:
+        return [], None
 
 
 def _floor_run(n: int, fast_stop: bool = False) -> None:

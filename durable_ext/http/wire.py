@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from durable_ext.backends._timestamps import convert_timestamps
+
 __all__ = [
     "ERROR_STATUS",
     "ApiError",
@@ -36,14 +38,6 @@ ERROR_STATUS: dict[str, int] = {
     "ServiceException": 500,
 }
 """Error code -> HTTP status, as in botocore's Lambda model (``error.httpStatusCode``)."""
-
-# Timestamp keys of an Operation; the engine keeps epoch milliseconds, the wire has seconds.
-_OP_TIMESTAMPS = ("StartTimestamp", "EndTimestamp")
-_DETAIL_TIMESTAMPS = (
-    ("StepDetails", "NextAttemptTimestamp"),
-    ("WaitDetails", "ScheduledEndTimestamp"),
-)
-
 
 class ApiError(Exception):
     """An error response: a Lambda error code, its HTTP status and a message."""
@@ -81,14 +75,4 @@ def _seconds(ms: Any) -> Any:
 
 def operation_to_wire(op: Mapping[str, Any]) -> dict[str, Any]:
     """Convert an engine operation (epoch-ms timestamps) to the API's shape (epoch seconds)."""
-    out = dict(op)
-    for key in _OP_TIMESTAMPS:
-        if out.get(key) is not None:
-            out[key] = _seconds(out[key])
-    for block, key in _DETAIL_TIMESTAMPS:
-        inner = out.get(block)
-        if inner and inner.get(key) is not None:
-            inner = dict(inner)
-            inner[key] = _seconds(inner[key])
-            out[block] = inner
-    return out
+    return convert_timestamps(op, _seconds)

@@ -10,27 +10,21 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_durable_execution_sdk_python.exceptions import CheckpointError, GetExecutionStateError
 from aws_durable_execution_sdk_python.execution import (
     DurableExecutionInvocationInputWithClient,
     InitialExecutionState,
 )
-from aws_durable_execution_sdk_python.lambda_service import (
-    CheckpointOutput,
-    CheckpointUpdatedExecutionState,
-    OperationUpdate,
-    StateOutput,
-)
+from aws_durable_execution_sdk_python.lambda_service import OperationUpdate
 
 from durable_ext.backends.engine import Engine, InvalidCheckpointTokenError, InvocationInput
 from durable_ext.backends.validation import InvalidParameterValueError
 from durable_ext.errors import NotFoundError, StoreUnavailableError
-from durable_ext.runtime.client import EngineClient, _translated, sdk_operation
+from durable_ext.runtime.client import EngineClient, ServiceClient, sdk_operation
 
 __all__ = ["LambdaContextStub", "handler_path", "invoke_in_process", "invoke_in_subprocess"]
 
@@ -195,7 +189,7 @@ _ERR_KINDS: dict[str, type[Exception]] = {
 }
 
 
-class _PipeClient:
+class _PipeClient(ServiceClient):
     """The child's ``DurableServiceClient``: every call is a request to the parent."""
 
     def __init__(self, conn: multiprocessing.connection.Connection) -> None:
@@ -211,40 +205,19 @@ class _PipeClient:
         exc_type = _ERR_KINDS.get(reply[1], StoreUnavailableError)
         raise exc_type(reply[2])
 
-    def checkpoint(
-        self,
-        durable_execution_arn: str,
-        checkpoint_token: str,
-        updates: list[OperationUpdate],
-        client_token: str | None,
-    ) -> CheckpointOutput:
-        with _translated(CheckpointError):
-            token, ops, marker = self._call(
-                "checkpoint",
-                durable_execution_arn,
-                checkpoint_token,
-                [u.to_dict() for u in updates],
-                client_token,
-            )
-        return CheckpointOutput(
-            checkpoint_token=token,
-            new_execution_state=CheckpointUpdatedExecutionState(
-                operations=[sdk_operation(o) for o in ops], next_marker=marker
-            ),
+    def _checkpoint(
+        self, arn: str, token: str, updates: list[OperationUpdate], client_token: str | None
+    ) -> tuple[str | None, Sequence[Mapping[str, Any]], str | None]:
+        new_token, ops, marker = self._call(
+            "checkpoint", arn, token, [u.to_dict() for u in updates], client_token
         )
+        return new_token, ops, marker
 
-    def get_execution_state(
-        self,
-        durable_execution_arn: str,
-        checkpoint_token: str,
-        next_marker: str,
-        max_items: int = 1000,
-    ) -> StateOutput:
-        with _translated(GetExecutionStateError):
-            ops, marker = self._call(
-                "state", durable_execution_arn, checkpoint_token, next_marker, max_items
-            )
-        return StateOutput(operations=[sdk_operation(o) for o in ops], next_marker=marker)
+    def _state(
+        self, arn: str, token: str, marker: str, max_items: int
+    ) -> tuple[Sequence[Mapping[str, Any]], str | None]:
+        ops, next_marker = self._call("state", arn, token, marker, max_items)
+        return ops, next_marker
 
 
 def _child_main(
