@@ -28,60 +28,21 @@ from aws_durable_execution_sdk_python.lambda_service import (
     OperationType,
     OperationUpdate,
 )
+from checkpoints import PAYLOAD, PRELOAD_BATCH, prepare
 
-from durable_ext.backends.engine import Engine
 from durable_ext.backends.file import FileStore
 from durable_ext.backends.memory import MemoryStore
 
 SIZES = [10, 1_000, 2_000, 10_000]
-PAYLOAD = '"' + "x" * 198 + '"'
-PRELOAD_BATCH = 250
 # The testing SDK's filesystem store rewrites the whole execution per checkpoint (about a
 # second at 10,000 operations), so it gets fewer rounds.
 ROUNDS = {"memory": 200, "file": 200, "file-nofsync": 200, "sdk-memory": 60, "sdk-filesystem": 8}
 OURS = ("memory", "file", "file-nofsync")
 
 
-def _updates(op_id: str) -> list[dict[str, Any]]:
-    return [
-        {"Id": op_id, "Type": "STEP", "Action": "START", "SubType": "Step", "Name": "s"},
-        {
-            "Id": op_id,
-            "Type": "STEP",
-            "Action": "SUCCEED",
-            "SubType": "Step",
-            "Name": "s",
-            "Payload": PAYLOAD,
-        },
-    ]
-
-
 def _ours(kind: str, n: int, tmp: Path) -> Callable[[], None]:
     store = MemoryStore() if kind == "memory" else FileStore(tmp / "store", fsync=kind == "file")
-    engine = Engine(store)
-    arn, _ = engine.start("bench", "{}")
-    inv = engine.begin_invocation(arn)
-    assert inv is not None
-    token: str = inv.token
-    for start in range(0, n, PRELOAD_BATCH):
-        batch = [
-            {
-                "Id": f"p{i}",
-                "Type": "STEP",
-                "Action": "SUCCEED",
-                "SubType": "Step",
-                "Payload": PAYLOAD,
-            }
-            for i in range(start, min(n, start + PRELOAD_BATCH))
-        ]
-        token = engine.checkpoint(arn, token, batch).token or ""
-    counter = itertools.count()
-
-    def one() -> None:
-        nonlocal token
-        token = engine.checkpoint(arn, token, _updates(f"b{next(counter)}")).token or ""
-
-    return one
+    return prepare(store, n)
 
 
 def _sdk_update(op_id: str, action: OperationAction, payload: str | None = None) -> OperationUpdate:

@@ -21,7 +21,6 @@ Run: ``pytest benchmarks/bench_stores.py --benchmark-json=stores.json`` then
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 import uuid
@@ -33,18 +32,16 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from checkpoints import prepare
 from servers import moto_serial_server, redis_server  # noqa: F401 - session fixtures
 
 from durable_ext.backends._dynamodb_schema import create_table
 from durable_ext.backends.dynamodb import DynamoDBStore
-from durable_ext.backends.engine import Engine
 from durable_ext.backends.memory import MemoryStore
 from durable_ext.backends.redis import RedisStore
 from durable_ext.backends.store import Store
 
 SIZES = [10, 10_000]
-PAYLOAD = '"' + "x" * 198 + '"'
-PRELOAD_BATCH = 250
 ROUNDS = {"memory": 200, "redis": 100, "dynamodb": 10}
 WRITES = {"TransactWriteItems", "BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem"}
 
@@ -99,39 +96,6 @@ def _dynamodb(moto: Any, meter: Meter) -> DynamoDBStore:
     return DynamoDBStore(client, table)
 
 
-def _updates(op_id: str) -> list[dict[str, Any]]:
-    step = {"Id": op_id, "Type": "STEP", "SubType": "Step", "Name": "s"}
-    return [{**step, "Action": "START"}, {**step, "Action": "SUCCEED", "Payload": PAYLOAD}]
-
-
-def _prepare(store: Store, n: int) -> Callable[[], None]:
-    engine = Engine(store)
-    arn, _ = engine.start("bench", "{}")
-    inv = engine.begin_invocation(arn)
-    assert inv is not None
-    token: str = inv.token
-    for start in range(0, n, PRELOAD_BATCH):
-        batch = [
-            {
-                "Id": f"p{i}",
-                "Type": "STEP",
-                "Action": "SUCCEED",
-                "SubType": "Step",
-                "Payload": PAYLOAD,
-            }
-            for i in range(start, min(n, start + PRELOAD_BATCH))
-        ]
-        token = engine.checkpoint(arn, token, batch).token or ""
-    assert len(store.operations(arn)) == n + 1
-    counter = itertools.count()
-
-    def one() -> None:
-        nonlocal token
-        token = engine.checkpoint(arn, token, _updates(f"b{next(counter)}")).token or ""
-
-    return one
-
-
 @pytest.fixture
 def make_store(request: pytest.FixtureRequest) -> Iterator[Callable[[str, Meter], Store]]:
     opened: list[Store] = []
@@ -159,7 +123,7 @@ def test_checkpoint(
 ) -> None:
     meter = Meter()
     store = make_store(backend, meter)
-    one = _prepare(store, n)
+    one = prepare(store, n)
     meter.watch_commits(store)
     meter.clear()
     rounds = ROUNDS[backend]
