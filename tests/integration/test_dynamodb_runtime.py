@@ -9,21 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import test_runtime
+from runtime_scenarios import backend_scenarios
 from test_runtime import rt  # noqa: F401  (the fixture the scenarios use)
 
 from durable_ext.backends._dynamodb_schema import create_table
 
 pytestmark = pytest.mark.integration
 
-# every scenario that runs on any backend through the ``rt`` fixture
-globals().update(
-    {
-        name: fn
-        for name, fn in vars(test_runtime).items()
-        if name.startswith("test_") and "rt" in fn.__code__.co_varnames[: fn.__code__.co_argcount]
-    }
-)
+globals().update(backend_scenarios())
 
 
 @pytest.fixture

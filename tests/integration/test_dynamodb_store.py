@@ -189,19 +189,24 @@ def test_missing_table_is_a_clear_error(moto_serial_server: Any) -> None:
         DynamoDBStore(moto_serial_server.client("dynamodb"), "no-such-table")
 
 
-def test_foreign_schema_is_a_clear_error(moto_serial_server: Any) -> None:
-    client = moto_serial_server.client("dynamodb")
-    name = moto_serial_server.unique("foreign")
-    client.create_table(
+def _foreign_table(moto: Any, stem: str, *, key: str) -> str:
+    """Create a table with one string hash key ``key``, not the store's schema."""
+    name: str = moto.unique(stem)
+    moto.client("dynamodb").create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
     )
+    return name
+
+
+def test_foreign_schema_is_a_clear_error(moto_serial_server: Any) -> None:
+    name = _foreign_table(moto_serial_server, "foreign", key="id")
     with pytest.raises(
         ConfigError, match=r"does not have the durable_ext schema.*index touched is missing"
     ):
-        DynamoDBStore(client, name)
+        DynamoDBStore(moto_serial_server.client("dynamodb"), name)
 
 
 def test_unknown_option_is_rejected() -> None:
@@ -243,14 +248,7 @@ def test_backend_init_refuses_a_foreign_table(
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    client = moto_serial_server.client("dynamodb")
-    name = moto_serial_server.unique("other")
-    client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-    )
+    name = _foreign_table(moto_serial_server, "other", key="pk")
     url = f"dynamodb://{name}?region=us-east-1&endpoint_url={moto_serial_server.endpoint_url}"
     with pytest.raises(ConfigError, match="key schema is"):
         init_backend(url)

@@ -10,19 +10,12 @@ import uuid
 from typing import Any
 
 import pytest
-import test_runtime
+from runtime_scenarios import backend_scenarios
 from test_runtime import rt  # noqa: F401  (the fixture the scenarios use)
 
 pytestmark = pytest.mark.integration
 
-# every scenario that runs on any backend through the ``rt`` fixture
-globals().update(
-    {
-        name: fn
-        for name, fn in vars(test_runtime).items()
-        if name.startswith("test_") and "rt" in fn.__code__.co_varnames[: fn.__code__.co_argcount]
-    }
-)
+globals().update(backend_scenarios())
 
 
 @pytest.fixture
