@@ -6,9 +6,11 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from durable_ext.backends._base import StoreBase
+from durable_ext.backends._state import reject_unknown_options
 from durable_ext.backends.store import (
     TERMINAL_STATUSES,
     CommitBatch,
@@ -18,6 +20,7 @@ from durable_ext.backends.store import (
     OperationRecord,
 )
 from durable_ext.errors import ConfigError, NotFoundError, StoreError, StoreUnavailableError
+from durable_ext.spec import StoreSpec
 
 __all__ = [
     "RemoteStore",
@@ -27,6 +30,7 @@ __all__ = [
     "marker_key",
     "parse_duration",
     "records",
+    "remote_options",
     "retrying",
     "sort_due",
     "terminal",
@@ -35,6 +39,7 @@ __all__ = [
 T = TypeVar("T")
 
 _MAX_MS = 10**13 - 1  # epoch ms stays below this until the year 2286
+_ATTEMPTS = 6
 
 
 def dumps(value: Any) -> str:
@@ -95,6 +100,28 @@ def parse_duration(value: str, option: str, url: str) -> float:
     return seconds
 
 
+def remote_options(
+    spec: StoreSpec, kwargs: dict[str, Any], allowed: Iterable[str], *, prefix: str
+) -> tuple[str, str, float, Any]:
+    """Read the options every remote store takes: ``(url, prefix, ttl seconds, client)``.
+
+    ``prefix``, ``ttl`` and ``client`` given as keyword arguments are popped from
+    ``kwargs`` and win over the URL; ``prefix`` is the default prefix.
+
+    Raises:
+        SpecError: the URL has an option outside ``allowed``.
+        ConfigError: ``ttl`` is not a duration.
+
+    """
+    url = spec.raw or str(spec)
+    reject_unknown_options(spec.options, allowed, url)
+    chosen = kwargs.pop("prefix", spec.options.get("prefix", prefix))
+    ttl = kwargs.pop("ttl", None)
+    if ttl is None:
+        ttl = parse_duration(spec.options.get("ttl", "0"), "ttl", url)
+    return url, chosen, float(ttl), kwargs.pop("client", None)
+
+
 def sort_due(entries: Iterable[DueEntry], limit: int | None) -> list[DueEntry]:
     """Earliest first, ties by ARN then key (the order every store returns)."""
     out = sorted(entries, key=lambda d: (d.due_ms, d.arn, d.key))
@@ -128,12 +155,24 @@ def retrying(
 class RemoteStore(StoreBase):
     """What the remote stores share: batch checks and the answers that need no query.
 
-    A subclass implements ``header``, ``_events`` and ``_read_due`` (called only when an
-    answer may be non-empty).
+    A subclass implements ``header``, ``_events``, ``_read_due`` (called only when an
+    answer may be non-empty) and ``_errors`` (its client's errors as the store's errors).
     """
 
     def header(self, arn: str) -> ExecutionHeader:
         raise NotImplementedError
+
+    def _errors(self, what: str) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one idempotent request; transient failures are retried with backoff."""
+
+        def once() -> T:
+            with self._errors(what):
+                return fn()
+
+        return retrying(once, attempts=_ATTEMPTS, what=what)
 
     @staticmethod
     def _check(batch: CommitBatch) -> None:

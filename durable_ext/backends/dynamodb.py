@@ -31,7 +31,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
@@ -43,13 +43,11 @@ from durable_ext.backends._remote import (
     execution_id_of,
     list_key,
     marker_key,
-    parse_duration,
     records,
-    retrying,
+    remote_options,
     sort_due,
     terminal,
 )
-from durable_ext.backends._state import reject_unknown_options
 from durable_ext.backends.store import (
     CommitBatch,
     CreateResult,
@@ -77,7 +75,6 @@ MAX_TX_ITEMS = 100
 MAX_TX_BYTES = 4 * 1024 * 1024 - 64 * 1024  # a margin for DynamoDB's own per-item overhead
 MAX_ITEM_BYTES = 400 * 1024
 CHUNK_BYTES = 300 * 1024
-_ATTEMPTS = 6
 _TRANSIENT = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -187,16 +184,10 @@ class DynamoDBStore(RemoteStore):
     @classmethod
     def from_spec(cls, spec: StoreSpec, **kwargs: Any) -> DynamoDBStore:
         """Build from ``dynamodb://TABLE?region=...&endpoint_url=...``; ``client=`` injects one."""
-        url = spec.raw or str(spec)
-        reject_unknown_options(spec.options, _OPTIONS, url)
+        url, prefix, ttl, client = remote_options(spec, kwargs, _OPTIONS, prefix="")
         opts = spec.options
         # the host part keeps its case here: table names are case-sensitive
         table = url.split("://", 1)[-1].split("?", 1)[0].strip("/")
-        client = kwargs.pop("client", None)
-        prefix = kwargs.pop("prefix", opts.get("prefix", ""))
-        ttl = kwargs.pop("ttl", None)
-        if ttl is None:
-            ttl = parse_duration(opts.get("ttl", "0"), "ttl", url)
         verify = kwargs.pop(
             "verify", opts.get("verify", "true").lower() not in ("false", "0", "no")
         )
@@ -206,18 +197,22 @@ class DynamoDBStore(RemoteStore):
             )
         if client is None:
             client = make_client(opts)
-        return cls(client, table, prefix=prefix, ttl=float(ttl), verify=bool(verify))
+        return cls(client, table, prefix=prefix, ttl=ttl, verify=bool(verify))
 
     # ------------------------------------------------------------------ plumbing
 
-    def _call(self, what: str, fn: Callable[[], T], *, write: bool = False) -> T:
-        def once() -> T:
-            with _translated(what, self.table):
-                if write:
-                    self.write_requests += 1
-                return fn()
+    def _errors(self, what: str) -> AbstractContextManager[None]:
+        return _translated(what, self.table)
 
-        return retrying(once, attempts=_ATTEMPTS, what=what)
+    def _call(self, what: str, fn: Callable[[], T], *, write: bool = False) -> T:
+        if not write:
+            return super()._call(what, fn)
+
+        def counted() -> T:
+            self.write_requests += 1  # every attempt is a request sent
+            return fn()
+
+        return super()._call(what, counted)
 
     def _pk(self, exec_id: str) -> str:
         return f"{self.prefix}X#{exec_id}"

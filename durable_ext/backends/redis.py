@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
@@ -41,13 +41,11 @@ from durable_ext.backends._remote import (
     execution_id_of,
     list_key,
     marker_key,
-    parse_duration,
     records,
-    retrying,
+    remote_options,
     sort_due,
     terminal,
 )
-from durable_ext.backends._state import reject_unknown_options
 from durable_ext.backends.store import (
     CommitBatch,
     CreateResult,
@@ -72,7 +70,6 @@ _CLIENT_OPTIONS = (
     "ssl_ca_certs",
     "client_name",
 )
-_ATTEMPTS = 6
 
 
 @contextmanager
@@ -117,14 +114,10 @@ class RedisStore(RemoteStore):
     @classmethod
     def from_spec(cls, spec: StoreSpec, **kwargs: Any) -> RedisStore:
         """Build from ``redis://`` or ``rediss://`` URL; ``client=`` injects a client."""
-        url = spec.raw or str(spec)
-        reject_unknown_options(spec.options, _OWN_OPTIONS + _CLIENT_OPTIONS, url)
+        url, prefix, ttl, client = remote_options(
+            spec, kwargs, _OWN_OPTIONS + _CLIENT_OPTIONS, prefix="dx:"
+        )
         opts = spec.options
-        prefix = kwargs.pop("prefix", opts.get("prefix", "dx:"))
-        ttl = kwargs.pop("ttl", None)
-        if ttl is None:
-            ttl = parse_duration(opts.get("ttl", "0"), "ttl", url)
-        client = kwargs.pop("client", None)
         if kwargs:
             raise TypeError(f"RedisStore takes prefix=, ttl=, client=; got {sorted(kwargs)}")
         if client is None:
@@ -134,19 +127,15 @@ class RedisStore(RemoteStore):
             if passed:
                 base += "?" + urlencode(passed)
             client = redis.Redis.from_url(base, decode_responses=True)
-        return cls(client, prefix=prefix, ttl=float(ttl))
+        return cls(client, prefix=prefix, ttl=ttl)
 
     # ------------------------------------------------------------------ plumbing
 
     def _key(self, exec_id: str, part: str) -> str:
         return f"{self.prefix}x:{exec_id}:{part}"
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        def once() -> T:
-            with _translated(what):
-                return fn()
-
-        return retrying(once, attempts=_ATTEMPTS, what=what)
+    def _errors(self, what: str) -> AbstractContextManager[None]:
+        return _translated(what)
 
     def _snapshot(self, arn: str, what: str, build: Callable[[Any, str], None]) -> list[Any]:
         """Run ``build(pipe, exec_id)``'s reads in one MULTI after checking the ARN exists."""
