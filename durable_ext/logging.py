@@ -45,6 +45,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, TypeVar, overload
 
+from durable_ext._context import ContextProxy
 from durable_ext.errors import ConfigError
 
 __all__ = [
@@ -331,7 +332,7 @@ def _with_logger(op_ctx: Any, scope: _Scope) -> Any:
 # -- the context wrapper ----------------------------------------------------------------
 
 
-class ReplayAwareContext:
+class ReplayAwareContext(ContextProxy):
     """A ``DurableContext`` that tells logging which replay status applies.
 
     Everything not overridden is delegated to the wrapped context unchanged; the
@@ -339,16 +340,8 @@ class ReplayAwareContext:
     """
 
     def __init__(self, inner: Any, scope: _Scope) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._scope = scope
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    @property
-    def wrapped(self) -> Any:
-        """The context underneath."""
-        return self._inner
 
     @property
     def logger(self) -> Any:

@@ -35,6 +35,7 @@ from aws_durable_execution_sdk_python.context import DurableContext
 from aws_durable_execution_sdk_python.serdes import SerDes
 from aws_durable_execution_sdk_python.waits import WaitForConditionConfig
 
+from durable_ext._context import ContextProxy
 from durable_ext.spec import PipelineSpec
 
 __all__ = ["DefaultSerdesContext", "default_serdes"]
@@ -52,23 +53,17 @@ def _with_serdes(
     return dataclasses.replace(config, **changes) if changes else config  # type: ignore[type-var]
 
 
-class DefaultSerdesContext:
+class DefaultSerdesContext(ContextProxy):
     """A ``DurableContext`` whose operations default to one serdes.
 
     Everything not overridden here is delegated to the wrapped context unchanged.
     """
 
+    _inner: DurableContext
+
     def __init__(self, inner: DurableContext, serdes: SerDes[Any]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._serdes = serdes
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    @property
-    def wrapped(self) -> DurableContext:
-        """The SDK context underneath."""
-        return self._inner
 
     def _wrap_ctx_fn(self, func: Callable[..., R]) -> Callable[..., R]:
         serdes = self._serdes
