@@ -2,7 +2,7 @@
 
 ministack (PyPI) runs offline on 127.0.0.1 and executes Python handlers with its own
 interpreter; it is used here to check the backend's wire format against an
-implementation that is not ours. Known deviations (shared/reference/test-infra.md §6)
+implementation that is not ours. Its known deviations
 shape what is asserted: it ignores ``DurableExecutionName`` and returns the execution
 ARN only on synchronous invokes (so the backend uses ``invocation_type=RequestResponse``),
 and it times callbacks out at once (``HeartbeatTimeoutSeconds: 0``).
