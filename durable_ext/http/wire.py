@@ -39,6 +39,7 @@ ERROR_STATUS: dict[str, int] = {
 }
 """Error code -> HTTP status, as in botocore's Lambda model (``error.httpStatusCode``)."""
 
+
 class ApiError(Exception):
     """An error response: a Lambda error code, its HTTP status and a message."""
 
