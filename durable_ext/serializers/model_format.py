@@ -416,17 +416,6 @@ class ModelFormat(MsgpackFormat):
             ) from None
         super()._unsupported(exc, ctx)
 
-    def decode(self, body: bytes, version: int, ctx: SerDesContext) -> Any:
-        """Unpack and validate; a stored model that no longer fits raises naming the field."""
-        try:
-            return super().decode(body, version, ctx)
-        except SerializationError as exc:
-            # Extension hooks run without the context: say where here.
-            where = f"operation {ctx.operation_id!r}"
-            if where in str(exc):
-                raise
-            raise SerializationError(f"{where}: {exc}") from exc
-
     def _dec_model(self, data: bytes) -> Any:
         tag, fields = self._unpack(data)
         adapter = self.models.adapter_for_tag(tag) if isinstance(tag, str) else None

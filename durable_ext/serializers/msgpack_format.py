@@ -441,8 +441,12 @@ class MsgpackFormat:
             return _unpackb(
                 body, ext_hook=self._ext_hook, strict_map_key=False, unicode_errors="surrogatepass"
             )
-        except SerializationError:
-            raise
+        except SerializationError as exc:
+            # Extension hooks run without the context: say where here.
+            where = f"operation {ctx.operation_id!r}"
+            if where in str(exc):
+                raise
+            raise SerializationError(f"{where}: {exc}") from exc
         except Exception as exc:
             raise SerializationError(
                 f"operation {ctx.operation_id!r}: corrupt msgpack payload "

@@ -199,8 +199,9 @@ def test_unregistered_dataclass_gets_a_registration_hint():
 def test_decoding_never_resolves_an_unregistered_tag():
     payload = SERDES.serialize(Status.OPEN, CTX)
     other = durable_ext.serdes("msgpack")  # knows no classes
-    with pytest.raises(SerializationError, match="unregistered type tag 'Status'"):
+    with pytest.raises(SerializationError, match="unregistered type tag 'Status'") as info:
         other.deserialize(payload, CTX)
+    assert "operation 'op-7'" in str(info.value)  # says where, like every decode error
 
 
 def test_payload_naming_a_module_does_not_import_it():
