@@ -186,26 +186,23 @@ def test_demo_runs_on_the_file_backend(tmp_path: Path) -> None:
     assert '"payment_attempts": 2' in proc.stdout
 
 
-def test_demo_manual_approval_through_the_cli(tmp_path: Path) -> None:
+
+def _demo_waiting_for_approval(
+    tmp_path: Path, name: str
+) -> tuple[subprocess.CompletedProcess[str], str, dict[str, str]]:
+    """Run the demo with manual approval; it stops waiting for the callback."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     url = f"file://{tmp_path / 'd'}"
     first = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "order_workflow.py"),
-            "--name",
-            "m-1",
-            "--manual",
-            "--backend",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env=env,
+        [sys.executable, str(ROOT / "examples" / "order_workflow.py"), "--name", name,
+         "--manual", "--backend", url],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
     )
     assert first.returncode == EXIT_WAITING, first.stderr[-2000:]
+    return first, url, env
+
+def test_demo_manual_approval_through_the_cli(tmp_path: Path) -> None:
+    first, url, env = _demo_waiting_for_approval(tmp_path, "m-1")
     command = first.stdout.strip().splitlines()[-1].split()
     assert command[:3] == ["durable-ext", "callback", "succeed"]
     assert command[-2:] == ["--backend", url]
@@ -240,25 +237,7 @@ def test_default_function_name(path: str, name: str) -> None:
 
 
 def test_cli_resumes_an_execution_started_by_the_demo_script(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    url = f"file://{tmp_path / 'd'}"
-    first = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "order_workflow.py"),
-            "--name",
-            "r-1",
-            "--manual",
-            "--backend",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env=env,
-    )
-    assert first.returncode == EXIT_WAITING, first.stderr[-2000:]
+    _, url, env = _demo_waiting_for_approval(tmp_path, "r-1")
     again = subprocess.run(
         [
             sys.executable,
