@@ -35,8 +35,6 @@ from types import FrameType
 from typing import Any, Literal, cast
 
 from durable_ext.backends.engine import (
-    DISPATCH,
-    NOTIFY,
     Engine,
     InvalidCheckpointTokenError,
     InvocationInput,
@@ -54,21 +52,12 @@ from durable_ext.runtime.invoker import (
     load_handler,
     pid_alive,
 )
-from durable_ext.runtime.runtime import Runtime, function_of
+from durable_ext.runtime.runtime import ACTIVE_KINDS, Runtime, function_of
 
 __all__ = ["SkewedClock", "Worker", "WorkerStats"]
 
 log = logging.getLogger("durable_ext.fleet")
 
-_WORK = (
-    DueKind.INVOKE,
-    DueKind.WAKE,
-    DueKind.CALLBACK_TIMEOUT,
-    DueKind.CALLBACK_HEARTBEAT,
-    DueKind.EXECUTION_TIMEOUT,
-    DISPATCH,
-    NOTIFY,
-)
 
 
 @dataclass
@@ -316,7 +305,7 @@ class Worker:
             busy = set(self._busy)
         if free <= 0:
             return 0
-        entries = self.store.due(self.clock.now_ms(), kinds=_WORK, limit=max(32, free * 16))
+        entries = self.store.due(self.clock.now_ms(), kinds=ACTIVE_KINDS, limit=max(32, free * 16))
         picked: dict[str, DueEntry] = {}
         # Workers see the same earliest entries; a random pick spreads them out instead
         # of making every worker race for the first one.

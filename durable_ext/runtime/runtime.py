@@ -36,7 +36,8 @@ from durable_ext.runtime.invoker import (
 
 __all__ = ["ExecutionAlreadyStartedError", "Runtime"]
 
-_ACTIVE = (
+#: Due entries a runtime or a fleet worker acts on (leases are only watched).
+ACTIVE_KINDS = (
     DueKind.INVOKE,
     DueKind.WAKE,
     DueKind.CALLBACK_TIMEOUT,
@@ -286,7 +287,7 @@ class Runtime:
         limit = None
         if max_advance is not None:
             limit = self.clock.now_ms() + int(max_advance * 1000)
-        kinds = _PROGRESS if limit is None else _ACTIVE
+        kinds = _PROGRESS if limit is None else ACTIVE_KINDS
         recover = True
         while time.monotonic() < deadline:
             try:
@@ -314,7 +315,8 @@ class Runtime:
 
     def _run_due(self, deadline: float) -> bool:
         """Handle every entry due now; False when there was none."""
-        entries = [e for e in self.store.due(self.clock.now_ms(), kinds=_ACTIVE) if self._mine(e)]
+        due = self.store.due(self.clock.now_ms(), kinds=ACTIVE_KINDS)
+        entries = [e for e in due if self._mine(e)]
         for entry in entries:
             self.handle(entry)
             if time.monotonic() >= deadline:
