@@ -184,17 +184,14 @@ class Server:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-class MotoServer(Server):
-    """``python -m moto.server`` on 127.0.0.1: S3, KMS, DynamoDB and more in one process."""
+class HttpServer(Server):
+    """A server that is ready once ``GET health_path`` answers 200."""
 
-    name = "moto"
+    health_path = "/"
 
     @property
-    def endpoint_url(self) -> str:
+    def url(self) -> str:
         return f"http://{HOST}:{self.port}"
-
-    def argv(self, port: int) -> list[str]:
-        return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
 
     def _request(self, method: str, path: str) -> int:
         conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
@@ -206,9 +203,23 @@ class MotoServer(Server):
 
     def ready(self) -> bool:
         try:
-            return self._request("GET", "/moto-api/") == 200
+            return self._request("GET", self.health_path) == 200
         except OSError:
             return False
+
+
+class MotoServer(HttpServer):
+    """``python -m moto.server`` on 127.0.0.1: S3, KMS, DynamoDB and more in one process."""
+
+    name = "moto"
+    health_path = "/moto-api/"
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.url
+
+    def argv(self, port: int) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
 
     def reset(self) -> None:
         """Drop all state in the server (every bucket, key and table)."""

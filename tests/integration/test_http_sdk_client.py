@@ -8,7 +8,6 @@ crosses HTTP exactly as on Lambda.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import subprocess
@@ -21,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from servers import HOST, Server, running
+from servers import HOST, HttpServer, running
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +29,11 @@ CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
          "region_name": "us-east-1"}
 
 
-class HttpApiServer(Server):
+class HttpApiServer(HttpServer):
     """``python -m durable_ext.http serve`` with worker-process isolation."""
 
     name = "durable-http"
+    health_path = "/_durable_ext/health"
 
     def argv(self, port: int) -> list[str]:
         handlers = [f"{fn}={HANDLERS}:{attr}" for fn, attr in (
@@ -43,20 +43,6 @@ class HttpApiServer(Server):
                 "--backend", f"file://{self.workdir}/store", "--host", HOST, "--port", str(port),
                 "--isolation", "http", "--handlers", *handlers]
 
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def ready(self) -> bool:
-        try:
-            conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
-            try:
-                conn.request("GET", "/_durable_ext/health")
-                return conn.getresponse().status == 200
-            finally:
-                conn.close()
-        except OSError:
-            return False
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import HOST, Server, running
+from servers import HOST, HttpServer, running
 
 from durable_ext.backends.lambda_api import LambdaBackend
 from durable_ext.errors import NotFoundError, StoreError
@@ -69,10 +69,11 @@ SKIP = _skip_reason()
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(SKIP is not None, reason=SKIP or "")]
 
 
-class Ministack(Server):
+class Ministack(HttpServer):
     """``ministack`` in the foreground, bound to 127.0.0.1, temp files in its work dir."""
 
     name = "ministack"
+    health_path = "/_ministack/health"
 
     def argv(self, port: int) -> list[str]:
         binary = ministack_binary()
@@ -80,20 +81,6 @@ class Ministack(Server):
         return ["env", f"BIND_HOST={HOST}", f"GATEWAY_PORT={port}", f"TMPDIR={self.workdir}",
                 binary]
 
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def ready(self) -> bool:
-        try:
-            conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
-            try:
-                conn.request("GET", "/_ministack/health")
-                return conn.getresponse().status == 200
-            finally:
-                conn.close()
-        except OSError:
-            return False
 
     def create_function(self, name: str, handler: str) -> None:
         """Create a durable function (raw request: boto3 cannot send DurableConfig here)."""
