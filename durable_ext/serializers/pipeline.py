@@ -85,8 +85,9 @@ class Pipeline(SerDes[Any]):
         stages: list[Stage] = [format, *self.codecs, *([offload] if offload else [])]
         self._by_wire: dict[bytes, Stage] = {}
         for st in stages:
+            # A stage decodes the frames of its class; frames it writes under another id (zstd
+            # writing zlib frames without zstandard) are read by the stage owning that id.
             self._by_wire[type(st).wire] = st
-            self._by_wire[st.wire] = st
         # Pickle can run code on decode: a payload may only use it if this pipeline does.
         self._allowed = set(allowed) if allowed is not None else None
         self._forbidden = {"pickle"} - {st.name for st in stages}

@@ -67,7 +67,9 @@ def test_zstd_falls_back_to_zlib_frames_without_zstandard():
         from aws_durable_execution_sdk_python.serdes import SerDesContext
         ctx = SerDesContext("op", "arn")
         value = {"rows": ["repeat me"] * 500}
-        text = durable_ext.serdes("msgpack+zstd").serialize(value, ctx)
+        pipeline = durable_ext.serdes("msgpack+zstd")
+        text = pipeline.serialize(value, ctx)
+        assert pipeline.deserialize(text, ctx) == value  # reads its own payloads
         assert durable_ext.serdes("msgpack").deserialize(text, ctx) == value
         print(text[:6])
         """
