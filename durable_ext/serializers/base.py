@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from aws_durable_execution_sdk_python.serdes import SerDesContext
 
-__all__ = ["Codec", "Format", "Offload", "Role", "SerDesContext", "Stage"]
+__all__ = ["Codec", "Format", "Offload", "Role", "SerDesContext", "Stage", "VersionedFormat"]
 
 Role = Literal["format", "codec", "offload"]
 
@@ -48,6 +48,21 @@ class Format(Stage, Protocol):
 
     def decode(self, body: bytes, version: int, ctx: SerDesContext) -> Any:
         """Decode a frame body written by ``encode`` (of this or an older version)."""
+        ...
+
+
+@runtime_checkable
+class VersionedFormat(Format, Protocol):
+    """A format that picks a body layout per value.
+
+    The pipeline calls ``encode_versioned`` instead of ``encode`` and writes the layout
+    it returns (at most ``version``) in the frame header, so ``decode`` learns which
+    layout a body has without an extra byte in the body. ``encode`` must still return
+    a body that ``decode(body, version, ctx)`` reads.
+    """
+
+    def encode_versioned(self, value: Any, ctx: SerDesContext) -> tuple[int, bytes]:
+        """Encode ``value``; return the layout version used and the frame body."""
         ...
 
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, NoReturn, TypeVar, overload
 from durable_ext._deps import require
 from durable_ext.errors import ConfigError, SerializationError, SpecError
 from durable_ext.serializers.base import Role, SerDesContext
-from durable_ext.serializers.msgpack_format import MsgpackFormat, _Unsupported
+from durable_ext.serializers.msgpack_format import LAYOUT_MARKED, MsgpackFormat, _Unsupported
 from durable_ext.serializers.types import TypeRegistry
 
 pydantic = require("pydantic", extra="models", feature="the model serializer")
@@ -363,7 +363,7 @@ class ModelFormat(MsgpackFormat):
     name: ClassVar[str] = "model"
     role: ClassVar[Role] = "format"
     wire: ClassVar[bytes] = b"M"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = LAYOUT_MARKED
 
     def __init__(
         self, *, types: ModelRegistry | TypeRegistry | Iterable[type] | None = None

@@ -1,9 +1,19 @@
 """The msgpack format: compact, fast and type-preserving.
 
 Everything msgpack has natively (None, bool, int64, float, str, bytes, list, dict with
-any keys) goes through its C packer untouched; the types it lacks travel as msgpack
-extension types with compact binary bodies, so the only Python work per value is one
-table lookup for those types.
+any keys) goes through its C packer untouched. UTC datetimes travel as msgpack's own
+Timestamp extension, which the C unpacker turns back into datetimes by itself. Tuples,
+sets and frozensets are msgpack arrays ending in a one-byte marker, so their items are
+packed by the same C call as everything else. The other types travel as extension types
+with compact binary bodies.
+
+Body layouts (the frame version):
+
+1. the first release: containers and datetimes as self-contained extension bodies;
+2. no container markers: decoded without a Python call per array;
+3. container markers: decoded with a list hook that turns marked arrays back.
+
+The encoder writes 2 or 3, whichever the value needs; every layout stays readable.
 """
 
 from __future__ import annotations
@@ -44,6 +54,15 @@ EXT_BIGINT = 10
 EXT_OBJECT = 11
 EXT_ENUM = 12
 EXT_BATCH_RESULT = 13
+EXT_DATETIME_STATE = 14
+EXT_MARK = 15
+#: msgpack's own Timestamp extension, for UTC datetimes
+EXT_TIMESTAMP = -1
+
+#: the layout of payloads whose arrays carry no container markers
+LAYOUT_PLAIN = 2
+#: the layout of payloads with container markers (see the module docstring)
+LAYOUT_MARKED = 3
 
 _TZ_NAIVE, _TZ_UTC, _TZ_FIXED, _TZ_ZONE = 0, 1, 2, 3
 # Times keep fold (bit 20) and the zone kind (bits 21-22) above the microseconds.
@@ -56,6 +75,7 @@ _TZ_CACHE_MAX = 256
 ExtType = msgpack.ExtType
 _unpackb = msgpack.unpackb
 _new_tuple = tuple.__new__
+_new_object = object.__new__
 
 
 def _ext(code: int, data: bytes) -> Any:
@@ -135,36 +155,47 @@ def _unpack_tz(kind: int, data: bytes) -> dt.tzinfo | None:
     return _remember(_tz_decoded, key, tz)  # type: ignore[no-any-return]
 
 
-# A datetime is one little-endian u64 of bit fields (year 14, month 4, day 5, hour 5,
-# minute 6, second 6, microsecond 20, fold 1, zone kind 2), followed by the zone for
-# fixed offsets and ZoneInfo: the common naive/UTC value packs as a 10-byte fixext.
+# Layout 1 wrote datetimes as one little-endian u64 of bit fields (year 14, month 4,
+# day 5, hour 5, minute 6, second 6, microsecond 20, fold 1, zone kind 2) followed by the
+# zone; still read, no longer written: the bit arithmetic cost more than the packing.
 _U64 = struct.Struct("<Q")
-_pack_u64 = _U64.pack
 _unpack_u64 = _U64.unpack_from
 _datetime = dt.datetime
 _UTC = dt.UTC
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_Timestamp = msgpack.Timestamp
+_DATETIME_STATE_SIZE = 10
+#: datetime(state, tzinfo): the pickle constructor, which checks nothing but the month
+_datetime_from_state: Callable[[bytes, dt.tzinfo | None], dt.datetime]
+_datetime_from_state = dt.datetime  # type: ignore[assignment]
 
 
 def _enc_datetime(o: dt.datetime) -> Any:
     tz = o.tzinfo
+    if tz is _UTC and not o.fold:
+        # msgpack's Timestamp, packed and unpacked in C (6 bytes for whole seconds).
+        delta = o - _EPOCH
+        ts = _new_object(_Timestamp)
+        ts.seconds = delta.days * 86400 + delta.seconds
+        ts.nanoseconds = delta.microseconds * 1000
+        return ts
+    # The pickle state: 10 bytes made in C, fold in the month byte; the zone follows.
+    state: bytes = o.__reduce_ex__(4)[1][0]  # type: ignore[assignment]
     if tz is None:
-        kind, extra = _TZ_NAIVE, b""
-    elif tz is _UTC:
-        kind, extra = _TZ_UTC, b""
+        return _new_tuple(ExtType, (EXT_DATETIME_STATE, state))
+    kind, extra = _pack_tz(tz, o)
+    return _new_tuple(ExtType, (EXT_DATETIME_STATE, state + bytes((kind,)) + extra))
+
+
+def _dec_datetime_state(data: bytes) -> dt.datetime:
+    if len(data) == _DATETIME_STATE_SIZE:
+        tz = None
+    elif len(data) > _DATETIME_STATE_SIZE:
+        tz = _unpack_tz(data[_DATETIME_STATE_SIZE], data[_DATETIME_STATE_SIZE + 1 :])
     else:
-        kind, extra = _pack_tz(tz, o)
-    n = (
-        o.year << 50
-        | o.month << 46
-        | o.day << 41
-        | o.hour << 36
-        | o.minute << 30
-        | o.second << 24
-        | o.microsecond << 3
-        | o.fold << 2
-        | kind
-    )
-    return _new_tuple(ExtType, (EXT_DATETIME, _pack_u64(n) + extra if extra else _pack_u64(n)))
+        raise ValueError("bad datetime length")
+    # Built from the state unchecked, so replace() runs the constructor's range checks.
+    return _datetime_from_state(data[:_DATETIME_STATE_SIZE], tz).replace()
 
 
 def _dec_datetime(data: bytes) -> dt.datetime:
@@ -226,31 +257,61 @@ def _dec_bigint(data: bytes) -> int:
     return int.from_bytes(data, "big", signed=True)
 
 
-def _enc_uuid(o: uuid.UUID) -> Any:
-    return _ext(EXT_UUID, o.int.to_bytes(16, "big"))
-
-
+_UUID = uuid.UUID
 _UUID_SAFE_UNKNOWN = uuid.SafeUUID.unknown
-_set_attr = object.__setattr__
-_new_object = object.__new__
+# UUID is immutable through __setattr__; its slot descriptors are the way in.
+_set_uuid_int = uuid.UUID.int.__set__  # type: ignore[attr-defined,misc]
+_set_uuid_safe = uuid.UUID.is_safe.__set__  # type: ignore[attr-defined,misc]
 
 
 def _dec_uuid(data: bytes) -> uuid.UUID:
     # UUID(bytes=...) spends most of its time validating arguments we already know.
     if len(data) != 16:
         raise ValueError("bad UUID length")
-    u = _new_object(uuid.UUID)
-    _set_attr(u, "int", int.from_bytes(data, "big"))
-    _set_attr(u, "is_safe", _UUID_SAFE_UNKNOWN)
+    u = _new_object(_UUID)
+    _set_uuid_int(u, int.from_bytes(data, "big"))
+    _set_uuid_safe(u, _UUID_SAFE_UNKNOWN)
     return u
-
-
-def _enc_decimal(o: Decimal) -> Any:
-    return _ext(EXT_DECIMAL, str(o).encode("ascii"))
 
 
 def _dec_decimal(data: bytes) -> Decimal:
     return Decimal(data.decode("ascii"))
+
+
+class _ContainerMark:
+    """What a container marker decodes to, until the list hook rebuilds its array."""
+
+    __slots__ = ("build", "kind")
+
+    def __init__(self, kind: str, build: Callable[[list[Any]], Any]) -> None:
+        self.kind = kind
+        self.build = build
+
+    def __repr__(self) -> str:
+        return f"<durable_ext {self.kind} marker>"
+
+
+# A tuple, set or frozenset is packed as an array of its items plus one of these
+# 3-byte markers at the end: the items go through the same C pack call as the rest.
+_TUPLE_END = ExtType(EXT_MARK, b"\x00")
+_SET_END = ExtType(EXT_MARK, b"\x01")
+_FROZENSET_END = ExtType(EXT_MARK, b"\x02")
+_MARKS: dict[bytes, _ContainerMark] = {
+    _TUPLE_END.data: _ContainerMark("tuple", tuple),
+    _SET_END.data: _ContainerMark("set", set),
+    _FROZENSET_END.data: _ContainerMark("frozenset", frozenset),
+}
+_Decimal = Decimal
+
+
+def _rebuild_container(items: list[Any]) -> Any:
+    # The list hook of marked payloads: called by the C unpacker for every array.
+    if items:
+        last = items[-1]
+        if type(last) is _ContainerMark:
+            del items[-1]
+            return last.build(items)
+    return items
 
 
 class MsgpackFormat:
@@ -273,22 +334,18 @@ class MsgpackFormat:
     name: ClassVar[str] = "msgpack"
     role: ClassVar[Role] = "format"
     wire: ClassVar[bytes] = b"m"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = LAYOUT_MARKED
 
     def __init__(
         self, *, types: TypeRegistry | list[type] | tuple[type, ...] | None = None
     ) -> None:
         self.types = TypeRegistry.coerce(types)
+        # The hottest types (tuple, set, frozenset, datetime, UUID, Decimal) are tested
+        # first in the packer's default hook; this table has the rest.
         self._encoders: dict[type, Callable[[Any], Any]] = {
-            tuple: self._enc_seq(EXT_TUPLE),
-            set: self._enc_seq(EXT_SET),
-            frozenset: self._enc_seq(EXT_FROZENSET),
-            dt.datetime: _enc_datetime,
             dt.date: _enc_date,
             dt.time: _enc_time,
             dt.timedelta: _enc_timedelta,
-            Decimal: _enc_decimal,
-            uuid.UUID: _enc_uuid,
             int: _enc_bigint,
             BatchResult: lambda o: _ext(EXT_BATCH_RESULT, self._pack(o.to_dict())),
         }
@@ -297,6 +354,7 @@ class MsgpackFormat:
             EXT_SET: lambda d: set(self._unpack(d)),
             EXT_FROZENSET: lambda d: frozenset(self._unpack(d)),
             EXT_DATETIME: _dec_datetime,
+            EXT_DATETIME_STATE: _dec_datetime_state,
             EXT_DATE: _dec_date,
             EXT_TIME: _dec_time,
             EXT_TIMEDELTA: _dec_timedelta,
@@ -309,8 +367,8 @@ class MsgpackFormat:
         }
         self._fields: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._local = threading.local()
-        self._default = self._make_default()
-        self._ext_hook = self._make_ext_hook()
+        self._ext_hook = self._make_ext_hook(markers=False)
+        self._ext_hook_marked = self._make_ext_hook(markers=True)
 
     @classmethod
     def from_spec(cls, arg: str | None, /, **options: Any) -> MsgpackFormat:
@@ -322,13 +380,21 @@ class MsgpackFormat:
     # -- encoding -------------------------------------------------------------------
 
     def encode(self, value: Any, ctx: SerDesContext) -> bytes:
-        """Pack ``value``; unsupported types raise naming the type and operation."""
+        """Pack ``value`` into a body that ``decode(body, version)`` reads."""
+        return self.encode_versioned(value, ctx)[1]
+
+    def encode_versioned(self, value: Any, ctx: SerDesContext) -> tuple[int, bytes]:
+        """Pack ``value``; return the layout it needs and the body.
+
+        Unsupported types raise naming the type and the operation.
+        """
         try:
-            packer = self._local.packer
+            packer, marked = self._local.encoder
         except AttributeError:
-            packer = self._local.packer = self._new_packer()
+            packer, marked = self._local.encoder = self._new_encoder()
+        marked[0] = False
         try:
-            return packer.pack(value)  # type: ignore[no-any-return]
+            body = packer.pack(value)
         except _Unsupported as exc:
             packer.reset()
             self._unsupported(exc, ctx)
@@ -337,26 +403,31 @@ class MsgpackFormat:
             raise SerializationError(
                 f"msgpack cannot serialize the result of operation {ctx.operation_id!r}: {exc}"
             ) from exc
+        return (LAYOUT_MARKED if marked[0] else LAYOUT_PLAIN), body
 
-    def _new_packer(self) -> Any:
-        return msgpack.Packer(
-            default=self._default,
+    def _new_encoder(self) -> tuple[Any, list[bool]]:
+        # A packer and the flag its default hook raises when it writes a container marker.
+        marked = [False]
+        packer = msgpack.Packer(
+            default=self._make_default(marked),
             strict_types=True,
             use_bin_type=True,
             unicode_errors="surrogatepass",
             autoreset=True,
         )
+        return packer, marked
 
     def _pack(self, value: Any) -> bytes:
         # Packing from inside the default hook needs another packer: the thread's
-        # packer is in the middle of a pack() call. Keep one per nesting depth.
+        # packer is in the middle of a pack() call. Keep one per nesting depth. Nested
+        # bodies are always read as marked (see _unpack), so their flags are not kept.
         local = self._local
         depth = getattr(local, "depth", 0)
         stack = getattr(local, "nested", None)
         if stack is None:
             stack = local.nested = []
         if depth == len(stack):
-            stack.append(self._new_packer())
+            stack.append(self._new_encoder()[0])
         packer = stack[depth]
         local.depth = depth + 1
         try:
@@ -367,25 +438,46 @@ class MsgpackFormat:
         finally:
             local.depth = depth
 
-    def _enc_seq(self, code: int) -> Callable[[Any], Any]:
-        pack = self._pack
-        return lambda o: _ext(code, pack(list(o)))
-
-    def _make_default(self) -> Callable[[Any], Any]:
+    def _make_default(self, marked: list[bool]) -> Callable[[Any], Any]:
         encoders = self._encoders
         registered = self._registered_default
 
         def default(obj: Any) -> Any:
             # Called by the C packer for every value it has no native form for.
-            enc = encoders.get(type(obj))
+            t = type(obj)
+            if t is tuple:
+                marked[0] = True
+                return [*obj, _TUPLE_END]
+            if t is _datetime:
+                return _enc_datetime(obj)
+            if t is _UUID:
+                return _new_tuple(ExtType, (EXT_UUID, obj.int.to_bytes(16, "big")))
+            if t is _Decimal:
+                return _new_tuple(ExtType, (EXT_DECIMAL, str(obj).encode("ascii")))
+            if t is set:
+                marked[0] = True
+                return [*obj, _SET_END]
+            if t is frozenset:
+                marked[0] = True
+                return [*obj, _FROZENSET_END]
+            enc = encoders.get(t)
             return enc(obj) if enc is not None else registered(obj)
 
         return default
 
-    def _make_ext_hook(self) -> Callable[[int, bytes], Any]:
+    def _make_ext_hook(self, *, markers: bool) -> Callable[[int, bytes], Any]:
         decoders = self._decoders
 
         def ext_hook(code: int, data: bytes) -> Any:
+            if code == EXT_UUID:
+                return _dec_uuid(data)
+            if code == EXT_DECIMAL:
+                return _dec_decimal(data)
+            if code == EXT_MARK:
+                mark = _MARKS.get(data) if markers else None
+                if mark is None:
+                    raise ValueError("container marker outside a marked payload")
+                return mark
             dec = decoders.get(code)
             if dec is None:
                 raise ValueError(f"unknown msgpack extension type {code}")
@@ -431,16 +523,25 @@ class MsgpackFormat:
     # -- decoding -------------------------------------------------------------------
 
     def decode(self, body: bytes, version: int, ctx: SerDesContext) -> Any:
-        """Unpack a body written by any version up to this one."""
-        if version > self.version:
-            raise SerializationError(
-                f"operation {ctx.operation_id!r}: msgpack payload version {version} is newer "
-                f"than this library reads ({self.version}); upgrade durable-ext"
-            )
+        """Unpack a body of any layout up to this version."""
         try:
-            return _unpackb(
-                body, ext_hook=self._ext_hook, strict_map_key=False, unicode_errors="surrogatepass"
-            )
+            if version == LAYOUT_MARKED:
+                return _unpackb(
+                    body,
+                    ext_hook=self._ext_hook_marked,
+                    list_hook=_rebuild_container,
+                    timestamp=3,
+                    strict_map_key=False,
+                    unicode_errors="surrogatepass",
+                )
+            if 1 <= version < LAYOUT_MARKED:
+                return _unpackb(
+                    body,
+                    ext_hook=self._ext_hook,
+                    timestamp=3,
+                    strict_map_key=False,
+                    unicode_errors="surrogatepass",
+                )
         except SerializationError as exc:
             # Extension hooks run without the context: say where here.
             where = f"operation {ctx.operation_id!r}"
@@ -452,10 +553,24 @@ class MsgpackFormat:
                 f"operation {ctx.operation_id!r}: corrupt msgpack payload "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
+        if version > self.version:
+            raise SerializationError(
+                f"operation {ctx.operation_id!r}: msgpack payload version {version} is newer "
+                f"than this library reads ({self.version}); upgrade durable-ext"
+            )
+        raise SerializationError(
+            f"operation {ctx.operation_id!r}: msgpack payload has unknown layout {version}"
+        )
 
     def _unpack(self, data: bytes) -> Any:
+        # Bodies nested in extension types: any layout, so markers are always honoured.
         return _unpackb(
-            data, ext_hook=self._ext_hook, strict_map_key=False, unicode_errors="surrogatepass"
+            data,
+            ext_hook=self._ext_hook_marked,
+            list_hook=_rebuild_container,
+            timestamp=3,
+            strict_map_key=False,
+            unicode_errors="surrogatepass",
         )
 
     def _registered(self, tag: object) -> type:

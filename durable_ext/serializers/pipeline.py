@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import binascii
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aws_durable_execution_sdk_python.exceptions import RetryableSerDesError, SerDesError
@@ -92,8 +92,13 @@ class Pipeline(SerDes[Any]):
         self._allowed = set(allowed) if allowed is not None else None
         self._forbidden = {"pickle"} - {st.name for st in stages}
         self._sdk_json: SerDes[Any] = ExtendedTypeSerDes()  # type: ignore[no-untyped-call]
+        # Formats whose body layout varies per value say which one each body uses.
+        self._encode_format: Callable[[Any, SerDesContext], tuple[int, bytes]] = getattr(
+            format, "encode_versioned", None
+        ) or (lambda value, ctx: (format.version, format.encode(value, ctx)))
+        self._format_headers = tuple(frame(format.wire, v, b"") for v in range(format.version + 1))
         # Hot path: a payload that is a bare format frame of this pipeline's format.
-        self._format_header = frame(format.wire, format.version, b"")
+        self._format_prefix = self._format_headers[0][:-1]
         self._simple = not self.codecs and offload is None
 
     def __repr__(self) -> str:
@@ -106,7 +111,8 @@ class Pipeline(SerDes[Any]):
 
     def serialize(self, value: Any, serdes_context: SerDesContext) -> str:
         """Encode ``value`` into the checkpoint string."""
-        data = self._format_header + self.format.encode(value, serdes_context)
+        version, body = self._encode_format(value, serdes_context)
+        data = self._format_headers[version] + body
         if not self._simple:
             data = self._encode_layers(data, serdes_context)
         return _b2a(data, newline=False).decode("ascii")
@@ -130,8 +136,10 @@ class Pipeline(SerDes[Any]):
                 raw = _a2b(data, strict_mode=True)
             except (binascii.Error, ValueError):
                 raw = b""  # reported below, with the reason
-            if raw.startswith(self._format_header):
-                return self.format.decode(raw[len(self._format_header) :], self.format.version, ctx)
+            prefix = self._format_prefix
+            n = len(prefix)
+            if raw.startswith(prefix) and len(raw) > n:
+                return self.format.decode(raw[n + 1 :], raw[n], ctx)
         return self._deserialize_slow(data, ctx)
 
     def _deserialize_slow(self, data: str, ctx: SerDesContext) -> Any:

@@ -23,6 +23,7 @@ import durable_ext
 from durable_ext.errors import ConfigError, SerializationError, SpecError
 from durable_ext.serializers.frames import read_frame, unarmor
 from durable_ext.serializers.model_format import EXT_MODEL, ModelFormat, ModelRegistry
+from durable_ext.serializers.msgpack_format import LAYOUT_PLAIN
 from durable_ext.serializers.types import TypeRegistry
 
 CTX = SerDesContext("op-m", "arn:aws:lambda:us-east-1:1:function:f/durable-execution/e/i")
@@ -130,7 +131,8 @@ def test_pydantic_model_round_trip_keeps_every_field_type():
 def test_frame_is_the_model_wire_and_models_use_their_extension_type():
     raw = unarmor(SERDES.serialize(ORDER, CTX), "t")
     wire, version, body = read_frame(raw, "t")
-    assert (wire, version) == (b"M", 1)
+    # the model's fields travel inside its extension body: the top level has no markers
+    assert (wire, version) == (b"M", LAYOUT_PLAIN)
     import msgpack
 
     ext = msgpack.unpackb(body)

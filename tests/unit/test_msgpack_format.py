@@ -23,7 +23,13 @@ from hypothesis import strategies as st
 
 import durable_ext
 from durable_ext.errors import SerializationError
-from durable_ext.serializers.frames import frame
+from durable_ext.serializers.frames import frame, read_frame, unarmor
+from durable_ext.serializers.msgpack_format import (
+    EXT_DATETIME_STATE,
+    EXT_MARK,
+    LAYOUT_MARKED,
+    LAYOUT_PLAIN,
+)
 
 CTX = SerDesContext("op-7", "arn:aws:lambda:us-east-1:1:function:f/durable-execution/e/i")
 
@@ -119,8 +125,16 @@ EXAMPLES = [
     dt.datetime(2024, 1, 1, 12, 30, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
     dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5), "EST")),
     dt.datetime(2021, 11, 7, 1, 30, tzinfo=ZoneInfo("America/New_York"), fold=1),
+    dt.datetime(2024, 1, 1, tzinfo=dt.UTC, fold=1),
+    dt.datetime(2024, 1, 1, fold=1),
+    dt.datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=dt.UTC),
+    dt.datetime(2600, 1, 1, 0, 0, 0, 5, tzinfo=dt.UTC),
     dt.datetime.min,
     dt.datetime.max,
+    dt.datetime.min.replace(tzinfo=dt.UTC),
+    dt.datetime.max.replace(tzinfo=dt.UTC),
+    dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(0), "Z")),
+    dt.datetime(2024, 1, 1, tzinfo=ZoneInfo("UTC")),
     dt.date(1, 1, 1),
     dt.date(9999, 12, 31),
     dt.time(0, 0),
@@ -229,7 +243,7 @@ def test_reads_payloads_written_by_the_sdk_default_serializers():
 def test_newer_format_version_is_refused_with_upgrade_hint():
     import msgpack
 
-    newer = durable_ext.serializers.frames.armor(frame(b"m", 2, msgpack.packb(1)))
+    newer = durable_ext.serializers.frames.armor(frame(b"m", 4, msgpack.packb(1)))
     with pytest.raises(SerializationError, match="upgrade durable-ext"):
         SERDES.deserialize(newer, CTX)
 
@@ -328,3 +342,102 @@ def test_property_round_trip_through_compression(value):
         roundtrip(value, durable_ext.serdes("msgpack+zstd", options={"zstd": {"threshold": 0}})),
         value,
     )
+
+
+# Written by the first release (body layout 1): containers and datetimes as
+# self-contained extension bodies. Every later release must keep reading it.
+LAYOUT_1_PAYLOAD = (
+    "wQFtAYuldHVwbGXHCwGTAdYBkgKheNQBkKNzZXTHAwKSAQKpZnJvemVuc2V0xwkDkqFhxwMBkgECo3V0Y9cECf9H"
+    "tZbcpB+lbmFpdmXXBAAAAGhE6cUepWZpeGVk2AQCAACAx0KgHwAGLJwEAAAApHpvbmXHGAQHAACAF86WH0FtZXJp"
+    "Y2EvTmV3X1lvcmukZGF0ZdYF6QcDEqR1dWlk2AlvHYo+K3xMVZoefT8LLJ5Bp2RlY2ltYWzHBwgxMjM0LjU2xwMB"
+    "kgECkscMBwEAAAAAAAAAAAAAAMcNCgyfLJzQRnTt6kAAAAA="
+)
+LAYOUT_1_VALUE = {
+    "tuple": (1, (2, "x"), ()),
+    "set": {1, 2},
+    "frozenset": frozenset({"a", (1, 2)}),
+    "utc": dt.datetime(2025, 3, 14, 9, 26, 53, 589_793, tzinfo=dt.UTC),
+    "naive": dt.datetime(1969, 7, 20, 20, 17, 40),
+    "fixed": dt.datetime(
+        2024, 1, 1, 12, 30, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))
+    ),
+    "zone": dt.datetime(2021, 11, 7, 1, 30, tzinfo=ZoneInfo("America/New_York"), fold=1),
+    "date": dt.date(2025, 3, 18),
+    "uuid": uuid.UUID("6f1d8a3e-2b7c-4c55-9a1e-7d3f0b2c9e41"),
+    "decimal": Decimal("1234.56"),
+    (1, 2): [dt.timedelta(days=1), 10**30],
+}
+
+
+def test_reads_payloads_of_the_first_layout():
+    raw = unarmor(LAYOUT_1_PAYLOAD, "t")
+    assert read_frame(raw, "t")[:2] == (b"m", 1)
+    assert same(SERDES.deserialize(LAYOUT_1_PAYLOAD, CTX), LAYOUT_1_VALUE)
+
+
+def _layout(value):
+    return read_frame(unarmor(SERDES.serialize(value, CTX), "t"), "t")[1]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"a": [1, 2]}, [dt.datetime(2024, 1, 1, tzinfo=dt.UTC)], Money(Decimal(1)), b"x" * 99],
+    ids=repr,
+)
+def test_values_without_containers_to_mark_use_the_plain_layout(value):
+    assert _layout(value) == LAYOUT_PLAIN
+
+
+@pytest.mark.parametrize(
+    "value", [(1,), [{1, 2}], {"k": frozenset()}, {(1, 2): "tuple key"}], ids=repr
+)
+def test_tuples_and_sets_switch_to_the_marked_layout(value):
+    assert _layout(value) == LAYOUT_MARKED
+    assert same(roundtrip(value), value)
+
+
+def test_a_failed_encode_does_not_leave_the_marked_flag_raised():
+    with pytest.raises(SerializationError):
+        SERDES.serialize((1, object()), CTX)
+    assert _layout([1, 2]) == LAYOUT_PLAIN
+
+
+def test_marked_body_read_as_plain_is_an_error_not_a_marker_object():
+    import msgpack
+
+    body = msgpack.packb([1, msgpack.ExtType(EXT_MARK, b"\x00")])
+    plain = durable_ext.serializers.frames.armor(frame(b"m", LAYOUT_PLAIN, body))
+    with pytest.raises(SerializationError, match="container marker"):
+        SERDES.deserialize(plain, CTX)
+    marked = durable_ext.serializers.frames.armor(frame(b"m", LAYOUT_MARKED, body))
+    assert SERDES.deserialize(marked, CTX) == (1,)
+
+
+def test_utc_datetimes_travel_as_msgpack_timestamps():
+    import msgpack
+
+    value = dt.datetime(2025, 1, 1, 8, tzinfo=dt.UTC)
+    body = read_frame(unarmor(SERDES.serialize(value, CTX), "t"), "t")[2]
+    assert msgpack.unpackb(body) == msgpack.Timestamp(1735718400)
+    assert body[:2] == b"\xd6\xff"  # whole seconds: msgpack's 6-byte timestamp
+    assert roundtrip(value).tzinfo is dt.UTC
+
+
+@pytest.mark.parametrize("field,byte", [(4, 24), (5, 60), (6, 60), (3, 0)])
+def test_out_of_range_datetime_fields_are_refused(field, byte):
+    import msgpack
+
+    state = bytearray(dt.datetime(2024, 2, 29, 1, 2, 3).__reduce_ex__(4)[1][0])
+    state[field] = byte
+    body = msgpack.packb(msgpack.ExtType(EXT_DATETIME_STATE, bytes(state)))
+    payload = durable_ext.serializers.frames.armor(frame(b"m", LAYOUT_PLAIN, body))
+    with pytest.raises(SerializationError, match="op-7"):
+        SERDES.deserialize(payload, CTX)
+
+
+def test_unknown_layout_zero_is_refused():
+    import msgpack
+
+    payload = durable_ext.serializers.frames.armor(frame(b"m", 0, msgpack.packb(1)))
+    with pytest.raises(SerializationError, match="unknown layout 0"):
+        SERDES.deserialize(payload, CTX)
