@@ -2,8 +2,9 @@
 
 A frame is ``0xC1 | len(wire) | wire | version | body``. 0xC1 is the one byte
 msgpack never uses and no JSON text starts with, so a frame cannot be mistaken for
-either. The armor is standard base64 (the fastest ASCII encoding CPython has in C);
-an armored frame therefore always starts with ``w``, which no JSON text does.
+either. The armor is standard base64 without its padding (the fastest ASCII encoding
+CPython has in C; padding is up to two characters that say nothing); an armored frame
+therefore always starts with ``w``, which no JSON text does. Padded armor is read too.
 """
 
 from __future__ import annotations
@@ -12,10 +13,21 @@ import binascii
 
 from durable_ext.errors import SerializationError
 
-__all__ = ["ARMOR_PREFIX", "MAGIC", "armor", "frame", "is_armored", "read_frame", "unarmor"]
+__all__ = [
+    "ARMOR_PREFIX",
+    "MAGIC",
+    "armor",
+    "frame",
+    "is_armored",
+    "read_frame",
+    "repad",
+    "unarmor",
+]
 
 MAGIC = 0xC1
 ARMOR_PREFIX = "w"
+#: what unpadded base64 of each length mod 4 lacks; "===" keeps length 1 an error
+PADDING = ("", "===", "==", "=")
 _HEADERS: dict[tuple[bytes, int], bytes] = {}
 
 
@@ -39,8 +51,13 @@ def read_frame(data: bytes, where: str) -> tuple[bytes, int, bytes]:
 
 
 def armor(data: bytes) -> str:
-    """Encode frame bytes as the ASCII string the SDK checkpoints."""
-    return binascii.b2a_base64(data, newline=False).decode("ascii")
+    """Encode frame bytes as the ASCII string the SDK checkpoints (base64, unpadded)."""
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").decode("ascii")
+
+
+def repad(data: str) -> str:
+    """Restore the base64 padding :func:`armor` strips (a length of 1 mod 4 stays invalid)."""
+    return data + PADDING[len(data) & 3]
 
 
 def is_armored(data: str) -> bool:
@@ -51,6 +68,6 @@ def is_armored(data: str) -> bool:
 def unarmor(data: str, where: str) -> bytes:
     """Decode the base64 armor, strictly: any stray character is an error."""
     try:
-        return binascii.a2b_base64(data, strict_mode=True)
+        return binascii.a2b_base64(repad(data), strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise SerializationError(f"{where}: payload is not valid base64 ({exc})") from None

@@ -394,7 +394,12 @@ class MsgpackFormat:
             packer, marked = self._local.encoder = self._new_encoder()
         marked[0] = False
         try:
-            body = packer.pack(value)
+            try:
+                body = packer.pack(value)
+            except UnicodeEncodeError:
+                packer.reset()
+                marked[0] = False
+                body = self._new_encoder(marked, surrogates=True)[0].pack(value)
         except _Unsupported as exc:
             packer.reset()
             self._unsupported(exc, ctx)
@@ -405,14 +410,18 @@ class MsgpackFormat:
             ) from exc
         return (LAYOUT_MARKED if marked[0] else LAYOUT_PLAIN), body
 
-    def _new_encoder(self) -> tuple[Any, list[bool]]:
+    def _new_encoder(
+        self, marked: list[bool] | None = None, *, surrogates: bool = False
+    ) -> tuple[Any, list[bool]]:
         # A packer and the flag its default hook raises when it writes a container marker.
-        marked = [False]
+        # Strings with lone surrogates need unicode_errors, which makes msgpack copy every
+        # string through an encoder: only the retry after a UnicodeEncodeError sets it.
+        marked = [False] if marked is None else marked
         packer = msgpack.Packer(
             default=self._make_default(marked),
             strict_types=True,
             use_bin_type=True,
-            unicode_errors="surrogatepass",
+            unicode_errors="surrogatepass" if surrogates else None,
             autoreset=True,
         )
         return packer, marked
@@ -432,6 +441,9 @@ class MsgpackFormat:
         local.depth = depth + 1
         try:
             return packer.pack(value)  # type: ignore[no-any-return]
+        except UnicodeEncodeError:
+            packer.reset()
+            return self._new_encoder(surrogates=True)[0].pack(value)  # type: ignore[no-any-return]
         except BaseException:
             packer.reset()
             raise

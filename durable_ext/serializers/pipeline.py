@@ -19,7 +19,14 @@ from durable_ext.errors import (
 )
 from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
-from durable_ext.serializers.frames import ARMOR_PREFIX, frame, is_armored, read_frame, unarmor
+from durable_ext.serializers.frames import (
+    ARMOR_PREFIX,
+    PADDING,
+    frame,
+    is_armored,
+    read_frame,
+    unarmor,
+)
 from durable_ext.serializers.types import TypeRegistry
 from durable_ext.spec import PipelineSpec, parse_pipeline
 
@@ -43,6 +50,7 @@ _SELF_CONTAINED = frozenset({"msgpack", "json", "zstd", "zlib", "model"})
 _MAX_FRAMES = 16
 _b2a = binascii.b2a_base64
 _a2b = binascii.a2b_base64
+_PADDING = PADDING
 
 
 class Pipeline(SerDes[Any]):
@@ -115,7 +123,7 @@ class Pipeline(SerDes[Any]):
         data = self._format_headers[version] + body
         if not self._simple:
             data = self._encode_layers(data, serdes_context)
-        return _b2a(data, newline=False).decode("ascii")
+        return _b2a(data, newline=False).rstrip(b"=").decode("ascii")
 
     def _encode_layers(self, data: bytes, ctx: SerDesContext) -> bytes:
         for codec in self.codecs:
@@ -133,7 +141,7 @@ class Pipeline(SerDes[Any]):
         ctx = serdes_context
         if type(data) is str and data[:1] == ARMOR_PREFIX:
             try:
-                raw = _a2b(data, strict_mode=True)
+                raw = _a2b(data + _PADDING[len(data) & 3], strict_mode=True)
             except (binascii.Error, ValueError):
                 raw = b""  # reported below, with the reason
             prefix = self._format_prefix

@@ -15,7 +15,7 @@ from servers import RequestCounter
 
 import durable_ext
 from durable_ext.errors import DisallowedContentError, IntegrityError, SerializationError
-from durable_ext.serializers.frames import armor, frame, read_frame
+from durable_ext.serializers.frames import armor, frame, read_frame, unarmor
 from durable_ext.serializers.kms import KmsCodec, _encode_key_id, _Reader
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ def pipeline(moto_server, key: str | None, **kms_options: Any) -> tuple[Any, Req
 
 def split(text: str) -> tuple[dict[str, Any], bytes]:
     """The envelope header fields of a kms payload, and its body."""
-    wire, version, body = read_frame(base64.b64decode(text), "t")
+    wire, version, body = read_frame(unarmor(text, "test"), "t")
     assert (wire, version) == (b"k", 1)
     r = _Reader(body, "t")
     suite, flags = r.u8(), r.u8()
@@ -157,7 +157,7 @@ def test_encryption_context_is_sent_to_kms_and_carried_in_the_payload(moto_serve
                        EncryptionContext=context)["KeyId"] == keys["a"]
     reader, _ = pipeline(moto_server, None)  # configured with the default context
     assert reader.deserialize(text, CTX) == [1, 2, 3]
-    edited = base64.b64decode(text).replace(b"prod", b"dev!")
+    edited = unarmor(text, "test").replace(b"prod", b"dev!")
     with pytest.raises(IntegrityError):
         pipeline(moto_server, None)[0].deserialize(base64.b64encode(edited).decode(), CTX)
 

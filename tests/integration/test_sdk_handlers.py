@@ -6,7 +6,6 @@ SDK exactly as Lambda does; the checkpointed payloads it stores are inspected.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import threading
@@ -33,6 +32,7 @@ from aws_durable_execution_sdk_python.waits import (
 from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
 
 import durable_ext
+from durable_ext.serializers.frames import unarmor
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def run(handler, callback_name: str | None = None, callback_payload: str = '"ok"
 
 def assert_ours(payload: str) -> None:
     assert payload.startswith("w") and payload.isascii()
-    assert base64.b64decode(payload)[0] == 0xC1
+    assert unarmor(payload, "test")[0] == 0xC1
 
 
 @pytest.mark.parametrize("spec", ["msgpack", "msgpack+zstd"])

@@ -8,14 +8,14 @@ from aws_durable_execution_sdk_python.serdes import SerDesContext
 
 import durable_ext
 from durable_ext.errors import ConfigError, SerializationError, SpecError
-from durable_ext.serializers.frames import read_frame
+from durable_ext.serializers.frames import read_frame, unarmor
 
 CTX = SerDesContext("op-c", "arn:c")
 BIG = {"rows": [{"sku": f"sku-{i % 7}", "qty": i % 3, "note": "repeat " * 4} for i in range(300)]}
 
 
 def outer_stage(text: str) -> bytes:
-    wire, _, _ = read_frame(base64.b64decode(text), "test")
+    wire, _, _ = read_frame(unarmor(text, "test"), "test")
     return wire
 
 
@@ -75,9 +75,8 @@ def test_zstd_falls_back_to_zlib_frames_without_zstandard():
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    import base64 as b64
 
-    raw = b64.b64decode(out.stdout.strip() + "==")
+    raw = unarmor(out.stdout.strip(), "test")
     assert raw[2:3] == b"l"  # the frame says zlib, which every reader can inflate
 
 
@@ -102,7 +101,7 @@ def test_reading_zstd_without_zstandard_names_the_extra():
 
 def test_corrupt_compressed_body_is_a_serialization_error():
     text = durable_ext.serdes("msgpack+zlib").serialize(BIG, CTX)
-    raw = bytearray(base64.b64decode(text))
+    raw = bytearray(unarmor(text, "test"))
     raw[10] ^= 0xFF
     with pytest.raises(SerializationError, match="zlib"):
         durable_ext.serdes("msgpack").deserialize(base64.b64encode(bytes(raw)).decode(), CTX)

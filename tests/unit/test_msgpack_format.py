@@ -441,3 +441,25 @@ def test_unknown_layout_zero_is_refused():
     payload = durable_ext.serializers.frames.armor(frame(b"m", 0, msgpack.packb(1)))
     with pytest.raises(SerializationError, match="unknown layout 0"):
         SERDES.deserialize(payload, CTX)
+
+
+def test_armor_is_unpadded_and_padded_armor_is_still_read():
+    text = SERDES.serialize({"k": "vw"}, CTX)  # 10 bytes: base64 would end in "=="
+    assert "=" not in text and len(text) == 14
+    assert SERDES.deserialize(text + "==", CTX) == {"k": "vw"}
+    with pytest.raises(SerializationError, match="op-7"):
+        SERDES.deserialize(text + "AAA", CTX)  # a length of 1 mod 4 is never base64
+
+
+@dataclasses.dataclass
+class Note:
+    text: str
+
+
+def test_lone_surrogates_in_nested_and_marked_values_round_trip():
+    serdes = durable_ext.serdes("msgpack", types=[Note])
+    value = {"\udc80key": (Note("\ud800"), {"\udfff"}), "plain": ["ok"]}
+    text = serdes.serialize(value, CTX)
+    assert read_frame(unarmor(text, "t"), "t")[1] == LAYOUT_MARKED
+    assert same(serdes.deserialize(text, CTX), value)
+    assert _layout(["no surrogates"]) == LAYOUT_PLAIN  # the retry left nothing behind
