@@ -20,7 +20,6 @@ from durable_ext.errors import (
 from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
 from durable_ext.serializers.frames import (
-    ARMOR_PREFIX,
     PADDING,
     frame,
     is_armored,
@@ -105,8 +104,9 @@ class Pipeline(SerDes[Any]):
             format, "encode_versioned", None
         ) or (lambda value, ctx: (format.version, format.encode(value, ctx)))
         self._format_headers = tuple(frame(format.wire, v, b"") for v in range(format.version + 1))
-        # Hot path: a payload that is a bare format frame of this pipeline's format.
-        self._format_prefix = self._format_headers[0][:-1]
+        # Hot path: a payload that is a bare frame of this pipeline's format, by its header.
+        self._format_versions = {h: v for v, h in enumerate(self._format_headers)}
+        self._format_header_size = len(self._format_headers[0])
         self._simple = not self.codecs and offload is None
 
     def __repr__(self) -> str:
@@ -138,17 +138,17 @@ class Pipeline(SerDes[Any]):
 
     def deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
         """Decode a checkpoint string written by any pipeline, or by the SDK's JSON."""
-        ctx = serdes_context
-        if type(data) is str and data[:1] == ARMOR_PREFIX:
+        if type(data) is str:
             try:
                 raw = _a2b(data + _PADDING[len(data) & 3], strict_mode=True)
             except (binascii.Error, ValueError):
-                raw = b""  # reported below, with the reason
-            prefix = self._format_prefix
-            n = len(prefix)
-            if raw.startswith(prefix) and len(raw) > n:
-                return self.format.decode(raw[n + 1 :], raw[n], ctx)
-        return self._deserialize_slow(data, ctx)
+                pass  # JSON or garbage: the slow path says which
+            else:
+                n = self._format_header_size
+                version = self._format_versions.get(raw[:n])
+                if version is not None:
+                    return self.format.decode(raw[n:], version, serdes_context)
+        return self._deserialize_slow(data, serdes_context)
 
     def _deserialize_slow(self, data: str, ctx: SerDesContext) -> Any:
         where = f"operation {ctx.operation_id!r}"
