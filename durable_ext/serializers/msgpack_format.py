@@ -170,17 +170,11 @@ _datetime_from_state: Callable[[bytes, dt.tzinfo | None], dt.datetime]
 _datetime_from_state = dt.datetime  # type: ignore[assignment]
 
 
-def _enc_datetime(o: dt.datetime) -> Any:
-    tz = o.tzinfo
-    if tz is _UTC and not o.fold:
-        # msgpack's Timestamp, packed and unpacked in C (6 bytes for whole seconds).
-        delta = o - _EPOCH
-        ts = _new_object(_Timestamp)
-        ts.seconds = delta.days * 86400 + delta.seconds
-        ts.nanoseconds = delta.microseconds * 1000
-        return ts
-    # The pickle state: 10 bytes made in C, fold in the month byte; the zone follows.
+def _enc_datetime_state(o: dt.datetime) -> Any:
+    # Datetimes other than UTC (which the default hook sends as msgpack Timestamps): the
+    # pickle state, 10 bytes made in C with fold in the month byte; the zone follows.
     state: bytes = o.__reduce_ex__(4)[1][0]  # type: ignore[assignment]
+    tz = o.tzinfo
     if tz is None:
         return _new_tuple(ExtType, (EXT_DATETIME_STATE, state))
     kind, extra = _pack_tz(tz, o)
@@ -262,20 +256,7 @@ _UUID_SAFE_UNKNOWN = uuid.SafeUUID.unknown
 # UUID is immutable through __setattr__; its slot descriptors are the way in.
 _set_uuid_int = uuid.UUID.int.__set__  # type: ignore[attr-defined,misc]
 _set_uuid_safe = uuid.UUID.is_safe.__set__  # type: ignore[attr-defined,misc]
-
-
-def _dec_uuid(data: bytes) -> uuid.UUID:
-    # UUID(bytes=...) spends most of its time validating arguments we already know.
-    if len(data) != 16:
-        raise ValueError("bad UUID length")
-    u = _new_object(_UUID)
-    _set_uuid_int(u, int.from_bytes(data, "big"))
-    _set_uuid_safe(u, _UUID_SAFE_UNKNOWN)
-    return u
-
-
-def _dec_decimal(data: bytes) -> Decimal:
-    return Decimal(data.decode("ascii"))
+_int_from_bytes = int.from_bytes
 
 
 class _ContainerMark:
@@ -340,8 +321,9 @@ class MsgpackFormat:
         self, *, types: TypeRegistry | list[type] | tuple[type, ...] | None = None
     ) -> None:
         self.types = TypeRegistry.coerce(types)
-        # The hottest types (tuple, set, frozenset, datetime, UUID, Decimal) are tested
-        # first in the packer's default hook; this table has the rest.
+        # The hottest types (tuple, set, frozenset, datetime, UUID, Decimal) are handled
+        # inline by the packer's default hook and the unpacker's extension hook: these
+        # tables have the rest.
         self._encoders: dict[type, Callable[[Any], Any]] = {
             dt.date: _enc_date,
             dt.time: _enc_time,
@@ -358,8 +340,6 @@ class MsgpackFormat:
             EXT_DATE: _dec_date,
             EXT_TIME: _dec_time,
             EXT_TIMEDELTA: _dec_timedelta,
-            EXT_DECIMAL: _dec_decimal,
-            EXT_UUID: _dec_uuid,
             EXT_BIGINT: _dec_bigint,
             EXT_OBJECT: self._dec_object,
             EXT_ENUM: self._dec_enum,
@@ -461,7 +441,14 @@ class MsgpackFormat:
                 marked[0] = True
                 return [*obj, _TUPLE_END]
             if t is _datetime:
-                return _enc_datetime(obj)
+                if obj.tzinfo is not _UTC or obj.fold:
+                    return _enc_datetime_state(obj)
+                # msgpack's Timestamp, packed and unpacked in C (6 bytes for whole seconds)
+                delta = obj - _EPOCH
+                ts = _new_object(_Timestamp)
+                ts.seconds = delta.days * 86400 + delta.seconds
+                ts.nanoseconds = delta.microseconds * 1000
+                return ts
             if t is _UUID:
                 return _new_tuple(ExtType, (EXT_UUID, obj.int.to_bytes(16, "big")))
             if t is _Decimal:
@@ -482,9 +469,15 @@ class MsgpackFormat:
 
         def ext_hook(code: int, data: bytes) -> Any:
             if code == EXT_UUID:
-                return _dec_uuid(data)
+                # UUID(bytes=...) spends most of its time checking what is known here.
+                if len(data) != 16:
+                    raise ValueError("bad UUID length")
+                u = _new_object(_UUID)
+                _set_uuid_int(u, _int_from_bytes(data, "big"))
+                _set_uuid_safe(u, _UUID_SAFE_UNKNOWN)
+                return u
             if code == EXT_DECIMAL:
-                return _dec_decimal(data)
+                return _Decimal(data.decode("ascii"))
             if code == EXT_MARK:
                 mark = _MARKS.get(data) if markers else None
                 if mark is None:
