@@ -2,9 +2,9 @@
 
 A frame is ``0xC1 | len(wire) | wire | version | body``. 0xC1 is the one byte
 msgpack never uses and no JSON text starts with, so a frame cannot be mistaken for
-either. The armor is standard base64 without its padding (the fastest ASCII encoding
-CPython has in C; padding is up to two characters that say nothing); an armored frame
-therefore always starts with ``w``, which no JSON text does. Padded armor is read too.
+either. The armor is standard base64 (the fastest ASCII encoding CPython has in C),
+unpadded for small payloads; an armored frame therefore always starts with ``w``, which
+no JSON text does. Padded and unpadded armor are both read.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from durable_ext.errors import SerializationError
 __all__ = [
     "ARMOR_PREFIX",
     "MAGIC",
+    "PADDING",
+    "UNPADDED_MAX",
     "armor",
     "frame",
     "is_armored",
@@ -28,6 +30,8 @@ MAGIC = 0xC1
 ARMOR_PREFIX = "w"
 #: what unpadded base64 of each length mod 4 lacks; "===" keeps length 1 an error
 PADDING = ("", "===", "==", "=")
+#: the largest frame whose armor is written without padding
+UNPADDED_MAX = 4096
 _HEADERS: dict[tuple[bytes, int], bytes] = {}
 
 
@@ -51,8 +55,15 @@ def read_frame(data: bytes, where: str) -> tuple[bytes, int, bytes]:
 
 
 def armor(data: bytes) -> str:
-    """Encode frame bytes as the ASCII string the SDK checkpoints (base64, unpadded)."""
-    return binascii.b2a_base64(data, newline=False).rstrip(b"=").decode("ascii")
+    """Encode frame bytes as the ASCII string the SDK checkpoints (base64).
+
+    Payloads of up to :data:`UNPADDED_MAX` bytes lose their padding, where one or two
+    characters are a share worth saving; stripping a larger one would copy all of it.
+    """
+    text = binascii.b2a_base64(data, newline=False)
+    if len(data) <= UNPADDED_MAX:
+        text = text.rstrip(b"=")
+    return text.decode("ascii")
 
 
 def repad(data: str) -> str:

@@ -21,6 +21,7 @@ from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
 from durable_ext.serializers.frames import (
     PADDING,
+    armor,
     frame,
     is_armored,
     read_frame,
@@ -47,7 +48,6 @@ _BUILTIN_WIRES: dict[bytes, str] = {
 #: (keys, buckets, pickle) act on the outside world and must be configured explicitly
 _SELF_CONTAINED = frozenset({"msgpack", "json", "zstd", "zlib", "model"})
 _MAX_FRAMES = 16
-_b2a = binascii.b2a_base64
 _a2b = binascii.a2b_base64
 _PADDING = PADDING
 
@@ -123,7 +123,7 @@ class Pipeline(SerDes[Any]):
         data = self._format_headers[version] + body
         if not self._simple:
             data = self._encode_layers(data, serdes_context)
-        return _b2a(data, newline=False).rstrip(b"=").decode("ascii")
+        return armor(data)
 
     def _encode_layers(self, data: bytes, ctx: SerDesContext) -> bytes:
         for codec in self.codecs:
