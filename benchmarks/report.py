@@ -30,7 +30,7 @@ def main(path: str) -> None:
         for name, (t, size) in sers.items():
             print(
                 f"| {family} | {name} | {t * 1e6:,.1f} us | {size:,} | {t / floor_t:.2f}x "
-                f"| {ext_t / t:.1f}x | {size / ext_size:.2f}x |"
+                f"| {ext_t / t:.1f}x | {size / ext_size:.3f}x |"
             )
 
 
