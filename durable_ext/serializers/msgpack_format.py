@@ -531,14 +531,7 @@ class MsgpackFormat:
         """Unpack a body of any layout up to this version."""
         try:
             if version == LAYOUT_MARKED:
-                return _unpackb(
-                    body,
-                    ext_hook=self._ext_hook_marked,
-                    list_hook=_rebuild_container,
-                    timestamp=3,
-                    strict_map_key=False,
-                    unicode_errors="surrogatepass",
-                )
+                return self._unpack(body)
             if 1 <= version < LAYOUT_MARKED:
                 return _unpackb(
                     body,
@@ -568,7 +561,8 @@ class MsgpackFormat:
         )
 
     def _unpack(self, data: bytes) -> Any:
-        # Bodies nested in extension types: any layout, so markers are always honoured.
+        # Marked bodies, and bodies nested in extension types (any layout: markers are
+        # always honoured there).
         return _unpackb(
             data,
             ext_hook=self._ext_hook_marked,
