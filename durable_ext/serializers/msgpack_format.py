@@ -285,14 +285,19 @@ _MARKS: dict[bytes, _ContainerMark] = {
 _Decimal = Decimal
 
 
-def _rebuild_container(items: list[Any]) -> Any:
-    # The list hook of marked payloads: called by the C unpacker for every array.
-    if items:
-        last = items[-1]
-        if type(last) is _ContainerMark:
-            del items[-1]
-            return last.build(items)
-    return items
+def _container_rebuilder(open_marks: list[int]) -> Callable[[list[Any]], Any]:
+    # The list hook of one marked body: called by the C unpacker for every array. It counts
+    # the markers it consumes, so a marker a corrupt body left elsewhere is caught.
+    def rebuild(items: list[Any]) -> Any:
+        if items:
+            last = items[-1]
+            if type(last) is _ContainerMark:
+                del items[-1]
+                open_marks[0] -= 1
+                return last.build(items)
+        return items
+
+    return rebuild
 
 
 class MsgpackFormat:
@@ -347,8 +352,7 @@ class MsgpackFormat:
         }
         self._fields: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._local = threading.local()
-        self._ext_hook = self._make_ext_hook(markers=False)
-        self._ext_hook_marked = self._make_ext_hook(markers=True)
+        self._ext_hook = self._make_ext_hook(None)
 
     @classmethod
     def from_spec(cls, arg: str | None, /, **options: Any) -> MsgpackFormat:
@@ -464,7 +468,9 @@ class MsgpackFormat:
 
         return default
 
-    def _make_ext_hook(self, *, markers: bool) -> Callable[[int, bytes], Any]:
+    def _make_ext_hook(self, open_marks: list[int] | None) -> Callable[[int, bytes], Any]:
+        # With open_marks (one marked body), container markers are counted as they are
+        # read; without it a marker is an error.
         decoders = self._decoders
 
         def ext_hook(code: int, data: bytes) -> Any:
@@ -479,9 +485,10 @@ class MsgpackFormat:
             if code == EXT_DECIMAL:
                 return _Decimal(data.decode("ascii"))
             if code == EXT_MARK:
-                mark = _MARKS.get(data) if markers else None
+                mark = _MARKS.get(data) if open_marks is not None else None
                 if mark is None:
                     raise ValueError("container marker outside a marked payload")
+                open_marks[0] += 1  # type: ignore[index]
                 return mark
             dec = decoders.get(code)
             if dec is None:
@@ -563,14 +570,18 @@ class MsgpackFormat:
     def _unpack(self, data: bytes) -> Any:
         # Marked bodies, and bodies nested in extension types (any layout: markers are
         # always honoured there).
-        return _unpackb(
+        open_marks = [0]
+        value = _unpackb(
             data,
-            ext_hook=self._ext_hook_marked,
-            list_hook=_rebuild_container,
+            ext_hook=self._make_ext_hook(open_marks),
+            list_hook=_container_rebuilder(open_marks),
             timestamp=3,
             strict_map_key=False,
             unicode_errors="surrogatepass",
         )
+        if open_marks[0]:
+            raise ValueError("container marker out of place")
+        return value
 
     def _registered(self, tag: object) -> type:
         cls = self.types.class_of(tag) if isinstance(tag, str) else None

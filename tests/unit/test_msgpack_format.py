@@ -466,3 +466,22 @@ def test_lone_surrogates_in_nested_and_marked_values_round_trip():
     assert read_frame(unarmor(text, "t"), "t")[1] == LAYOUT_MARKED
     assert same(serdes.deserialize(text, CTX), value)
     assert _layout(["no surrogates"]) == LAYOUT_PLAIN  # the retry left nothing behind
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda mark: {"k": mark},  # a map value
+        lambda mark: [mark, 1],  # not the last item
+        lambda mark: mark,  # the whole body
+        lambda mark: [[1, mark], mark, 2],  # one consumed, one left over
+    ],
+    ids=["map-value", "mid-array", "top-level", "one-left-over"],
+)
+def test_a_marker_out_of_place_in_a_marked_body_is_an_error(layout):
+    import msgpack
+
+    body = msgpack.packb(layout(msgpack.ExtType(EXT_MARK, b"\x00")))
+    payload = durable_ext.serializers.frames.armor(frame(b"m", LAYOUT_MARKED, body))
+    with pytest.raises(SerializationError, match="op-7.*container marker out of place"):
+        SERDES.deserialize(payload, CTX)
