@@ -3,7 +3,7 @@
 Everything msgpack has natively (None, bool, int64, float, str, bytes, list, dict with
 any keys) goes through its C packer untouched. UTC datetimes travel as msgpack's own
 Timestamp extension, which the C unpacker turns back into datetimes by itself. Tuples,
-sets and frozensets are msgpack arrays ending in a one-byte marker, so their items are
+sets and frozensets are msgpack arrays ending in a 3-byte marker, so their items are
 packed by the same C call as everything else. The other types travel as extension types
 with compact binary bodies.
 
@@ -304,9 +304,10 @@ class MsgpackFormat:
     """Serialize values with msgpack, preserving Python types.
 
     Native: None, bool, int (any size), float (nan/inf), str, bytes, list, dict (any
-    keys). As extension types: tuple, set, frozenset, datetime (naive, fixed offset or
-    ZoneInfo; fold kept), date, time, timedelta, Decimal, UUID, the SDK's BatchResult,
-    and the dataclasses, NamedTuples and Enums given in ``types``.
+    keys), and UTC datetimes as msgpack Timestamps. As marked arrays: tuple, set,
+    frozenset. As extension types: other datetimes (naive, fixed offset or ZoneInfo; fold
+    kept), date, time, timedelta, Decimal, UUID, the SDK's BatchResult, and the
+    dataclasses, NamedTuples and Enums given in ``types``.
 
     Example:
         >>> import durable_ext
