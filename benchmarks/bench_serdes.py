@@ -40,6 +40,9 @@ CASES = [
 ]
 
 
+# Rows are measured one after another, so a burst of load on a shared machine lands on
+# one side of a ratio; three seconds a row make the median outlast such bursts.
+@pytest.mark.benchmark(max_time=3.0)
 @pytest.mark.parametrize(("family", "serializer"), CASES)
 def test_round_trip(benchmark, family: str, serializer: str) -> None:
     value = FAMILIES[family]()
