@@ -56,8 +56,7 @@ EXT_ENUM = 12
 EXT_BATCH_RESULT = 13
 EXT_DATETIME_STATE = 14
 EXT_MARK = 15
-#: msgpack's own Timestamp extension, for UTC datetimes
-EXT_TIMESTAMP = -1
+# UTC datetimes use msgpack's own Timestamp extension (-1).
 
 #: the layout of payloads whose arrays carry no container markers
 LAYOUT_PLAIN = 2
@@ -176,9 +175,9 @@ def _enc_datetime_state(o: dt.datetime) -> Any:
     state: bytes = o.__reduce_ex__(4)[1][0]  # type: ignore[assignment]
     tz = o.tzinfo
     if tz is None:
-        return _new_tuple(ExtType, (EXT_DATETIME_STATE, state))
+        return _ext(EXT_DATETIME_STATE, state)
     kind, extra = _pack_tz(tz, o)
-    return _new_tuple(ExtType, (EXT_DATETIME_STATE, state + bytes((kind,)) + extra))
+    return _ext(EXT_DATETIME_STATE, state + bytes((kind,)) + extra)
 
 
 def _dec_datetime_state(data: bytes) -> dt.datetime:

@@ -20,11 +20,12 @@ from durable_ext.errors import (
 from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
 from durable_ext.serializers.frames import (
-    PADDING,
+    ARMOR_PREFIX,
     armor,
     frame,
     is_armored,
     read_frame,
+    repad,
     unarmor,
 )
 from durable_ext.serializers.types import TypeRegistry
@@ -49,7 +50,6 @@ _BUILTIN_WIRES: dict[bytes, str] = {
 _SELF_CONTAINED = frozenset({"msgpack", "json", "zstd", "zlib", "model"})
 _MAX_FRAMES = 16
 _a2b = binascii.a2b_base64
-_PADDING = PADDING
 
 
 class Pipeline(SerDes[Any]):
@@ -138,11 +138,11 @@ class Pipeline(SerDes[Any]):
 
     def deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
         """Decode a checkpoint string written by any pipeline, or by the SDK's JSON."""
-        if type(data) is str:
+        if type(data) is str and data[:1] == ARMOR_PREFIX:
             try:
-                raw = _a2b(data + _PADDING[len(data) & 3], strict_mode=True)
+                raw = _a2b(repad(data), strict_mode=True)
             except (binascii.Error, ValueError):
-                pass  # JSON or garbage: the slow path says which
+                pass  # not base64 after all: the slow path says why
             else:
                 n = self._format_header_size
                 version = self._format_versions.get(raw[:n])

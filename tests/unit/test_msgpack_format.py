@@ -483,5 +483,5 @@ def test_a_marker_out_of_place_in_a_marked_body_is_an_error(layout):
 
     body = msgpack.packb(layout(msgpack.ExtType(EXT_MARK, b"\x00")))
     payload = durable_ext.serializers.frames.armor(frame(b"m", LAYOUT_MARKED, body))
-    with pytest.raises(SerializationError, match="op-7.*container marker out of place"):
+    with pytest.raises(SerializationError, match=r"op-7.*container marker out of place"):
         SERDES.deserialize(payload, CTX)
