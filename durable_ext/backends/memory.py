@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, ClassVar
 
 from durable_ext.backends._base import IndexedStore
 from durable_ext.backends._state import ExecutionIndex, check_batch, reject_unknown_options
-from durable_ext.backends.store import CommitBatch, CreateResult
+from durable_ext.backends.store import SECRET_BYTES, CommitBatch, CreateResult
 from durable_ext.errors import ConflictError, NotFoundError
 from durable_ext.spec import StoreSpec
 
@@ -30,6 +31,7 @@ class MemoryStore(IndexedStore):
         self._lock = threading.RLock()
         self._execs: dict[str, ExecutionIndex] = {}
         self._names: dict[tuple[str, str], str] = {}
+        self._secret = os.urandom(SECRET_BYTES)
 
     @classmethod
     def from_spec(cls, spec: StoreSpec, **kwargs: Any) -> MemoryStore:
@@ -70,6 +72,10 @@ class MemoryStore(IndexedStore):
 
     def _all(self) -> list[ExecutionIndex]:
         return list(self._execs.values())
+
+    def secret(self) -> bytes:
+        """Return the MAC secret made with this store (see :meth:`Store.secret`)."""
+        return self._secret
 
     def close(self) -> None:
         """Nothing to release."""

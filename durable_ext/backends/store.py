@@ -53,6 +53,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from durable_ext.spec import StoreSpec
 
 __all__ = [
+    "SECRET_BYTES",
     "TERMINAL_STATUSES",
     "CommitBatch",
     "CreateResult",
@@ -64,6 +65,9 @@ __all__ = [
     "OperationRecord",
     "Store",
 ]
+
+SECRET_BYTES = 32
+"""Length of :meth:`Store.secret`."""
 
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"})
 """Execution statuses after which nothing but reads is accepted."""
@@ -419,6 +423,17 @@ class Store(Protocol):
         marker: str | None = None,
     ) -> ExecutionPage:
         """Headers newest first (``start_ms`` descending, then ARN), filtered and paged."""
+        ...
+
+    def secret(self) -> bytes:
+        """Return the store's MAC secret: :data:`SECRET_BYTES` random bytes, made once.
+
+        The first call on a new store creates it atomically (a conditional write: two
+        processes racing get the same value); every process sharing the store reads the
+        same bytes. The engine derives the keys of callback ids and checkpoint tokens from
+        it, so nobody without access to the store can forge either. It is never part of an
+        execution's records, and a store should keep it as private as its data.
+        """
         ...
 
     def close(self) -> None:

@@ -1,0 +1,134 @@
+"""Bounds on decoding: how deep a payload may nest and how many bytes it may expand to.
+
+A checkpoint, a callback result or an S3 object can come from somebody else, so every
+decoder runs against a per-payload :class:`DecodeBudget` made from the pipeline's
+:class:`DecodeLimits`:
+
+* ``max_depth`` bounds nesting that costs native stack: extension types nested in
+  extension types (each level is a nested ``unpackb`` call), and JSON nesting;
+* ``max_bytes`` bounds the bytes a payload may produce across all of its frames together:
+  every codec's output (decompression), every offloaded object fetched, every nested body
+  copied out of an extension type, and the payload itself;
+* ``max_items`` bounds the container slots (array items, map entries) of format bodies
+  above :data:`COUNTED_BODY_BYTES`, where a few bytes per empty container would otherwise
+  become tens of bytes of Python objects each.
+
+With the defaults no payload crashes the interpreter, takes more than a few seconds or
+needs more than a few hundred MiB to decode. The pipeline refuses to *write* a payload
+over ``max_bytes`` as well, so a pipeline never stores what it would refuse to read.
+Exceeding a bound raises :class:`~durable_ext.errors.SerializationError` naming the
+operation and the bound.
+
+Stages find the budget of the payload being decoded with :func:`current_budget`; outside
+a pipeline (a stage called directly) they get a fresh budget with the default limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from durable_ext.errors import ConfigError, SerializationError
+
+__all__ = [
+    "COUNTED_BODY_BYTES",
+    "DEFAULT_LIMITS",
+    "DecodeBudget",
+    "DecodeLimits",
+    "current_budget",
+    "decoding",
+]
+
+#: format bodies larger than this have their container items counted against ``max_items``
+COUNTED_BODY_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecodeLimits:
+    """Bounds applied to every payload a pipeline decodes.
+
+    Attributes:
+        max_depth: Most levels of nested extension types (and of JSON containers).
+        max_bytes: Most bytes one payload may produce across all its frames.
+        max_items: Most container items in a format body over ``COUNTED_BODY_BYTES``.
+
+    Example:
+        >>> import durable_ext
+        >>> durable_ext.serdes("msgpack+zstd", options={"limits": {"max_bytes": 256 << 20}})
+        Pipeline('msgpack+zstd')
+
+    """
+
+    max_depth: int = 32
+    max_bytes: int = 64 << 20
+    max_items: int = 4_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_depth", "max_bytes", "max_items"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"decode limits: {name} must be an int >= 1, got {value!r}")
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+
+class DecodeBudget:
+    """What one payload has used of its :class:`DecodeLimits` so far."""
+
+    __slots__ = ("limits", "used", "where")
+
+    def __init__(self, limits: DecodeLimits = DEFAULT_LIMITS, where: str = "payload") -> None:
+        self.limits = limits
+        self.where = where
+        self.used = 0
+
+    @property
+    def remaining(self) -> int:
+        """Bytes this payload may still produce."""
+        return self.limits.max_bytes - self.used
+
+    def charge(self, n: int, what: str) -> None:
+        """Count ``n`` more bytes produced by ``what``; raise once over ``max_bytes``."""
+        self.used += n
+        if self.used > self.limits.max_bytes:
+            raise SerializationError(
+                f"{self.where}: {what} would take the payload past its decode limit of "
+                f"{self.limits.max_bytes} bytes (max_bytes); raise it with "
+                "options={'limits': {'max_bytes': N}} if such payloads are expected"
+            )
+
+    def too_deep(self, what: str) -> SerializationError:
+        """Return the error for nesting past ``max_depth``."""
+        return SerializationError(
+            f"{self.where}: {what} nests deeper than {self.limits.max_depth} levels "
+            "(max_depth); raise it with options={'limits': {'max_depth': N}}"
+        )
+
+    def too_many_items(self, what: str) -> SerializationError:
+        """Return the error for a body with more container items than ``max_items``."""
+        return SerializationError(
+            f"{self.where}: {what} holds more than {self.limits.max_items} container items "
+            "(max_items); raise it with options={'limits': {'max_items': N}}"
+        )
+
+
+_current: ContextVar[DecodeBudget | None] = ContextVar("durable_ext_decode_budget", default=None)
+
+
+def current_budget() -> DecodeBudget:
+    """Return the budget of the payload being decoded (a fresh default one outside a pipeline)."""
+    budget = _current.get()
+    return budget if budget is not None else DecodeBudget()
+
+
+@contextmanager
+def decoding(budget: DecodeBudget) -> Iterator[DecodeBudget]:
+    """Make ``budget`` the current one while a payload is decoded."""
+    token = _current.set(budget)
+    try:
+        yield budget
+    finally:
+        _current.reset(token)
