@@ -94,8 +94,8 @@ def test_corruption_in_the_middle_raises(tmp_path: Path) -> None:
     store, b = _with_commits(tmp_path, 3)
     path = _journal(store, b)
     data = bytearray(path.read_bytes())
-    length = struct.unpack(">I", data[:4])[0]
-    data[8 + length // 2] ^= 0xFF  # inside the first record
+    length = struct.unpack(">I", data[4:8])[0]
+    data[16 + length // 2] ^= 0xFF  # inside the first record's body
     path.write_bytes(bytes(data))
     with pytest.raises(JournalCorruptError, match="offset 0"):
         FileStore(store.root).header(b.header.arn)
