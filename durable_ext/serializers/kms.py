@@ -4,13 +4,17 @@ Each payload is sealed with AES-256-GCM under a *data key*. Data keys come from 
 :class:`KeyProvider`: :class:`KmsKeyProvider` asks KMS ``GenerateDataKey`` for one
 under a customer key (key id, alias or ARN), :class:`LocalKeyProvider` wraps a random
 one under a local 256-bit key (from ``DURABLE_EXT_LOCAL_KEY`` or a key file) for
-development and tests. The encrypted data key travels in the payload, so any process
+development and tests only. The encrypted data key travels in the payload, so any process
 with access to the key can decrypt it, including after key rotation.
 
 A :class:`DataKeyCache` keeps the current data key for encryption (bounded by age,
 messages and bytes, like the AWS Encryption SDK's caching materials manager) and the
 data keys it has decrypted, so a workflow that checkpoints 1,000 times makes one
 ``GenerateDataKey`` and, on replay in a new process, one ``Decrypt`` per data key.
+Cached data keys are filed under the identity of the provider that produced them
+(:attr:`KeyProvider.cache_id`): a local key's fingerprint, or a KMS provider's client
+and grant tokens, so a shared cache serves a data key only to a provider that holds the
+same key material with the same access to it.
 
 The AEAD associated data binds the frame header, the whole envelope header (suite,
 key id, encryption context, encrypted data key), the execution ARN and the
@@ -30,17 +34,21 @@ messages, logs or reprs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
+import logging
 import os
 import re
 import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+import weakref
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from durable_ext._deps import require
 from durable_ext.errors import (
@@ -91,11 +99,15 @@ _MAX_PARSED = 4096
 #: bytes of sealed large payloads kept for reuse (see ``reuse_min_bytes``)
 _REUSE_BYTES = 64 << 20
 _LOCAL_DOMAIN = b"durable-ext/localkey/1\x00"
+#: HMAC-SHA256 of this label under a local key names the key in caches, never the key
+_FINGERPRINT_LABEL = b"durable-ext/localkey/cache-id/1"
 
 #: key ids of the form arn:PARTITION:kms:REGION:ACCOUNT:key/UUID pack into 20-40 bytes
 _KEY_ARN = re.compile(r"arn:([a-z-]{1,32}):kms:([a-z0-9-]{1,32}):(\d{12}):key/([0-9a-f-]{36})")
 _KID_RAW = 0
 _KID_ARN = 1
+
+log = logging.getLogger(__name__)
 
 
 # -- data keys and providers ------------------------------------------------------------
@@ -116,10 +128,18 @@ class KeyProvider(Protocol):
     ``generate`` returns a fresh data key under the provider's current key;
     ``decrypt`` returns the plaintext of an encrypted data key written under
     ``key_id`` (the current key or an older one). Both bind ``context``.
+
+    A :class:`DataKeyCache` shares data keys between providers whose ids compare
+    equal, so equal ids must mean provably the same key material *and* the same right
+    to use it; when that cannot be proven, the id must be unique to the provider.
     """
 
-    #: identifies the provider and its current key in a shared cache
-    cache_id: tuple[str, ...]
+    #: identifies the provider's current key, and its access to it, in a shared cache
+    cache_id: Hashable
+
+    def decrypt_cache_id(self, key_id: str) -> Hashable:
+        """Identify, in a shared cache, what this provider would decrypt ``key_id`` with."""
+        ...
 
     def generate(self, context: Mapping[str, str], where: str) -> DataKey:
         """Create a data key under the current key."""
@@ -162,10 +182,17 @@ class KmsKeyProvider:
         if key_id is not None and (not isinstance(key_id, str) or not key_id.strip()):
             raise ConfigError(f"kms: key_id must be a non-empty string, got {key_id!r}")
         self.key_id = key_id
-        self.cache_id: tuple[str, ...] = ("kms", key_id or "")
         self.client = LazyClient("kms", client, config, region_name=region_name,
                                  endpoint_url=endpoint_url)
         self.grant_tokens = list(grant_tokens)
+        # What KMS answers depends on the credentials (and grants) asking: one client
+        # object is one set of credentials, so providers share cached data keys only
+        # when built on the same client. A client built here reads its credentials
+        # when first used, so nothing proves it equal to another: its own identity.
+        access = (_identity(client if client is not None else self.client),
+                  tuple(self.grant_tokens))
+        self._access: tuple[Hashable, ...] = ("kms", *access)
+        self.cache_id: Hashable = (*self._access, key_id or "")
         self.allowed_key_ids: frozenset[str] | None = None
         if allowed_key_ids is not None:
             allowed = frozenset(allowed_key_ids)
@@ -182,6 +209,10 @@ class KmsKeyProvider:
 
     def _grants(self) -> dict[str, Any]:
         return {"GrantTokens": self.grant_tokens} if self.grant_tokens else {}
+
+    def decrypt_cache_id(self, key_id: str) -> Hashable:
+        """Name the client and grants that decrypt, and the key the payload names."""
+        return (*self._access, key_id)
 
     def generate(self, context: Mapping[str, str], where: str) -> DataKey:
         """Call ``GenerateDataKey`` (AES_256) under the configured key."""
@@ -229,6 +260,10 @@ class KmsKeyProvider:
 class LocalKeyProvider:
     """Data keys wrapped with AES-256-GCM under a local key; no network involved.
 
+    A development key: whoever can read the key text (environment, file) can open every
+    payload, and nothing records, limits or revokes its use as KMS does. Use
+    :class:`KmsKeyProvider` in production.
+
     Args:
         key: the encrypting key: 32 bytes, ``[ID:]BASE64`` text (several entries:
             the first encrypts, all decrypt), or a path to a file of such text. When
@@ -258,9 +293,17 @@ class LocalKeyProvider:
             loaded = _local_keys(key, key_id)
         keys = [*loaded, *(k for src in verify_keys for k in _local_keys(src, None))]
         self._aeads: dict[str, AESGCM] = {}
+        self._ids: dict[str, tuple[str, str, bytes]] = {}
         for k in keys:
             if len(k.secret) != _KEY_BYTES:
                 raise ConfigError(f"localkey: key {k.key_id!r} must be exactly 32 bytes (AES-256)")
+            # Two keyrings may name different keys alike: the fingerprint keeps their
+            # data keys apart in a shared cache, and lets equal keys share.
+            ident = ("local", k.key_id, _fingerprint(k.secret))
+            known = self._ids.setdefault(k.key_id, ident)
+            if known != ident:
+                raise ConfigError(f"localkey: key id {k.key_id!r} is given twice with different "
+                                  "secrets; give each key its own id")
             self._aeads.setdefault(k.key_id, AESGCM(k.secret))
         current: SigningKey = loaded[0]
         if key_id is not None and not isinstance(key, bytes | bytearray):
@@ -271,10 +314,7 @@ class LocalKeyProvider:
                                   f"{[k.key_id for k in loaded]}")
             current = match[0]
         self.key_id: str = current.key_id
-        # Two keyrings may name different keys alike: the fingerprint keeps their data
-        # keys apart in a shared cache.
-        self.cache_id: tuple[str, ...] = ("local", self.key_id,
-                                          SigningKey.derive_id(current.secret))
+        self.cache_id: Hashable = self._ids[self.key_id]
 
     def __repr__(self) -> str:
         return f"LocalKeyProvider(key_id={self.key_id!r}, keys={len(self._aeads)})"
@@ -287,6 +327,11 @@ class LocalKeyProvider:
     def key_ids(self) -> list[str]:
         """Ids of every key that can decrypt."""
         return sorted(self._aeads)
+
+    def decrypt_cache_id(self, key_id: str) -> Hashable:
+        """Name the configured key of that id by its id and fingerprint."""
+        # A key id not configured here names no key of ours: never shared.
+        return self._ids.get(key_id) or ("local", key_id, self)
 
     def generate(self, context: Mapping[str, str], where: str) -> DataKey:
         """Make a random data key and wrap it under the current key."""
@@ -340,6 +385,29 @@ def _signing_keys(keys: list[Any]) -> list[SigningKey]:
 
 def _wrap_aad(key_id: str, context: Mapping[str, str]) -> bytes:
     return _LOCAL_DOMAIN + _pack_str(key_id) + _pack_context(context)
+
+
+def _fingerprint(secret: bytes) -> bytes:
+    return hmac.digest(secret, _FINGERPRINT_LABEL, "sha256")
+
+
+def _identity(obj: Any) -> Hashable:
+    """Return a token equal only to the token of the very same ``obj``."""
+    # A weak reference hashes and compares (in C) as its referent does, which for a
+    # type without its own equality is by identity; others get a token of their own.
+    if cast(Any, type(obj)).__eq__ is object.__eq__:
+        try:
+            return weakref.ref(obj)
+        except TypeError:
+            pass
+    return object()
+
+
+@functools.cache
+def _note_development_key() -> None:
+    # Once per process: a hint for whoever deploys, not a message per pipeline.
+    log.warning("localkey encrypts checkpoints under a local development key; use "
+                "kms:KEY (an AWS KMS key) in production")
 
 
 # -- caches -------------------------------------------------------------------------------
@@ -403,9 +471,9 @@ class DataKeyCache:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self._clock = clock
-        self._current: dict[tuple[Any, ...], _Material] = {}
+        self._current: dict[Hashable, _Material] = {}
         self._lock = threading.Lock()
-        self._decrypted: BoundedCache[tuple[Any, ...], AESGCM] = BoundedCache(
+        self._decrypted: BoundedCache[Hashable, AESGCM] = BoundedCache(
             max_entries=decrypt_max_entries, max_bytes=decrypt_max_entries or 1,
             max_age=decrypt_max_age, clock=clock,
         )
@@ -419,12 +487,17 @@ class DataKeyCache:
     def material(self, provider: KeyProvider, context: Mapping[str, str], size: int,
                  where: str) -> _Material:
         """Return the data key to seal ``size`` more bytes with, counting the use."""
-        key = (*provider.cache_id, *_context_items(context))
+        return self._material(_material_key(provider, context), provider, context, size, where)
+
+    def _material(self, key: Hashable, provider: KeyProvider, context: Mapping[str, str],
+                  size: int, where: str) -> _Material:
+        # ``key`` is _material_key(provider, context), computed once by a codec.
         with self._lock:
             m = self._current.get(key)
+            now = self._clock()
             if (
                 m is None
-                or self._clock() - m.created >= self.max_age
+                or now - m.created >= self.max_age
                 or m.messages >= self.max_messages
                 or (m.nbytes + size > self.max_bytes and m.messages > 0)
             ):
@@ -432,10 +505,15 @@ class DataKeyCache:
                 # for this one data key rather than each generating their own.
                 data_key = provider.generate(context, where)
                 self.calls["generate"] += 1
+                # Providers come and go while a shared cache lives on: drop what no
+                # provider may encrypt with any more.
+                for old in [k for k, v in self._current.items()
+                            if now - v.created >= self.max_age]:
+                    del self._current[old]
                 m = _Material(data_key, self._clock())
                 self._current[key] = m
                 self._decrypted.put(
-                    self._decrypt_key(provider, data_key.key_id, data_key.encrypted, context),
+                    _decrypt_key(provider, data_key.key_id, data_key.encrypted, context),
                     m.aead, 1,
                 )
             m.messages += 1
@@ -445,26 +523,39 @@ class DataKeyCache:
     def aead(self, provider: KeyProvider, key_id: str, encrypted: bytes,
              context: Mapping[str, str], where: str) -> AESGCM:
         """Return the cipher of an encrypted data key, decrypting it at most once."""
+        return self._aead(_decrypt_key(provider, key_id, encrypted, context), provider,
+                          key_id, encrypted, context, where)
+
+    def _aead(self, key: Hashable, provider: KeyProvider, key_id: str, encrypted: bytes,
+              context: Mapping[str, str], where: str) -> AESGCM:
+        # ``key`` is _decrypt_key(provider, key_id, encrypted, context), computed once
+        # per header by a codec.
+        cached = self._decrypted.get(key)
+        if cached is not None:
+            return cached
+
         def load() -> tuple[AESGCM, int]:
             plaintext = provider.decrypt(key_id, encrypted, context, where)
             with self._lock:
                 self.calls["decrypt"] += 1
             return AESGCM(plaintext), 1
 
-        return self._decrypted.get_or_load(
-            self._decrypt_key(provider, key_id, encrypted, context), load
-        )
-
-    @staticmethod
-    def _decrypt_key(provider: KeyProvider, key_id: str, encrypted: bytes,
-                     context: Mapping[str, str]) -> tuple[Any, ...]:
-        return (provider.cache_id[0], key_id, encrypted, *_context_items(context))
+        return self._decrypted.get_or_load(key, load)
 
     def clear(self) -> None:
         """Forget every data key (the next payload generates a new one)."""
         with self._lock:
             self._current.clear()
         self._decrypted.clear()
+
+
+def _material_key(provider: KeyProvider, context: Mapping[str, str]) -> Hashable:
+    return (provider.cache_id, _context_items(context))
+
+
+def _decrypt_key(provider: KeyProvider, key_id: str, encrypted: bytes,
+                 context: Mapping[str, str]) -> Hashable:
+    return (provider.decrypt_cache_id(key_id), encrypted, _context_items(context))
 
 
 # -- wire helpers -------------------------------------------------------------------------
@@ -561,6 +652,9 @@ class _Reader:
 
 # -- the codecs -----------------------------------------------------------------------------
 
+#: a parsed envelope header: key id, context, encrypted data key, flags, its cache key
+_Parsed = tuple[str, dict[str, str], bytes, int, Hashable]
+
 
 class _EnvelopeCodec:
     """The envelope format shared by ``kms`` and ``localkey``; subclasses pick the provider."""
@@ -599,8 +693,10 @@ class _EnvelopeCodec:
         explicit = self.encryption_context != dict(DEFAULT_CONTEXT)
         self._flags = (_FLAG_BOUND if self.bind else 0) | (_FLAG_CONTEXT if explicit else 0)
         self._prefix = frame(self.wire, self.version, b"")
-        # header bytes -> parsed fields: replay reads the same few headers many times
-        self._parsed: dict[bytes, tuple[str, dict[str, str], bytes, int]] = {}
+        self._material_key = _material_key(provider, self.encryption_context)
+        # header bytes -> parsed fields and their data key's cache key: replay reads the
+        # same few headers many times
+        self._parsed: dict[bytes, _Parsed] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provider!r}, bind={self.bind})"
@@ -639,8 +735,8 @@ class _EnvelopeCodec:
             sealed = self._reuse.get(reuse_key)
             if sealed is not None:
                 return sealed
-        m = self.cache.material(self.provider, self.encryption_context, len(data),
-                                self._where(ctx))
+        m = self.cache._material(self._material_key, self.provider, self.encryption_context,
+                                 len(data), self._where(ctx))
         header, aad = self._header(m)
         nonce = os.urandom(_NONCE_BYTES)
         sealed = header + nonce + m.aead.encrypt(nonce, data,
@@ -662,7 +758,7 @@ class _EnvelopeCodec:
         parsed = self._parsed.get(header)
         if parsed is None:
             parsed = self._parse(header, where)
-        key_id, context, edk, flags = parsed
+        key_id, context, edk, flags, cache_key = parsed
         if len(body) - end < _NONCE_BYTES + _TAG_BYTES:
             raise IntegrityError(f"{where}: {self.name} payload is truncated")
         if not self.provider.allows(key_id):
@@ -673,7 +769,7 @@ class _EnvelopeCodec:
                 f"configured or not allowed for this {self.name} stage (see allowed_key_ids, "
                 "verify_keys)"
             )
-        aead = self.cache.aead(self.provider, key_id, edk, context, where)
+        aead = self.cache._aead(cache_key, self.provider, key_id, edk, context, where)
         aad = self._prefix + header + self._binding(flags, ctx)
         try:
             # Views, not slices: a slice would copy the whole ciphertext once more.
@@ -685,7 +781,7 @@ class _EnvelopeCodec:
                 "or copied from another operation or execution"
             ) from None
 
-    def _parse(self, header: bytes, where: str) -> tuple[str, dict[str, str], bytes, int]:
+    def _parse(self, header: bytes, where: str) -> _Parsed:
         r = _Reader(header, where)
         suite, flags = r.u8(), r.u8()
         if suite != _SUITE_AES256_GCM or flags & ~(_FLAG_BOUND | _FLAG_CONTEXT):
@@ -693,7 +789,8 @@ class _EnvelopeCodec:
         key_id = r.key_id()
         context = r.context() if flags & _FLAG_CONTEXT else dict(DEFAULT_CONTEXT)
         edk = r.take(r.u16())
-        parsed = (key_id, context, edk, flags)
+        parsed = (key_id, context, edk, flags,
+                  _decrypt_key(self.provider, key_id, edk, context))
         if len(self._parsed) >= _MAX_PARSED:
             self._parsed.clear()
         self._parsed[header] = parsed
@@ -794,6 +891,10 @@ class KmsCodec(_EnvelopeCodec):
 class LocalKeyCodec(_EnvelopeCodec):
     """The same envelope with local keys: for development and tests, no KMS needed.
 
+    Not for production: the key is a secret in an environment variable or a file, with
+    none of KMS's access control, audit trail or revocation. Building one logs a
+    warning, once per process.
+
     Args:
         key: 32 bytes, ``[ID:]BASE64`` text, or a path to a key file; default: the
             ``DURABLE_EXT_LOCAL_KEY`` environment variable.
@@ -828,6 +929,7 @@ class LocalKeyCodec(_EnvelopeCodec):
         provider = LocalKeyProvider(key, verify_keys=verify_keys, key_id=key_id)
         super().__init__(provider, encryption_context=encryption_context, bind=bind,
                          cache=cache, **cache_limits)
+        _note_development_key()
 
     @classmethod
     def from_spec(cls, arg: str | None, /, **options: Any) -> LocalKeyCodec:

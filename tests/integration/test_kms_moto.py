@@ -16,7 +16,7 @@ from servers import RequestCounter
 import durable_ext
 from durable_ext.errors import DisallowedContentError, IntegrityError, SerializationError
 from durable_ext.serializers.frames import armor, frame, read_frame, unarmor
-from durable_ext.serializers.kms import KmsCodec, _encode_key_id, _Reader
+from durable_ext.serializers.kms import DataKeyCache, KmsCodec, _encode_key_id, _Reader
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +196,47 @@ def test_kms_errors_name_the_operation_and_key(moto_server):
     codec = s.codecs[-1]
     assert isinstance(codec, KmsCodec)
     assert codec.cache.calls == {"generate": 0, "decrypt": 0}
+
+
+def other_account_client(moto_server) -> Any:
+    """A KMS client with another account's credentials: the keys above are not its own."""
+    creds = moto_server.client("sts").assume_role(
+        RoleArn="arn:aws:iam::210987654321:role/elsewhere", RoleSessionName="outsider",
+    )["Credentials"]
+    return moto_server.client("kms", aws_access_key_id=creds["AccessKeyId"],
+                              aws_secret_access_key=creds["SecretAccessKey"],
+                              aws_session_token=creds["SessionToken"])
+
+
+def test_a_shared_cache_serves_no_data_key_to_a_provider_kms_refuses(moto_server, keys):
+    shared = DataKeyCache()
+    writer = KmsCodec(keys["a"], client=moto_server.client("kms"), cache=shared)
+    sealed = writer.encode(b"secret", CTX)  # its data key is in the shared cache now
+    outsider_client = other_account_client(moto_server)
+    asked = RequestCounter(outsider_client)
+    outsider = KmsCodec(client=outsider_client, cache=shared)
+    with pytest.raises(SerializationError, match="kms Decrypt failed") as err:
+        outsider.decode(sealed, 1, CTX)
+    assert keys["a"] in str(err.value) and "op-1" in str(err.value)
+    assert asked.counts == {"Decrypt": 1}  # KMS was asked, and refused
+    # Built on the writer's own client (same credentials): the cached data key is shared.
+    colleague = KmsCodec(client=writer.provider.client.get(), cache=shared)
+    assert colleague.decode(sealed, 1, CTX) == b"secret"
+    assert shared.calls == {"generate": 1, "decrypt": 0}
+    # A client of its own, even with equal settings, proves nothing: it asks KMS.
+    own = moto_server.client("kms")
+    own_asked = RequestCounter(own)
+    assert KmsCodec(client=own, cache=shared).decode(sealed, 1, CTX) == b"secret"
+    assert own_asked.counts == {"Decrypt": 1}
+
+
+def test_encrypting_providers_share_the_current_data_key_only_on_one_client(moto_server, keys):
+    shared = DataKeyCache()
+    client = moto_server.client("kms")
+    KmsCodec(keys["a"], client=client, cache=shared).encode(b"x", CTX)
+    KmsCodec(keys["a"], client=client, cache=shared).encode(b"y", CTX)
+    assert shared.calls["generate"] == 1
+    outsider_client = other_account_client(moto_server)
+    with pytest.raises(SerializationError, match="kms GenerateDataKey failed"):
+        KmsCodec(keys["a"], client=outsider_client, cache=shared).encode(b"z", CTX)
+    assert shared.calls["generate"] == 1

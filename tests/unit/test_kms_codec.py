@@ -387,3 +387,70 @@ def test_a_shared_cache_keeps_same_named_local_keys_apart():
     sealed = two.encode(b"x", CTX)
     assert one.encode(b"y", CTX) and shared.calls["generate"] == 2
     assert codec(KEY_B, key_id="dev").decode(sealed, 1, CTX) == b"x"  # sealed under B's key
+
+
+def test_a_shared_cache_never_opens_a_payload_with_another_secret_of_the_same_key_id():
+    shared = DataKeyCache()
+    sealed = codec(KEY_A, key_id="dev", cache=shared).encode(b"x", CTX)  # A's data key cached
+    impostor = codec(KEY_B, key_id="dev", cache=shared)  # same id, another secret
+    with pytest.raises(IntegrityError, match="does not verify under local key 'dev'"):
+        impostor.decode(sealed, 1, CTX)
+    assert shared.calls["decrypt"] == 0  # refused by its own unwrap, not served from the cache
+
+
+def test_a_shared_cache_is_shared_by_providers_of_the_very_same_local_key():
+    shared = DataKeyCache()
+    sealed = codec(KEY_A, key_id="dev", cache=shared).encode(b"x", CTX)
+    twin = codec(KEY_A, key_id="dev", cache=shared)  # same id and secret: provably the same key
+    assert twin.decode(sealed, 1, CTX) == b"x"
+    assert twin.encode(b"y", CTX) and shared.calls == {"generate": 1, "decrypt": 0}
+
+
+def test_cache_ids_fingerprint_local_secrets_without_holding_them():
+    provider = LocalKeyProvider(KEY_A, key_id="dev")
+    ident = repr((provider.cache_id, provider.decrypt_cache_id("dev")))
+    for text in (KEY_A.hex(), base64.b64encode(KEY_A).decode(), repr(KEY_A)):
+        assert text not in ident
+    assert provider.cache_id != LocalKeyProvider(KEY_B, key_id="dev").cache_id
+    assert provider.cache_id == LocalKeyProvider(KEY_A, key_id="dev").cache_id
+
+
+def test_one_key_id_with_two_secrets_is_refused():
+    text = f"k1:{base64.b64encode(KEY_A).decode()},k1:{base64.b64encode(KEY_B).decode()}"
+    with pytest.raises(ConfigError, match="'k1' is given twice with different secrets"):
+        LocalKeyCodec(text)
+    assert LocalKeyCodec(KEY_A, key_id="k1", verify_keys=[KEY_A]).provider.key_ids
+
+
+def kms_client(secret: str = "s") -> object:
+    import boto3  # builds a client object only; nothing is sent
+
+    return boto3.client("kms", region_name="us-east-1", aws_access_key_id="AKIDTEST",
+                        aws_secret_access_key=secret)
+
+
+def test_kms_providers_share_cached_data_keys_only_with_one_client_and_grants():
+    client, other = kms_client(), kms_client()  # equal settings, still two credential sets
+    one = KmsKeyProvider("alias/a", client=client)
+    assert one.cache_id == KmsKeyProvider("alias/a", client=client).cache_id
+    assert one.decrypt_cache_id(KEY_ARN) == KmsKeyProvider(client=client).decrypt_cache_id(KEY_ARN)
+    for unlike in (KmsKeyProvider("alias/a", client=other),
+                   KmsKeyProvider("alias/b", client=client),
+                   KmsKeyProvider("alias/a", client=client, grant_tokens=["g"]),
+                   KmsKeyProvider("alias/a"), KmsKeyProvider("alias/a", client=object())):
+        assert unlike.cache_id != one.cache_id
+        if unlike.key_id == one.key_id:  # decrypting, the payload names the key
+            assert unlike.decrypt_cache_id(KEY_ARN) != one.decrypt_cache_id(KEY_ARN)
+    lazy = KmsKeyProvider("alias/a")  # credentials from the environment: provably only itself
+    assert lazy.cache_id == lazy.cache_id and lazy.cache_id != KmsKeyProvider("alias/a").cache_id
+
+
+def test_building_a_localkey_codec_says_once_that_it_is_a_development_key(caplog):
+    from durable_ext.serializers import kms
+
+    kms._note_development_key.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="durable_ext.serializers.kms"):
+        codec()
+        codec(KEY_B)
+    notes = [r for r in caplog.records if "development" in r.getMessage()]
+    assert len(notes) == 1 and "kms:" in notes[0].getMessage()
