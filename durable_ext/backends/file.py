@@ -752,13 +752,14 @@ class FileStore(IndexedStore):
             return None
         try:
             with _os_errors(f"cannot read {where}"):
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
                     raise StoreError(f"{where} is not a regular file")
-                value = _pread_all(fd, 0, SECRET_BYTES + 1)
+                value = _pread_all(fd, 0, SECRET_BYTES) if st.st_size == SECRET_BYTES else b""
         finally:
             os.close(fd)
         if len(value) != SECRET_BYTES:
-            raise StoreError(f"{where} holds {len(value)} bytes, not a {SECRET_BYTES}-byte secret")
+            raise StoreError(f"{where} holds {st.st_size} bytes, not a {SECRET_BYTES}-byte secret")
         return value
 
     def _make_secret(self, root: int) -> None:
