@@ -12,9 +12,14 @@ Object keys are deterministic and content-addressed::
 
 so a retried invocation that writes the same result again finds the object already
 there (a conditional ``PUT`` with ``If-None-Match: *``, or a ``HEAD`` first) and
-creates no duplicate. Every object read is checked against the pointer's size and
-SHA-256. Objects read or written are cached (bounded by bytes), so a replay makes
-at most one ``GET`` per pointer.
+creates no duplicate. An object found at the key is verified, never trusted: its size
+and the SHA-256 S3 stored with it (else its bytes, hashed) must be the payload's, or the
+write fails with :class:`~durable_ext.errors.IntegrityError`; a key this process wrote
+before is checked with a ``HEAD`` before a write is skipped, as the object may have been
+deleted since. Every object read is charged to the payload's decode budget before it is
+fetched, read with a bound and checked against the pointer's size and SHA-256. Objects
+read or written are cached (bounded by bytes), so a replay makes at most one ``GET`` per
+pointer.
 
 When ``kms`` (or ``localkey``) runs before ``s3`` in the pipeline, S3 only ever stores
 ciphertext, and the pointer holds no plaintext (no preview is made of encrypted
@@ -45,6 +50,7 @@ from durable_ext.errors import (
     ConfigError,
     DisallowedContentError,
     IntegrityError,
+    RetryableSerializationError,
     SerializationError,
     SpecError,
 )
@@ -52,6 +58,7 @@ from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers._aws import BoundedCache, LazyClient, aws_errors, error_code
 from durable_ext.serializers.base import Role, SerDesContext
 from durable_ext.serializers.frames import is_armored, read_frame, unarmor
+from durable_ext.serializers.limits import current_budget
 
 msgpack = require("msgpack", extra="s3", feature="the s3 offload")
 
@@ -253,7 +260,8 @@ class S3Offload:
             self.allowed_buckets = frozenset({bucket}) if bucket else None
         self._blobs: BoundedCache[tuple[str, str, bytes], bytes] = BoundedCache(
             max_entries=100_000, max_bytes=cache_bytes)
-        # Keys this process has written or seen exist: a re-serialize skips the request.
+        # Keys this process has written or read: a write of one is checked with a HEAD
+        # (no body sent) instead of a PUT, since the object may have been deleted since.
         self._written: BoundedCache[tuple[str, str], bool] = BoundedCache(
             max_entries=100_000, max_bytes=100_000)
         self._plain_stages: dict[bytes, Any] = {}
@@ -308,41 +316,96 @@ class S3Offload:
         digest = hashlib.sha256(data).digest()
         key = object_key(ctx.durable_execution_arn, ctx.operation_id, digest, self.prefix)
         where = f"operation {ctx.operation_id!r}, s3://{bucket}/{key}"
-        if self._written.get((bucket, key)) is None:
-            self._put(bucket, key, data, digest, where)
-            self._written.put((bucket, key), True, 1)
+        self._put(bucket, key, data, digest, where,
+                  known=self._written.get((bucket, key)) is not None)
+        self._written.put((bucket, key), True, 1)
         self._blobs.put((bucket, key, digest), data, len(data))
         return S3Pointer(bucket, key, len(data), digest, self._preview(data, ctx)).pack()
 
-    def _put(self, bucket: str, key: str, data: bytes, digest: bytes, where: str) -> None:
+    def _put(self, bucket: str, key: str, data: bytes, digest: bytes, where: str, *,
+             known: bool) -> None:
         client = self.client.get()
+        checksum = base64.b64encode(digest).decode("ascii")
+        if (known or not self.conditional) and self._holds(client, bucket, key, data, digest,
+                                                           where):
+            return
+        args = dict(self._put_args)
+        if self.conditional:
+            args["IfNoneMatch"] = "*"
         with aws_errors("s3", "PutObject", where):
-            if not self.conditional and self._exists(client, bucket, key):
-                return
-            args = dict(self._put_args)
-            if self.conditional:
-                args["IfNoneMatch"] = "*"
             try:
-                client.put_object(Bucket=bucket, Key=key, Body=data,
-                                  ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
-                                  **args)
+                # ChecksumAlgorithm makes S3 keep the SHA-256 it verified, which is
+                # what a later HEAD compares against.
+                client.put_object(Bucket=bucket, Key=key, Body=data, ChecksumAlgorithm="SHA256",
+                                  ChecksumSHA256=checksum, **args)
+                return
             except ClientError as exc:
                 code, status = error_code(exc)
-                # The key names its content: an object already there holds these bytes
-                # (a retried invocation wrote them), so there is nothing to do.
                 if code != "PreconditionFailed" and status != 412:
                     raise
+        # Something is at the key already: most likely a retried invocation's write of
+        # these bytes, but the key's name proves nothing about what is stored there.
+        if not self._holds(client, bucket, key, data, digest, where):
+            raise RetryableSerializationError(
+                f"{where}: an object refused the conditional write and was gone when "
+                "checked (deleted meanwhile); the invocation will be retried"
+            )
+
+    def _holds(self, client: Any, bucket: str, key: str, data: bytes, digest: bytes,
+               where: str) -> bool:
+        """Whether the object at ``key`` holds ``data``: False when there is none."""
+        owner = {k: v for k, v in self._put_args.items() if k == "ExpectedBucketOwner"}
+        with aws_errors("s3", "HeadObject", where):
+            try:
+                head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED",
+                                          **owner)
+            except ClientError as exc:
+                code, status = error_code(exc)
+                if status == 404 or code in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
+        size = head.get("ContentLength")
+        if size != len(data):
+            raise self._not_ours(where, f"it is {size} bytes, the payload {len(data)}")
+        stored = head.get("ChecksumSHA256")
+        # S3 verifies a SHA-256 sent with the body before storing it, so a stored
+        # whole-object one (a multipart upload's has a "-N" part count) is proof.
+        if stored and "-" not in stored and head.get("ChecksumType", "FULL_OBJECT") == \
+                "FULL_OBJECT":
+            if stored != base64.b64encode(digest).decode("ascii"):
+                raise self._not_ours(where, "the SHA-256 stored with it differs")
+            return True
+        # Written without a SHA-256 (another tool, another client): read it and hash.
+        with aws_errors("s3", "GetObject", where):
+            got, length = self._download(client, bucket, key, len(data), owner)
+        if length != len(data) or hashlib.sha256(got).digest() != digest:
+            raise self._not_ours(where, "its SHA-256 differs")
+        return True
 
     @staticmethod
-    def _exists(client: Any, bucket: str, key: str) -> bool:
+    def _not_ours(where: str, why: str) -> IntegrityError:
+        return IntegrityError(
+            f"{where}: the object already at this key is not the payload its name says "
+            f"({why}); an object planted at the stage's key is refused, never taken as written"
+        )
+
+    @staticmethod
+    def _download(client: Any, bucket: str, key: str, size: int,
+                  extra: Mapping[str, Any]) -> tuple[bytes, int]:
+        """GET an object expected to be ``size`` bytes; return its bytes and its length.
+
+        No byte is read when the length already differs, and never more than ``size + 1``.
+        """
+        resp = client.get_object(Bucket=bucket, Key=key, **extra)
+        body = resp["Body"]
         try:
-            client.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            code, status = error_code(exc)
-            if status == 404 or code in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
+            length = resp.get("ContentLength")
+            if isinstance(length, int) and length != size:
+                return b"", length
+            data: bytes = body.read(size + 1)
+            return data, len(data)
+        finally:
+            body.close()
 
     def _preview(self, data: bytes, ctx: SerDesContext) -> Any:
         if self.preview is None:
@@ -387,7 +450,7 @@ class S3Offload:
     # -- read -------------------------------------------------------------------------
 
     def load(self, body: bytes, version: int, ctx: SerDesContext) -> bytes:
-        """Fetch (once) and verify the bytes a pointer refers to."""
+        """Fetch (once) and verify the bytes a pointer refers to, within the decode budget."""
         where = f"operation {ctx.operation_id!r}"
         if version != self.version:
             raise SerializationError(
@@ -401,17 +464,20 @@ class S3Offload:
                 f"{where}: the pointer refers to bucket {ptr.bucket!r}, which is not in "
                 f"allowed_buckets {sorted(self.allowed_buckets)}"
             )
+        # Charged whether fetched or cached, so whether a payload decodes does not
+        # depend on what this process happens to hold.
+        current_budget().charge(ptr.size, f"s3 object {ptr.url} ({ptr.size} bytes)")
         return self._blobs.get_or_load((ptr.bucket, ptr.key, ptr.sha256),
                                        lambda: (self._get(ptr, where), ptr.size))
 
     def _get(self, ptr: S3Pointer, where: str) -> bytes:
         with aws_errors("s3", "GetObject", where):
-            resp = self.client.get().get_object(Bucket=ptr.bucket, Key=ptr.key)
-            # Read one byte more than expected: a replaced, larger object is caught
-            # without loading all of it.
-            data: bytes = resp["Body"].read(ptr.size + 1)
-        if len(data) != ptr.size:
-            size = f"over {ptr.size}" if len(data) > ptr.size else str(len(data))
+            # A replaced, larger object is caught by its length, or by reading one
+            # byte more than expected, without loading all of it.
+            data, length = self._download(self.client.get(), ptr.bucket, ptr.key, ptr.size,
+                                          {})
+        if length != ptr.size:
+            size = f"over {ptr.size}" if data and length > ptr.size else str(length)
             raise IntegrityError(
                 f"{where}: object is {size} bytes, the pointer says {ptr.size}; "
                 "it was replaced or truncated"

@@ -23,12 +23,18 @@ from aws_durable_execution_sdk_python.waits import (
     WaitForConditionDecision,
 )
 from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
-from servers import HOST, RequestCounter, listens
+from servers import HOST, FaultProxy, RequestCounter, listens, s3_method
 
 import durable_ext
-from durable_ext.errors import DisallowedContentError, IntegrityError, SerializationError
+from durable_ext.errors import (
+    DisallowedContentError,
+    IntegrityError,
+    RetryableSerializationError,
+    SerializationError,
+)
 from durable_ext.serializers.defaults import DefaultSerdesContext
-from durable_ext.serializers.frames import read_frame
+from durable_ext.serializers.frames import read_frame, unarmor
+from durable_ext.serializers.limits import DecodeBudget, DecodeLimits, decoding
 from durable_ext.serializers.s3 import (
     DEFAULT_THRESHOLD,
     delete_execution_objects,
@@ -130,7 +136,9 @@ def test_a_retried_write_creates_no_duplicate(moto_server, bucket):
     first, c1 = make(moto_server, f"msgpack+s3://{bucket}/t2")
     again, c2 = make(moto_server, f"msgpack+s3://{bucket}/t2")  # the retried invocation
     assert first.serialize(value, CTX) == again.serialize(value, CTX)
-    assert c1.counts == {"PutObject": 1} and c2.counts == {"PutObject": 1}  # 412: kept
+    assert c1.counts == {"PutObject": 1}
+    # 412: the object there is checked to be ours by its stored SHA-256, not downloaded
+    assert c2.counts == {"PutObject": 1, "HeadObject": 1}
     assert len(objects(first.offload.client.get(), bucket, "t2/")) == 1
     head_first, c3 = make(moto_server, f"msgpack+s3://{bucket}/t2?conditional=0")
     head_first.serialize(value, CTX)
@@ -221,6 +229,118 @@ def test_cleanup_of_one_execution_and_a_lifecycle_rule(moto_server, bucket):
         Bucket=bucket, LifecycleConfiguration={"Rules": [lifecycle_rule(30, "t7")]})
     rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert rules[0]["Expiration"] == {"Days": 30}
+
+
+def sha256_b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def test_a_write_after_the_object_was_deleted_puts_it_again(moto_server, bucket):
+    s3 = moto_server.client("s3")
+    writer, w = make(moto_server, f"msgpack+s3://{bucket}/t8")
+    value = blob(8, 300 * KB)
+    text = writer.serialize(value, CTX)
+    ptr = read_pointer(text)
+    assert ptr is not None
+    s3.delete_object(Bucket=bucket, Key=ptr.key)  # cleanup, a lifecycle rule, an operator
+    w.reset()
+    assert writer.serialize(value, CTX) == text
+    assert w.counts == {"HeadObject": 1, "PutObject": 1}  # checked, found gone, written
+    reader, _ = make(moto_server, f"msgpack+s3://{bucket}/t8")
+    assert reader.deserialize(text, CTX) == value
+    w.reset()
+    writer.serialize(value, CTX)  # there and ours: one HEAD, no body sent
+    assert w.counts == {"HeadObject": 1}
+
+
+def planted(moto_server, bucket: str, prefix: str, value: Any) -> tuple[str, Any]:
+    """The key ``value`` is written at, holding other bytes planted there first."""
+    probe, _ = make(moto_server, f"msgpack+s3://{bucket}/{prefix}")
+    ptr = read_pointer(probe.serialize(value, CTX))
+    assert ptr is not None
+    return ptr.key, ptr
+
+
+@pytest.mark.parametrize("how", ["same size, no checksum", "same size, its own SHA-256",
+                                 "another size"])
+def test_an_object_planted_at_our_key_is_refused_not_taken_as_written(
+        moto_server, bucket, how):
+    s3 = moto_server.client("s3")
+    prefix = moto_server.unique("t9")
+    value = blob(9, 300 * KB)
+    key, ptr = planted(moto_server, bucket, prefix, value)
+    other = blob(10, ptr.size if how.startswith("same size") else ptr.size + 7)
+    extra = ({"ChecksumAlgorithm": "SHA256", "ChecksumSHA256": sha256_b64(other)}
+             if "SHA-256" in how else {})
+    s3.put_object(Bucket=bucket, Key=key, Body=other, **extra)
+    for conditional in ("", "?conditional=0"):
+        writer, w = make(moto_server, f"msgpack+s3://{bucket}/{prefix}{conditional}")
+        with pytest.raises(IntegrityError, match="is not the payload") as err:
+            writer.serialize(value, CTX)
+        assert f"s3://{bucket}/{key}" in str(err.value) and "op-1" in str(err.value)
+        if how != "same size, no checksum":
+            assert w["GetObject"] == 0  # the stored size or SHA-256 told it apart
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == other  # left as found
+
+
+def test_an_object_already_there_without_a_stored_checksum_is_hashed(moto_server, bucket):
+    s3 = moto_server.client("s3")
+    prefix = moto_server.unique("t10")
+    value = blob(11, 300 * KB)
+    key, ptr = planted(moto_server, bucket, prefix, value)
+    same = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=same)  # ours, but no SHA-256 stored with it
+    writer, w = make(moto_server, f"msgpack+s3://{bucket}/{prefix}")
+    assert read_pointer(writer.serialize(value, CTX)) == ptr
+    assert w.counts == {"PutObject": 1, "HeadObject": 1, "GetObject": 1}
+
+
+def test_loads_are_charged_to_the_decode_budget_before_downloading(moto_server, bucket):
+    writer, _ = make(moto_server, f"msgpack+s3://{bucket}/t11")
+    text = writer.serialize(blob(12, 300 * KB), CTX)
+    ptr = read_pointer(text)
+    assert ptr is not None
+    body = read_frame(unarmor(text, "t"), "t")[2]
+    reader, r = make(moto_server, f"msgpack+s3://{bucket}/t11")
+    for stage in (reader.offload, writer.offload):  # fetched or cached: the same charge
+        tight = DecodeBudget(DecodeLimits(max_bytes=ptr.size - 1), where="operation 'op-1'")
+        with decoding(tight), pytest.raises(SerializationError, match="max_bytes") as err:
+            stage.load(body, 1, CTX)
+        assert ptr.url in str(err.value) and str(ptr.size - 1) in str(err.value)
+    assert r.total() == 0  # refused before the GET
+    enough = DecodeBudget(DecodeLimits(max_bytes=ptr.size + 100))
+    enough.charge(50, "the pointer itself")
+    with decoding(enough):
+        assert len(reader.offload.load(body, 1, CTX)) == ptr.size
+    assert enough.used == ptr.size + 50 and r.counts == {"GetObject": 1}
+
+
+def test_a_failed_check_of_an_existing_object_is_retryable(moto_server, bucket):
+    import boto3
+    from botocore.config import Config
+    from servers import TEST_CREDENTIALS
+
+    value = blob(13, 300 * KB)
+    proxy = FaultProxy(moto_server.port)
+    try:
+        client = boto3.client("s3", endpoint_url=proxy.endpoint_url,
+                              config=Config(retries={"total_max_attempts": 1}),
+                              **TEST_CREDENTIALS)
+        writer = durable_ext.serdes(f"msgpack+s3://{bucket}/t12",
+                                    options={"s3": {"client": client}})
+        text = writer.serialize(value, CTX)
+        # Dropped, not throttled, and nothing else sent through the proxy after it: the
+        # proxy's replies to HEAD are not faithful (a throttling reply has a body, and a
+        # forwarded one loses its Content-Length).
+        proxy.fail(s3_method("HEAD"), "drop", 1)
+        with pytest.raises(RetryableSerializationError, match="HeadObject could not reach"):
+            writer.serialize(value, CTX)  # written before: checked, and the check cut off
+    finally:
+        proxy.close()
+    reader, _ = make(moto_server, f"msgpack+s3://{bucket}/t12")
+    assert reader.deserialize(text, CTX) == value
 
 
 # -- real handlers ----------------------------------------------------------------------

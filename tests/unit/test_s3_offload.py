@@ -160,3 +160,16 @@ def test_a_pipeline_reads_s3_pointers_only_when_configured_for_them():
     with pytest.raises(DisallowedContentError, match="s3"):
         durable_ext.serdes("msgpack").deserialize(pointer_payload(ptr), CTX)
     assert unarmor(pointer_payload(ptr), "test")[2:3] == b"s"
+
+
+def test_a_pointer_over_the_decode_budget_is_refused_before_any_request():
+    from durable_ext.serializers.limits import DecodeBudget, DecodeLimits, decoding
+
+    body = S3Pointer("bkt", "k/big", 10 << 20, hashlib.sha256(b"big").digest()).pack()
+    o = S3Offload("bkt")
+    budget = DecodeBudget(DecodeLimits(max_bytes=1 << 20), where="operation 'op-1'")
+    with decoding(budget), pytest.raises(SerializationError) as err:
+        o.load(body, 1, CTX)
+    assert "s3://bkt/k/big" in str(err.value) and "max_bytes" in str(err.value)
+    assert str(1 << 20) in str(err.value) and str(10 << 20) in str(err.value)
+    assert o.client._client is None  # refused before a client, let alone a GET
