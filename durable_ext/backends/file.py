@@ -514,16 +514,26 @@ class FileStore(IndexedStore):
             if self.fsync:
                 _datasync(fd)
         except OSError as exc:
-            undo = ""
-            try:
-                os.ftruncate(fd, offset)
-                if self.fsync:
-                    _datasync(fd)
-            except OSError as again:
-                undo = f"; cutting it back to {offset} bytes failed too: {_cause(again)}"
             raise JournalWriteError(
-                f"{path}: commit not written at offset {offset}: {_cause(exc)}{undo}"
+                f"{path}: commit not written at offset {offset}: {_cause(exc)}"
+                f"{self._cut_back(fd, offset)}"
             ) from exc
+
+    def _cut_back(self, fd: int, offset: int) -> str:
+        """Truncate to ``offset`` after a failed append; say what else went wrong, if anything."""
+        try:
+            os.ftruncate(fd, offset)
+        except OSError as exc:
+            return (
+                f"; cutting the journal back to {offset} bytes failed too ({_cause(exc)}),"
+                " so the record may still be read as committed"
+            )
+        if self.fsync:
+            try:
+                _datasync(fd)
+            except OSError as exc:
+                return f"; the cut back to {offset} bytes could not be flushed ({_cause(exc)})"
+        return ""
 
     # ------------------------------------------------------------------ Store API
 

@@ -195,6 +195,28 @@ def test_directory_swapped_for_a_link_later_is_not_followed(tmp_path: Path) -> N
     assert len(os.listdir(tmp_path / "moved")) == 2
 
 
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_directories_held_open_are_released(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "s")
+    b = make_create()
+    store.create(b)
+    before = _open_fds()
+    for _ in range(50):
+        other = FileStore(store.root)
+        other.header(b.header.arn)
+        del other
+    assert _open_fds() == before
+    store.close()
+    assert _open_fds() == before - 2
+    # A closed store opens its directories again when it is used.
+    store.commit(next_batch(store.header(b.header.arn)))
+    assert FileStore(store.root).header(b.header.arn).revision == 2
+
+
 # ---------------------------------------------------------------- secret
 
 
