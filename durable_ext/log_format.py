@@ -36,10 +36,17 @@ _STANDARD = frozenset(
     vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None))
 ) | {"message", "asctime", "taskName"}
 _DURABLE = ("executionArn", "operationId", "operationName", "parentId", "attempt", "replayed")
+# Line breaks to str.splitlines (and so to log shippers and `grep`) that JSON may leave
+# raw; it already escapes every control character below U+0020 (\n \r \v \f \x1c-\x1e).
+_BREAKS = (("\x85", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
 class JsonFormatter(logging.Formatter):
     """Format records as single-line JSON objects.
+
+    One record is one line for any line splitter: besides what JSON escapes, NEL
+    (U+0085) and the Unicode line and paragraph separators (U+2028, U+2029) are written
+    as JSON ``u`` escapes; all other text is written as is.
 
     Keys, in order: ``timestamp`` (ISO 8601, UTC, milliseconds), ``level``,
     ``logger``, ``message``, ``location`` (``module.function:line``), ``thread``, the
@@ -104,7 +111,13 @@ class JsonFormatter(logging.Formatter):
             out["exception"] = record.exc_text
         if record.stack_info:
             out["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
+        line = json.dumps(out, default=str, ensure_ascii=False)
+        # isascii() is O(1) in CPython, so the usual all-ASCII line pays no scan.
+        if not line.isascii():
+            for raw, escaped in _BREAKS:
+                if raw in line:
+                    line = line.replace(raw, escaped)
+        return line
 
     @staticmethod
     def _message(record: logging.LogRecord) -> str:

@@ -67,3 +67,28 @@ def test_bad_template_is_not_lost() -> None:
 def test_one_line_even_with_newlines() -> None:
     line = JsonFormatter().format(record(msg="a\nb", args=None))
     assert "\n" not in line and json.loads(line)["message"] == "a\nb"
+
+
+LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def test_one_line_for_every_character_a_line_splitter_breaks_at() -> None:
+    for ch in LINE_BREAKS:
+        # in the message, in an extra field's value and name, and in an exception
+        try:
+            raise ValueError(f"bad{ch}value")
+        except ValueError:
+            rec = record(msg=f"a{ch}b %s", args=(f"c{ch}d",), note=f"e{ch}f",
+                         **{f"key{ch}": 1})
+            rec.exc_info = sys.exc_info()
+        line = JsonFormatter(static={"service": f"s{ch}"}).format(rec)
+        assert line.splitlines() == [line], repr(ch)
+        out = json.loads(line)
+        assert out["message"] == f"a{ch}b c{ch}d" and out["note"] == f"e{ch}f"
+        assert out[f"key{ch}"] == 1 and out["service"] == f"s{ch}"
+        assert f"bad{ch}value" in out["exception"]
+
+
+def test_other_text_is_written_as_is() -> None:
+    line = JsonFormatter().format(record(msg="naïve café ✓ 日本 \u2027 \u202a", args=None))
+    assert "naïve café ✓ 日本 \u2027 \u202a" in line  # not escaped: Logs Insights shows it
