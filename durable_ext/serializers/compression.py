@@ -3,6 +3,10 @@
 A codec compresses only payloads of at least ``threshold`` bytes, and keeps the
 result only when it is smaller; otherwise it writes no frame at all, so the frame
 chain of a payload says whether it was compressed and with what.
+
+Decompression is bounded by the payload's decode budget
+(:mod:`durable_ext.serializers.limits`): a codec never inflates past the bytes the
+payload may still produce, so a small bomb is refused, not inflated.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from typing import Any, ClassVar, Self
 from durable_ext._deps import install_hint
 from durable_ext.errors import ConfigError, SerializationError, SpecError
 from durable_ext.serializers.base import Role, SerDesContext
+from durable_ext.serializers.limits import current_budget
 
 __all__ = ["ZlibCodec", "ZstdCodec"]
 
-#: refuse to inflate a payload past this size (a decompression bomb guard)
-MAX_OUTPUT_BYTES = 1 << 30
+#: input fed to a zstd decoder at a time when the frame does not declare its size: at most
+#: ~64 blocks of 128 KiB come out of one slice, so the output never overshoots the budget by
+#: more than that before it is checked
+_ZSTD_SLICE = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,12 +105,15 @@ class ZlibCodec(_CompressionCodec):
         return zlib.compress(data, self.settings.level)
 
     def decode(self, body: bytes, version: int, ctx: SerDesContext) -> bytes:
-        """Inflate, bounded by :data:`MAX_OUTPUT_BYTES`."""
+        """Inflate, within the payload's decode budget."""
+        budget = current_budget()
         try:
             d = zlib.decompressobj()
-            out = d.decompress(body, MAX_OUTPUT_BYTES)
-            if d.unconsumed_tail or not d.eof:
-                raise zlib.error("truncated or oversized stream")
+            out = d.decompress(body, max(budget.remaining, 1))
+            if d.unconsumed_tail:
+                raise budget.too_many_bytes("the zlib stream")
+            if not d.eof or d.unused_data:
+                raise zlib.error("truncated stream" if not d.eof else "data after the stream")
             return out
         except zlib.error as exc:
             raise SerializationError(
@@ -151,15 +161,39 @@ class ZstdCodec(_CompressionCodec):
                 f"operation {ctx.operation_id!r}: payload is zstd-compressed but the "
                 f"'zstandard' package is missing; run: {install_hint('zstd')}"
             )
+        budget = current_budget()
+        zstd = self._zstd
         try:
             d = getattr(self._local, "d", None)
             if d is None:
-                d = self._local.d = self._zstd.ZstdDecompressor()
-            params = self._zstd.get_frame_parameters(body)
-            if params.content_size > MAX_OUTPUT_BYTES:
-                raise self._zstd.ZstdError("declared size is over the limit")
-            return d.decompress(body, max_output_size=MAX_OUTPUT_BYTES)  # type: ignore[no-any-return]
-        except self._zstd.ZstdError as exc:
+                d = self._local.d = zstd.ZstdDecompressor()
+            size = zstd.get_frame_parameters(body).content_size
+            if size == zstd.CONTENTSIZE_UNKNOWN:
+                return self._decode_unsized(d, body, budget)
+            if size > budget.remaining:
+                raise budget.too_many_bytes(f"the zstd frame (declaring {size} bytes)")
+            # decompress() writes into a buffer of the declared size and fails past it
+            return d.decompress(body)  # type: ignore[no-any-return]
+        except zstd.ZstdError as exc:
             raise SerializationError(
                 f"operation {ctx.operation_id!r}: corrupt zstd payload ({exc})"
             ) from None
+
+    def _decode_unsized(self, d: Any, body: bytes, budget: Any) -> bytes:
+        # Frames written by streaming encoders do not declare their size: feed the input in
+        # small slices and stop as soon as the output passes the budget.
+        obj = d.decompressobj()
+        parts: list[bytes] = []
+        produced = 0
+        view = memoryview(body)
+        for start in range(0, len(body), _ZSTD_SLICE):
+            chunk = obj.decompress(view[start : start + _ZSTD_SLICE])
+            produced += len(chunk)
+            if produced > budget.remaining:
+                raise budget.too_many_bytes("the zstd frame")
+            parts.append(chunk)
+            if obj.eof:
+                if start + _ZSTD_SLICE < len(body) or obj.unused_data:
+                    raise self._zstd.ZstdError("data after the frame")
+                return b"".join(parts)
+        raise self._zstd.ZstdError("truncated frame")

@@ -157,7 +157,8 @@ def default_serdes(
         @default_serdes("msgpack+zstd")
         def handler(event, context): ...
 
-    ``pipeline_options`` (``types=``, ``options=``) go to :func:`durable_ext.serdes`.
+    ``pipeline_options`` (``types=``, ``options=``, ``limits=``) go to
+    :func:`durable_ext.serdes`.
     """
     if isinstance(spec, SerDes):
         serdes = spec

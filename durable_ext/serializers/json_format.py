@@ -12,9 +12,9 @@ from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDes
 
 from durable_ext.errors import SerializationError, SpecError
 from durable_ext.serializers.base import Role, SerDesContext
+from durable_ext.serializers.limits import check_json_text
 
 __all__ = ["JsonFormat"]
-
 
 class JsonFormat:
     """The SDK's extended-type JSON, as a pipeline format."""
@@ -42,9 +42,14 @@ class JsonFormat:
     def decode(self, body: bytes, version: int, ctx: SerDesContext) -> Any:
         """Decode extended-type JSON."""
         try:
+            check_json_text(body)
             return self._sdk.deserialize(bytes(body).decode("utf-8"), ctx)
         except SerializationError:
             raise
+        except RecursionError:
+            raise SerializationError(
+                f"operation {ctx.operation_id!r}: JSON nested too deeply to decode"
+            ) from None
         except Exception as exc:
             raise SerializationError(
                 f"operation {ctx.operation_id!r}: corrupt JSON payload ({exc})"

@@ -25,20 +25,25 @@ a pipeline (a stage called directly) they get a fresh budget with the default li
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any, Final
 
 from durable_ext.errors import ConfigError, SerializationError
 
 __all__ = [
     "COUNTED_BODY_BYTES",
     "DEFAULT_LIMITS",
+    "NOT_JSON",
     "DecodeBudget",
     "DecodeLimits",
+    "check_json_text",
     "current_budget",
     "decoding",
+    "load_json",
 ]
 
 #: format bodies larger than this have their container items counted against ``max_items``
@@ -56,14 +61,28 @@ class DecodeLimits:
 
     Example:
         >>> import durable_ext
-        >>> durable_ext.serdes("msgpack+zstd", options={"limits": {"max_bytes": 256 << 20}})
+        >>> durable_ext.serdes("msgpack+zstd", limits={"max_bytes": 256 << 20})
         Pipeline('msgpack+zstd')
 
     """
 
     max_depth: int = 32
-    max_bytes: int = 64 << 20
-    max_items: int = 4_000_000
+    max_bytes: int = 32 << 20
+    max_items: int = 8_000_000
+
+    @classmethod
+    def coerce(cls, value: DecodeLimits | Mapping[str, int] | None) -> DecodeLimits:
+        """Accept limits, a mapping of their fields, or ``None`` for the defaults."""
+        if value is None:
+            return DEFAULT_LIMITS
+        if isinstance(value, DecodeLimits):
+            return value
+        try:
+            return cls(**value)
+        except TypeError as exc:
+            raise ConfigError(
+                f"decode limits: {exc}; known: max_depth, max_bytes, max_items"
+            ) from None
 
     def __post_init__(self) -> None:
         for name in ("max_depth", "max_bytes", "max_items"):
@@ -80,38 +99,63 @@ class DecodeBudget:
 
     __slots__ = ("limits", "used", "where")
 
-    def __init__(self, limits: DecodeLimits = DEFAULT_LIMITS, where: str = "payload") -> None:
+    def __init__(self, limits: DecodeLimits = DEFAULT_LIMITS, where: str = "") -> None:
         self.limits = limits
         self.where = where
         self.used = 0
+
+    @property
+    def _at(self) -> str:
+        return f"{self.where}: " if self.where else ""
 
     @property
     def remaining(self) -> int:
         """Bytes this payload may still produce."""
         return self.limits.max_bytes - self.used
 
+    def check(self, n: int, what: str) -> None:
+        """Raise if ``what`` producing ``n`` more bytes would exceed ``max_bytes``.
+
+        Stages call this before they allocate (an object's size before fetching it); the
+        pipeline charges what each stage produced.
+        """
+        if n > self.limits.max_bytes - self.used:
+            raise self.too_many_bytes(what)
+
     def charge(self, n: int, what: str) -> None:
         """Count ``n`` more bytes produced by ``what``; raise once over ``max_bytes``."""
         self.used += n
         if self.used > self.limits.max_bytes:
-            raise SerializationError(
-                f"{self.where}: {what} would take the payload past its decode limit of "
-                f"{self.limits.max_bytes} bytes (max_bytes); raise it with "
-                "options={'limits': {'max_bytes': N}} if such payloads are expected"
-            )
+            raise self.too_many_bytes(what)
+
+    def too_many_bytes(self, what: str) -> SerializationError:
+        """Return the error for ``what`` producing more than the bytes still allowed."""
+        return SerializationError(
+            f"{self._at}{what} would exceed the decode limit of {self.limits.max_bytes} "
+            "bytes per payload (max_bytes); raise it with limits={'max_bytes': N} if such "
+            "payloads are expected"
+        )
 
     def too_deep(self, what: str) -> SerializationError:
         """Return the error for nesting past ``max_depth``."""
         return SerializationError(
-            f"{self.where}: {what} nests deeper than {self.limits.max_depth} levels "
-            "(max_depth); raise it with options={'limits': {'max_depth': N}}"
+            f"{self._at}{what} nested more than {self.limits.max_depth} levels deep "
+            "(max_depth); raise it with limits={'max_depth': N}"
+        )
+
+    def nested_too_large(self, what: str, n: int) -> SerializationError:
+        """Return the error for nested bodies holding more than ``max_bytes`` at once."""
+        return SerializationError(
+            f"{self._at}{what} hold {n} bytes of nested bodies at once, over the decode "
+            f"limit of {self.limits.max_bytes} bytes (max_bytes); raise it with "
+            "limits={'max_bytes': N}"
         )
 
     def too_many_items(self, what: str) -> SerializationError:
         """Return the error for a body with more container items than ``max_items``."""
         return SerializationError(
-            f"{self.where}: {what} holds more than {self.limits.max_items} container items "
-            "(max_items); raise it with options={'limits': {'max_items': N}}"
+            f"{self._at}{what} holds more than {self.limits.max_items} container items "
+            "(max_items); raise it with limits={'max_items': N}"
         )
 
 
@@ -132,3 +176,36 @@ def decoding(budget: DecodeBudget) -> Iterator[DecodeBudget]:
         yield budget
     finally:
         _current.reset(token)
+
+
+NOT_JSON: Final = object()
+"""What :func:`load_json` returns for text that does not parse as JSON."""
+
+
+def check_json_text(text: str | bytes) -> None:
+    """Refuse JSON text that would expand past the current decode limits.
+
+    Nesting is bounded by the interpreter's recursion limit (the C parser checks it and
+    raises ``RecursionError``). Text over ``COUNTED_BODY_BYTES`` has its containers counted
+    against ``max_items`` first, by its brackets (an upper bound, found at C speed), so
+    ``[],`` repeated cannot become 20 times its size in Python objects unchecked.
+    """
+    if len(text) > COUNTED_BODY_BYTES:
+        if isinstance(text, str):
+            brackets = text.count("[") + text.count("{")
+        else:
+            brackets = text.count(b"[") + text.count(b"{")
+        budget = current_budget()
+        if brackets > budget.limits.max_items:
+            raise budget.too_many_items("the JSON text")
+
+
+def load_json(text: str | bytes, where: str) -> Any:
+    """Parse JSON within the decode limits; :data:`NOT_JSON` if it is not JSON at all."""
+    check_json_text(text)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise SerializationError(f"{where}: JSON nested too deeply to decode") from None
+    except ValueError:
+        return NOT_JSON

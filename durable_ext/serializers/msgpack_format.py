@@ -34,6 +34,7 @@ from aws_durable_execution_sdk_python.concurrency.models import BatchResult
 from durable_ext._deps import require
 from durable_ext.errors import SerializationError, SpecError
 from durable_ext.serializers.base import Role, SerDesContext
+from durable_ext.serializers.limits import COUNTED_BODY_BYTES, DecodeBudget, current_budget
 from durable_ext.serializers.types import TypeRegistry
 
 msgpack = require("msgpack", extra="msgpack", feature="the msgpack serializer")
@@ -299,6 +300,46 @@ def _container_rebuilder(open_marks: list[int]) -> Callable[[list[Any]], Any]:
     return rebuild
 
 
+def _counting_hooks(
+    budget: DecodeBudget, list_hook: Callable[[list[Any]], Any] | None
+) -> dict[str, Any]:
+    # Large bodies only: every array and map (and its slots) counts against max_items, so
+    # a body of empty containers (1 byte each, ~60 bytes of Python object each) is bounded.
+    left = [budget.limits.max_items]
+
+    def spend(n: int) -> None:
+        left[0] -= n + 1
+        if left[0] < 0:
+            raise budget.too_many_items("the msgpack body")
+
+    def on_list(items: list[Any]) -> Any:
+        spend(len(items))
+        return items if list_hook is None else list_hook(items)
+
+    def on_map(items: dict[Any, Any]) -> Any:
+        spend(len(items))
+        return items
+
+    n = budget.limits.max_items
+    return {"list_hook": on_list, "object_hook": on_map, "max_array_len": n, "max_map_len": n}
+
+
+class _NestedState:
+    """Per thread: the nesting of extension bodies being decoded, and their live bytes.
+
+    Every body nested in an extension type is a copy and a native ``unpackb`` call (about
+    40 KB of C stack): the depth and the bytes held by the bodies being decoded at once are
+    what a hostile payload would inflate.
+    """
+
+    __slots__ = ("budget", "depth", "live")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.live = 0
+        self.budget: DecodeBudget | None = None
+
+
 class MsgpackFormat:
     """Serialize values with msgpack, preserving Python types.
 
@@ -353,6 +394,12 @@ class MsgpackFormat:
         self._fields: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._local = threading.local()
         self._ext_hook = self._make_ext_hook(None)
+        self._plain_options: dict[str, Any] = {
+            "ext_hook": self._ext_hook,
+            "timestamp": 3,
+            "strict_map_key": False,
+            "unicode_errors": "surrogatepass",
+        }
 
     @classmethod
     def from_spec(cls, arg: str | None, /, **options: Any) -> MsgpackFormat:
@@ -419,20 +466,37 @@ class MsgpackFormat:
         stack = getattr(local, "nested", None)
         if stack is None:
             stack = local.nested = []
+            local.weights = []
         if depth == len(stack):
             stack.append(self._new_encoder()[0])
+            local.weights.append(0)
         packer = stack[depth]
+        weights: list[int] = local.weights
+        weights[depth] = 0
         local.depth = depth + 1
         try:
-            return packer.pack(value)  # type: ignore[no-any-return]
-        except UnicodeEncodeError:
-            packer.reset()
-            return self._new_encoder(surrogates=True)[0].pack(value)  # type: ignore[no-any-return]
+            try:
+                body: bytes = packer.pack(value)
+            except UnicodeEncodeError:
+                packer.reset()
+                body = self._new_encoder(surrogates=True)[0].pack(value)
         except BaseException:
             packer.reset()
             raise
         finally:
             local.depth = depth
+        # The bytes of the nested bodies a decoder holds at once along the deepest path
+        # (see _unpack): refuse now what the decode limits would refuse later.
+        weight = len(body) + weights[depth]
+        if depth:
+            weights[depth - 1] = max(weights[depth - 1], weight)
+        elif weight > COUNTED_BODY_BYTES and weight > current_budget().limits.max_bytes:
+            raise _Unsupported(
+                value,
+                f"its nested bodies need {weight} bytes at once to decode, over the decode "
+                f"limit of {current_budget().limits.max_bytes} bytes (max_bytes)",
+            )
+        return body
 
     def _make_default(self, marked: list[bool]) -> Callable[[Any], Any]:
         encoders = self._encoders
@@ -535,17 +599,15 @@ class MsgpackFormat:
     # -- decoding -------------------------------------------------------------------
 
     def decode(self, body: bytes, version: int, ctx: SerDesContext) -> Any:
-        """Unpack a body of any layout up to this version."""
+        """Unpack a body of any layout up to this version, within the decode limits."""
         try:
             if version == LAYOUT_MARKED:
-                return self._unpack(body)
+                return self._unpack(body, nested=False)
             if 1 <= version < LAYOUT_MARKED:
+                if len(body) <= COUNTED_BODY_BYTES:
+                    return _unpackb(body, **self._plain_options)
                 return _unpackb(
-                    body,
-                    ext_hook=self._ext_hook,
-                    timestamp=3,
-                    strict_map_key=False,
-                    unicode_errors="surrogatepass",
+                    body, **{**self._plain_options, **_counting_hooks(current_budget(), None)}
                 )
         except SerializationError as exc:
             # Extension hooks run without the context: say where here.
@@ -554,6 +616,14 @@ class MsgpackFormat:
                 raise
             raise SerializationError(f"{where}: {exc}") from exc
         except Exception as exc:
+            if isinstance(exc, ValueError) and "exceeds max_" in str(exc):
+                # msgpack's own per-container bound (max_array_len / max_map_len), which
+                # counted bodies set to max_items
+                exc = current_budget().too_many_items("a msgpack container")
+                where = f"operation {ctx.operation_id!r}"
+                raise SerializationError(
+                    str(exc) if where in str(exc) else f"{where}: {exc}"
+                ) from None
             raise SerializationError(
                 f"operation {ctx.operation_id!r}: corrupt msgpack payload "
                 f"({type(exc).__name__}: {exc})"
@@ -567,18 +637,40 @@ class MsgpackFormat:
             f"operation {ctx.operation_id!r}: msgpack payload has unknown layout {version}"
         )
 
-    def _unpack(self, data: bytes) -> Any:
+    def _unpack(self, data: bytes, *, nested: bool = True) -> Any:
         # Marked bodies, and bodies nested in extension types (any layout: markers are
         # always honoured there).
+        try:
+            state: _NestedState = self._local.nested_state
+        except AttributeError:
+            state = self._local.nested_state = _NestedState()
+        outermost = state.budget is None
+        budget = current_budget() if outermost else state.budget
+        assert budget is not None
+        if nested:
+            if state.depth >= budget.limits.max_depth:
+                raise budget.too_deep("msgpack extension types")
+            if state.live + len(data) > budget.limits.max_bytes:
+                raise budget.nested_too_large("msgpack extension types", state.live + len(data))
         open_marks = [0]
-        value = _unpackb(
-            data,
-            ext_hook=self._make_ext_hook(open_marks),
-            list_hook=_container_rebuilder(open_marks),
-            timestamp=3,
-            strict_map_key=False,
-            unicode_errors="surrogatepass",
-        )
+        hooks: dict[str, Any] = {
+            "ext_hook": self._make_ext_hook(open_marks),
+            "list_hook": _container_rebuilder(open_marks),
+        }
+        if len(data) > COUNTED_BODY_BYTES:
+            hooks.update(_counting_hooks(budget, hooks["list_hook"]))
+        state.budget = budget
+        state.depth += nested
+        state.live += len(data) if nested else 0
+        try:
+            value = _unpackb(
+                data, timestamp=3, strict_map_key=False, unicode_errors="surrogatepass", **hooks
+            )
+        finally:
+            state.depth -= nested
+            state.live -= len(data) if nested else 0
+            if outermost:
+                state.budget = None
         if open_marks[0]:
             raise ValueError("container marker out of place")
         return value

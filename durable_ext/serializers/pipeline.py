@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import binascii
-import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -28,12 +27,21 @@ from durable_ext.serializers.frames import (
     repad,
     unarmor,
 )
+from durable_ext.serializers.limits import (
+    DEFAULT_LIMITS,
+    NOT_JSON,
+    DecodeBudget,
+    DecodeLimits,
+    decoding,
+    load_json,
+)
 from durable_ext.serializers.types import TypeRegistry
 from durable_ext.spec import PipelineSpec, parse_pipeline
 
 __all__ = ["Pipeline", "build_pipeline", "serdes"]
 
-#: frame ids of the built-in stages -> registry names (third parties use their name)
+#: the frame id of each built-in stage -> its registry name; a third-party stage's id is its
+#: ``wire`` attribute (by convention its name). Each stage has exactly one id.
 _BUILTIN_WIRES: dict[bytes, str] = {
     b"m": "msgpack",
     b"j": "json",
@@ -45,8 +53,10 @@ _BUILTIN_WIRES: dict[bytes, str] = {
     b"p": "pickle",
     b"M": "model",
 }
+_BUILTIN_NAMES = frozenset(_BUILTIN_WIRES.values())
 #: built-in stages a pipeline may load on its own to read old payloads; the others
-#: (keys, buckets, pickle) act on the outside world and must be configured explicitly
+#: (keys, buckets, pickle) act on the outside world and must be configured explicitly.
+#: A third-party stage joins them by declaring ``self_contained = True``.
 _SELF_CONTAINED = frozenset({"msgpack", "json", "zstd", "zlib", "model"})
 _MAX_FRAMES = 16
 _a2b = binascii.a2b_base64
@@ -78,11 +88,13 @@ class Pipeline(SerDes[Any]):
         options: Mapping[str, Mapping[str, Any]] | None = None,
         accept_foreign: bool = True,
         allowed: Iterable[str] | None = None,
+        limits: DecodeLimits | Mapping[str, int] | None = None,
     ) -> None:
         self.format = format
         self.codecs = tuple(codecs)
         self.offload = offload
         self.accept_foreign = accept_foreign
+        self.limits = DecodeLimits.coerce(limits)
         self._options = {k: dict(v) for k, v in (options or {}).items()}
         _check_role(format, "format", 0)
         for i, c in enumerate(self.codecs, 1):
@@ -91,10 +103,17 @@ class Pipeline(SerDes[Any]):
             _check_role(offload, "offload", len(self.codecs) + 1)
         stages: list[Stage] = [format, *self.codecs, *([offload] if offload else [])]
         self._by_wire: dict[bytes, Stage] = {}
+        #: how often a frame id may occur in one payload: as often as this pipeline uses the
+        #: stage, and once for stages it only reads (no chain of nested bombs)
+        self._repeats: dict[bytes, int] = {}
         for st in stages:
             # A stage decodes the frames of its class; frames it writes under another id (zstd
             # writing zlib frames without zstandard) are read by the stage owning that id.
-            self._by_wire[type(st).wire] = st
+            wire = type(st).wire
+            self._by_wire[wire] = st
+            self._repeats[wire] = self._repeats.get(wire, 0) + 1
+            if st.wire != wire:
+                self._repeats[st.wire] = self._repeats.get(st.wire, 0) + 1
         # Pickle can run code on decode: a payload may only use it if this pipeline does.
         self._allowed = set(allowed) if allowed is not None else None
         self._forbidden = {"pickle"} - {st.name for st in stages}
@@ -108,6 +127,9 @@ class Pipeline(SerDes[Any]):
         self._format_versions = {h: v for v, h in enumerate(self._format_headers)}
         self._format_header_size = len(self._format_headers[0])
         self._simple = not self.codecs and offload is None
+        # The fast path decodes a bare format frame with the default limits and no budget
+        # object; other limits go through the slow path, which makes the budget current.
+        self._fast_max = self.limits.max_bytes * 4 // 3 + 4 if self.limits == DEFAULT_LIMITS else -1
 
     def __repr__(self) -> str:
         names = [self.format.name, *(c.name for c in self.codecs)]
@@ -118,27 +140,49 @@ class Pipeline(SerDes[Any]):
     # -- SDK SerDes -----------------------------------------------------------------
 
     def serialize(self, value: Any, serdes_context: SerDesContext) -> str:
-        """Encode ``value`` into the checkpoint string."""
-        version, body = self._encode_format(value, serdes_context)
+        """Encode ``value`` into the checkpoint string.
+
+        A payload that would decode to more than ``limits.max_bytes`` is refused here, so
+        the pipeline never stores what it would refuse to read.
+        """
+        if self._fast_max < 0:
+            with decoding(DecodeBudget(self.limits)):
+                version, body = self._encode_format(value, serdes_context)
+        else:
+            version, body = self._encode_format(value, serdes_context)
         data = self._format_headers[version] + body
-        if not self._simple:
-            data = self._encode_layers(data, serdes_context)
+        if self._simple:
+            produced = len(data)
+        else:
+            data, produced = self._encode_layers(data, serdes_context)
+        if produced > self.limits.max_bytes:
+            raise SerializationError(
+                f"operation {serdes_context.operation_id!r}: the payload decodes through "
+                f"{produced} bytes, over the decode limit of {self.limits.max_bytes} bytes "
+                "(max_bytes); raise it with limits={'max_bytes': N} on every pipeline "
+                "that reads it"
+            )
         return armor(data)
 
-    def _encode_layers(self, data: bytes, ctx: SerDesContext) -> bytes:
+    def _encode_layers(self, data: bytes, ctx: SerDesContext) -> tuple[bytes, int]:
+        # Returns the frame chain and the bytes decoding it will produce: every frame in
+        # the chain, as the decoder charges them to the payload's budget.
+        produced = len(data)
         for codec in self.codecs:
             body = codec.encode(data, ctx)
             if body is not None:
                 data = frame(codec.wire, codec.version, body)
+                produced += len(data)
         if self.offload is not None:
             body = self.offload.store(data, ctx)
             if body is not None:
                 data = frame(self.offload.wire, self.offload.version, body)
-        return data
+                produced += len(data)
+        return data, produced
 
     def deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
         """Decode a checkpoint string written by any pipeline, or by the SDK's JSON."""
-        if type(data) is str and data[:1] == ARMOR_PREFIX:
+        if type(data) is str and data[:1] == ARMOR_PREFIX and len(data) <= self._fast_max:
             try:
                 raw = _a2b(repad(data), strict_mode=True)
             except (binascii.Error, ValueError):
@@ -154,11 +198,29 @@ class Pipeline(SerDes[Any]):
         where = f"operation {ctx.operation_id!r}"
         if not isinstance(data, str):
             raise SerializationError(f"{where}: expected a str payload, got {type(data).__name__}")
-        if not is_armored(data):
-            return self._foreign(data, where)
-        raw = unarmor(data, where)
+        budget = DecodeBudget(self.limits, where)
+        # A str of n characters is at least n bytes of text, and 3n/4 bytes of base64.
+        armored = is_armored(data)
+        budget.charge(
+            len(data) * 3 // 4 if armored else len(data),
+            "the armored payload" if armored else "the payload",
+        )
+        with decoding(budget):
+            if not armored:
+                return self._foreign(data, where)
+            return self._decode_frames(unarmor(data, where), budget, ctx)
+
+    def _decode_frames(self, raw: bytes, budget: DecodeBudget, ctx: SerDesContext) -> Any:
+        where = budget.where
+        seen: dict[bytes, int] = {}
         for _ in range(_MAX_FRAMES):
             wire, version, body = read_frame(raw, where)
+            seen[wire] = seen.get(wire, 0) + 1
+            if seen[wire] > self._repeats.get(wire, 1):
+                raise DisallowedContentError(
+                    f"{where}: payload nests stage id {wire[:32]!r} {seen[wire]} times; this "
+                    f"pipeline writes it at most {self._repeats.get(wire, 1)} times"
+                )
             stage = self._stage_for(wire, where)
             try:
                 if stage.role == "format":
@@ -169,58 +231,90 @@ class Pipeline(SerDes[Any]):
                     raw = stage.decode(body, version, ctx)  # type: ignore[attr-defined]
             except (SerDesError, RetryableSerDesError):
                 raise
+            except RecursionError:
+                raise budget.too_deep(f"stage {stage.name!r}") from None
             except Exception as exc:
                 raise SerializationError(
                     f"{where}: stage {stage.name!r} failed to decode ({type(exc).__name__}: {exc})"
                 ) from exc
+            budget.charge(len(raw), f"the output of stage {stage.name!r}")
         raise SerializationError(f"{where}: more than {_MAX_FRAMES} nested frames")
 
     # -- helpers --------------------------------------------------------------------
 
     def _stage_for(self, wire: bytes, where: str) -> Stage:
+        """Return the stage that decodes frames of id ``wire``; the one place deciding which may.
+
+        A stage this pipeline is configured with (in its spec or its ``options``) decodes
+        its frames; any other stage only if it is self-contained (acts on nothing outside
+        the payload). An id must be the stage's one canonical id: a built-in stage spelled
+        by its name (``s3`` for ``s``) is as unknown as a made-up id.
+        """
         stage = self._by_wire.get(wire)
         if stage is not None:
             return stage
-        builtin = _BUILTIN_WIRES.get(wire)
-        name = builtin or wire.decode("ascii", "replace")
-        if (
-            name in self._forbidden
-            or (self._allowed is not None and name not in self._allowed)
-            or (builtin is not None and name not in _SELF_CONTAINED and name not in self._options)
-        ):
-            raise DisallowedContentError(
-                f"{where}: payload uses stage {name!r}, which this pipeline is not configured "
-                f"for; add it to the spec or pass options={{{name!r}: {{...}}}}"
-            )
+        name = _BUILTIN_WIRES.get(wire)
+        if name is None:
+            name = wire.decode("ascii", "replace")
+            if name in _BUILTIN_NAMES or not wire.isascii():
+                raise SerializationError(f"{where}: payload uses unknown stage id {wire[:32]!r}")
+        if name in self._forbidden or (self._allowed is not None and name not in self._allowed):
+            raise self._not_configured(name, where)
+        cls = self._load_stage(name, where)
+        if getattr(cls, "wire", None) != wire:
+            raise SerializationError(f"{where}: payload uses unknown stage id {wire[:32]!r}")
+        self_contained = (
+            name in _SELF_CONTAINED
+            if name in _BUILTIN_NAMES
+            else getattr(cls, "self_contained", False) is True
+        )
+        if not self_contained and name not in self._options:
+            raise self._not_configured(name, where)
         try:
-            cls = SERIALIZERS.load(name)
             stage = cls.from_spec(None, **self._options.get(name, {}))
             if getattr(stage, "role", None) not in ("format", "codec", "offload"):
                 raise TypeError(f"{cls!r} is not a serializer stage")
+        except Exception as exc:
+            raise SerializationError(
+                f"{where}: payload uses stage {name!r}, which cannot be built here ({exc})"
+            ) from exc
+        self._by_wire[wire] = stage
+        return stage  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _load_stage(name: str, where: str) -> Any:
+        try:
+            return SERIALIZERS.load(name)
         except MissingDependencyError as exc:
             raise SerializationError(f"{where}: cannot decode stage {name!r}: {exc}") from exc
         except Exception as exc:
             raise SerializationError(
                 f"{where}: payload uses unknown or unusable stage {name!r} ({exc})"
             ) from exc
-        self._by_wire[wire] = stage
-        return stage  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _not_configured(name: str, where: str) -> DisallowedContentError:
+        return DisallowedContentError(
+            f"{where}: payload uses stage {name!r}, which this pipeline is not configured "
+            f"for; add it to the spec or pass options={{{name!r}: {{...}}}}"
+        )
 
     def _foreign(self, data: str, where: str) -> Any:
         if not self.accept_foreign:
             raise SerializationError(f"{where}: payload was not written by durable_ext")
-        try:
-            obj = json.loads(data)
-        except ValueError as exc:
+        obj = load_json(data, where)
+        if obj is NOT_JSON:
             raise SerializationError(
-                f"{where}: payload is neither a durable_ext payload nor JSON ({exc}); "
+                f"{where}: payload is neither a durable_ext payload nor JSON; "
                 f"it starts with {data[:20]!r}"
-            ) from None
+            )
         if isinstance(obj, dict) and len(obj) == 2 and "t" in obj and "v" in obj:
             try:
                 return self._sdk_json.deserialize(data, SerDesContext())
             except SerDesError:
                 return obj  # plain JSON that merely looks like the SDK's envelope
+            except RecursionError:
+                raise DecodeBudget(self.limits, where).too_deep("the JSON envelope") from None
         return obj
 
 
@@ -240,11 +334,13 @@ def build_pipeline(
     *,
     types: TypeRegistry | Iterable[type] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    limits: DecodeLimits | Mapping[str, int] | None = None,
 ) -> Pipeline:
     """Build a :class:`Pipeline` from a spec such as ``"msgpack+zstd+kms:alias/x"``.
 
     ``options`` maps a stage name to keyword arguments for it (clients, levels,
-    thresholds); ``types`` are classes the format may carry.
+    thresholds); ``types`` are classes the format may carry; ``limits`` bound what one
+    payload may cost to decode (:class:`~durable_ext.serializers.limits.DecodeLimits`).
 
     Example:
         >>> build_pipeline("msgpack+zstd:9", options={"zstd": {"threshold": 64}})
@@ -253,7 +349,7 @@ def build_pipeline(
     """
     parsed = parse_pipeline(spec)
     options = {k: dict(v) for k, v in (options or {}).items()}
-    unknown = set(options) - {s.name for s in parsed.stages} - set(_BUILTIN_WIRES.values())
+    unknown = set(options) - {s.name for s in parsed.stages} - set(SERIALIZERS.names())
     if unknown:
         raise ConfigError(f"options given for stages not in {str(parsed)!r}: {sorted(unknown)}")
     stages: list[Any] = []
@@ -268,7 +364,7 @@ def build_pipeline(
             raise ConfigError(f"stage {st.name!r}: {exc}") from None
     fmt, rest = stages[0], stages[1:]
     offload = rest.pop() if rest and getattr(rest[-1], "role", None) == "offload" else None
-    return Pipeline(fmt, rest, offload, options=options)
+    return Pipeline(fmt, rest, offload, options=options, limits=limits)
 
 
 def serdes(
@@ -276,6 +372,7 @@ def serdes(
     *,
     types: TypeRegistry | Iterable[type] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    limits: DecodeLimits | Mapping[str, int] | None = None,
 ) -> Pipeline:
     """Return an SDK ``SerDes`` for ``spec``; pass it as ``serdes=`` to any operation.
 
@@ -285,4 +382,4 @@ def serdes(
         Pipeline('msgpack+zstd')
 
     """
-    return build_pipeline(spec, types=types, options=options)
+    return build_pipeline(spec, types=types, options=options, limits=limits)

@@ -18,6 +18,8 @@ class ReverseCodec:
     role: ClassVar[str] = "codec"
     wire: ClassVar[bytes] = b"acme-reverse"
     version: ClassVar[int] = 1
+    # acts on nothing outside the payload: pipelines without it may decode its frames
+    self_contained: ClassVar[bool] = True
 
     @classmethod
     def from_spec(cls, arg, /, **options: Any) -> "ReverseCodec":
@@ -28,6 +30,14 @@ class ReverseCodec:
 
     def decode(self, body: bytes, version: int, ctx) -> bytes:
         return bytes(body)[::-1]
+
+
+class VaultCodec(ReverseCodec):
+    """A codec with outside effects (it would call a key service): never self-contained."""
+
+    name: ClassVar[str] = "acme-vault"
+    wire: ClassVar[bytes] = b"acme-vault"
+    self_contained: ClassVar[bool] = False
 '''
 
 
@@ -90,6 +100,7 @@ def acme_site(tmp_path_factory):
         textwrap.dedent("""
         [project.entry-points."durable_ext.serializers"]
         acme-reverse = "acme_durable:ReverseCodec"
+        acme-vault = "acme_durable:VaultCodec"
         """),
     )
 
@@ -113,6 +124,28 @@ def test_installed_distribution_is_found_by_name_and_composes(acme_site):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "Pipeline('msgpack+acme-reverse')"
+
+
+def test_a_stage_with_outside_effects_is_decoded_only_where_configured(acme_site):
+    out = run_with(
+        acme_site,
+        """
+        import durable_ext
+        from aws_durable_execution_sdk_python.serdes import SerDesContext
+        ctx = SerDesContext("op", "arn")
+        text = durable_ext.serdes("msgpack+acme-vault").serialize({"k": 1}, ctx)
+        assert durable_ext.serdes("msgpack+acme-vault").deserialize(text, ctx) == {"k": 1}
+        opted_in = durable_ext.serdes("msgpack", options={"acme-vault": {}})
+        assert opted_in.deserialize(text, ctx) == {"k": 1}
+        try:
+            durable_ext.serdes("msgpack").deserialize(text, ctx)
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+    """,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("DisallowedContentError")
+    assert "'acme-vault', which this pipeline is not configured for" in out.stdout
 
 
 def test_without_the_distribution_the_name_is_unknown():
