@@ -4,6 +4,11 @@ Routes are the ones botocore's Lambda model gives (``Invoke`` under ``/2015-03-3
 durable-execution operations under ``/2025-12-01``). An execution ARN contains ``/``, so
 botocore percent-encodes it into one path segment; routing therefore runs on the raw
 (still encoded) path and each segment is decoded on its own.
+
+Every request first passes the guards of :mod:`durable_ext.http.guard` (Host, cross-site
+refusal, body limits, SigV4). Every malformed input is answered with a 4xx in the error
+format, never a 500: bodies are strict UTF-8 and JSON nests at most
+:data:`~durable_ext.http.wire.MAX_JSON_DEPTH` levels.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -38,8 +45,21 @@ from durable_ext.errors import (  # noqa: E402
     NotFoundError,
     StoreUnavailableError,
 )
+from durable_ext.http.guard import (  # noqa: E402
+    AUTH_SCOPE_KEY,
+    DEFAULT_LIMIT,
+    GuardConfig,
+    RequestGuard,
+    error_response,
+)
 from durable_ext.http.service import LocalService  # noqa: E402
-from durable_ext.http.wire import ApiError, dumps, error_body, operation_to_wire  # noqa: E402
+from durable_ext.http.wire import (  # noqa: E402
+    ApiError,
+    decode_utf8,
+    dumps,
+    operation_to_wire,
+    parse_json,
+)
 
 __all__ = ["create_app", "to_api_error"]
 
@@ -48,6 +68,12 @@ _EXECUTION_STATUSES = {"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
 _DEFAULT_PAGE = 100
 _LIST_SCAN_CAP = 100_000
 """Most executions one filtered listing call scans (the store pages newest first)."""
+_ID_MAX = 1024
+"""The model's longest DurableExecutionArn and CallbackId."""
+_FUNCTION_MAX = 256
+_CALLBACK_ID = re.compile(r"[A-Za-z0-9+/=_-]+")
+_CLIENT_TOKEN = re.compile(r"[\x21-\x7e]{1,64}")
+_STORE_MARKER = re.compile(r"[0-9]{1,20}:\S+")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _log = logging.getLogger(__name__)
@@ -79,14 +105,6 @@ def _json(value: Any, status: int = 200, headers: Mapping[str, str] | None = Non
                     headers=dict(headers or {}))
 
 
-def _error_response(err: ApiError) -> Response:
-    headers = {"x-amzn-ErrorType": err.code}
-    if err.code == "TooManyRequestsException":
-        headers["Retry-After"] = "1"
-    return Response(error_body(err.code, err.message), status_code=err.status,
-                    media_type="application/json", headers=headers)
-
-
 def _endpoint(fn: Endpoint) -> Endpoint:
     async def wrapped(request: Request) -> Response:
         try:
@@ -95,7 +113,7 @@ def _endpoint(fn: Endpoint) -> Endpoint:
             err = to_api_error(exc)
             if err.code == "ServiceException":
                 _log.exception("%s %s failed", request.method, request.url.path)
-            return _error_response(err)
+            return error_response(err)
 
     wrapped.__name__ = fn.__name__
     return wrapped
@@ -104,8 +122,20 @@ def _endpoint(fn: Endpoint) -> Endpoint:
 # ---------------------------------------------------------------- request parsing
 
 
-def _segment(request: Request, name: str) -> str:
-    return unquote(str(request.path_params[name]))
+def _segment(request: Request, name: str, label: str, longest: int = _ID_MAX) -> str:
+    value = unquote(str(request.path_params[name]))
+    if not 1 <= len(value) <= longest:
+        raise ApiError("InvalidParameterValueException",
+                       f"{label} must be 1 to {longest} characters, got {len(value)}")
+    return value
+
+
+def _callback_id(request: Request) -> str:
+    cid = _segment(request, "callback", "CallbackId")
+    if not _CALLBACK_ID.fullmatch(cid):
+        raise ApiError("InvalidParameterValueException",
+                       "CallbackId must be base64 text ([A-Za-z0-9+/=_-])")
+    return cid
 
 
 def _bool(request: Request, name: str, default: bool) -> bool:
@@ -121,15 +151,24 @@ def _int(request: Request, name: str, low: int, high: int) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
+    # int() would also take "1_000", " 7" and non-ASCII digits; the API takes none of them.
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 10):
         raise ApiError("InvalidParameterValueException",
-                       f"{name} must be an integer, got {raw!r}") from None
+                       f"{name} must be an integer, got {raw[:64]!r}")
+    value = int(raw)
     if not low <= value <= high:
         raise ApiError("InvalidParameterValueException",
                        f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+async def _parse(raw: bytes, where: str) -> Any:
+    # A body of several MB takes a while to parse: off the event loop, which keeps
+    # answering everything else meanwhile.
+    if len(raw) > DEFAULT_LIMIT:
+        return await run_in_threadpool(parse_json, raw, where)
+    return parse_json(raw, where)
 
 
 async def _body_json(request: Request, *, allow_empty: bool = True) -> Any:
@@ -138,11 +177,7 @@ async def _body_json(request: Request, *, allow_empty: bool = True) -> Any:
         if allow_empty:
             return None
         raise ApiError("InvalidRequestContentException", "the request body is empty")
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ApiError("InvalidRequestContentException",
-                       "Could not parse request body into json") from None
+    return await _parse(raw, "request body")
 
 
 def _error_object(value: Any, where: str) -> dict[str, Any] | None:
@@ -161,8 +196,11 @@ def _error_object(value: Any, where: str) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- the API
 
 
-def create_app(service: LocalService) -> ASGIApp:
+def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> ASGIApp:
     """Build the ASGI app speaking the Lambda durable-execution API for ``service``.
+
+    ``guard`` says which hosts and origins it answers and whether requests must be
+    signed; the default answers loopback names only, unsigned.
 
     Example:
         >>> svc = LocalService("memory://")
@@ -176,7 +214,8 @@ def create_app(service: LocalService) -> ASGIApp:
     @_endpoint
     async def invoke(request: Request) -> Response:
         qualifier = request.query_params.get("Qualifier")
-        function = service.resolve(_segment(request, "function"), qualifier)
+        function = service.resolve(_segment(request, "function", "FunctionName", _FUNCTION_MAX),
+                                   qualifier)
         kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if kind not in ("RequestResponse", "Event", "DryRun"):
             raise ApiError("InvalidParameterValueException",
@@ -185,14 +224,12 @@ def create_app(service: LocalService) -> ASGIApp:
         if kind == "DryRun":
             return Response(status_code=204)
         payload = await request.body()
+        if payload.strip():
+            await _parse(payload, "request body")
+        else:
+            payload = b""  # no payload: the function gets {}
         version = {"X-Amz-Executed-Version": "$LATEST"}
         if service.is_plain(function):
-            if payload.strip():
-                try:
-                    json.loads(payload)
-                except ValueError:
-                    raise ApiError("InvalidRequestContentException",
-                                   "Could not parse request body into json") from None
             if kind == "Event":
                 # accepted now, run in the background (Lambda's asynchronous invoke)
                 task = asyncio.ensure_future(
@@ -224,7 +261,7 @@ def create_app(service: LocalService) -> ASGIApp:
 
     @_endpoint
     async def get_execution(request: Request) -> Response:
-        arn = _segment(request, "arn")
+        arn = _segment(request, "arn", "DurableExecutionArn")
         include = _bool(request, "IncludeExecutionData", True)
         desc = await run_in_threadpool(rt.describe, arn)
         if not include:
@@ -235,7 +272,7 @@ def create_app(service: LocalService) -> ASGIApp:
 
     @_endpoint
     async def history(request: Request) -> Response:
-        arn = _segment(request, "arn")
+        arn = _segment(request, "arn", "DurableExecutionArn")
         page = await run_in_threadpool(
             rt.history,
             arn,
@@ -248,7 +285,7 @@ def create_app(service: LocalService) -> ASGIApp:
 
     @_endpoint
     async def state(request: Request) -> Response:
-        arn = _segment(request, "arn")
+        arn = _segment(request, "arn", "DurableExecutionArn")
         token = request.query_params.get("CheckpointToken")
         if not token:
             raise ApiError("InvalidParameterValueException", "CheckpointToken is required")
@@ -264,7 +301,7 @@ def create_app(service: LocalService) -> ASGIApp:
 
     @_endpoint
     async def checkpoint(request: Request) -> Response:
-        arn = _segment(request, "arn")
+        arn = _segment(request, "arn", "DurableExecutionArn")
         body = await _body_json(request, allow_empty=False)
         if not isinstance(body, dict):
             raise ApiError("InvalidRequestContentException", "expected a JSON object")
@@ -274,8 +311,13 @@ def create_app(service: LocalService) -> ASGIApp:
         updates = body.get("Updates") or []
         if not isinstance(updates, list) or not all(isinstance(u, dict) for u in updates):
             raise ApiError("InvalidRequestContentException", "Updates must be a list of objects")
+        client_token = body.get("ClientToken") or None
+        if client_token is not None and not (isinstance(client_token, str)
+                                             and _CLIENT_TOKEN.fullmatch(client_token)):
+            raise ApiError("InvalidParameterValueException",
+                           "ClientToken must be 1-64 printable ASCII characters")
         res = await run_in_threadpool(service.engine.checkpoint, arn, token, updates,
-                                      body.get("ClientToken") or None)
+                                      client_token)
         state: dict[str, Any] = {"Operations": [operation_to_wire(o) for o in res.operations]}
         if res.next_marker:
             state["NextMarker"] = res.next_marker
@@ -286,7 +328,7 @@ def create_app(service: LocalService) -> ASGIApp:
 
     @_endpoint
     async def stop(request: Request) -> Response:
-        arn = _segment(request, "arn")
+        arn = _segment(request, "arn", "DurableExecutionArn")
         error = _error_object(await _body_json(request), "StopDurableExecution body")
         out = await run_in_threadpool(rt.stop, arn, error)
         service.notify()
@@ -294,22 +336,24 @@ def create_app(service: LocalService) -> ASGIApp:
 
     @_endpoint
     async def list_by_function(request: Request) -> Response:
-        function = service.resolve(_segment(request, "function"),
+        function = service.resolve(_segment(request, "function", "FunctionName", _FUNCTION_MAX),
                                    request.query_params.get("Qualifier"))
         page = await run_in_threadpool(_list_page, service, function, request)
         return _json(page)
 
     @_endpoint
     async def callback_succeed(request: Request) -> Response:
-        cid = _segment(request, "callback")
-        result = await request.body()
+        cid = _callback_id(request)
+        # The result is handed to the handler as text, verbatim (not parsed as JSON).
+        result = decode_utf8(await request.body(), "the callback result",
+                             "InvalidParameterValueException")
         await run_in_threadpool(rt.send_callback_success, cid, result)
         service.notify()
         return _json({})
 
     @_endpoint
     async def callback_fail(request: Request) -> Response:
-        cid = _segment(request, "callback")
+        cid = _callback_id(request)
         error = _error_object(await _body_json(request), "SendDurableExecutionCallbackFailure body")
         await run_in_threadpool(rt.send_callback_failure, cid, error)
         service.notify()
@@ -317,20 +361,26 @@ def create_app(service: LocalService) -> ASGIApp:
 
     @_endpoint
     async def callback_heartbeat(request: Request) -> Response:
-        cid = _segment(request, "callback")
+        cid = _callback_id(request)
         await run_in_threadpool(rt.send_callback_heartbeat, cid)
         return _json({})
 
     async def health(request: Request) -> Response:
+        if request.scope.get(AUTH_SCOPE_KEY) == "":
+            return _json({"status": "ok"})  # unsigned, with authentication on: names stay private
         return _json({"status": "ok", "functions": service.functions()})
 
     async def unknown(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         if status == 405:
-            return _error_response(ApiError("UnknownOperationException",
-                                            f"{request.method} is not allowed on this path", 405))
-        return _error_response(ApiError("UnknownOperationException",
-                                        f"no operation at {request.method} {request.url.path}"))
+            return error_response(ApiError("UnknownOperationException",
+                                           f"{request.method} is not allowed on this path", 405))
+        return error_response(ApiError("UnknownOperationException",
+                                       f"no operation at {request.method} {request.url.path}"))
+
+    async def internal(request: Request, exc: Exception) -> Response:
+        # Only reached by a failure outside an endpoint; it is logged where it is raised.
+        return error_response(to_api_error(exc))
 
     arn = _V + "/durable-executions/{arn}"
     cb = _V + "/durable-execution-callbacks/{callback}"
@@ -347,8 +397,9 @@ def create_app(service: LocalService) -> ASGIApp:
         Route(cb + "/heartbeat", callback_heartbeat, methods=["POST"]),
         Route("/_durable_ext/health", health, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: unknown})
-    return _RawPathRouting(app)
+    app = Starlette(routes=routes,
+                    exception_handlers={HTTPException: unknown, Exception: internal})
+    return RequestGuard(_RawPathRouting(app), guard or GuardConfig())
 
 
 async def _wait_for_outcome(service: LocalService, arn: str) -> Any:
@@ -384,6 +435,9 @@ def _list_page(service: LocalService, function: str, request: Request) -> dict[s
     reverse = _bool(request, "ReverseOrder", False)
     simple = not (name or after is not None or before is not None or reverse or len(statuses) > 1)
     if simple:
+        # The stores' markers are "<start ms>:<arn>"; anything else is the caller's error.
+        if marker is not None and not _STORE_MARKER.fullmatch(marker):
+            raise ApiError("InvalidParameterValueException", "Invalid marker")
         page: dict[str, Any] = rt.list_executions(
             function_name=function, status=statuses[0] if statuses else None,
             max_items=limit, marker=marker)
@@ -410,12 +464,13 @@ def _list_page(service: LocalService, function: str, request: Request) -> dict[s
             break
     if reverse:
         matches.reverse()
-    try:
-        offset = int(marker[2:]) if marker and marker.startswith("o:") else 0
-    except ValueError:
-        raise ApiError("InvalidParameterValueException", "Invalid marker") from None
-    if marker and not marker.startswith("o:"):
-        raise ApiError("InvalidParameterValueException", "Invalid marker")
+    offset = 0
+    if marker:
+        digits = marker[2:]
+        if not (marker.startswith("o:") and digits.isascii() and digits.isdigit()
+                and len(digits) <= 9):
+            raise ApiError("InvalidParameterValueException", "Invalid marker")
+        offset = int(digits)
     out: dict[str, Any] = {"DurableExecutions": matches[offset:offset + limit]}
     if offset + limit < len(matches):
         out["NextMarker"] = f"o:{offset + limit}"
@@ -425,17 +480,19 @@ def _list_page(service: LocalService, function: str, request: Request) -> dict[s
 def _timestamp(raw: str | None, name: str) -> float | None:
     if raw is None or raw == "":
         return None
-    try:
-        return float(raw)
-    except ValueError:
-        pass
     from datetime import datetime
 
     try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+        value = float(raw)
     except ValueError:
+        try:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+        except (ValueError, OverflowError):
+            value = math.nan
+    if not math.isfinite(value):
         raise ApiError("InvalidParameterValueException",
-                       f"{name} must be a timestamp, got {raw!r}") from None
+                       f"{name} must be a timestamp, got {raw[:64]!r}")
+    return value
 
 
 class _RawPathRouting:

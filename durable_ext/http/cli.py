@@ -9,12 +9,16 @@ Example::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from durable_ext.errors import ConfigError
 
-__all__ = ["cmd_serve", "register"]
+if TYPE_CHECKING:
+    from durable_ext.http.guard import GuardConfig
+
+__all__ = ["cmd_serve", "guard_config", "register"]
 
 
 def _function_name(path: str) -> str:
@@ -33,12 +37,31 @@ def parse_handler_spec(spec: str) -> tuple[str, str]:
     return name or _function_name(path), path
 
 
+def guard_config(args: argparse.Namespace) -> GuardConfig:
+    """Build the hosts, origins and keys ``args`` configure (keys from the environment too)."""
+    from durable_ext.http.guard import GuardConfig
+    from durable_ext.http.sigv4 import SigV4Verifier
+
+    if args.auth_keys and args.auth != "sigv4":
+        raise ConfigError("--auth-keys needs --auth sigv4")
+    auth = SigV4Verifier.from_sources(os.environ, args.auth_keys) if args.auth == "sigv4" \
+        else None
+    return GuardConfig.build(bind=args.host, hosts=args.allow_host, origins=args.allow_origin,
+                             auth=auth)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the server until interrupted."""
     from durable_ext.http.server import check_bind, serve
     from durable_ext.http.service import LocalService
 
-    check_bind(args.host, args.allow_remote)
+    guard = guard_config(args)
+    warning = check_bind(args.host, args.allow_remote, signed=guard.auth is not None)
+    if warning:
+        print(f"durable-ext: {warning}", file=sys.stderr)
+    if args.host in ("0.0.0.0", "::") and not args.allow_host:
+        print("durable-ext: note: only loopback names are answered; pass --allow-host NAME "
+              "for each name clients use to reach this server", file=sys.stderr)
     from durable_ext.cli import _load_handler
 
     loaded: list[tuple[str, Any]] = []
@@ -60,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"http://{args.host}:{args.port} (backend {args.backend or 'file://.durable'})",
           file=sys.stderr)
     serve(service, args.host, args.port, log_level=args.log_level,
-          allow_remote=args.allow_remote)
+          allow_remote=args.allow_remote, guard=guard)
     return 0
 
 
@@ -85,5 +108,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--account", default="123456789012")
     p.add_argument("--log-level", default="warning")
     p.add_argument("--allow-remote", action="store_true",
-                   help="allow a non-loopback --host (put authentication in front!)")
+                   help="allow a non-loopback --host (with --auth sigv4!)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests addressed to this host name (repeatable; "
+                        "loopback names and --host are always answered)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let web pages of this origin (https://console.example) call the "
+                        "API (repeatable)")
+    p.add_argument("--auth", choices=["none", "sigv4"], default="none",
+                   help="sigv4: answer only requests signed with a configured key (from "
+                        "$DURABLE_EXT_AUTH_ACCESS_KEY_ID/$DURABLE_EXT_AUTH_SECRET_ACCESS_KEY "
+                        "and --auth-keys)")
+    p.add_argument("--auth-keys", default=None, metavar="FILE",
+                   help="file of 'ACCESS_KEY_ID SECRET_ACCESS_KEY' lines for --auth sigv4")
     p.set_defaults(func=cmd_serve)

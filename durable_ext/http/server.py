@@ -2,39 +2,97 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from durable_ext._deps import require
 from durable_ext.errors import ConfigError
 from durable_ext.http.service import LocalService
 
+if TYPE_CHECKING:
+    from durable_ext.http.guard import GuardConfig
+
 __all__ = ["ServerThread", "check_bind", "serve"]
 
+_SESSION_VARIABLES = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
-def check_bind(host: str, allow_remote: bool) -> None:
-    """Refuse a non-loopback address unless asked for explicitly (the API has no auth)."""
+
+def _is_loopback(host: str) -> bool:
     try:
-        loopback = ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        loopback = host == "localhost"
-    if not loopback and not allow_remote:
+        return host == "localhost"
+
+
+def check_bind(host: str, allow_remote: bool, *, signed: bool = False) -> str | None:
+    """Refuse a non-loopback address unless asked for explicitly; the warning to print.
+
+    Returns:
+        A warning when a non-loopback address is allowed without SigV4 authentication
+        (anyone who reaches it may then start, stop and read executions), else None.
+
+    """
+    if _is_loopback(host):
+        return None
+    if not allow_remote:
         raise ConfigError(
-            f"refusing to bind {host!r}: the API has no authentication; bind 127.0.0.1 and "
-            "put an authenticating proxy in front (docs/http-api.md), or pass --allow-remote"
+            f"refusing to bind {host!r} without --allow-remote: with no authentication "
+            "(--auth sigv4), anyone who reaches it can start, stop and read executions; "
+            "bind 127.0.0.1, or pass --allow-remote --auth sigv4 (docs/http-api.md)"
         )
+    if not signed:
+        return (f"warning: serving on {host!r} without --auth sigv4: anyone who can reach "
+                "it can start, stop and read executions")
+    return None
+
+
+def _endpoint(host: str, port: int) -> str:
+    """Where worker processes reach a server bound to ``host`` (wildcards: loopback)."""
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{target}]:{port}" if ":" in target else f"http://{target}:{port}"
+
+
+@contextlib.contextmanager
+def _signing_environment(guard: GuardConfig | None) -> Iterator[None]:
+    """While worker pools are made, give them the key the server verifies.
+
+    Workers inherit this process's environment when their pool is created, and the SDK
+    in them signs with ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``; a session token
+    of other credentials would be meaningless here.
+    """
+    if guard is None or guard.auth is None:
+        yield
+        return
+    key_id, secret = guard.auth.worker_credentials
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", *_SESSION_VARIABLES)
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ["AWS_ACCESS_KEY_ID"] = key_id
+    os.environ["AWS_SECRET_ACCESS_KEY"] = secret
+    for name in _SESSION_VARIABLES:
+        os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _config(service: LocalService, host: str, port: int, log_level: str,
-            wrap: Callable[[Any], Any] | None = None) -> Any:
+            wrap: Callable[[Any], Any] | None = None, guard: GuardConfig | None = None) -> Any:
     uvicorn = require("uvicorn", extra="serve")
     from durable_ext.http.app import create_app
+    from durable_ext.http.guard import GuardConfig
 
-    app = create_app(service)
+    app = create_app(service, guard=guard or GuardConfig.build(bind=host))
     # A RequestResponse Invoke may be waiting for a long execution: do not let it hold
     # shutdown for longer than a few seconds.
     return uvicorn.Config(wrap(app) if wrap else app, host=host, port=port,
@@ -43,14 +101,21 @@ def _config(service: LocalService, host: str, port: int, log_level: str,
 
 
 def serve(service: LocalService, host: str = "127.0.0.1", port: int = 9000, *,
-          log_level: str = "warning", allow_remote: bool = False) -> None:
-    """Serve ``service`` in the foreground until interrupted."""
-    check_bind(host, allow_remote)
+          log_level: str = "warning", allow_remote: bool = False,
+          guard: GuardConfig | None = None) -> None:
+    """Serve ``service`` in the foreground until interrupted.
+
+    ``guard`` (default: loopback names and ``host``, unsigned) says which hosts and
+    origins are answered and whether requests must be signed; with SigV4, worker
+    processes of functions registered before this call sign with its first key.
+    """
+    check_bind(host, allow_remote, signed=guard is not None and guard.auth is not None)
     uvicorn = require("uvicorn", extra="serve")
-    service.set_endpoint(f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}")
+    with _signing_environment(guard):
+        service.set_endpoint(_endpoint(host, port))
     service.start_driver()
     try:
-        uvicorn.Server(_config(service, host, port, log_level)).run()
+        uvicorn.Server(_config(service, host, port, log_level, guard=guard)).run()
     finally:
         service.close()
 
@@ -65,6 +130,9 @@ class ServerThread:
         wrap: ASGI middleware to put in front of the API (an auth layer, a proxy).
         drive: Run the service's driver thread; False leaves invocations and timers to
             the caller (``service.runtime.run_until_idle()``), for deterministic tests.
+        guard: Hosts, origins and SigV4 keys (default: loopback names, unsigned). With
+            SigV4, worker processes of functions registered before :meth:`start` sign
+            with its first key.
 
     Example:
         >>> with ServerThread(LocalService("memory://")) as srv:  # doctest: +SKIP
@@ -73,10 +141,12 @@ class ServerThread:
     """
 
     def __init__(self, service: LocalService, host: str = "127.0.0.1", port: int = 0, *,
-                 wrap: Callable[[Any], Any] | None = None, drive: bool = True) -> None:
+                 wrap: Callable[[Any], Any] | None = None, drive: bool = True,
+                 guard: GuardConfig | None = None) -> None:
         check_bind(host, allow_remote=False)
         self.service = service
         self._wrap = wrap
+        self._guard = guard
         self._drive = drive
         self.host = host
         self.port = port
@@ -86,7 +156,7 @@ class ServerThread:
     @property
     def url(self) -> str:
         """The endpoint URL for boto3's ``endpoint_url``."""
-        return f"http://{self.host}:{self.port}"
+        return _endpoint(self.host, self.port)
 
     def start(self, timeout: float = 10.0) -> ServerThread:
         """Start serving; returns once the server accepts connections."""
@@ -95,7 +165,7 @@ class ServerThread:
         # port back. Handing it a pre-bound socket instead loses TCP_NODELAY on accepted
         # connections, which costs ~40 ms per request in delayed ACKs.
         self._server = uvicorn.Server(_config(self.service, self.host, self.port, "warning",
-                                                self._wrap))
+                                                self._wrap, self._guard))
         self._thread = threading.Thread(target=self._server.run, name="durable-ext-http",
                                         daemon=True)
         self._thread.start()
@@ -106,7 +176,8 @@ class ServerThread:
                 raise RuntimeError(f"the HTTP API did not start on {self.host}:{self.port}")
             time.sleep(0.01)
         self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
-        self.service.set_endpoint(self.url)
+        with _signing_environment(self._guard):
+            self.service.set_endpoint(self.url)
         if self._drive:
             self.service.start_driver()
         return self

@@ -10,6 +10,7 @@ the invocation.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -18,26 +19,39 @@ from durable_ext.backends._timestamps import convert_timestamps
 
 __all__ = [
     "ERROR_STATUS",
+    "MAX_JSON_DEPTH",
     "ApiError",
+    "decode_utf8",
     "dumps",
     "error_body",
     "operation_to_wire",
+    "parse_json",
 ]
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in a JSON body or Invoke payload."""
 
 ERROR_STATUS: dict[str, int] = {
     "InvalidParameterValueException": 400,
     "InvalidRequestContentException": 400,
     "CallbackTimeoutException": 400,
+    "IncompleteSignatureException": 400,
+    "AccessDeniedException": 403,
+    "InvalidSignatureException": 403,
+    "MissingAuthenticationTokenException": 403,
+    "UnrecognizedClientException": 403,
     "ResourceNotFoundException": 404,
     "UnknownOperationException": 404,
     "DurableExecutionAlreadyStartedException": 409,
     "ResourceConflictException": 409,
     "RequestTooLargeException": 413,
+    "SerializedRequestEntityTooLargeException": 413,
     "UnsupportedMediaTypeException": 415,
     "TooManyRequestsException": 429,
     "ServiceException": 500,
 }
-"""Error code -> HTTP status, as in botocore's Lambda model (``error.httpStatusCode``)."""
+"""Error code -> HTTP status, as in botocore's Lambda model (``error.httpStatusCode``); the
+signature and access errors, which the model does not list, as AWS answers them."""
 
 
 class ApiError(Exception):
@@ -68,6 +82,63 @@ def error_body(code: str, message: str) -> bytes:
     """Encode the JSON body of an error (both message spellings the model's shapes use)."""
     fault = "Service" if ERROR_STATUS.get(code, 400) >= 500 else "User"
     return dumps({"Type": fault, "message": message, "Message": message, "__type": code})
+
+
+def decode_utf8(raw: bytes, where: str, code: str = "InvalidRequestContentException") -> str:
+    """Decode ``raw`` as strict UTF-8, or raise ``code`` naming ``where`` and the bad byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(code, f"{where} is not valid UTF-8 (byte {exc.start})") from None
+
+
+# Outside strings, valid JSON is ASCII; inside them, escapes are removed first, so a
+# string is a quote, non-quotes and a quote.
+_JSON_STRING = re.compile(r'"[^"]*"')
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def _deeper_than(text: str, limit: int) -> bool:
+    """Whether valid JSON ``text`` nests arrays and objects more than ``limit`` deep.
+
+    Works on the brackets outside strings with C-speed string operations (removing escaped
+    backslashes, then escaped quotes, follows how escapes parse, left to right): each pass
+    then removes every innermost ``[]`` pair, which lowers the depth by exactly one.
+    """
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    outside = _JSON_STRING.sub("", unescaped).encode("ascii", "ignore")
+    skeleton = outside.translate(_ONE_KIND, _NOT_BRACKET)
+    if b"[" * (limit + 1) in skeleton:
+        return True
+    for _ in range(limit):
+        if not skeleton:
+            return False
+        skeleton = skeleton.replace(b"[]", b"")
+    return bool(skeleton)
+
+
+def parse_json(raw: bytes | str, where: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON body: strict UTF-8, at most ``max_depth`` levels of nesting.
+
+    Raises:
+        ApiError: ``InvalidRequestContentException`` saying what is wrong with ``where``.
+
+    """
+    text = decode_utf8(raw, where) if isinstance(raw, bytes) else raw
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        value, deep = None, True
+    except ValueError as exc:
+        raise ApiError("InvalidRequestContentException",
+                       f"Could not parse {where} into json: {exc}") from None
+    else:
+        deep = _deeper_than(text, max_depth)
+    if deep:
+        raise ApiError("InvalidRequestContentException",
+                       f"{where} nests deeper than {max_depth} levels")
+    return value
 
 
 def _seconds(ms: Any) -> Any:
