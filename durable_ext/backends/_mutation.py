@@ -15,6 +15,7 @@ from durable_ext.backends.store import (
     OperationRecord,
     Store,
 )
+from durable_ext.backends.tokens import IdSigner
 
 __all__ = ["Mutation", "NoCommit", "op_size", "public_op"]
 
@@ -43,6 +44,7 @@ class Mutation:
     store: Store
     header: ExecutionHeader
     now_ms: int
+    ids: IdSigner
     state: dict[str, Any] = field(init=False)
     loaded: dict[str, OperationRecord] = field(default_factory=dict)
     changed: dict[str, OperationRecord] = field(default_factory=dict)

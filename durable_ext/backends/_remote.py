@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 from durable_ext.backends._base import StoreBase
 from durable_ext.backends._state import reject_unknown_options
 from durable_ext.backends.store import (
+    SECRET_BYTES,
     TERMINAL_STATUSES,
     CommitBatch,
     DueEntry,
@@ -156,8 +158,30 @@ class RemoteStore(StoreBase):
     """What the remote stores share: batch checks and the answers that need no query.
 
     A subclass implements ``header``, ``_events``, ``_read_due`` (called only when an
-    answer may be non-empty) and ``_errors`` (its client's errors as the store's errors).
+    answer may be non-empty), ``_errors`` (its client's errors as the store's errors) and
+    ``_claim_secret`` (a conditional write of the secret, then a read of the winner).
     """
+
+    _secret: bytes | None = None
+
+    def secret(self) -> bytes:
+        """Return the store's MAC secret, made on first use (see ``Store.secret``)."""
+        if self._secret is None:
+            # Racing processes each offer random bytes; the conditional write picks one.
+            offer = os.urandom(SECRET_BYTES).hex()
+            value = self._call("read of the store secret", lambda: self._claim_secret(offer))
+            try:
+                secret = bytes.fromhex(value)
+            except (TypeError, ValueError):
+                secret = b""
+            if len(secret) != SECRET_BYTES:
+                raise StoreError("the store's secret is not 32 hex-encoded bytes")
+            self._secret = secret
+        return self._secret
+
+    def _claim_secret(self, offer: str) -> str:
+        """Store ``offer`` (hex) unless a secret exists; return the stored one."""
+        raise NotImplementedError
 
     def header(self, arn: str) -> ExecutionHeader:
         raise NotImplementedError

@@ -27,6 +27,7 @@ skips the ``DescribeTable`` check made when the store opens).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -213,6 +214,19 @@ class DynamoDBStore(RemoteStore):
             return fn()
 
         return super()._call(what, counted)
+
+    def _claim_secret(self, offer: str) -> str:
+        key = {"pk": _s(f"{self.prefix}S#secret"), "sk": _s("S")}
+        # attribute_not_exists: the first process to ask makes the secret
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.put_item(
+                TableName=self.table,
+                Item={**key, "v": _s(offer)},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        item = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        value: str = item["Item"]["v"]["S"]
+        return value
 
     def _pk(self, exec_id: str) -> str:
         return f"{self.prefix}X#{exec_id}"

@@ -62,7 +62,7 @@ from durable_ext.backends.store import (
     OperationRecord,
     Store,
 )
-from durable_ext.backends.tokens import CheckpointToken, decode_callback_id
+from durable_ext.backends.tokens import CheckpointToken, IdSigner
 from durable_ext.backends.validation import (
     CHAINED_INVOKE_INPUT_LIMIT,
     InvalidParameterValueError,
@@ -219,6 +219,15 @@ class Engine:
         self.lease_ms = lease_ms
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._signer: IdSigner | None = None
+
+    @property
+    def ids(self) -> IdSigner:
+        """The signer of this store's callback ids and checkpoint tokens (read once)."""
+        signer = self._signer
+        if signer is None:
+            signer = self._signer = IdSigner(self.store.secret())
+        return signer
 
     # ------------------------------------------------------------------ plumbing
 
@@ -233,7 +242,7 @@ class Engine:
         """Run ``fn`` on fresh state and commit; recompute when another writer won."""
         with self._lock(arn):
             for _ in range(_CONFLICT_RETRIES):
-                tx = Mutation(self.store, self.store.header(arn), self.now_ms())
+                tx = Mutation(self.store, self.store.header(arn), self.now_ms(), self.ids)
                 out = fn(tx)
                 if isinstance(out, NoCommit):
                     return out.value
@@ -389,7 +398,7 @@ class Engine:
             visible = self._visible(arn, self.store.operations(arn))
             first, rest = self._page(visible, None)
             marker = f"s:{h.token_sequence}:{len(first)}" if rest else ""
-            token = CheckpointToken(h.execution_id, h.token_sequence, inv).encode()
+            token = self.ids.token(CheckpointToken(h.execution_id, h.token_sequence, inv))
             result = InvocationInput(
                 arn=arn,
                 function_name=h.function_name,
@@ -669,7 +678,7 @@ class Engine:
 
     def _check_token(self, tx: Mutation, token: str) -> None:
         h = tx.header
-        parsed = CheckpointToken.decode(token) if token else None
+        parsed = self.ids.parse_token(token) if token else None
         if (
             parsed is None
             or h.terminal
@@ -717,7 +726,7 @@ class Engine:
             out_token = (
                 None
                 if closing
-                else CheckpointToken(h.execution_id, new_seq, h.invocation_id or "").encode()
+                else self.ids.token(CheckpointToken(h.execution_id, new_seq, h.invocation_id or ""))
             )
             if client_token:
                 tx.state["cp"] = {
@@ -740,7 +749,7 @@ class Engine:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """GetDurableExecutionState: a page of the state (or of a paginated delta)."""
         self._require(arn)
-        tx = Mutation(self.store, self.store.header(arn), self.now_ms())
+        tx = Mutation(self.store, self.store.header(arn), self.now_ms(), self.ids)
         self._check_token(tx, token)
         h = tx.header
         limit = max(1, min(int(max_items or 1000), 1000))
@@ -976,9 +985,10 @@ class Engine:
         self._mark_changed(tx, op_id)
 
     def _callback_target(self, callback_id: str) -> tuple[str, str]:
-        decoded = decode_callback_id(callback_id)
+        decoded = self.ids.callback_target(callback_id)
         if decoded is None:
-            raise NotFoundError(f"unknown callback id {callback_id!r}")
+            # the service's answer for an id it never issued; nothing about why
+            raise NotFoundError(f"unknown callback id {callback_id[:80]!r}")
         self._require(decoded[0])
         return decoded
 

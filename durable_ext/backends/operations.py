@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 from durable_ext.backends._mutation import Mutation
 from durable_ext.backends.history import op_event, payload_block
 from durable_ext.backends.store import DueKind
-from durable_ext.backends.tokens import encode_callback_id
 
 __all__ = ["DISPATCH", "TERMINAL_OP", "ChainedTarget", "apply_update", "set_status", "target_name"]
 
@@ -190,7 +189,7 @@ def _apply_callback(
     opts = u.get("CallbackOptions") or {}
     timeout = int(opts.get("TimeoutSeconds", 0) or 0)
     heartbeat = int(opts.get("HeartbeatTimeoutSeconds", 0) or 0)
-    cb_id = encode_callback_id(tx.arn, data["Id"])
+    cb_id = tx.ids.callback_id(tx.arn, data["Id"])
     data["CallbackDetails"] = {"CallbackId": cb_id}
     data["_cb"] = {"t": timeout, "hb": heartbeat}
     set_status(data, "STARTED", now)

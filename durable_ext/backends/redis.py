@@ -131,6 +131,13 @@ class RedisStore(RemoteStore):
 
     # ------------------------------------------------------------------ plumbing
 
+    def _claim_secret(self, offer: str) -> str:
+        key = f"{self.prefix}secret"
+        # SET NX: the first process to ask makes the secret; GET returns the winner's.
+        self.client.set(key, offer, nx=True)
+        value: str = self.client.get(key)
+        return value
+
     def _key(self, exec_id: str, part: str) -> str:
         return f"{self.prefix}x:{exec_id}:{part}"
 

@@ -14,7 +14,9 @@ fixture that returns a fresh, empty store::
             s.close()
 
 Each test builds its records with the helpers below, so the suite needs nothing but the
-Store protocol.
+Store protocol. A store that several processes share should also override ``other``, a
+fixture returning a second, independent handle on the same backing store (the secret
+test checks both agree); by default it is the same object.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import pytest
 
 from durable_ext.backends.store import (
+    SECRET_BYTES,
     CommitBatch,
     DueEntry,
     ExecutionHeader,
@@ -301,3 +304,26 @@ class StoreContract:
         assert h.revision == 1 + len(wins)
         assert [e.event_id for e in store.events(arn)] == list(range(1, h.event_count + 1))
         assert len(store.operations(arn)) == 1 + len(wins)
+
+    @pytest.fixture
+    def other(self, store: Store) -> Store:
+        """Return a second handle on the backing store of ``store`` (override if shared)."""
+        return store
+
+    def test_secret_is_made_once_and_shared(self, store: Store, other: Store) -> None:
+        """The MAC secret is 32 bytes, made once, the same for every caller and handle."""
+        got: list[bytes] = []
+
+        def ask(s: Store) -> None:
+            got.append(s.secret())
+
+        threads = [threading.Thread(target=ask, args=(s,)) for s in (store, other) * 3]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(got) == 6 and len(set(got)) == 1
+        assert len(got[0]) == SECRET_BYTES
+        assert store.secret() == other.secret() == got[0]
+        assert store.list_executions().headers == []  # it is no execution
+

@@ -50,6 +50,12 @@ class TestDynamoDBContract(StoreContract):
         yield s
         s.close()
 
+    @pytest.fixture
+    def other(self, moto_serial_server: Any, store: DynamoDBStore) -> Iterator[DynamoDBStore]:
+        s = DynamoDBStore(moto_serial_server.client("dynamodb"), store.table, prefix=store.prefix)
+        yield s
+        s.close()
+
 
 def test_opens_by_url(moto_serial_server: Any, table: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

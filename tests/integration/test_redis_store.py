@@ -28,8 +28,19 @@ def _url(redis_server: Any, **options: str) -> str:
 
 class TestRedisContract(StoreContract):
     @pytest.fixture
-    def store(self, redis_server: Any) -> Iterator[RedisStore]:
-        s = open_store(_url(redis_server))
+    def url(self, redis_server: Any) -> str:
+        return _url(redis_server)
+
+    @pytest.fixture
+    def store(self, url: str) -> Iterator[RedisStore]:
+        s = open_store(url)
+        assert isinstance(s, RedisStore)
+        yield s
+        s.close()
+
+    @pytest.fixture
+    def other(self, url: str) -> Iterator[RedisStore]:
+        s = open_store(url)
         assert isinstance(s, RedisStore)
         yield s
         s.close()

@@ -18,6 +18,10 @@ class TestFileStore(StoreContract):
     def store(self, tmp_path: Path) -> FileStore:
         return FileStore(tmp_path / "store")
 
+    @pytest.fixture
+    def other(self, store: FileStore) -> FileStore:
+        return FileStore(store.root)
+
 
 class TestFileStoreNoFsync(StoreContract):
     @pytest.fixture
