@@ -9,10 +9,13 @@ compare-and-set commits, so when several workers see the same entry exactly one 
   invocation id and writes a **lease** (a wall-clock deadline). The worker renews the
   lease while the handler runs (every third of its length);
 * a timer fires inside one commit that also removes it, so it fires once;
-* a worker whose lease expired (plus the clock-skew margin) or whose process is gone on
-  this host is taken over: its invocation is closed as failed and a new one is
-  scheduled. **Fencing**: the old worker's checkpoint tokens name the old invocation, so
-  every commit it still tries is refused, and its late result is ignored.
+* a worker whose lease expired (plus the clock-skew margin), or whose end this host can
+  prove (its mark, see :class:`~durable_ext.fleet.lease.WorkerMarks`, is no longer
+  locked), is taken over: its invocation is closed as failed and a new one is scheduled.
+  Workers are told apart by a random 128-bit instance id in the lease's owner, never by
+  host name or pid, which repeat across machines, containers and PID namespaces.
+  **Fencing**: the old worker's checkpoint tokens name the old invocation, so every
+  commit it still tries is refused, and its late result is ignored.
 
 On SIGTERM (:meth:`Worker.install_signal_handlers`) a worker stops claiming, lets
 running invocations finish for ``shutdown_grace`` seconds, then releases the rest so
@@ -42,7 +45,7 @@ from durable_ext.backends.engine import (
 from durable_ext.backends.store import DueEntry, DueKind, Store
 from durable_ext.errors import ConfigError, StoreError, StoreUnavailableError
 from durable_ext.fleet._signals import STOP_SIGNALS, deferred_stop, unblock_stop_signals
-from durable_ext.fleet.lease import Lease
+from durable_ext.fleet.lease import Lease, WorkerMarks
 from durable_ext.runtime.clock import Clock, RealClock
 from durable_ext.runtime.invoker import (
     LambdaContextStub,
@@ -50,7 +53,6 @@ from durable_ext.runtime.invoker import (
     invoke_in_process,
     invoke_in_subprocess,
     load_handler,
-    pid_alive,
 )
 from durable_ext.runtime.runtime import ACTIVE_KINDS, Runtime, function_of
 
@@ -157,8 +159,11 @@ class Worker:
         shutdown_grace: Seconds running invocations get to finish on shutdown.
         max_invocation_failures: Consecutive failed invocations before an execution fails.
         clock: The clock for timers and timestamps (default: wall clock).
-        worker_id: Name of this worker in leases (default: a new UUID).
-        host: Host name recorded in leases (default: this host's name).
+        worker_id: Name of this worker in logs and leases (default: its instance id). It
+            need not be unique: leases name the worker by ``owner``, which adds a random
+            128-bit instance id made when the worker is built.
+        host: Host name recorded in leases, for people (default: this host's name); like
+            ``pid``, never used to decide a takeover.
 
     Example:
         >>> w = Worker("redis://127.0.0.1:6379/0", concurrency=4)  # doctest: +SKIP
@@ -207,8 +212,14 @@ class Worker:
         self.isolation = isolation
         self.invocation_timeout = invocation_timeout
         self.shutdown_grace = shutdown_grace
-        self.id = worker_id or str(uuid.uuid4())
+        self.instance_id = uuid.uuid4().hex
+        self.id = worker_id or self.instance_id
+        #: who holds a lease: unique to this worker, whatever its id, host or pid
+        self.owner = f"{worker_id}#{self.instance_id}" if worker_id else self.instance_id
         self.host = host or socket.gethostname()
+        #: recorded in leases for people; meaningless outside this PID namespace
+        self.pid = os.getpid()
+        self.marks = WorkerMarks()
         self.stats = WorkerStats()
         self._handlers: dict[str, Any] = {}
         self._running: dict[str, _Running] = {}
@@ -261,6 +272,8 @@ class Worker:
     ) -> WorkerStats:
         """Claim and run work until :meth:`stop` (or ``max_seconds``, or ``until()``)."""
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        # Before the first lease: a worker killed at any point after this is provably gone.
+        self.marks.hold(self.owner)
         self._renewer = threading.Thread(target=self._renew_loop, name="lease-renewer", daemon=True)
         self._renewer.start()
         next_sweep = 0.0
@@ -348,7 +361,7 @@ class Worker:
     def _invoke(self, arn: str) -> None:
         fn = function_of(arn)
         handler = self._handlers[fn]
-        inv = self.engine.begin_invocation(arn, owner=self.id, pid=os.getpid(), host=self.host)
+        inv = self.engine.begin_invocation(arn, owner=self.owner, pid=self.pid, host=self.host)
         if inv is None:
             return  # another worker holds it, or it finished
         running = _Running(arn, inv.invocation_id)
@@ -401,7 +414,7 @@ class Worker:
                     self.stats.add("renewals")
 
     def _recover(self) -> None:
-        """Take over the executions of workers whose lease expired or whose process died."""
+        """Take over the executions of workers whose lease expired or whose end is proven."""
         wall = self.clock.now_ms()
         with self._lock:
             mine = set(self._running)
@@ -411,10 +424,17 @@ class Worker:
             if not self._mine(entry):
                 continue
             lease = Lease.of(entry)
-            if lease.invocation_id in mine or (lease.owner == self.id and lease.arn in opening):
+            ours = lease.owner == self.owner
+            if lease.invocation_id in mine or (ours and lease.arn in opening):
                 continue
-            gone = lease.host == self.host and lease.pid != os.getpid() and not pid_alive(lease.pid)
-            if not (gone or lease.owner == self.id or lease.expired(wall, self.margin_ms)):
+            # Only what is proven: an invocation of this very worker that nothing runs
+            # any more, an expired lease, or a worker of this host whose mark is unlocked
+            # (the host name only spares the look-up for leases of other hosts).
+            if not (
+                ours
+                or lease.expired(wall, self.margin_ms)
+                or (lease.host == self.host and self.marks.ended(lease.owner))
+            ):
                 continue
             # Only the lease judged here is taken over: the index may lag (DynamoDB GSIs
             # do) and the owner may renew meanwhile; the engine checks both in the commit.
@@ -454,6 +474,8 @@ class Worker:
         self._closed.set()
         if self._renewer is not None:
             self._renewer.join(timeout=5)
+        # Its leases are released; a lease left by a failed release waits for expiry.
+        self.marks.release(self.owner)
         log.info("worker %s stopped: %s", self.id, self.stats.as_dict())
 
     def close(self) -> None:

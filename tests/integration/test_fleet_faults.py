@@ -516,6 +516,117 @@ def test_clock_skew_within_the_margin_steals_nothing(
     assert not errors
 
 
+def unused_pid() -> int:
+    """A pid no process of this PID namespace has, as a worker's pid in another one is."""
+    limit = int(Path("/proc/sys/kernel/pid_max").read_text())
+    return limit + 1  # above pid_max: never given out here
+
+
+def run_one_sweep(worker: Worker) -> None:
+    """Run ``worker``'s loop for exactly one pass (one takeover sweep, one claim)."""
+    calls = iter(range(2))
+    worker.run(max_seconds=30, until=lambda: next(calls, 1) == 1)
+
+
+@REDIS_ONLY
+def test_a_namesake_in_another_pid_namespace_keeps_its_fresh_lease(
+    backend: str, control: Runtime, ledger: str
+) -> None:
+    """A worker elsewhere with this host's name holds a fresh lease under a pid that is not
+    running here (PID namespaces repeat and hide pids): nothing proves it dead, so it is
+    not taken over until its lease expires."""
+    arn = control.start("slow", {"id": "ns0", "pause": 0.2})
+    here = Worker(backend, lease_seconds=30, skew_margin=1, host="shared-host")
+    here.register("slow", handlers.slow)
+    # the lease the other worker writes: 30 s, like ours, under its own owner and pid
+    inv = here.engine.begin_invocation(arn, owner="elsewhere", pid=unused_pid(),
+                                       host="shared-host")
+    assert inv is not None
+    try:
+        run_one_sweep(here)
+        assert here.stats.takeovers == 0, here.stats
+        assert control.store.header(arn).invocation_id == inv.invocation_id
+        assert not handlers.read_ledger(ledger)
+    finally:
+        here.close()
+    # Seen from a clock past its expiry and the margin, the same lease is taken over.
+    later = Worker(backend, lease_seconds=30, skew_margin=1, host="shared-host",
+                   clock=SkewedClock(40_000), poll_interval=0.02)
+    later.register("slow", handlers.slow)
+    try:
+        later.run(max_seconds=60, until=all_finished(control, [arn]))
+    finally:
+        later.close()
+    assert later.stats.takeovers == 1, later.stats
+    errors = check_outcome(control, [arn], ledger, {"a": "at-most-once", "b": "at-most-once"},
+                           lambda eid: {"id": eid, "sum": 11})
+    assert errors == Counter({"Runtime.ExitError": 1})
+
+
+@REDIS_ONLY
+def test_workers_alike_in_name_host_and_pid_take_nothing_from_each_other(
+    backend: str, control: Runtime, ledger: str
+) -> None:
+    """Two workers given the same worker id, host name and pid (as in two PID namespaces
+    of hosts named alike) run steps longer than their lease side by side: each renews
+    its own lease, neither takes the other's over, every step runs once."""
+    arns = [control.start("slow", {"id": f"twin{i}", "pause": 2.0}) for i in range(4)]
+    ghost = unused_pid()
+    twins = [
+        Worker(backend, concurrency=2, lease_seconds=1.5, skew_margin=0.5, poll_interval=0.05,
+               worker_id="worker-1", host="shared-host")
+        for _ in range(2)
+    ]
+    for w in twins:
+        w.pid = ghost  # what each writes into its leases
+        w.register("slow", handlers.slow)
+    done = all_finished(control, arns)
+    threads = [threading.Thread(target=w.run, kwargs={"max_seconds": 60, "until": done})
+               for w in twins]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    for w in twins:
+        w.close()
+    totals = Counter[str]()
+    for w in twins:
+        totals.update(w.stats.as_dict())
+    assert totals["takeovers"] == 0 and totals["lost_leases"] == 0 and totals["fenced"] == 0, totals
+    assert totals["renewals"] >= 1 and min(w.stats.invocations for w in twins) >= 1, totals
+    errors = check_outcome(control, arns, ledger, {"a": "at-most-once", "b": "at-most-once"},
+                           lambda eid: {"id": eid, "sum": 11})
+    assert not errors
+
+
+@REDIS_ONLY
+def test_a_killed_worker_on_this_host_is_taken_over_before_its_lease_expires(
+    backend: str, control: Runtime, ledger: str, fleet: Callable[..., WorkerProcess]
+) -> None:
+    """A worker process of this host holds its mark locked while it lives; SIGKILLed, the
+    lock is gone, which proves its end: its 60 s lease is taken over at once."""
+    arn = control.start("slow", {"id": "dead0", "pause": 1.0})
+    doomed = fleet("--lease", "60")
+    wait_until(
+        lambda: any(r[1] == "a" for r in handlers.read_ledger(ledger)), 30, "step a to start"
+    )
+    doomed.kill()
+    for k in range(2):  # one sweep (a run ends with the worker stopped), then the rest
+        rescuer = Worker(backend, lease_seconds=60, skew_margin=1, poll_interval=0.05)
+        rescuer.register("slow", handlers.slow)
+        try:
+            if k == 0:
+                run_one_sweep(rescuer)
+                assert rescuer.stats.takeovers == 1, rescuer.stats  # 60 s cannot have passed
+            else:
+                rescuer.run(max_seconds=60, until=all_finished(control, [arn]))
+        finally:
+            rescuer.close()
+    errors = check_outcome(control, [arn], ledger, {"a": "at-most-once", "b": "at-most-once"},
+                           lambda eid: {"id": eid, "sum": 11})
+    assert errors == Counter({"Runtime.ExitError": 1})
+
+
 class _PersistentRedis(RedisServer):
     """The session's redis-server settings, but with an fsync'ed append-only file."""
 
