@@ -605,9 +605,15 @@ class MsgpackFormat:
                 return self._unpack(body, nested=False)
             if 1 <= version < LAYOUT_MARKED:
                 if len(body) <= COUNTED_BODY_BYTES:
-                    return _unpackb(body, **self._plain_options)
+                    return _unpackb(
+                        body,
+                        ext_hook=self._ext_hook,
+                        timestamp=3,
+                        strict_map_key=False,
+                        unicode_errors="surrogatepass",
+                    )
                 return _unpackb(
-                    body, **{**self._plain_options, **_counting_hooks(current_budget(), None)}
+                    body, **self._plain_options, **_counting_hooks(current_budget(), None)
                 )
         except SerializationError as exc:
             # Extension hooks run without the context: say where here.
@@ -640,35 +646,67 @@ class MsgpackFormat:
     def _unpack(self, data: bytes, *, nested: bool = True) -> Any:
         # Marked bodies, and bodies nested in extension types (any layout: markers are
         # always honoured there).
+        if nested:
+            return self._unpack_nested(data)
+        open_marks = [0]
+        if len(data) <= COUNTED_BODY_BYTES:
+            value = _unpackb(
+                data,
+                ext_hook=self._make_ext_hook(open_marks),
+                list_hook=_container_rebuilder(open_marks),
+                timestamp=3,
+                strict_map_key=False,
+                unicode_errors="surrogatepass",
+            )
+        else:
+            value = self._unpack_counted(data, open_marks, current_budget())
+        if open_marks[0]:
+            raise ValueError("container marker out of place")
+        return value
+
+    def _unpack_counted(self, data: bytes, open_marks: list[int], budget: DecodeBudget) -> Any:
+        return _unpackb(
+            data,
+            ext_hook=self._make_ext_hook(open_marks),
+            timestamp=3,
+            strict_map_key=False,
+            unicode_errors="surrogatepass",
+            **_counting_hooks(budget, _container_rebuilder(open_marks)),
+        )
+
+    def _unpack_nested(self, data: bytes) -> Any:
+        # A body nested in an extension type: counted in depth and in the bytes the bodies
+        # being decoded at once hold, against the current budget's limits.
         try:
             state: _NestedState = self._local.nested_state
         except AttributeError:
             state = self._local.nested_state = _NestedState()
         outermost = state.budget is None
-        budget = current_budget() if outermost else state.budget
-        assert budget is not None
-        if nested:
-            if state.depth >= budget.limits.max_depth:
-                raise budget.too_deep("msgpack extension types")
-            if state.live + len(data) > budget.limits.max_bytes:
-                raise budget.nested_too_large("msgpack extension types", state.live + len(data))
-        open_marks = [0]
-        hooks: dict[str, Any] = {
-            "ext_hook": self._make_ext_hook(open_marks),
-            "list_hook": _container_rebuilder(open_marks),
-        }
-        if len(data) > COUNTED_BODY_BYTES:
-            hooks.update(_counting_hooks(budget, hooks["list_hook"]))
+        budget = current_budget() if state.budget is None else state.budget
+        if state.depth >= budget.limits.max_depth:
+            raise budget.too_deep("msgpack extension types")
+        live = state.live + len(data)
+        if live > budget.limits.max_bytes:
+            raise budget.nested_too_large("msgpack extension types", live)
         state.budget = budget
-        state.depth += nested
-        state.live += len(data) if nested else 0
+        state.depth += 1
+        state.live = live
+        open_marks = [0]
         try:
-            value = _unpackb(
-                data, timestamp=3, strict_map_key=False, unicode_errors="surrogatepass", **hooks
-            )
+            if len(data) <= COUNTED_BODY_BYTES:
+                value = _unpackb(
+                    data,
+                    ext_hook=self._make_ext_hook(open_marks),
+                    list_hook=_container_rebuilder(open_marks),
+                    timestamp=3,
+                    strict_map_key=False,
+                    unicode_errors="surrogatepass",
+                )
+            else:
+                value = self._unpack_counted(data, open_marks, budget)
         finally:
-            state.depth -= nested
-            state.live -= len(data) if nested else 0
+            state.depth -= 1
+            state.live -= len(data)
             if outermost:
                 state.budget = None
         if open_marks[0]:

@@ -16,7 +16,7 @@ creates no duplicate. An object found at the key is verified, never trusted: its
 and the SHA-256 S3 stored with it (else its bytes, hashed) must be the payload's, or the
 write fails with :class:`~durable_ext.errors.IntegrityError`; a key this process wrote
 before is checked with a ``HEAD`` before a write is skipped, as the object may have been
-deleted since. Every object read is charged to the payload's decode budget before it is
+deleted since. Every object read is checked against the payload's decode budget before it is
 fetched, read with a bound and checked against the pointer's size and SHA-256. Objects
 read or written are cached (bounded by bytes), so a replay makes at most one ``GET`` per
 pointer.
@@ -464,9 +464,9 @@ class S3Offload:
                 f"{where}: the pointer refers to bucket {ptr.bucket!r}, which is not in "
                 f"allowed_buckets {sorted(self.allowed_buckets)}"
             )
-        # Charged whether fetched or cached, so whether a payload decodes does not
-        # depend on what this process happens to hold.
-        current_budget().charge(ptr.size, f"s3 object {ptr.url} ({ptr.size} bytes)")
+        # Checked whether fetched or cached, so whether a payload decodes does not depend
+        # on what this process happens to hold; the pipeline charges what load returns.
+        current_budget().check(ptr.size, f"s3 object {ptr.url} ({ptr.size} bytes)")
         return self._blobs.get_or_load((ptr.bucket, ptr.key, ptr.sha256),
                                        lambda: (self._get(ptr, where), ptr.size))
 

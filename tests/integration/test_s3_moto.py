@@ -297,14 +297,14 @@ def test_an_object_already_there_without_a_stored_checksum_is_hashed(moto_server
     assert w.counts == {"PutObject": 1, "HeadObject": 1, "GetObject": 1}
 
 
-def test_loads_are_charged_to_the_decode_budget_before_downloading(moto_server, bucket):
+def test_loads_are_checked_against_the_decode_budget_before_downloading(moto_server, bucket):
     writer, _ = make(moto_server, f"msgpack+s3://{bucket}/t11")
     text = writer.serialize(blob(12, 300 * KB), CTX)
     ptr = read_pointer(text)
     assert ptr is not None
     body = read_frame(unarmor(text, "t"), "t")[2]
     reader, r = make(moto_server, f"msgpack+s3://{bucket}/t11")
-    for stage in (reader.offload, writer.offload):  # fetched or cached: the same charge
+    for stage in (reader.offload, writer.offload):  # fetched or cached: the same check
         tight = DecodeBudget(DecodeLimits(max_bytes=ptr.size - 1), where="operation 'op-1'")
         with decoding(tight), pytest.raises(SerializationError, match="max_bytes") as err:
             stage.load(body, 1, CTX)
@@ -314,7 +314,13 @@ def test_loads_are_charged_to_the_decode_budget_before_downloading(moto_server, 
     enough.charge(50, "the pointer itself")
     with decoding(enough):
         assert len(reader.offload.load(body, 1, CTX)) == ptr.size
-    assert enough.used == ptr.size + 50 and r.counts == {"GetObject": 1}
+    # the stage only checks; the pipeline charges what a stage returns, once
+    assert enough.used == 50 and r.counts == {"GetObject": 1}
+    whole = durable_ext.serdes(
+        f"msgpack+s3://{bucket}/t11", options={"s3": {"client": reader.offload.client.get()}},
+        limits={"max_bytes": ptr.size + 400},
+    )
+    assert whole.deserialize(text, CTX) == blob(12, 300 * KB)
 
 
 def test_a_failed_check_of_an_existing_object_is_retryable(moto_server, bucket):
