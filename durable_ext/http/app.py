@@ -55,8 +55,10 @@ from durable_ext.http.guard import (  # noqa: E402
 from durable_ext.http.service import LocalService  # noqa: E402
 from durable_ext.http.wire import (  # noqa: E402
     ApiError,
+    check_shape,
     decode_utf8,
     dumps,
+    lambda_model,
     operation_to_wire,
     parse_json,
 )
@@ -185,12 +187,9 @@ def _error_object(value: Any, where: str) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise ApiError("InvalidRequestContentException", f"{where}: expected an ErrorObject")
-    allowed = ("ErrorMessage", "ErrorType", "ErrorData", "StackTrace")
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise ApiError("InvalidRequestContentException",
-                       f"{where}: unknown ErrorObject fields {unknown}")
-    return {k: value[k] for k in allowed if value.get(k) is not None}
+    error = {k: v for k, v in value.items() if v is not None}
+    check_shape(error, "ErrorObject", where)
+    return error
 
 
 # ---------------------------------------------------------------- the API
@@ -210,6 +209,7 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
     """
     rt = service.runtime
     background: set[asyncio.Future[Any]] = set()  # keeps fire-and-forget tasks alive
+    lambda_model()  # loaded now, not while the first checkpoint waits for it
 
     @_endpoint
     async def invoke(request: Request) -> Response:
@@ -308,9 +308,9 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
         token = body.get("CheckpointToken")
         if not isinstance(token, str) or not token:
             raise ApiError("InvalidParameterValueException", "CheckpointToken is required")
+        check_shape({**body, "DurableExecutionArn": arn}, "CheckpointDurableExecutionRequest",
+                    "CheckpointDurableExecution body")
         updates = body.get("Updates") or []
-        if not isinstance(updates, list) or not all(isinstance(u, dict) for u in updates):
-            raise ApiError("InvalidRequestContentException", "Updates must be a list of objects")
         client_token = body.get("ClientToken") or None
         if client_token is not None and not (isinstance(client_token, str)
                                              and _CLIENT_TOKEN.fullmatch(client_token)):

@@ -9,6 +9,7 @@ the invocation.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -21,9 +22,11 @@ __all__ = [
     "ERROR_STATUS",
     "MAX_JSON_DEPTH",
     "ApiError",
+    "check_shape",
     "decode_utf8",
     "dumps",
     "error_body",
+    "lambda_model",
     "operation_to_wire",
     "parse_json",
 ]
@@ -139,6 +142,39 @@ def parse_json(raw: bytes | str, where: str, *, max_depth: int = MAX_JSON_DEPTH)
         raise ApiError("InvalidRequestContentException",
                        f"{where} nests deeper than {max_depth} levels")
     return value
+
+
+@functools.cache
+def lambda_model() -> Any:
+    """Return botocore's Lambda service model (loaded once; the shapes requests must have)."""
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model("lambda")
+
+
+_REPORTED_PROBLEMS = 5
+_PROBLEM_CHARS = 200
+
+
+def check_shape(value: Any, shape: str, where: str) -> None:
+    """Check ``value`` against a shape of the model: member names, types, required members.
+
+    botocore checks the same before it sends, so what boto3 and the SDK send always
+    passes; the engine behind then only sees values of the types the model gives.
+
+    Raises:
+        ApiError: ``InvalidRequestContentException`` listing (the first few) problems.
+
+    """
+    from botocore.validate import ParamValidator
+
+    report = ParamValidator().validate(value, lambda_model().shape_for(shape))
+    if report.has_errors():
+        problems = report.generate_report().splitlines()
+        listed = "; ".join(p[:_PROBLEM_CHARS] for p in problems[:_REPORTED_PROBLEMS])
+        more = len(problems) - _REPORTED_PROBLEMS
+        raise ApiError("InvalidRequestContentException",
+                       f"{where}: {listed}" + (f" (and {more} more)" if more > 0 else ""))
 
 
 def _seconds(ms: Any) -> Any:
