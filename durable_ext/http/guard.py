@@ -288,7 +288,7 @@ class RequestGuard:
         name = _host_of(value)
         if name is None or name not in self.config.allow_hosts:
             raise ApiError("AccessDeniedException",
-                           f"Host {value!r} is not one this server answers to; allow it with "
+                           f"Host {_shown(value)} is not one this server answers to; allow it with "
                            "--allow-host NAME")
         return str(value).strip().lower()
 
@@ -301,7 +301,7 @@ class RequestGuard:
     def _check_cross_site(self, headers: Headers, origin: str | None, allowed: bool) -> None:
         if origin is not None and not allowed:
             raise ApiError("AccessDeniedException",
-                           f"Origin {origin!r} may not change state here; allow it with "
+                           f"Origin {_shown(origin)} may not change state here; allow it with "
                            "--allow-origin ORIGIN")
         site = headers.get("sec-fetch-site", "").strip().lower()
         if not allowed and site in ("cross-site", "same-site"):
@@ -327,7 +327,7 @@ class RequestGuard:
                          allowed: bool) -> None:
         if not allowed:
             err = ApiError("AccessDeniedException",
-                           f"Origin {headers.get('origin')!r} is not allowed; allow it with "
+                           f"Origin {_shown(headers.get('origin'))} is not allowed; allow it with "
                            "--allow-origin ORIGIN")
             await _refuse(err, receive, send, drain=True)
             return
@@ -339,7 +339,12 @@ class RequestGuard:
 
 
 def _too_large(code: str, limit: int) -> ApiError:
-    return ApiError(code, f"Request must be smaller than {limit} bytes for this operation")
+    return ApiError(code, f"Request must be at most {limit} bytes for this operation")
+
+
+def _shown(value: str | None) -> str:
+    """Quote a header value for an error message, cut short (the sender chose it)."""
+    return repr(value if value is None or len(value) <= 100 else value[:100] + "...")
 
 
 def _content_length(headers: Headers) -> int | None:
