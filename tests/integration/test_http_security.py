@@ -405,12 +405,46 @@ def test_bad_paths_and_methods_are_4xx(server: ServerThread, method: str, path: 
 
 
 def test_a_bad_client_token_is_a_400(server: ServerThread) -> None:
-    arn, inv = server.service.engine.start("raw", "{}")[0], None
+    arn, _ = server.service.engine.start("raw", "{}")
     inv = server.service.engine.begin_invocation(arn)
     assert inv is not None
-    for client_token in ({"x": 1}, "a" * 65, "with space"):
+    for client_token, code in (({"x": 1}, "InvalidRequestContentException"),
+                               ("a" * 65, "InvalidParameterValueException"),
+                               ("with space", "InvalidParameterValueException")):
         body = json.dumps({"CheckpointToken": inv.token, "Updates": [],
                            "ClientToken": client_token}).encode()
         answer = request(server.port, "POST",
                          f"/2025-12-01/durable-executions/{segment(arn)}/checkpoint", body)
-        assert_error(answer, 400, "InvalidParameterValueException")
+        assert_error(answer, 400, code)
+
+
+@pytest.mark.parametrize(("update", "problem"), [
+    ({"Id": ["s1"], "Type": "STEP", "Action": "START"}, "Updates[0].Id"),
+    ({"Id": "s1", "Type": "STEP"}, "Action"),
+    ({"Id": "s1", "Type": "STEP", "Action": "START", "Payload": {"a": 1}}, "Payload"),
+    ({"Id": "s1", "Type": "STEP", "Action": "FAIL", "Error": {"ErrorMessage": [1]}},
+     "ErrorMessage"),
+    ({"Id": "s1", "Type": "STEP", "Action": "START", "Colour": "red"}, "Colour"),
+])
+def test_a_checkpoint_update_not_of_the_models_shape_is_a_400(
+        server: ServerThread, update: dict[str, Any], problem: str) -> None:
+    arn, _ = server.service.engine.start("raw", "{}")
+    inv = server.service.engine.begin_invocation(arn)
+    assert inv is not None
+    body = json.dumps({"CheckpointToken": inv.token, "Updates": [update]}).encode()
+    answer = request(server.port, "POST",
+                     f"/2025-12-01/durable-executions/{segment(arn)}/checkpoint", body)
+    assert problem in assert_error(answer, 400, "InvalidRequestContentException")["message"]
+    # nothing was applied: the token still works
+    state = request(server.port, "GET", f"/2025-12-01/durable-executions/{segment(arn)}/state"
+                    f"?CheckpointToken={segment(inv.token)}")
+    assert state.status == 200 and [o["Type"] for o in state.json()["Operations"]] == [
+        "EXECUTION"]
+
+
+def test_a_stop_or_failure_error_not_of_the_models_shape_is_a_400(server: ServerThread) -> None:
+    paths = routes(server)
+    for route in ("stop", "fail"):
+        for error in ({"ErrorMessage": {"nested": 1}}, {"StackTrace": "not a list"}, [1]):
+            answer = request(server.port, "POST", paths[route], json.dumps(error).encode())
+            assert_error(answer, 400, "InvalidRequestContentException")
