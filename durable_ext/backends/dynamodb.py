@@ -36,6 +36,8 @@ from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
+from durable_ext._aws import classify
+from durable_ext._aws import make_client as aws_client
 from durable_ext.backends._base import page_marker
 from durable_ext.backends._dynamodb_schema import TTL_ATTRIBUTE, verify_table
 from durable_ext.backends._remote import (
@@ -76,14 +78,6 @@ MAX_TX_ITEMS = 100
 MAX_TX_BYTES = 4 * 1024 * 1024 - 64 * 1024  # a margin for DynamoDB's own per-item overhead
 MAX_ITEM_BYTES = 400 * 1024
 CHUNK_BYTES = 300 * 1024
-_TRANSIENT = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "LimitExceededException",
-}
 _OPTIONS = ("region", "endpoint_url", "profile", "prefix", "ttl", "verify")
 
 
@@ -126,23 +120,23 @@ def _failure(exc: StoreError, code: str) -> dict[str, Any] | None:
 @contextmanager
 def _translated(what: str, table: str) -> Iterator[None]:
     """Botocore errors -> the store's errors; throttling and network errors are retryable."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         yield
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in _TRANSIENT:
-            raise StoreUnavailableError(f"DynamoDB {code} during {what} on {table}") from exc
-        if code == "ResourceNotFoundException":
+    except Exception as exc:
+        failure = classify(exc)
+        if failure is None:
+            raise
+        if failure.retryable:
+            raise StoreUnavailableError(
+                f"DynamoDB {failure.label} during {what} on {table}: {failure.message}"
+            ) from exc
+        if failure.code == "ResourceNotFoundException":
             raise ConfigError(
                 f"DynamoDB table {table!r} does not exist (during {what}); create it with "
                 f"`durable-ext backend init dynamodb://{table}`"
             ) from exc
-        raise StoreError(f"DynamoDB {code} during {what} on {table}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise StoreUnavailableError(
-            f"DynamoDB is unreachable during {what} on {table}: {exc}"
+        raise StoreError(
+            f"DynamoDB {failure.label} during {what} on {table}: {failure.message}"
         ) from exc
 
 
@@ -860,17 +854,11 @@ def _header_from(item: Item) -> ExecutionHeader:
 
 def make_client(options: dict[str, str]) -> Any:
     """Make a DynamoDB client from URL options (``region``, ``endpoint_url``, ``profile``)."""
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.session.Session(profile_name=options.get("profile") or None)
-    kwargs: dict[str, Any] = {
-        "config": Config(
-            retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10
-        ),
-    }
-    if options.get("region"):
-        kwargs["region_name"] = options["region"]
-    if options.get("endpoint_url"):
-        kwargs["endpoint_url"] = options["endpoint_url"]
-    return session.client("dynamodb", **kwargs)
+    return aws_client(
+        "dynamodb",
+        region=options.get("region") or None,
+        endpoint_url=options.get("endpoint_url") or None,
+        profile=options.get("profile") or None,
+        max_attempts=5,
+        read_timeout=10,
+    )

@@ -68,7 +68,13 @@ from durable_ext.backends.validation import (
     InvalidParameterValueError,
     validate_batch,
 )
-from durable_ext.errors import ConflictError, NotFoundError, StoreError
+from durable_ext.errors import (
+    ConflictError,
+    ExecutionAlreadyStartedError,
+    InvalidCheckpointTokenError,
+    NotFoundError,
+    StoreError,
+)
 
 __all__ = [
     "DISPATCH",
@@ -94,19 +100,6 @@ _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _CONFLICT_RETRIES = 50
 LEASE_KEY = "lease"
 """Key of the due entry that holds the running invocation's lease (wall-clock ms)."""
-
-
-class InvalidCheckpointTokenError(InvalidParameterValueError):
-    """A stale or foreign checkpoint token (retryable for the SDK)."""
-
-    def __init__(self, message: str = "Invalid checkpoint token") -> None:
-        super().__init__(message)
-
-
-class ExecutionAlreadyStartedError(ConflictError):
-    """``DurableExecutionAlreadyStartedException``: the name is taken with another input."""
-
-    code = "DurableExecutionAlreadyStartedException"
 
 
 def validate_name(kind: str, value: str) -> str:

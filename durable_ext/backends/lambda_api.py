@@ -17,53 +17,29 @@ execution name :class:`~durable_ext.runtime.ExecutionAlreadyStartedError`; bad i
 
 from __future__ import annotations
 
-import ipaddress
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
-from durable_ext.backends.engine import ExecutionAlreadyStartedError, normalize_input
-from durable_ext.backends.validation import InvalidParameterValueError
+from durable_ext._aws import classify, make_client
+from durable_ext.backends.engine import normalize_input
 from durable_ext.errors import (
     ConfigError,
-    NotFoundError,
     SpecError,
     StoreError,
     StoreUnavailableError,
+    error_for_code,
 )
 from durable_ext.spec import StoreSpec
 
-__all__ = ["RETRYABLE_CODES", "LambdaBackend", "LambdaTarget", "parse_lambda_url",
-           "translate_errors"]
+__all__ = ["LambdaBackend", "LambdaTarget", "parse_lambda_url", "translate_errors"]
 
 T = TypeVar("T")
 
-RETRYABLE_CODES = frozenset({
-    "TooManyRequestsException",
-    "ThrottlingException",
-    "Throttling",
-    "ServiceException",
-    "ServiceUnavailableException",
-    "InternalFailure",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "EC2ThrottledException",
-    "ResourceNotReadyException",
-})
-"""Error codes retried with backoff: throttling and transient service faults."""
-
-_NOT_FOUND = frozenset({"ResourceNotFoundException", "CallbackTimeoutException"})
-_BAD_INPUT = frozenset({
-    "InvalidParameterValueException",
-    "InvalidRequestContentException",
-    "RequestTooLargeException",
-    "ValidationException",
-    "UnsupportedMediaTypeException",
-})
 _TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"})
 _OPTIONS = ("region", "endpoint_url", "profile", "max_attempts", "base_delay", "invocation_type")
 
@@ -137,16 +113,13 @@ def parse_lambda_url(url: str) -> LambdaTarget:
                         invocation_type=options.get("invocation_type") or "Event")
 
 
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    code = str((response.get("Error") or {}).get("Code") or "")
-    return code
-
-
 def translate_errors(what: str, call: Callable[[], T], *, max_attempts: int = 8,
                      base_delay: float = 0.1, max_delay: float = 5.0,
                      sleep: Callable[[float], None] = time.sleep) -> T:
     """Run ``call``; retry transient failures with backoff; map the rest to our errors.
+
+    Transient is what :func:`durable_ext._aws.classify` says; a service error becomes
+    the class :func:`durable_ext.errors.error_for_code` gives its code.
 
     Args:
         what: The operation and target, for messages (``"GetDurableExecution arn:..."``).
@@ -157,52 +130,31 @@ def translate_errors(what: str, call: Callable[[], T], *, max_attempts: int = 8,
         sleep: How to wait (injectable so callers can bound waiting).
 
     """
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
     attempt = 0
     while True:
         attempt += 1
         try:
             return call()
-        except NoCredentialsError as exc:
-            raise StoreError(f"{what}: no AWS credentials found") from exc
-        except ClientError as exc:
-            code = _code(exc)
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-            message = str((exc.response.get("Error") or {}).get("Message") or exc)
-            retryable = code in RETRYABLE_CODES or status == 429 or status >= 500
-            if not retryable:
-                raise _permanent(what, code, message) from exc
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+            if failure.kind == "credentials":
+                raise StoreError(f"{what}: no AWS credentials found") from exc
+            if not failure.retryable:
+                if failure.kind == "service":
+                    message = f"{what}: {failure.code}: {failure.message}"
+                    raise error_for_code(failure.code, message) from exc
+                raise StoreError(f"{what}: {failure.message}") from exc
             if attempt >= max_attempts:
+                if failure.kind == "network":
+                    raise StoreUnavailableError(
+                        f"{what}: endpoint unreachable after {attempt} attempts: "
+                        f"{failure.message}") from exc
                 raise StoreUnavailableError(
-                    f"{what}: still failing after {attempt} attempts ({code or status}: "
-                    f"{message})") from exc
-        except BotoCoreError as exc:
-            # Connection refused/reset, timeouts: the endpoint may come back.
-            if attempt >= max_attempts:
-                raise StoreUnavailableError(
-                    f"{what}: endpoint unreachable after {attempt} attempts: {exc}") from exc
+                    f"{what}: still failing after {attempt} attempts ({failure.label}: "
+                    f"{failure.message})") from exc
         sleep(random.uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1))))
-
-
-def _permanent(what: str, code: str, message: str) -> Exception:
-    if code in _NOT_FOUND:
-        return NotFoundError(f"{what}: {code}: {message}")
-    if code == "DurableExecutionAlreadyStartedException":
-        return ExecutionAlreadyStartedError(f"{what}: {message}")
-    if code in _BAD_INPUT:
-        return InvalidParameterValueError(f"{what}: {code}: {message}")
-    return StoreError(f"{what}: {code or 'error'}: {message}")
-
-
-def _is_loopback(url: str | None) -> bool:
-    if not url:
-        return False
-    host = urlsplit(url).hostname or ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _clean(response: Mapping[str, Any]) -> dict[str, Any]:
@@ -244,22 +196,10 @@ class LambdaBackend:
     def client(self) -> Any:
         """The boto3 ``lambda`` client (built on first use)."""
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            session = boto3.Session(profile_name=self.target.profile)
-            creds: dict[str, str] = {}
-            if _is_loopback(self.target.endpoint_url) and session.get_credentials() is None:
-                # A local emulator does not check signatures; botocore still wants a key.
-                creds = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
             # Retries are ours (translate_errors), so they are bounded and observable.
-            self._client = session.client(
-                "lambda",
-                region_name=self.target.region or session.region_name or "us-east-1",
-                endpoint_url=self.target.endpoint_url,
-                config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
-                              connect_timeout=5, read_timeout=60),
-                **creds,
+            self._client = make_client(
+                "lambda", region=self.target.region, endpoint_url=self.target.endpoint_url,
+                profile=self.target.profile, max_attempts=1, read_timeout=60,
             )
         return self._client
 

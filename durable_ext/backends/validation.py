@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from durable_ext.errors import DurableExtError
+from durable_ext.errors import InvalidParameterValueError
 
 __all__ = [
     "CHAINED_INVOKE_INPUT_LIMIT",
@@ -39,12 +39,6 @@ _VALID_ACTIONS: Mapping[str, frozenset[str]] = {
     "CHAINED_INVOKE": frozenset({"START"}),
     "EXECUTION": frozenset({"SUCCEED", "FAIL"}),
 }
-
-
-class InvalidParameterValueError(DurableExtError, ValueError):
-    """The service's ``InvalidParameterValueException`` (HTTP 400)."""
-
-    code = "InvalidParameterValueException"
 
 
 def _fail(message: str) -> InvalidParameterValueError:

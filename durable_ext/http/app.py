@@ -34,17 +34,7 @@ from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
 
-from durable_ext.backends.engine import (  # noqa: E402
-    ExecutionAlreadyStartedError,
-    InvalidCheckpointTokenError,
-)
-from durable_ext.backends.validation import InvalidParameterValueError  # noqa: E402
-from durable_ext.errors import (  # noqa: E402
-    ConfigError,
-    ConflictError,
-    NotFoundError,
-    StoreUnavailableError,
-)
+from durable_ext.errors import service_code  # noqa: E402
 from durable_ext.http.guard import (  # noqa: E402
     AUTH_SCOPE_KEY,
     DEFAULT_LIMIT,
@@ -82,24 +72,15 @@ _log = logging.getLogger(__name__)
 
 
 def to_api_error(exc: BaseException) -> ApiError:
-    """Translate a framework error into the service's error code."""
+    """Translate a framework error into the service's error code (the one table)."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, InvalidCheckpointTokenError):
-        # Exactly the service's code and message: the SDK retries only this one.
-        return ApiError("InvalidParameterValueException", "Invalid checkpoint token")
-    if isinstance(exc, ExecutionAlreadyStartedError):
-        return ApiError("DurableExecutionAlreadyStartedException", str(exc))
-    if isinstance(exc, InvalidParameterValueError | ConfigError):
-        return ApiError("InvalidParameterValueException", str(exc))
-    if isinstance(exc, NotFoundError):
-        # NotFoundError is a KeyError, whose str() adds quotes; the message is args[0].
-        return ApiError("ResourceNotFoundException", str(exc.args[0]) if exc.args else str(exc))
-    if isinstance(exc, ConflictError):
-        return ApiError("ResourceConflictException", str(exc))
-    if isinstance(exc, StoreUnavailableError):
-        return ApiError("ServiceException", str(exc), 503)
-    return ApiError("ServiceException", f"internal error: {type(exc).__name__}")
+    known = service_code(exc)
+    if known.code == "ServiceException" and known.status == 500:
+        return ApiError(known.code, f"internal error: {type(exc).__name__}")
+    # NotFoundError is a KeyError, whose str() adds quotes; the message is args[0].
+    message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return ApiError(known.code, message, known.status)
 
 
 def _json(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

@@ -14,9 +14,11 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from durable_ext.backends._timestamps import convert_timestamps
+from durable_ext.errors import SERVICE_CODES
 
 __all__ = [
     "ERROR_STATUS",
@@ -34,27 +36,11 @@ __all__ = [
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects accepted in a JSON body or Invoke payload."""
 
-ERROR_STATUS: dict[str, int] = {
-    "InvalidParameterValueException": 400,
-    "InvalidRequestContentException": 400,
-    "CallbackTimeoutException": 400,
-    "IncompleteSignatureException": 400,
-    "AccessDeniedException": 403,
-    "InvalidSignatureException": 403,
-    "MissingAuthenticationTokenException": 403,
-    "UnrecognizedClientException": 403,
-    "ResourceNotFoundException": 404,
-    "UnknownOperationException": 404,
-    "DurableExecutionAlreadyStartedException": 409,
-    "ResourceConflictException": 409,
-    "RequestTooLargeException": 413,
-    "SerializedRequestEntityTooLargeException": 413,
-    "UnsupportedMediaTypeException": 415,
-    "TooManyRequestsException": 429,
-    "ServiceException": 500,
-}
-"""Error code -> HTTP status, as in botocore's Lambda model (``error.httpStatusCode``); the
-signature and access errors, which the model does not list, as AWS answers them."""
+ERROR_STATUS: Mapping[str, int] = MappingProxyType(
+    {code: known.status for code, known in SERVICE_CODES.items()}
+)
+"""Error code -> HTTP status (botocore's Lambda model; the signature and access errors,
+which the model does not list, as AWS answers them): from :data:`SERVICE_CODES`."""
 
 
 class ApiError(Exception):

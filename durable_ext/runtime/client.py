@@ -22,9 +22,8 @@ from aws_durable_execution_sdk_python.lambda_service import (
 )
 
 from durable_ext.backends._timestamps import convert_timestamps
-from durable_ext.backends.engine import Engine, InvalidCheckpointTokenError
-from durable_ext.backends.validation import InvalidParameterValueError
-from durable_ext.errors import NotFoundError, StoreUnavailableError
+from durable_ext.backends.engine import Engine
+from durable_ext.errors import DurableExtError, service_code
 
 __all__ = ["EngineClient", "ServiceClient", "sdk_operation"]
 
@@ -38,47 +37,30 @@ def sdk_operation(data: Mapping[str, Any]) -> Operation:
     return Operation.from_dict(convert_timestamps(data, _dt))
 
 
-# How the service classifies an engine error: (error, category, code, HTTP status). The
-# first match wins, so a subclass comes before its base.
-_CLASSIFIED: tuple[tuple[type[Exception], DurableApiErrorCategory, str, int], ...] = (
-    # Retryable: the invocation ends and the runtime re-invokes with a fresh token.
-    (
-        InvalidCheckpointTokenError,
-        DurableApiErrorCategory.INVOCATION,
-        "InvalidParameterValueException",
-        400,
-    ),
-    (
-        InvalidParameterValueError,
-        DurableApiErrorCategory.EXECUTION,
-        "InvalidParameterValueException",
-        400,
-    ),
-    (NotFoundError, DurableApiErrorCategory.EXECUTION, "ResourceNotFoundException", 404),
-)
-
-
 @contextmanager
 def _translated(kind: type[CheckpointError] | type[GetExecutionStateError]) -> Iterator[None]:
-    """Turn engine errors into the SDK's error classes with the service's classification."""
+    """Turn engine errors into the SDK's error classes, classified as the service does."""
     try:
         yield
-    except (InvalidParameterValueError, NotFoundError) as exc:
-        for error, category, code, status in _CLASSIFIED:
-            if isinstance(exc, error):
-                metadata: AwsErrorMetadata = {
-                    "RequestId": None,
-                    "HostId": None,
-                    "HTTPStatusCode": status,
-                    "HTTPHeaders": None,
-                    "RetryAttempts": None,
-                }
-                raise kind(
-                    str(exc), category, {"Code": code, "Message": str(exc)}, metadata
-                ) from exc
-        raise  # pragma: no cover - every caught class is in _CLASSIFIED
-    except StoreUnavailableError as exc:
-        raise kind(str(exc), DurableApiErrorCategory.INVOCATION) from exc
+    except DurableExtError as exc:
+        known = service_code(exc)
+        # Retryable codes end the invocation (the runtime re-invokes with a fresh token);
+        # the others fail the execution, as the service's answers do.
+        category = (
+            DurableApiErrorCategory.INVOCATION if known.retryable
+            else DurableApiErrorCategory.EXECUTION
+        )
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        metadata: AwsErrorMetadata = {
+            "RequestId": None,
+            "HostId": None,
+            "HTTPStatusCode": known.status,
+            "HTTPHeaders": None,
+            "RetryAttempts": None,
+        }
+        raise kind(
+            message, category, {"Code": known.code, "Message": message}, metadata
+        ) from exc
 
 
 class ServiceClient:

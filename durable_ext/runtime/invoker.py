@@ -21,9 +21,8 @@ from aws_durable_execution_sdk_python.execution import (
 )
 from aws_durable_execution_sdk_python.lambda_service import OperationUpdate
 
-from durable_ext.backends.engine import Engine, InvalidCheckpointTokenError, InvocationInput
-from durable_ext.backends.validation import InvalidParameterValueError
-from durable_ext.errors import NotFoundError, StoreUnavailableError
+from durable_ext.backends.engine import Engine, InvocationInput
+from durable_ext.errors import DurableExtError, error_for_code, service_code
 from durable_ext.runtime.client import EngineClient, ServiceClient, sdk_operation
 
 __all__ = ["LambdaContextStub", "handler_path", "invoke_in_process", "invoke_in_subprocess"]
@@ -181,12 +180,6 @@ def load_handler(path: str) -> Any:
 
 # ---------------------------------------------------------------- process isolation
 
-_ERR_KINDS: dict[str, type[Exception]] = {
-    "token": InvalidCheckpointTokenError,
-    "param": InvalidParameterValueError,
-    "notfound": NotFoundError,
-    "unavailable": StoreUnavailableError,
-}
 
 
 class _PipeClient(ServiceClient):
@@ -202,8 +195,7 @@ class _PipeClient(ServiceClient):
             reply = self._conn.recv()
         if reply[0] == "ok":
             return reply[1]
-        exc_type = _ERR_KINDS.get(reply[1], StoreUnavailableError)
-        raise exc_type(reply[2])
+        raise error_for_code(reply[1], reply[2])
 
     def _checkpoint(
         self, arn: str, token: str, updates: list[OperationUpdate], client_token: str | None
@@ -237,21 +229,19 @@ def _child_main(
 
 
 def _serve(engine: Engine, msg: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Errors cross the pipe as the service's code and message, read back by the child.
     try:
         if msg[0] == "checkpoint":
             res = engine.checkpoint(msg[1], msg[2], msg[3], msg[4])
             return ("ok", (res.token, res.operations, res.next_marker))
         if msg[0] == "state":
             return ("ok", engine.get_state(msg[1], msg[2], msg[3], msg[4]))
-        return ("err", "param", f"unknown request {msg[0]!r}")
-    except InvalidCheckpointTokenError as exc:
-        return ("err", "token", str(exc))
-    except InvalidParameterValueError as exc:
-        return ("err", "param", str(exc))
-    except NotFoundError as exc:
-        return ("err", "notfound", str(exc))
+        return ("err", "InvalidParameterValueException", f"unknown request {msg[0]!r}")
+    except DurableExtError as exc:
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        return ("err", service_code(exc).code, message)
     except Exception as exc:
-        return ("err", "unavailable", f"{type(exc).__name__}: {exc}")
+        return ("err", "ServiceException", f"{type(exc).__name__}: {exc}")
 
 
 _CTX_LOCK = threading.Lock()

@@ -24,20 +24,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ChecksumError,
-    ClientError,
-    CredentialRetrievalError,
-    FlexibleChecksumError,
-    HTTPClientError,
-    IncompleteReadError,
-    NoCredentialsError,
+from durable_ext._aws import (
+    INTEGRITY_CODES,
+    RETRYABLE_CODES,
+    RETRYABLE_STATUS,
+    classify,
+    make_client,
 )
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
-
 from durable_ext.errors import IntegrityError, RetryableSerializationError, SerializationError
 
 __all__ = [
@@ -47,54 +40,7 @@ __all__ = [
     "BoundedCache",
     "LazyClient",
     "aws_errors",
-    "error_code",
 ]
-
-#: error codes that mean "try again later": the invocation is retried
-RETRYABLE_CODES = frozenset({
-    # throttling, by its many names across services
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "BandwidthLimitExceeded",
-    "SlowDown",
-    "EC2ThrottledException",
-    # server-side and dependency faults
-    "InternalError",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "KMSInternalException",
-    "DependencyTimeoutException",
-    "KeyUnavailableException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "PriorRequestNotComplete",
-    # S3: two conditional writes of the same key raced; the loser may simply retry
-    "ConditionalRequestConflict",
-    "OperationAborted",
-})
-#: error codes that mean the data did not verify (tampered, wrong key, corrupt)
-INTEGRITY_CODES = frozenset({
-    "InvalidCiphertextException",
-    "IncorrectKeyException",
-    "BadDigest",
-    "InvalidDigest",
-})
-#: HTTP statuses retried whatever the code says
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-def error_code(exc: ClientError) -> tuple[str, int]:
-    """Return ``(code, http status)`` of a botocore ``ClientError``."""
-    resp: dict[str, Any] = getattr(exc, "response", None) or {}
-    code = str(resp.get("Error", {}).get("Code") or "Unknown")
-    status = int(resp.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    return code, status
 
 
 @contextmanager
@@ -113,47 +59,38 @@ def aws_errors(service: str, action: str, where: str) -> Iterator[None]:
     """
     try:
         yield
-    except ClientError as exc:
-        code, status = error_code(exc)
-        what = f"{where}: {service} {action} failed with {code}"
-        if status:
-            what += f" (HTTP {status})"
-        if code in RETRYABLE_CODES or status in RETRYABLE_STATUS:
+    except Exception as exc:
+        failure = classify(exc)
+        if failure is None:
+            raise
+        what = f"{where}: {service} {action}"
+        if failure.kind == "network":
+            raise RetryableSerializationError(
+                f"{what} could not reach the service ({failure.message.split(':')[0]}); "
+                "the invocation will be retried"
+            ) from exc
+        if failure.kind == "checksum":
+            raise IntegrityError(
+                f"{what} returned data whose checksum does not match"
+            ) from exc
+        if failure.kind == "credentials":
+            raise SerializationError(
+                f"{what} has no AWS credentials to sign the request with"
+            ) from exc
+        if failure.kind == "client":
+            raise SerializationError(f"{what} failed ({failure.message})") from exc
+        what += f" failed with {failure.label}"
+        if failure.retryable:
             raise RetryableSerializationError(
                 f"{what}; this is transient, the invocation will be retried"
             ) from exc
-        if code in INTEGRITY_CODES:
+        if failure.integrity:
             raise IntegrityError(
                 f"{what}: the data or its key does not verify (tampered, truncated, "
                 "or encrypted under another key or context)"
             ) from exc
-        raise SerializationError(f"{what}: {_reason(exc)}") from exc
-    except (BotoConnectionError, HTTPClientError, IncompleteReadError,
-            CredentialRetrievalError) as exc:
-        # Connection refused/reset, timeouts, a body cut short, proxy and TLS failures,
-        # and a metadata endpoint that did not answer: all worth another invocation.
-        raise RetryableSerializationError(
-            f"{where}: {service} {action} could not reach the service "
-            f"({type(exc).__name__}); the invocation will be retried"
-        ) from exc
-    except (FlexibleChecksumError, ChecksumError) as exc:
-        raise IntegrityError(
-            f"{where}: {service} {action} returned data whose checksum does not match"
-        ) from exc
-    except NoCredentialsError as exc:
-        raise SerializationError(
-            f"{where}: {service} {action} has no AWS credentials to sign the request with"
-        ) from exc
-    except BotoCoreError as exc:
-        raise SerializationError(
-            f"{where}: {service} {action} failed ({type(exc).__name__}: {exc})"
-        ) from exc
-
-
-def _reason(exc: ClientError) -> str:
-    # The service message names resources, never payloads; keep it short.
-    msg = str(getattr(exc, "response", {}).get("Error", {}).get("Message") or "").strip()
-    return msg[:300] if msg else "permanent error"
+        # The service message names resources, never payloads.
+        raise SerializationError(f"{what}: {failure.message or 'permanent error'}") from exc
 
 
 class LazyClient:
@@ -188,14 +125,11 @@ class LazyClient:
         if client is None:
             with self._lock:
                 if self._client is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    config = self._config or Config(
-                        connect_timeout=3, read_timeout=20,
-                        retries={"mode": "standard", "max_attempts": 3},
+                    kwargs = dict(self._kwargs)
+                    self._client = make_client(
+                        self.service, region=kwargs.pop("region_name", None),
+                        config=self._config, connect_timeout=3, read_timeout=20, **kwargs,
                     )
-                    self._client = boto3.client(self.service, config=config, **self._kwargs)
                 client = self._client
         return client
 

@@ -45,6 +45,7 @@ from urllib.parse import parse_qsl
 from aws_durable_execution_sdk_python.constants import CHECKPOINT_SIZE_LIMIT_BYTES
 from botocore.exceptions import ClientError
 
+from durable_ext._aws import classify
 from durable_ext._deps import require
 from durable_ext.errors import (
     ConfigError,
@@ -55,7 +56,7 @@ from durable_ext.errors import (
     SpecError,
 )
 from durable_ext.registry import SERIALIZERS
-from durable_ext.serializers._aws import BoundedCache, LazyClient, aws_errors, error_code
+from durable_ext.serializers._aws import BoundedCache, LazyClient, aws_errors
 from durable_ext.serializers.base import Role, SerDesContext
 from durable_ext.serializers.frames import is_armored, read_frame, unarmor
 from durable_ext.serializers.limits import current_budget
@@ -340,8 +341,9 @@ class S3Offload:
                                   ChecksumSHA256=checksum, **args)
                 return
             except ClientError as exc:
-                code, status = error_code(exc)
-                if code != "PreconditionFailed" and status != 412:
+                failure = classify(exc)
+                if failure is None or (failure.code != "PreconditionFailed"
+                                       and failure.status != 412):
                     raise
         # Something is at the key already: most likely a retried invocation's write of
         # these bytes, but the key's name proves nothing about what is stored there.
@@ -360,8 +362,9 @@ class S3Offload:
                 head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED",
                                           **owner)
             except ClientError as exc:
-                code, status = error_code(exc)
-                if status == 404 or code in ("404", "NoSuchKey", "NotFound"):
+                failure = classify(exc)
+                if failure is not None and (failure.status == 404
+                                            or failure.code in ("404", "NoSuchKey", "NotFound")):
                     return False
                 raise
         size = head.get("ContentLength")

@@ -35,11 +35,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    client = None
-    if args.endpoint_url:
-        import boto3
+    from durable_ext._aws import make_client
 
-        client = boto3.client("s3", endpoint_url=args.endpoint_url)
+    client = make_client("s3", endpoint_url=args.endpoint_url) if args.endpoint_url else None
     deleted = delete_execution_objects(
         args.bucket, args.execution_arn, prefix=args.prefix, client=client
     )

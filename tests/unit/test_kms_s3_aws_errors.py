@@ -36,6 +36,9 @@ EXPECTED_RETRYABLE = {
     "KMSInternalException", "DependencyTimeoutException", "KeyUnavailableException",
     "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
     "ConditionalRequestConflict", "OperationAborted",
+    # DynamoDB's and Lambda's: one table for every integration (durable_ext._aws)
+    "ProvisionedThroughputExceededException", "LimitExceededException",
+    "InternalServerError", "ServiceException", "ResourceNotReadyException",
 }
 EXPECTED_INTEGRITY = {"InvalidCiphertextException", "IncorrectKeyException", "BadDigest",
                       "InvalidDigest"}
