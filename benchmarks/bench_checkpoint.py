@@ -4,7 +4,7 @@ One checkpoint = a STEP START + SUCCEED pair with a 200-byte payload (two update
 on an execution that already holds ``n`` operations, through each side's full checkpoint
 path (token check, validation, apply, delta, persist):
 
-* ``memory`` / ``file`` / ``file-nofsync``: :class:`durable_ext.backends.engine.Engine` on
+* ``memory`` / ``file`` / ``file-nofsync``: :class:`durable_ext.engine.Engine` on
   MemoryStore / FileStore (fsync on every commit, the default) / FileStore with
   ``?fsync=false`` (the testing SDK's stores never fsync, so this is the like-for-like row);
 * ``sdk-memory`` / ``sdk-filesystem``: the testing SDK's ``CheckpointProcessor`` on its

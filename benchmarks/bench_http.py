@@ -82,7 +82,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def in_process() -> Iterator[Target]:
-    from durable_ext.backends.engine import Engine
+    from durable_ext.engine import Engine
     from durable_ext.backends.memory import MemoryStore
     from durable_ext.runtime import EngineClient
 

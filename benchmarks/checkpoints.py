@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from durable_ext.backends.engine import Engine
+from durable_ext.engine import Engine
 from durable_ext.backends.store import Store
 
 PAYLOAD = '"' + "x" * 198 + '"'

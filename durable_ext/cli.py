@@ -355,7 +355,7 @@ def _resume(rt: Any, arn: str, args: argparse.Namespace) -> int:
 
 def cmd_callback(args: argparse.Namespace) -> int:
     """Run ``callback succeed|fail|heartbeat ID [PAYLOAD]``."""
-    from durable_ext.backends.tokens import peek_callback_id
+    from durable_ext.engine.tokens import peek_callback_id
 
     # Lambda's callback ids are opaque; the local runtime's name their execution.
     decoded = None if _is_lambda(args) else peek_callback_id(args.callback_id)

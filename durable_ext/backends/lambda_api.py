@@ -11,7 +11,7 @@ connection failures are retried with capped exponential backoff and full jitter,
 raised as :class:`~durable_ext.errors.StoreUnavailableError`; unknown executions,
 functions or callbacks become :class:`~durable_ext.errors.NotFoundError`; a taken
 execution name :class:`~durable_ext.runtime.ExecutionAlreadyStartedError`; bad input
-:class:`~durable_ext.backends.validation.InvalidParameterValueError`; access problems
+:class:`~durable_ext.engine.validation.InvalidParameterValueError`; access problems
 :class:`~durable_ext.errors.StoreError`. The botocore error is always chained.
 """
 
@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from durable_ext._aws import classify, make_client
-from durable_ext.backends.engine import normalize_input
+from durable_ext.engine import normalize_input
 from durable_ext.errors import (
     ConfigError,
     SpecError,

@@ -1,6 +1,6 @@
 """The Store protocol: storage primitives for durable executions, and the records it stores.
 
-A store keeps what the engine (:mod:`durable_ext.backends.engine`) decides; it never
+A store keeps what the engine (:mod:`durable_ext.engine`) decides; it never
 interprets it. The engine holds every rule of the service (validation, tokens, status
 transitions, deltas, history); a store only has to provide:
 
@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from durable_ext.spec import StoreSpec
@@ -58,9 +59,9 @@ __all__ = [
     "CommitBatch",
     "CreateResult",
     "DueEntry",
-    "DueKind",
     "ExecutionHeader",
     "ExecutionPage",
+    "ExecutionStatus",
     "HistoryEvent",
     "OperationRecord",
     "Store",
@@ -69,26 +70,23 @@ __all__ = [
 SECRET_BYTES = 32
 """Length of :meth:`Store.secret`."""
 
-TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"})
+class ExecutionStatus(StrEnum):
+    """The statuses of an execution (stores index them as the plain strings)."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    STOPPED = "STOPPED"
+
+
+TERMINAL_STATUSES = frozenset({
+    ExecutionStatus.SUCCEEDED,
+    ExecutionStatus.FAILED,
+    ExecutionStatus.TIMED_OUT,
+    ExecutionStatus.STOPPED,
+})
 """Execution statuses after which nothing but reads is accepted."""
-
-
-class DueKind:
-    """Kinds of :class:`DueEntry`; a store treats them as opaque strings.
-
-    ``WAKE`` fires waits and retry delays of one operation, ``CALLBACK_TIMEOUT`` and
-    ``CALLBACK_HEARTBEAT`` time out a callback, ``EXECUTION_TIMEOUT`` times out the
-    execution, ``INVOKE`` asks for an invocation, ``LEASE`` marks an invocation in flight
-    (its ``due_ms`` is in real wall-clock time, so a runtime that died is noticed even
-    under a virtual clock).
-    """
-
-    WAKE = "wake"
-    CALLBACK_TIMEOUT = "callback-timeout"
-    CALLBACK_HEARTBEAT = "callback-heartbeat"
-    EXECUTION_TIMEOUT = "execution-timeout"
-    INVOKE = "invoke"
-    LEASE = "lease"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -250,7 +248,7 @@ class DueEntry:
     Attributes:
         arn: Execution the timer belongs to.
         key: Unique within the execution, e.g. ``"wake:<op_id>"`` or ``"invoke"``.
-        kind: One of :class:`DueKind` (opaque to stores).
+        kind: One of :class:`durable_ext.engine.state.DueKind` (opaque to stores).
         due_ms: When it fires, epoch ms (runtime clock; real clock for LEASE).
         data: Small engine data (operation id, invocation id...).
 

@@ -31,8 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from durable_ext.backends.engine import LEASE_KEY
-from durable_ext.backends.store import DueEntry, DueKind, Store
+from durable_ext.backends.store import DueEntry, Store
+from durable_ext.engine.state import DueKey, DueKind
 from durable_ext.errors import NotFoundError
 
 try:
@@ -40,7 +40,7 @@ try:
 except ImportError:  # not POSIX: no marks, takeovers wait for expiry
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LEASE_KEY", "Lease", "WorkerMarks", "current_lease"]
+__all__ = ["Lease", "WorkerMarks", "current_lease"]
 
 log = logging.getLogger("durable_ext.fleet")
 
@@ -86,7 +86,7 @@ def current_lease(store: Store, arn: str) -> Lease | None:
     except NotFoundError:
         return None
     for entry in entries:
-        if entry.key == LEASE_KEY:
+        if entry.key == DueKey.LEASE:
             return Lease.of(entry)
     return None
 

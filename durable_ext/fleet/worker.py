@@ -37,13 +37,14 @@ from dataclasses import dataclass, field, fields
 from types import FrameType
 from typing import Any, Literal, cast
 
-from durable_ext.backends.engine import (
-    Engine,
+from durable_ext.backends.store import DueEntry, Store
+from durable_ext.engine import DueKind, Engine, InvocationInput
+from durable_ext.errors import (
+    ConfigError,
     InvalidCheckpointTokenError,
-    InvocationInput,
+    StoreError,
+    StoreUnavailableError,
 )
-from durable_ext.backends.store import DueEntry, DueKind, Store
-from durable_ext.errors import ConfigError, StoreError, StoreUnavailableError
 from durable_ext.fleet._signals import STOP_SIGNALS, deferred_stop, unblock_stop_signals
 from durable_ext.fleet.lease import Lease, WorkerMarks
 from durable_ext.runtime.clock import Clock, RealClock

@@ -38,7 +38,7 @@ from starlette.datastructures import Headers  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
-from durable_ext.backends.validation import ERROR_OBJECT_LIMIT  # noqa: E402
+from durable_ext.engine.validation import ERROR_OBJECT_LIMIT  # noqa: E402
 from durable_ext.errors import ConfigError  # noqa: E402
 from durable_ext.http.sigv4 import SignedRequest, SigV4Verifier  # noqa: E402
 from durable_ext.http.wire import ApiError, error_body  # noqa: E402

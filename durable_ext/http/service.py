@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
-from durable_ext.backends.engine import normalize_input, validate_name
-from durable_ext.backends.store import DueKind, Store
+from durable_ext.backends.store import Store
+from durable_ext.engine import normalize_input, validate_name
+from durable_ext.engine.state import DueKind
 from durable_ext.errors import ConfigError
 from durable_ext.http.invokers import RemoteHandler, WorkerPool
 from durable_ext.http.wire import ApiError

@@ -17,7 +17,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from durable_ext.backends._timestamps import convert_timestamps
+from durable_ext.engine.timestamps import convert_timestamps
 from durable_ext.errors import SERVICE_CODES
 
 __all__ = [

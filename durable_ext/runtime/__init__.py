@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from durable_ext.backends.engine import ExecutionAlreadyStartedError
+from durable_ext.errors import ExecutionAlreadyStartedError
 from durable_ext.runtime.client import EngineClient
 from durable_ext.runtime.clock import Clock, RealClock, VirtualClock
 from durable_ext.runtime.runtime import Runtime

@@ -21,8 +21,8 @@ from aws_durable_execution_sdk_python.lambda_service import (
     StateOutput,
 )
 
-from durable_ext.backends._timestamps import convert_timestamps
-from durable_ext.backends.engine import Engine
+from durable_ext.engine import Engine
+from durable_ext.engine.timestamps import convert_timestamps
 from durable_ext.errors import DurableExtError, service_code
 
 __all__ = ["EngineClient", "ServiceClient", "sdk_operation"]

@@ -21,7 +21,7 @@ from aws_durable_execution_sdk_python.execution import (
 )
 from aws_durable_execution_sdk_python.lambda_service import OperationUpdate
 
-from durable_ext.backends.engine import Engine, InvocationInput
+from durable_ext.engine import Engine, InvocationInput
 from durable_ext.errors import DurableExtError, error_for_code, service_code
 from durable_ext.runtime.client import EngineClient, ServiceClient, sdk_operation
 

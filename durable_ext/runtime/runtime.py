@@ -14,15 +14,14 @@ from types import TracebackType
 from typing import Any, Literal
 
 from durable_ext.backends import open_store
-from durable_ext.backends.engine import (
-    DISPATCH,
-    NOTIFY,
-    Engine,
+from durable_ext.backends.store import DueEntry, Store
+from durable_ext.engine import DueKind, Engine, ParentLink, normalize_input
+from durable_ext.errors import (
+    ConfigError,
     ExecutionAlreadyStartedError,
-    normalize_input,
+    NotFoundError,
+    StoreUnavailableError,
 )
-from durable_ext.backends.store import DueEntry, DueKind, Store
-from durable_ext.errors import ConfigError, NotFoundError, StoreUnavailableError
 from durable_ext.runtime.clock import Clock, RealClock
 from durable_ext.runtime.invoker import (
     LambdaContextStub,
@@ -37,19 +36,11 @@ from durable_ext.runtime.invoker import (
 __all__ = ["ExecutionAlreadyStartedError", "Runtime"]
 
 #: Due entries a runtime or a fleet worker acts on (leases are only watched).
-ACTIVE_KINDS = (
-    DueKind.INVOKE,
-    DueKind.WAKE,
-    DueKind.CALLBACK_TIMEOUT,
-    DueKind.CALLBACK_HEARTBEAT,
-    DueKind.EXECUTION_TIMEOUT,
-    DISPATCH,
-    NOTIFY,
-)
+ACTIVE_KINDS = DueKind.ACTIVE
 # Timers the runtime waits for (or jumps a VirtualClock to) when idle. Callback deadlines
 # and the execution deadline are not among them: they bound waiting for outside input, so
 # they fire when time reaches them, not as a way to become idle sooner.
-_PROGRESS = (DueKind.INVOKE, DueKind.WAKE, DISPATCH, NOTIFY)
+_PROGRESS = DueKind.PROGRESS
 _STORE_RETRY_SECONDS = 0.05
 
 
@@ -153,7 +144,7 @@ class Runtime:
 
     def register(self, function_name: str, handler: Any, *, durable: bool = True) -> None:
         """Register a handler (an object, or ``"module:attr"``) under ``function_name``."""
-        from durable_ext.backends.engine import validate_name
+        from durable_ext.engine import validate_name
 
         validate_name("function name", function_name)
         if self.isolation == "process" and durable:
@@ -333,9 +324,9 @@ class Runtime:
         """
         if entry.kind == DueKind.INVOKE:
             self._invoke(entry.arn)
-        elif entry.kind == DISPATCH:
+        elif entry.kind == DueKind.DISPATCH:
             self._dispatch(entry)
-        elif entry.kind == NOTIFY:
+        elif entry.kind == DueKind.NOTIFY:
             self._notify(entry)
         else:
             self.engine.fire(entry)
@@ -390,7 +381,7 @@ class Runtime:
                     normalize_input(d.get("payload")),
                     name=d["child_name"],
                     execution_id=d["child_id"],
-                    parent={"arn": entry.arn, "op": d["op"]},
+                    parent=ParentLink(entry.arn, d["op"]),
                 )
             self.engine.clear_due(entry.arn, entry.key)
             return

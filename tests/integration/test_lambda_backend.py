@@ -17,10 +17,15 @@ import pytest
 import test_http_handlers as handlers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from durable_ext.backends.engine import ExecutionAlreadyStartedError
 from durable_ext.backends.lambda_api import LambdaBackend, parse_lambda_url
-from durable_ext.backends.validation import InvalidParameterValueError
-from durable_ext.errors import ConfigError, NotFoundError, SpecError, StoreUnavailableError
+from durable_ext.errors import (
+    ConfigError,
+    ExecutionAlreadyStartedError,
+    InvalidParameterValueError,
+    NotFoundError,
+    SpecError,
+    StoreUnavailableError,
+)
 from durable_ext.http import LocalService, ServerThread
 from durable_ext.runtime import Runtime
 

@@ -6,16 +6,14 @@ from typing import Any
 
 import pytest
 
-from durable_ext.backends.engine import (
-    Engine,
+from durable_ext.backends.memory import MemoryStore
+from durable_ext.engine import Engine, InvocationInput, ParentLink, normalize_input
+from durable_ext.errors import (
     ExecutionAlreadyStartedError,
     InvalidCheckpointTokenError,
     InvalidParameterValueError,
-    InvocationInput,
-    normalize_input,
+    NotFoundError,
 )
-from durable_ext.backends.memory import MemoryStore
-from durable_ext.errors import NotFoundError
 
 
 class Clock:
@@ -686,7 +684,7 @@ def test_callback_success_without_result_has_no_payload(engine: Engine) -> None:
 
 
 def test_chained_child_result_over_1_mib_fails_the_child(engine: Engine) -> None:
-    arn, _ = engine.start("echo", "{}", parent={"arn": "arn:parent", "op": "i"})
+    arn, _ = engine.start("echo", "{}", parent=ParentLink("arn:parent", "i"))
     inv = engine.begin_invocation(arn)
     assert inv is not None
     engine.finish_invocation(

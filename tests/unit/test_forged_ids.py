@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from durable_ext.backends.engine import Engine, InvalidCheckpointTokenError
 from durable_ext.backends.memory import MemoryStore
-from durable_ext.backends.tokens import CheckpointToken, IdSigner, peek_callback_id
-from durable_ext.errors import NotFoundError
+from durable_ext.engine import Engine
+from durable_ext.engine.tokens import CheckpointToken, IdSigner, peek_callback_id
+from durable_ext.errors import InvalidCheckpointTokenError, NotFoundError
 
 
 def callbacks(op_ids: list[str]) -> list[dict[str, Any]]:

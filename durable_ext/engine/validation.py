@@ -1,4 +1,4 @@
-"""The service's checkpoint validation table, with its exact messages.
+"""The service's checkpoint validation table, with its exact messages; names and inputs.
 
 Everything here is pure: it looks at a batch of ``OperationUpdate`` dicts (the SDK's
 ``OperationUpdate.to_dict`` wire shape) and the stored operations the batch refers to, and
@@ -18,8 +18,9 @@ from durable_ext.errors import InvalidParameterValueError
 __all__ = [
     "CHAINED_INVOKE_INPUT_LIMIT",
     "ERROR_OBJECT_LIMIT",
-    "InvalidParameterValueError",
+    "normalize_input",
     "validate_batch",
+    "validate_name",
 ]
 
 ERROR_OBJECT_LIMIT = 1024 * 1024
@@ -219,3 +220,30 @@ def _check_transition(
     # EXECUTION
     _payload_error_rules(u)
     return None
+
+
+_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+
+def validate_name(kind: str, value: str) -> str:
+    """Check an execution or function name (``[a-zA-Z0-9-_]{1,64}``)."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise InvalidParameterValueError(
+            f"invalid {kind} {value!r}: expected 1-64 characters of [a-zA-Z0-9-_]"
+        )
+    return value
+
+
+def normalize_input(value: Any) -> str:
+    """Normalise input as the service does: JSON kept, other strings encoded, None -> null."""
+    if value is None:
+        return "null"
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            return json.dumps(value)
+        return value
+    return json.dumps(value)

@@ -15,7 +15,8 @@ from durable_ext.backends.store import (
     OperationRecord,
     Store,
 )
-from durable_ext.backends.tokens import IdSigner
+from durable_ext.engine.state import EngineState
+from durable_ext.engine.tokens import IdSigner
 
 __all__ = ["Mutation", "NoCommit", "op_size", "public_op"]
 
@@ -26,6 +27,7 @@ def public_op(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def op_size(data: Mapping[str, Any]) -> int:
+    """Approximate payload bytes of an operation, for paging."""
     n = 1
     for details in ("StepDetails", "ContextDetails", "CallbackDetails", "ChainedInvokeDetails"):
         d = data.get(details)
@@ -45,7 +47,8 @@ class Mutation:
     header: ExecutionHeader
     now_ms: int
     ids: IdSigner
-    state: dict[str, Any] = field(init=False)
+    state: EngineState = field(init=False)
+    header_changes: dict[str, Any] = field(default_factory=dict)
     loaded: dict[str, OperationRecord] = field(default_factory=dict)
     changed: dict[str, OperationRecord] = field(default_factory=dict)
     events: list[HistoryEvent] = field(default_factory=list)
@@ -56,7 +59,7 @@ class Mutation:
     event_count: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.state = json.loads(json.dumps(self.header.state))
+        self.state = EngineState.from_dict(self.header.state)
         self.seq = self.header.seq_counter
         self.op_count = self.header.op_count
         self.event_count = self.header.event_count
@@ -111,6 +114,18 @@ class Mutation:
         self.due_set.pop(key, None)
         self.due_clear.add(key)
 
+    def evolve(self, **changes: Any) -> None:
+        """Change the engine state (see :class:`~durable_ext.engine.state.EngineState`)."""
+        self.state = self.state.evolve(**changes)
+
+    def open_op(self, op_id: str) -> None:
+        """Record that ``op_id`` (a callback or chained invoke) waits for an outcome."""
+        self.state = self.state.evolve(open=(*self.state.open, op_id))
+
+    def close_op(self, op_id: str) -> None:
+        """Record that ``op_id`` has its outcome."""
+        self.state = self.state.evolve(open=tuple(i for i in self.state.open if i != op_id))
+
     def batch(self, **header_changes: Any) -> CommitBatch:
         """Build the CommitBatch of everything changed, with the next header revision."""
         header = self.header.evolve(
@@ -118,8 +133,8 @@ class Mutation:
             seq_counter=self.seq,
             op_count=self.op_count,
             event_count=self.event_count,
-            state=self.state,
-            **header_changes,
+            state=self.state.to_dict(),
+            **{**self.header_changes, **header_changes},
         )
         ops = sorted(self.changed.values(), key=lambda r: r.index)
         return CommitBatch(

@@ -1,0 +1,729 @@
+"""The service's checkpoint semantics, pure and storage-agnostic.
+
+:class:`Engine` turns control-plane and data-plane calls (start, begin/finish invocation,
+checkpoint, get state, callbacks, timers, stop, chained-invoke completion) into
+:class:`~durable_ext.backends.store.CommitBatch` es for any
+:class:`~durable_ext.backends.store.Store`. Every mutation of an execution is one commit
+guarded by a compare-and-set on the header revision, so several engines (threads or
+processes) sharing a store serialise per execution exactly like the service's
+per-execution lane. A lost race is recomputed from fresh state.
+
+What each call changes is decided by :mod:`durable_ext.engine.rules` (every status
+transition), checked by :mod:`~durable_ext.engine.validation`, shown to the handler by
+:mod:`~durable_ext.engine.visibility` and answered by :mod:`~durable_ext.engine.views`;
+this module sequences them:
+
+* tokens ``(execution, token sequence, invocation)``: a checkpoint is accepted only with
+  the current sequence of the current invocation of a running execution, and bumps the
+  sequence once (also for an empty batch); a rejected batch leaves the token valid;
+* ``NewExecutionState`` = operations touched since the handler last saw state, in
+  creation order, paginated by bytes;
+* an append-only history with stable EventIds, including ``InvocationCompleted`` for
+  every invocation (crashes carry ``Error``), and the terminal ``Execution*`` event after
+  the last ``InvocationCompleted``;
+* execution-name idempotency; the terminal EXECUTION checkpoint gets no token; stop;
+  execution timeout; callbacks with timeout and heartbeat; chained invokes;
+* durable timers: every due time is a :class:`~durable_ext.backends.store.DueEntry`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from durable_ext.backends.store import (
+    CommitBatch,
+    DueEntry,
+    ExecutionHeader,
+    ExecutionStatus,
+    HistoryEvent,
+    OperationRecord,
+    Store,
+)
+from durable_ext.engine import rules, views
+from durable_ext.engine.history import payload_block, plain_event
+from durable_ext.engine.mutation import Mutation, NoCommit, public_op
+from durable_ext.engine.state import (
+    DueKey,
+    DueKind,
+    EngineState,
+    LastCheckpoint,
+    Lease,
+    ParentLink,
+)
+from durable_ext.engine.tokens import CheckpointToken, IdSigner
+from durable_ext.engine.validation import validate_batch, validate_name
+from durable_ext.engine.visibility import delta, page, visible
+from durable_ext.errors import (
+    ConflictError,
+    ExecutionAlreadyStartedError,
+    InvalidCheckpointTokenError,
+    InvalidParameterValueError,
+    NotFoundError,
+    StoreError,
+)
+
+__all__ = ["MAX_EXECUTION_TIMEOUT", "CheckpointResult", "Engine", "InvocationInput"]
+
+PAGE_BYTES = 5 * 1024 * 1024
+MAX_EXECUTION_TIMEOUT = 31_622_400
+"""The service's upper bound (and this engine's default) for ExecutionTimeout, in seconds."""
+_CONFLICT_RETRIES = 50
+_MAX_STATE_ITEMS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationInput:
+    """What an invocation receives (the Lambda invocation envelope, epoch-ms ops)."""
+
+    arn: str
+    function_name: str
+    invocation_id: str
+    request_id: str
+    token: str
+    operations: list[dict[str, Any]]
+    next_marker: str
+    updated_ids: list[str]
+
+    def to_event(self) -> dict[str, Any]:
+        """``DurableExecutionInvocationInput.to_json_dict`` shape."""
+        return {
+            "DurableExecutionArn": self.arn,
+            "CheckpointToken": self.token,
+            "InitialExecutionState": {
+                "Operations": self.operations,
+                "NextMarker": self.next_marker,
+            },
+            "UpdatedOperationIds": self.updated_ids,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointResult:
+    """A checkpoint response: the new token (None at the end) and the delta."""
+
+    token: str | None
+    operations: list[dict[str, Any]]
+    next_marker: str | None = None
+
+
+class Engine:
+    """The durable-execution service's semantics over a :class:`Store`.
+
+    Args:
+        store: Where executions live.
+        now_ms: The runtime clock (virtual or real), epoch ms.
+        wall_ms: The real clock, for invocation leases.
+        resolve_function: ``name -> "durable" | "plain" | None`` for chained invokes; None
+            means unknown (the invoke fails at checkpoint time, as in the service).
+        region: Region used in ARNs.
+        account: Account id used in ARNs.
+        page_bytes: Byte bound of the invocation input's first page and of deltas.
+        max_invocation_failures: Consecutive failed invocations before the execution fails.
+        invocation_retry_ms: Delay before re-invoking after a failed invocation.
+        lease_ms: How long an invocation may run before another runtime may take over.
+
+    Example:
+        >>> from durable_ext.backends.memory import MemoryStore
+        >>> eng = Engine(MemoryStore(), now_ms=lambda: 0)
+        >>> arn, created = eng.start("fn", "{}")
+        >>> eng.describe(arn)["Status"]
+        'RUNNING'
+
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        now_ms: Callable[[], int] | None = None,
+        wall_ms: Callable[[], int] | None = None,
+        resolve_function: Callable[[str], str | None] | None = None,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        page_bytes: int = PAGE_BYTES,
+        max_invocation_failures: int = 5,
+        invocation_retry_ms: int = 0,
+        lease_ms: int = 900_000,
+    ) -> None:
+        self.store = store
+        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self.wall_ms = wall_ms or (lambda: int(time.time() * 1000))
+        self.resolve_function = resolve_function or (lambda _name: None)
+        self.region = region
+        self.account = account
+        self.page_bytes = page_bytes
+        self.max_invocation_failures = max_invocation_failures
+        self.invocation_retry_ms = invocation_retry_ms
+        self.lease_ms = lease_ms
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._signer: IdSigner | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def ids(self) -> IdSigner:
+        """The signer of this store's callback ids and checkpoint tokens (read once)."""
+        signer = self._signer
+        if signer is None:
+            signer = self._signer = IdSigner(self.store.secret())
+        return signer
+
+    def _lock(self, arn: str) -> threading.Lock:
+        with self._locks_guard:
+            lock = self._locks.get(arn)
+            if lock is None:
+                lock = self._locks[arn] = threading.Lock()
+            return lock
+
+    def _mutate(self, arn: str, fn: Callable[[Mutation], Any]) -> Any:
+        """Run ``fn`` on fresh state and commit; recompute when another writer won.
+
+        ``fn`` returns ``(batch, result)``, or :class:`NoCommit` when nothing changes.
+        """
+        with self._lock(arn):
+            for _ in range(_CONFLICT_RETRIES):
+                tx = Mutation(self.store, self.store.header(arn), self.now_ms(), self.ids)
+                out = fn(tx)
+                if isinstance(out, NoCommit):
+                    return out.value
+                batch, result = out
+                try:
+                    self.store.commit(batch)
+                except ConflictError:
+                    continue
+                return result
+            raise StoreError(f"execution {arn}: too many concurrent writers, giving up")
+
+    def function_arn(self, function_name: str) -> str:
+        """Return the unqualified function ARN."""
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{function_name}"
+
+    def execution_arn(self, function_name: str, name: str, execution_id: str) -> str:
+        """Return the execution ARN; its last segment is the EXECUTION operation id."""
+        return f"{self.function_arn(function_name)}:$LATEST/durable-execution/{name}/{execution_id}"
+
+    def _require(self, arn: str) -> ExecutionHeader:
+        try:
+            return self.store.header(arn)
+        except NotFoundError:
+            raise NotFoundError(f"no durable execution {arn!r}") from None
+
+    # ------------------------------------------------------------------ start
+
+    def start(
+        self,
+        function_name: str,
+        input_payload: str,
+        *,
+        name: str | None = None,
+        execution_timeout: int | None = None,
+        parent: ParentLink | None = None,
+        execution_id: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> tuple[str, bool]:
+        """Create an execution; returns ``(arn, created)``.
+
+        ``attributes`` are free-form strings kept with the execution (the runtime records
+        the handler's reference there, so a later process can run it on).
+
+        Raises:
+            ExecutionAlreadyStartedError: ``name`` exists with a different input.
+
+        """
+        validate_name("function name", function_name)
+        name = validate_name("execution name", name or str(uuid.uuid4()))
+        timeout = int(execution_timeout or MAX_EXECUTION_TIMEOUT)
+        if not 1 <= timeout <= MAX_EXECUTION_TIMEOUT:
+            raise InvalidParameterValueError(
+                f"ExecutionTimeout must be between 1 and {MAX_EXECUTION_TIMEOUT} seconds, "
+                f"got {execution_timeout}"
+            )
+        exec_id = execution_id or str(uuid.uuid4())
+        arn = self.execution_arn(function_name, name, exec_id)
+        now = self.now_ms()
+        state = EngineState(timeout=timeout, parent=parent, attributes=dict(attributes or {}))
+        header = ExecutionHeader(
+            arn=arn,
+            execution_id=exec_id,
+            function_name=function_name,
+            name=name,
+            status=ExecutionStatus.RUNNING,
+            start_ms=now,
+            revision=1,
+            input_payload=input_payload,
+            op_count=1,
+            event_count=1,
+            state=state.to_dict(),
+        )
+        exec_op = {
+            "Id": exec_id,
+            "Type": "EXECUTION",
+            "Status": "STARTED",
+            "Name": name,
+            "StartTimestamp": now,
+            "ExecutionDetails": {"InputPayload": input_payload},
+        }
+        started = {"Input": payload_block(input_payload), "ExecutionTimeout": timeout}
+        batch = CommitBatch(
+            header=header,
+            expected_revision=0,
+            operations=[OperationRecord(op_id=exec_id, index=0, touched=0, data=exec_op)],
+            events=[
+                HistoryEvent(
+                    event_id=1,
+                    data=plain_event("ExecutionStarted", now, started, Id=exec_id, Name=name),
+                )
+            ],
+            due_set=[
+                DueEntry(arn=arn, key=DueKey.INVOKE, kind=DueKind.INVOKE, due_ms=now),
+                DueEntry(arn=arn, key=DueKey.TIMEOUT, kind=DueKind.EXECUTION_TIMEOUT,
+                         due_ms=now + timeout * 1000),
+            ],
+        )
+        res = self.store.create(batch)
+        if res.created:
+            return arn, True
+        if res.header.input_payload != input_payload:
+            raise ExecutionAlreadyStartedError(
+                f"execution {name!r} of function {function_name!r} already exists "
+                f"({res.header.arn}) with a different input"
+            )
+        return res.header.arn, False
+
+    # ------------------------------------------------------------------ invocations
+
+    def begin_invocation(
+        self, arn: str, *, owner: str = "", pid: int = 0, host: str = ""
+    ) -> InvocationInput | None:
+        """Open an invocation (new invocation id, fresh token); None when not runnable.
+
+        ``owner`` (unique per runtime process), ``pid`` and ``host`` go into its lease.
+        """
+
+        def fn(tx: Mutation) -> Any:
+            h = tx.header
+            if h.terminal:
+                tx.clear_due(DueKey.INVOKE)
+                return tx.batch(), None
+            if tx.state.invoking:
+                return NoCommit(None)
+            inv = str(uuid.uuid4())
+            request_id = str(uuid.uuid4())
+            updated = list(tx.state.updated)
+            tx.evolve(gate="INVOKING", invocation_start=tx.now_ms, request_id=request_id,
+                      reinvoke=False, input_seq=tx.seq, updated=())
+            tx.clear_due(DueKey.INVOKE)
+            lease = Lease(arn, inv, owner, host, pid, self.wall_ms() + self.lease_ms)
+            tx.set_due(DueKey.LEASE, DueKind.LEASE, lease.due_ms, **lease.data())
+            first, rest = page(visible(self.store, arn, self.store.operations(arn)), None,
+                               self.page_bytes)
+            result = InvocationInput(
+                arn=arn,
+                function_name=h.function_name,
+                invocation_id=inv,
+                request_id=request_id,
+                token=self.ids.token(CheckpointToken(h.execution_id, h.token_sequence, inv)),
+                operations=[public_op(r.data) for r in first],
+                next_marker=f"s:{h.token_sequence}:{len(first)}" if rest else "",
+                updated_ids=updated,
+            )
+            return tx.batch(invocation_id=inv), result
+
+        result: InvocationInput | None = self._mutate(arn, fn)
+        return result
+
+    def finish_invocation(
+        self,
+        arn: str,
+        invocation_id: str,
+        output: Mapping[str, Any] | None,
+        error: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Close an invocation with its output, or with ``error`` when it crashed.
+
+        Records ``InvocationCompleted`` (with ``Error`` for a crash) and then applies the
+        output: completion, failure, a valid PENDING, or a retry of the invocation.
+        """
+        self._end_invocation(arn, invocation_id, output, error)
+
+    def abandon_invocation(
+        self, arn: str, invocation_id: str, message: str, *, lease_due_ms: int | None = None
+    ) -> bool:
+        """Record a lost invocation (crashed runtime/process) and schedule a new one.
+
+        It counts as a failed invocation (``max_invocation_failures`` in a row fail the
+        execution) and is retried after ``invocation_retry_ms``.
+
+        Args:
+            arn: The execution.
+            invocation_id: The invocation that was lost.
+            message: ``ErrorMessage`` of the ``Runtime.ExitError`` recorded for it.
+            lease_due_ms: Take over only this lease: when given and the stored lease's
+                due time differs (it was renewed since it was judged expired), nothing
+                happens.
+
+        Returns:
+            True when the invocation was closed; False when it was not the current one or
+            its lease was renewed meanwhile.
+
+        """
+        error = {"ErrorType": "Runtime.ExitError", "ErrorMessage": message}
+        return self._end_invocation(arn, invocation_id, None, error, lease_due_ms=lease_due_ms)
+
+    def release_invocation(self, arn: str, invocation_id: str, message: str) -> bool:
+        """Hand back an unfinished invocation (graceful shutdown) to be run again at once.
+
+        ``InvocationCompleted`` records the release with the same error as a crash
+        (``Runtime.ExitError``, as the service records a runtime that exited), but unlike
+        :meth:`abandon_invocation` it does not count as a failed invocation and the next
+        invocation is due immediately, not after ``invocation_retry_ms``: the handler did
+        not fail, its runtime went away. Whatever the old invocation still sends is
+        refused (its tokens are fenced).
+
+        Returns:
+            True when the invocation was released; False when it was not the current one.
+
+        """
+        error = {"ErrorType": "Runtime.ExitError", "ErrorMessage": message}
+        return self._end_invocation(arn, invocation_id, None, error, released=True)
+
+    def _end_invocation(
+        self,
+        arn: str,
+        invocation_id: str,
+        output: Mapping[str, Any] | None,
+        error: Mapping[str, Any] | None,
+        *,
+        lease_due_ms: int | None = None,
+        released: bool = False,
+    ) -> bool:
+        """Close the current invocation; False when it is not current (nothing written)."""
+
+        def fn(tx: Mutation) -> Any:
+            if tx.header.invocation_id != invocation_id or not tx.state.invoking:
+                return NoCommit(False)
+            if lease_due_ms is not None:
+                lease = self.lease(arn)
+                if lease is None or lease.due_ms != lease_due_ms:
+                    return NoCommit(False)
+            rules.end_invocation(
+                tx, output, error, released=released,
+                max_failures=self.max_invocation_failures, retry_ms=self.invocation_retry_ms,
+            )
+            return tx.batch(), True
+
+        closed: bool = self._mutate(arn, fn)
+        return closed
+
+    def lease(self, arn: str) -> Lease | None:
+        """Return the lease of the execution's open invocation, from its own records."""
+        try:
+            entries = self.store.due(arn=arn, kinds=[DueKind.LEASE])
+        except NotFoundError:
+            return None
+        return next((Lease.of(d) for d in entries if d.key == DueKey.LEASE), None)
+
+    def renew_lease(self, arn: str, invocation_id: str, until_ms: int) -> bool:
+        """Move the lease of a running invocation to ``until_ms`` (wall-clock epoch ms).
+
+        A lease is never shortened: when it already lasts until ``until_ms`` nothing is
+        written. Concurrent commits (the invocation's own checkpoints) are retried.
+
+        Returns:
+            True when the lease lasts at least until ``until_ms``; False when the
+            invocation is no longer the execution's current one (taken over, finished,
+            or the execution is gone or terminal).
+
+        """
+
+        def fn(tx: Mutation) -> Any:
+            h = tx.header
+            if h.terminal or h.invocation_id != invocation_id or not tx.state.invoking:
+                return NoCommit(False)
+            lease = self.lease(arn)
+            if lease is None or lease.invocation_id != invocation_id:
+                return NoCommit(False)
+            if lease.due_ms >= until_ms:
+                return NoCommit(True)
+            tx.set_due(DueKey.LEASE, DueKind.LEASE, until_ms, **lease.data())
+            return tx.batch(), True
+
+        try:
+            renewed: bool = self._mutate(arn, fn)
+        except NotFoundError:
+            return False
+        return renewed
+
+    # ------------------------------------------------------------------ data plane
+
+    def _check_token(self, tx: Mutation, token: str) -> None:
+        h = tx.header
+        parsed = self.ids.parse_token(token) if token else None
+        if (
+            parsed is None
+            or h.terminal
+            or tx.state.closing is not None
+            or parsed.execution_id != h.execution_id
+            or parsed.sequence != h.token_sequence
+            or parsed.invocation_id != h.invocation_id
+            or not tx.state.invoking
+        ):
+            raise InvalidCheckpointTokenError()
+
+    def checkpoint(
+        self,
+        arn: str,
+        token: str,
+        updates: Sequence[Mapping[str, Any]],
+        client_token: str | None = None,
+    ) -> CheckpointResult:
+        """CheckpointDurableExecution: validate and apply ``updates`` (wire dicts)."""
+        self._require(arn)
+
+        def fn(tx: Mutation) -> Any:
+            last = tx.state.last_checkpoint
+            if client_token and last and last.client_token == client_token \
+                    and last.token_in == token:
+                recs = self.store.operations(arn, last.op_ids)
+                return NoCommit(
+                    CheckpointResult(last.token_out, [public_op(r.data) for r in recs], None)
+                )
+            self._check_token(tx, token)
+            ids = {u.get("Id") for u in updates} | {u.get("ParentId") for u in updates}
+            tx.load(i for i in ids if isinstance(i, str) and i)
+            validate_batch(updates, {i: r.data for i, r in tx.loaded.items()})
+            for u in updates:
+                rules.apply_update(tx, u, self._start_chained)
+            rules.fire_due_wakes(tx)
+            h = tx.header
+            new_seq = h.token_sequence + 1
+            closing = tx.state.closing is not None
+            first, rest = page(delta(tx), None, self.page_bytes)
+            marker = f"d:{new_seq}:{h.handler_seen_seq}:{len(first)}" \
+                if rest and not closing else None
+            out_token = None if closing else self.ids.token(
+                CheckpointToken(h.execution_id, new_seq, h.invocation_id or "")
+            )
+            tx.evolve(last_checkpoint=LastCheckpoint(
+                client_token, token, out_token, tuple(r.op_id for r in first)
+            ) if client_token else None)
+            result = CheckpointResult(out_token, [public_op(r.data) for r in first], marker)
+            return tx.batch(token_sequence=new_seq, handler_seen_seq=tx.seq), result
+
+        result: CheckpointResult = self._mutate(arn, fn)
+        return result
+
+    def get_state(
+        self, arn: str, token: str, marker: str | None, max_items: int | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """GetDurableExecutionState: a page of the state (or of a paginated delta)."""
+        h = self._require(arn)
+        self._check_token(Mutation(self.store, h, self.now_ms(), self.ids), token)
+        limit = max(1, min(int(max_items or _MAX_STATE_ITEMS), _MAX_STATE_ITEMS))
+        prefix = f"s:{h.token_sequence}"
+        start = 0
+        parts = (marker or "").split(":")
+        try:
+            if not marker or (parts[0] == "s" and len(parts) == 3
+                              and int(parts[1]) == h.token_sequence):
+                records = visible(self.store, arn, self.store.operations(arn))
+                start = int(parts[2]) if marker else 0
+            elif parts[0] == "d" and len(parts) == 4 and int(parts[1]) == h.token_sequence:
+                records = visible(self.store, arn, self.store.touched_after(arn, int(parts[2])))
+                start = int(parts[3])
+                prefix = f"d:{parts[1]}:{parts[2]}"
+            else:
+                raise InvalidParameterValueError("Invalid marker")
+        except ValueError:
+            raise InvalidParameterValueError("Invalid marker") from None
+        first, rest = page(records[start:], limit, self.page_bytes)
+        next_marker = f"{prefix}:{start + len(first)}" if rest else None
+        return [public_op(r.data) for r in first], next_marker
+
+    # ------------------------------------------------------------------ chained invoke
+
+    def _start_chained(self, function_name: str) -> rules.ChainedTarget:
+        """Resolve a chained-invoke target and name the child execution it will get."""
+        target = rules.target_name(function_name)
+        kind = self.resolve_function(target) if target else None
+        child_id = str(uuid.uuid4())
+        child_arn = self.execution_arn(target or "unknown", child_id, child_id)
+        return rules.ChainedTarget(target, kind, child_id, child_id, child_arn)
+
+    def complete_chained(
+        self, arn: str, op_id: str, status: str, result: str | None, error: Mapping[str, Any] | None
+    ) -> None:
+        """Report a chained invoke's outcome (target terminal) to the calling execution."""
+
+        def fn(tx: Mutation) -> Any:
+            if not rules.complete_chained(tx, op_id, status, result, error):
+                return NoCommit(None)
+            return tx.batch(), None
+
+        self._mutate(arn, fn)
+
+    # ------------------------------------------------------------------ timers
+
+    def fire(self, entry: DueEntry) -> None:
+        """Fire a due timer (WAKE, CALLBACK_*, EXECUTION_TIMEOUT)."""
+
+        def fn(tx: Mutation) -> Any:
+            current = self.store.due(arn=tx.arn)
+            if not any(d.key == entry.key and d.due_ms == entry.due_ms for d in current):
+                return NoCommit(None)
+            if tx.header.terminal:
+                tx.clear_due(entry.key)
+                return tx.batch(), None
+            if not rules.fire_timer(tx, entry):
+                return NoCommit(None)
+            return tx.batch(), None
+
+        self._mutate(entry.arn, fn)
+
+    def clear_due(self, arn: str, key: str) -> None:
+        """Remove one due entry (e.g. once a dispatch or notification was handled)."""
+
+        def fn(tx: Mutation) -> Any:
+            if not any(d.key == key for d in self.store.due(arn=arn)):
+                return NoCommit(None)
+            tx.clear_due(key)
+            return tx.batch(), None
+
+        self._mutate(arn, fn)
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _callback_target(self, callback_id: str) -> tuple[str, str]:
+        decoded = self.ids.callback_target(callback_id)
+        if decoded is None:
+            # the service's answer for an id it never issued; nothing about why
+            raise NotFoundError(f"unknown callback id {callback_id[:80]!r}")
+        self._require(decoded[0])
+        return decoded
+
+    def _on_callback(self, callback_id: str, change: Callable[[Mutation, str], Any]) -> None:
+        arn, op_id = self._callback_target(callback_id)
+
+        def fn(tx: Mutation) -> Any:
+            if tx.header.terminal:
+                raise NotFoundError(
+                    f"execution {tx.arn} is {tx.header.status}; callback {op_id!r} is closed"
+                )
+            data = tx.get(op_id)
+            if data is None or data.get("Type") != "CALLBACK" or data.get("Status") != "STARTED":
+                raise NotFoundError(f"callback {op_id!r} of {tx.arn} is not waiting for a result")
+            return change(tx, op_id)
+
+        self._mutate(arn, fn)
+
+    def callback_success(self, callback_id: str, result: bytes | str | None) -> None:
+        """SendDurableExecutionCallbackSuccess (the result is kept verbatim)."""
+        text = (result.decode() if isinstance(result, bytes) else result) or None
+
+        def change(tx: Mutation, op_id: str) -> Any:
+            rules.complete_callback(tx, op_id, "SUCCEEDED", text, None)
+            return tx.batch(), None
+
+        self._on_callback(callback_id, change)
+
+    def callback_failure(self, callback_id: str, error: Mapping[str, Any] | None) -> None:
+        """SendDurableExecutionCallbackFailure."""
+        err = {k: v for k, v in (error or {}).items() if v is not None}
+
+        def change(tx: Mutation, op_id: str) -> Any:
+            rules.complete_callback(tx, op_id, "FAILED", None, err)
+            return tx.batch(), None
+
+        self._on_callback(callback_id, change)
+
+    def callback_heartbeat(self, callback_id: str) -> None:
+        """SendDurableExecutionCallbackHeartbeat: push the heartbeat deadline out."""
+
+        def change(tx: Mutation, op_id: str) -> Any:
+            data = tx.get(op_id) or {}
+            hb = int((data.get("_cb") or {}).get("hb", 0))
+            if hb <= 0:
+                return NoCommit(None)
+            tx.set_due(DueKey.callback_heartbeat(op_id), DueKind.CALLBACK_HEARTBEAT,
+                       tx.now_ms + hb * 1000, op=op_id)
+            return tx.batch(), None
+
+        self._on_callback(callback_id, change)
+
+    # ------------------------------------------------------------------ control plane
+
+    def stop(self, arn: str, error: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """StopDurableExecution: idempotent; the caller's error is recorded."""
+        self._require(arn)
+        err = dict(error) if error else {"ErrorMessage": "Execution stopped by user request"}
+
+        def fn(tx: Mutation) -> Any:
+            if tx.header.terminal:
+                return NoCommit(None)
+            tx.evolve(closing=None)
+            rules.close_execution(tx, ExecutionStatus.STOPPED, None, err)
+            return tx.batch(), None
+
+        self._mutate(arn, fn)
+        return {"StopTimestamp": views.ms_to_dt(self.store.header(arn).end_ms)}
+
+    def attributes(self, arn: str) -> dict[str, str]:
+        """Return the ``attributes`` given at start."""
+        return dict(EngineState.from_dict(self._require(arn).state).attributes)
+
+    def describe(self, arn: str) -> dict[str, Any]:
+        """GetDurableExecution."""
+        h = self._require(arn)
+        return views.describe(h, self.function_arn(h.function_name))
+
+    def history(
+        self,
+        arn: str,
+        *,
+        include_execution_data: bool = True,
+        max_items: int | None = None,
+        marker: str | None = None,
+        reverse_order: bool = False,
+    ) -> dict[str, Any]:
+        """GetDurableExecutionHistory (paged by EventId)."""
+        h = self._require(arn)
+        try:
+            mark = int(marker) if marker else None
+        except ValueError:
+            raise InvalidParameterValueError("Invalid marker") from None
+
+        def read(after: int, limit: int | None, reverse: bool) -> list[HistoryEvent]:
+            return self.store.events(arn, after=after, limit=limit, reverse=reverse)
+
+        return views.history_page(
+            read, h.event_count, include_data=include_execution_data,
+            limit=int(max_items) if max_items else None, marker=mark, reverse=reverse_order,
+        )
+
+    def list_executions(
+        self,
+        *,
+        function_name: str | None = None,
+        status: str | None = None,
+        max_items: int | None = None,
+        marker: str | None = None,
+    ) -> dict[str, Any]:
+        """ListDurableExecutionsByFunction."""
+        listing = self.store.list_executions(
+            function_name=function_name, status=status, limit=max_items, marker=marker
+        )
+        out: dict[str, Any] = {
+            "DurableExecutions": [
+                views.listing_item(h, self.function_arn(h.function_name))
+                for h in listing.headers
+            ]
+        }
+        if listing.next_marker:
+            out["NextMarker"] = listing.next_marker
+        return out
