@@ -82,8 +82,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def in_process() -> Iterator[Target]:
-    from durable_ext.engine import Engine
     from durable_ext.backends.memory import MemoryStore
+    from durable_ext.engine import Engine
     from durable_ext.runtime import EngineClient
 
     engine = Engine(MemoryStore())
@@ -100,8 +100,8 @@ def http_api() -> Iterator[Target]:
     service = LocalService("memory://")
     with ServerThread(service) as server:
         # "bench" is not a served function: no driver touches this execution.
-        arn, _ = service.engine.start("bench", "{}")
-        inv = service.engine.begin_invocation(arn)
+        arn, _ = service.runtime.engine.start("bench", "{}")
+        inv = service.runtime.engine.begin_invocation(arn)
         assert inv is not None
         yield Target(_lambda_client(server.url), arn, inv.token)
 

@@ -10,8 +10,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from durable_ext.engine import Engine
 from durable_ext.backends.store import Store
+from durable_ext.engine import Engine
 
 PAYLOAD = '"' + "x" * 198 + '"'
 PRELOAD_BATCH = 250

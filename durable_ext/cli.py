@@ -15,12 +15,10 @@ import importlib
 import importlib.util
 import json
 import os
-import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "EXIT_WAITING", "SUBCOMMANDS", "main"]
@@ -86,45 +84,14 @@ def exit_code(status: str) -> int:
 # ---------------------------------------------------------------- runtime helpers
 
 
-def _load_handler(target: str) -> tuple[str, Any]:
-    """``module:attr`` or ``path/to/file.py:attr`` -> (import path, handler)."""
-    module_name, sep, attr = target.rpartition(":")
-    if not sep or not module_name or not attr:
-        raise UsageError(f"expected MODULE:HANDLER or FILE.py:HANDLER, got {target!r}")
-    if module_name.endswith(".py") or os.sep in module_name:
-        path = Path(module_name).resolve()
-        if not path.is_file():
-            raise UsageError(f"no such file: {module_name}")
-        sys.path.insert(0, str(path.parent))
-        module_name = path.stem
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import {module_name!r}: {exc}") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise UsageError(f"{module_name!r} has no attribute {attr!r}") from None
-    return f"{module_name}:{attr}", obj
-
-
-def _is_lambda(args: argparse.Namespace) -> bool:
-    url = args.backend or os.environ.get("DURABLE_EXT_BACKEND") or ""
-    return url.startswith("lambda://")
-
-
 def _runtime(args: argparse.Namespace) -> Any:
-    """Open the control plane for ``--backend``: a local Runtime, or Lambda itself."""
-    if _is_lambda(args):
-        from durable_ext.backends.lambda_api import LambdaBackend
+    """Open the control plane of ``--backend``: a local Runtime, or Lambda itself."""
+    from durable_ext.runtime import VirtualClock, open_control_plane
 
-        return LambdaBackend.from_spec(args.backend or os.environ["DURABLE_EXT_BACKEND"])
-    from durable_ext.runtime import Runtime, VirtualClock
-
-    clock = VirtualClock() if getattr(args, "virtual_time", False) else None
-    return Runtime(backend=args.backend, clock=clock)
+    url = args.backend or os.environ.get("DURABLE_EXT_BACKEND") or None
+    if getattr(args, "virtual_time", False):
+        return open_control_plane(url, clock=VirtualClock())
+    return open_control_plane(url)
 
 
 def _parse_input(text: str | None) -> Any:
@@ -179,9 +146,9 @@ def _operations_table(rt: Any, arn: str) -> Any:
 
 
 def _drive(rt: Any, arn: str, timeout: float, live: bool) -> None:
-    """Run until idle, showing a live view of the history when asked."""
+    """Let the execution run on, showing a live view of the history when asked."""
     if not live:
-        rt.run_until_idle(timeout)
+        rt.settle(arn, timeout)
         return
     from rich.live import Live
 
@@ -189,7 +156,7 @@ def _drive(rt: Any, arn: str, timeout: float, live: bool) -> None:
 
     def work() -> None:
         try:
-            rt.run_until_idle(timeout)
+            rt.settle(arn, timeout)
         except BaseException as exc:
             errors.append(exc)
 
@@ -239,27 +206,13 @@ def _open_callbacks(rt: Any, arn: str) -> list[tuple[str | None, str]]:
     return list(started.values())
 
 
-def default_function_name(path: str) -> str:
-    """Name a handler's function after its module: ``order_workflow:handler`` -> ``order-workflow``.
-
-    Other attributes than ``handler`` are appended (``jobs:nightly`` -> ``jobs-nightly``).
-    """
-    module, _, attr = path.rpartition(":")
-    if module.endswith(".py") or os.sep in module:
-        stem = Path(module).stem
-    else:
-        stem = module.rsplit(".", 1)[-1]
-    name = stem if attr == "handler" else f"{stem}-{attr}"
-    name = re.sub(r"[^A-Za-z0-9-]+", "-", name.replace("_", "-")).strip("-")
-    return name[:64] or "handler"
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    """``run MODULE:HANDLER``: start (or resume, by name) and run an execution."""
-    path, handler = _load_handler(args.target)
-    function = args.function or default_function_name(path)
+    """``run TARGET``: start (or resume, by name) and run an execution."""
+    from durable_ext.runtime.handlers import function_name_for
+
+    function = args.function or function_name_for(args.target)
     with _runtime(args) as rt:
-        rt.register(function, handler)
+        rt.register(function, args.target)  # imports it: a bad target is a one-line error
         arn = rt.start(function, _parse_input(args.input), name=args.name)
         _drive(
             rt,
@@ -337,30 +290,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- callback / stop
 
 
-def _resume(rt: Any, arn: str, args: argparse.Namespace) -> int:
-    """Run the execution on if its handler can be imported; report its status."""
-    engine = getattr(rt, "engine", None)  # Lambda runs its executions on by itself
-    handler = engine.attributes(arn).get("handler") if engine is not None else None
-    if handler and not args.no_run:
-        try:
-            _path, obj = _load_handler(handler)
-        except UsageError:
-            obj = None
-        if obj is not None:
-            desc = rt.describe(arn)
-            rt.register(desc["FunctionArn"].rsplit(":", 1)[-1], obj)
-            rt.run_until_idle(args.timeout)
-    return _report(rt, arn, args.json)
-
-
 def cmd_callback(args: argparse.Namespace) -> int:
-    """Run ``callback succeed|fail|heartbeat ID [PAYLOAD]``."""
-    from durable_ext.engine.tokens import peek_callback_id
-
-    # Lambda's callback ids are opaque; the local runtime's name their execution.
-    decoded = None if _is_lambda(args) else peek_callback_id(args.callback_id)
-    if decoded is None and not _is_lambda(args):
-        raise UsageError(f"not a callback id: {args.callback_id!r}")
+    """Run ``callback succeed|fail|heartbeat ID [PAYLOAD]``, then run the execution on."""
     with _runtime(args) as rt:
         if args.action == "succeed":
             payload = args.payload
@@ -379,9 +310,13 @@ def cmd_callback(args: argparse.Namespace) -> int:
         else:
             rt.send_callback_heartbeat(args.callback_id)
             return EXIT_OK
-        if decoded is None:
+        # Lambda's callback ids are opaque (and Lambda runs the execution on by itself).
+        arn = rt.execution_of_callback(args.callback_id)
+        if arn is None:
             return EXIT_OK
-        return _resume(rt, decoded[0], args)
+        if not args.no_run:
+            rt.settle(arn, args.timeout)
+        return _report(rt, arn, args.json)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -427,10 +362,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     """Add the built-in subcommands."""
     p = subparsers.add_parser("run", help="run a @durable_execution handler")
-    p.add_argument("target", metavar="MODULE:HANDLER")
+    p.add_argument("target", metavar="MODULE:HANDLER|FILE.py:HANDLER")
     p.add_argument("--input", default=None, help="execution input (JSON)")
     p.add_argument("--name", default=None, help="execution name (idempotent)")
-    p.add_argument("--function", default=None, help="function name to register it under")
+    p.add_argument("--function", default=None,
+                   help="function name to register it under (default: from the module name)")
     p.add_argument("--timeout", type=float, default=300.0, help="real seconds to run for")
     p.add_argument("--virtual-time", action="store_true", help="waits complete instantly")
     _common(p)

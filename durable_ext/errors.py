@@ -6,6 +6,7 @@ also from the standard or SDK class a caller would already catch::
     DurableExtError
     ├── ConfigError (ValueError)                  bad settings, found before any work
     │   ├── SpecError                             a serializer spec or store URL that does not parse
+    │   ├── HandlerLoadError                      a handler reference that cannot be imported
     │   └── UnknownPluginError                    no plugin of that name in a registry
     ├── InvalidParameterValueError (ValueError)   the service refused a request's parameters
     │   └── InvalidCheckpointTokenError           a stale or foreign token (the SDK retries)
@@ -45,6 +46,7 @@ __all__ = [
     "DisallowedContentError",
     "DurableExtError",
     "ExecutionAlreadyStartedError",
+    "HandlerLoadError",
     "IntegrityError",
     "InvalidCheckpointTokenError",
     "InvalidParameterValueError",
@@ -72,6 +74,10 @@ class ConfigError(DurableExtError, ValueError):
 
 class SpecError(ConfigError):
     """A serializer spec string or store URL that does not parse."""
+
+
+class HandlerLoadError(ConfigError):
+    """A handler reference that cannot be imported; the message says why and the fix."""
 
 
 class UnknownPluginError(ConfigError):

@@ -175,6 +175,5 @@ BACKENDS = PluginRegistry(
         "redis": ("durable_ext.backends.redis:RedisStore", "redis"),
         "rediss": ("durable_ext.backends.redis:RedisStore", "redis"),
         "dynamodb": ("durable_ext.backends.dynamodb:DynamoDBStore", "dynamodb"),
-        "lambda": ("durable_ext.backends.lambda_api:LambdaBackend", None),
     },
 )

@@ -16,23 +16,7 @@ from typing import Any
 
 from durable_ext.errors import ConfigError
 
-__all__ = ["main", "parse_handler", "register"]
-
-
-def parse_handler(spec: str) -> tuple[str, str]:
-    """``[NAME=]MODULE[:ATTR]`` -> ``(function name, "module:attr")``.
-
-    ``ATTR`` defaults to ``handler`` (the Lambda convention); ``NAME`` defaults to
-    ``ATTR`` when it is given, else to the module's last dotted segment.
-    """
-    name, sep, target = spec.partition("=")
-    if not sep:
-        name, target = "", spec
-    module, colon, attr = target.partition(":")
-    if not module or (colon and not attr):
-        raise ConfigError(f"invalid handler {spec!r}: expected [NAME=]MODULE[:HANDLER]")
-    function = name or (attr if colon else module.rsplit(".", 1)[-1])
-    return function, f"{module}:{attr or 'handler'}"
+__all__ = ["main", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -53,7 +37,8 @@ def register(subparsers: Any) -> None:
         nargs="+",
         required=True,
         metavar="[NAME=]MODULE[:HANDLER]",
-        help="durable handlers to serve (function name defaults to HANDLER)",
+        help="durable handlers to serve; NAME defaults to the module's name (plus -HANDLER "
+        "unless it is handler), as for `durable-ext run`",
     )
     p.add_argument(
         "--plain",
@@ -92,12 +77,16 @@ def run_worker(args: argparse.Namespace) -> int:
     # a SIGTERM while the store opens and the handlers import must stop the worker cleanly
     defer_stop_signals()
     from durable_ext.fleet.worker import Worker
+    from durable_ext.runtime.handlers import load_handlers
 
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Imported before the store opens: a bad target is a one-line error, exit code 2.
+    durable = load_handlers(args.handlers)
+    plain = load_handlers(args.plain, taken={d.name for d in durable})
     worker = Worker(
         args.backend,
         concurrency=args.concurrency,
@@ -109,11 +98,10 @@ def run_worker(args: argparse.Namespace) -> int:
         shutdown_grace=args.grace,
         worker_id=args.worker_id,
     )
-    for spec in args.handlers:
-        worker.register(*parse_handler(spec))
-    for spec in args.plain:
-        name, target = parse_handler(spec)
-        worker.register(name, target, durable=False)
+    for item in durable:
+        worker.register(item.name, item.handler)
+    for item in plain:
+        worker.register(item.name, item.handler, durable=False)
     worker.install_signal_handlers()
     try:
         stats = worker.run(max_seconds=args.max_seconds)

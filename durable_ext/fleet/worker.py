@@ -1,21 +1,22 @@
-"""Worker: one member of a fleet that drains a shared Redis or DynamoDB backend.
+"""Worker: a :class:`~durable_ext.runtime.Runtime` plus a claim loop and a lease renewer.
 
 Every worker polls the store's due-time index for work of the functions it has
 registered: invocations to run, durable timers to fire (waits, retry delays, callback and
-heartbeat timeouts, execution timeouts) and chained invokes to dispatch. Claims are
-compare-and-set commits, so when several workers see the same entry exactly one wins:
+heartbeat timeouts, execution timeouts) and chained invokes to dispatch; the runtime
+handles each entry. Claims are compare-and-set commits, so when several workers see the
+same entry exactly one wins:
 
 * an invocation is claimed by the engine's ``begin_invocation``, which opens a new
   invocation id and writes a **lease** (a wall-clock deadline). The worker renews the
   lease while the handler runs (every third of its length);
 * a timer fires inside one commit that also removes it, so it fires once;
 * a worker whose lease expired (plus the clock-skew margin), or whose end this host can
-  prove (its mark, see :class:`~durable_ext.fleet.lease.WorkerMarks`, is no longer
-  locked), is taken over: its invocation is closed as failed and a new one is scheduled.
-  Workers are told apart by a random 128-bit instance id in the lease's owner, never by
-  host name or pid, which repeat across machines, containers and PID namespaces.
-  **Fencing**: the old worker's checkpoint tokens name the old invocation, so every
-  commit it still tries is refused, and its late result is ignored.
+  prove (its mark, see :class:`~durable_ext.runtime.marks.WorkerMarks`, is no longer
+  locked), is taken over by :meth:`Runtime.recover_leases
+  <durable_ext.runtime.Runtime.recover_leases>`. Workers are told apart by a random
+  128-bit instance id in the lease's owner, never by host name or pid. **Fencing**: the
+  old worker's checkpoint tokens name the old invocation, so every commit it still tries
+  is refused, and its late result is ignored.
 
 On SIGTERM (:meth:`Worker.install_signal_handlers`) a worker stops claiming, lets
 running invocations finish for ``shutdown_grace`` seconds, then releases the rest so
@@ -25,66 +26,27 @@ another worker re-runs them at once.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import signal
-import socket
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
 from types import FrameType
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from durable_ext.backends.store import DueEntry, Store
-from durable_ext.engine import DueKind, Engine, InvocationInput
-from durable_ext.errors import (
-    ConfigError,
-    InvalidCheckpointTokenError,
-    StoreError,
-    StoreUnavailableError,
-)
+from durable_ext.engine import DueKind, Engine
+from durable_ext.errors import ConfigError, StoreError, StoreUnavailableError
 from durable_ext.fleet._signals import STOP_SIGNALS, deferred_stop, unblock_stop_signals
-from durable_ext.fleet.lease import Lease, WorkerMarks
 from durable_ext.runtime.clock import Clock, RealClock
-from durable_ext.runtime.invoker import (
-    LambdaContextStub,
-    handler_path,
-    invoke_in_process,
-    invoke_in_subprocess,
-    load_handler,
-)
-from durable_ext.runtime.runtime import ACTIVE_KINDS, Runtime, function_of
+from durable_ext.runtime.runtime import Runtime, RuntimeStats
 
 __all__ = ["SkewedClock", "Worker", "WorkerStats"]
 
 log = logging.getLogger("durable_ext.fleet")
 
-
-
-@dataclass
-class WorkerStats:
-    """What a worker did; every count only grows."""
-
-    invocations: int = 0
-    timers: int = 0
-    takeovers: int = 0
-    renewals: int = 0
-    lost_leases: int = 0
-    fenced: int = 0
-    released: int = 0
-    errors: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, name: str, n: int = 1) -> None:
-        """Increment counter ``name`` (thread-safe)."""
-        with self._lock:
-            setattr(self, name, getattr(self, name) + n)
-
-    def as_dict(self) -> dict[str, int]:
-        """Return the counters as a plain dict."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+WorkerStats = RuntimeStats
+"""What a worker did (its runtime's counters)."""
 
 
 class SkewedClock(RealClock):
@@ -96,52 +58,6 @@ class SkewedClock(RealClock):
     def now_ms(self) -> int:
         """Wall-clock time plus the offset."""
         return super().now_ms() + self.offset_ms
-
-
-@dataclass
-class _Running:
-    arn: str
-    invocation_id: str
-    lost: threading.Event = field(default_factory=threading.Event)
-
-
-class _FencedEngine:
-    """The engine as one invocation sees it: refused once its lease is lost.
-
-    The engine already refuses the tokens of a superseded invocation; this view refuses
-    them without a round trip once the worker knows, and counts every refusal.
-    """
-
-    def __init__(self, engine: Engine, running: _Running, stats: WorkerStats) -> None:
-        self._engine = engine
-        self._running = running
-        self._stats = stats
-
-    def _guard(self, call: Callable[[], Any]) -> Any:
-        if self._running.lost.is_set():
-            self._stats.add("fenced")
-            raise InvalidCheckpointTokenError(
-                "Invalid checkpoint token: the invocation's lease was lost"
-            )
-        try:
-            return call()
-        except InvalidCheckpointTokenError:
-            self._stats.add("fenced")
-            raise
-
-    def checkpoint(
-        self,
-        arn: str,
-        token: str,
-        updates: Sequence[Mapping[str, Any]],
-        client_token: str | None = None,
-    ) -> Any:
-        return self._guard(lambda: self._engine.checkpoint(arn, token, updates, client_token))
-
-    def get_state(
-        self, arn: str, token: str, marker: str | None, max_items: int | None = None
-    ) -> Any:
-        return self._guard(lambda: self._engine.get_state(arn, token, marker, max_items))
 
 
 class Worker:
@@ -159,7 +75,7 @@ class Worker:
         invocation_timeout: Seconds an invocation may run.
         shutdown_grace: Seconds running invocations get to finish on shutdown.
         max_invocation_failures: Consecutive failed invocations before an execution fails.
-        clock: The clock for timers and timestamps (default: wall clock).
+        clock: The clock for timers, timestamps and leases (default: wall clock).
         worker_id: Name of this worker in logs and leases (default: its instance id). It
             need not be unique: leases name the worker by ``owner``, which adds a random
             128-bit instance id made when the worker is built.
@@ -194,54 +110,63 @@ class Worker:
         if lease_seconds <= 0 or skew_margin < 0 or poll_interval <= 0:
             raise ConfigError("lease_seconds and poll_interval must be positive, skew_margin >= 0")
         self.clock: Clock = clock or RealClock()
+        # Leases are stamped and judged on this worker's wall clock (skewed or not).
         self.runtime = Runtime(
             backend,
             clock=self.clock,
+            wall_clock=self.clock,
             isolation=isolation,
             invocation_timeout=invocation_timeout,
             max_invocation_failures=max_invocation_failures,
+            lease_seconds=lease_seconds,
+            name=worker_id,
+            host=host,
         )
         self.engine: Engine = self.runtime.engine
         self.store: Store = self.runtime.store
+        self.stats: WorkerStats = self.runtime.stats
         self.lease_ms = int(lease_seconds * 1000)
         self.margin_ms = int(skew_margin * 1000)
-        # leases are stamped and judged on this worker's wall clock (skewed or not)
-        self.engine.lease_ms = self.lease_ms
-        self.engine.wall_ms = self.clock.now_ms
         self.concurrency = concurrency
         self.poll_interval = poll_interval
-        self.isolation = isolation
-        self.invocation_timeout = invocation_timeout
         self.shutdown_grace = shutdown_grace
-        self.instance_id = uuid.uuid4().hex
-        self.id = worker_id or self.instance_id
-        #: who holds a lease: unique to this worker, whatever its id, host or pid
-        self.owner = f"{worker_id}#{self.instance_id}" if worker_id else self.instance_id
-        self.host = host or socket.gethostname()
-        #: recorded in leases for people; meaningless outside this PID namespace
-        self.pid = os.getpid()
-        self.marks = WorkerMarks()
-        self.stats = WorkerStats()
-        self._handlers: dict[str, Any] = {}
-        self._running: dict[str, _Running] = {}
+        self.id = self.runtime.name
         self._busy: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._closed = threading.Event()
         self._renewer: threading.Thread | None = None
 
+    @property
+    def owner(self) -> str:
+        """Who holds this worker's leases: unique to it, whatever its id, host or pid."""
+        return self.runtime.owner
+
+    @property
+    def host(self) -> str:
+        """The host name in this worker's leases (for people)."""
+        return self.runtime.host
+
+    @property
+    def pid(self) -> int:
+        """The pid in this worker's leases (meaningless outside its PID namespace)."""
+        return self.runtime.pid
+
+    @pid.setter
+    def pid(self, value: int) -> None:
+        # What another PID namespace would make of it: tests set it to model that.
+        self.runtime.pid = value
+
+    @property
+    def marks(self) -> Any:
+        """The runtime's proof-of-life marks on this host."""
+        return self.runtime.marks
+
     # ------------------------------------------------------------------ setup
 
     def register(self, function_name: str, handler: Any, *, durable: bool = True) -> None:
         """Register a handler object or ``"module:attr"`` under ``function_name``."""
         self.runtime.register(function_name, handler, durable=durable)
-        if durable:
-            if self.isolation == "process":
-                self._handlers[function_name] = handler_path(handler)
-            else:
-                self._handlers[function_name] = (
-                    load_handler(handler) if isinstance(handler, str) else handler
-                )
 
     def install_signal_handlers(self) -> None:
         """Stop gracefully on SIGTERM and SIGINT (call from the main thread).
@@ -274,7 +199,7 @@ class Worker:
         """Claim and run work until :meth:`stop` (or ``max_seconds``, or ``until()``)."""
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         # Before the first lease: a worker killed at any point after this is provably gone.
-        self.marks.hold(self.owner)
+        self.runtime.marks.hold(self.owner)
         self._renewer = threading.Thread(target=self._renew_loop, name="lease-renewer", daemon=True)
         self._renewer.start()
         next_sweep = 0.0
@@ -288,7 +213,7 @@ class Worker:
                 self._reap()
                 try:
                     if time.monotonic() >= next_sweep:
-                        self._recover()
+                        self.runtime.recover_leases(self.margin_ms)
                         next_sweep = time.monotonic() + max(
                             self.poll_interval, self.lease_ms / 4000
                         )
@@ -305,9 +230,6 @@ class Worker:
             self._shutdown()
         return self.stats
 
-    def _mine(self, entry: DueEntry) -> bool:
-        return function_of(entry.arn) in self._handlers
-
     def _reap(self) -> None:
         with self._lock:
             for arn in [a for a, t in self._busy.items() if not t.is_alive()]:
@@ -319,22 +241,21 @@ class Worker:
             busy = set(self._busy)
         if free <= 0:
             return 0
-        entries = self.store.due(self.clock.now_ms(), kinds=ACTIVE_KINDS, limit=max(32, free * 16))
+        entries = self.store.due(self.clock.now_ms(), kinds=DueKind.ACTIVE,
+                                 limit=max(32, free * 16))
         picked: dict[str, DueEntry] = {}
         # Workers see the same earliest entries; a random pick spreads them out instead
         # of making every worker race for the first one.
         random.shuffle(entries)
         for entry in entries:
-            if entry.arn in busy or entry.arn in picked or not self._mine(entry):
+            if entry.arn in busy or entry.arn in picked or not self.runtime.mine(entry):
                 continue
             picked[entry.arn] = entry
             if len(picked) >= free:
                 break
         for arn, entry in picked.items():
             thread = threading.Thread(
-                target=self._work,
-                args=(entry,),
-                daemon=True,
+                target=self._work, args=(entry,), daemon=True,
                 name=f"work-{arn.rsplit('/', 1)[-1][:8]}",
             )
             with self._lock:
@@ -344,12 +265,7 @@ class Worker:
 
     def _work(self, entry: DueEntry) -> None:
         try:
-            if entry.kind == DueKind.INVOKE:
-                self._invoke(entry.arn)
-            else:
-                # timers, dispatches and notifications: one compare-and-set commit each
-                self.runtime.handle(entry)
-                self.stats.add("timers")
+            self.runtime.handle(entry)
         except (StoreError, OSError) as exc:
             log.warning("worker %s: %s on %s failed: %s", self.id, entry.kind, entry.arn, exc)
             self.stats.add("errors")
@@ -357,47 +273,11 @@ class Worker:
             log.exception("worker %s: %s on %s crashed", self.id, entry.kind, entry.arn)
             self.stats.add("errors")
 
-    # ------------------------------------------------------------------ invocations
-
-    def _invoke(self, arn: str) -> None:
-        fn = function_of(arn)
-        handler = self._handlers[fn]
-        inv = self.engine.begin_invocation(arn, owner=self.owner, pid=self.pid, host=self.host)
-        if inv is None:
-            return  # another worker holds it, or it finished
-        running = _Running(arn, inv.invocation_id)
-        with self._lock:
-            self._running[inv.invocation_id] = running
-        try:
-            output, error = self._call(handler, inv, running)
-            if running.lost.is_set():
-                self.stats.add("lost_leases")
-                return  # taken over: the new owner decides; finishing here would be refused
-            self.engine.finish_invocation(arn, inv.invocation_id, output, error)
-            self.stats.add("invocations")
-        finally:
-            with self._lock:
-                self._running.pop(inv.invocation_id, None)
-
-    def _call(self, handler: Any, inv: InvocationInput, running: _Running) -> tuple[Any, Any]:
-        view = cast(Engine, _FencedEngine(self.engine, running, self.stats))
-        ctx = LambdaContextStub(
-            aws_request_id=inv.request_id,
-            function_name=inv.function_name,
-            invoked_function_arn=self.engine.function_arn(inv.function_name),
-            deadline_ms=int(time.time() * 1000) + int(self.invocation_timeout * 1000),
-        )
-        if self.isolation == "process":
-            return invoke_in_subprocess(handler, inv, view, ctx, self.invocation_timeout)
-        return invoke_in_process(handler, inv, view, ctx)
-
     def _renew_loop(self) -> None:
         period = self.lease_ms / 3000
         # keeps renewing through the shutdown grace period, until _shutdown is done
         while not self._closed.wait(period):
-            with self._lock:
-                running = list(self._running.values())
-            for r in running:
+            for r in self.runtime.running():
                 if r.lost.is_set():
                     continue
                 try:
@@ -414,41 +294,6 @@ class Worker:
                 else:
                     self.stats.add("renewals")
 
-    def _recover(self) -> None:
-        """Take over the executions of workers whose lease expired or whose end is proven."""
-        wall = self.clock.now_ms()
-        with self._lock:
-            mine = set(self._running)
-            # an invocation being opened right now has a lease but is not registered yet
-            opening = set(self._busy)
-        for entry in self.store.due(None, kinds=[DueKind.LEASE]):
-            if not self._mine(entry):
-                continue
-            lease = Lease.of(entry)
-            ours = lease.owner == self.owner
-            if lease.invocation_id in mine or (ours and lease.arn in opening):
-                continue
-            # Only what is proven: an invocation of this very worker that nothing runs
-            # any more, an expired lease, or a worker of this host whose mark is unlocked
-            # (the host name only spares the look-up for leases of other hosts).
-            if not (
-                ours
-                or lease.expired(wall, self.margin_ms)
-                or (lease.host == self.host and self.marks.ended(lease.owner))
-            ):
-                continue
-            # Only the lease judged here is taken over: the index may lag (DynamoDB GSIs
-            # do) and the owner may renew meanwhile; the engine checks both in the commit.
-            taken = self.engine.abandon_invocation(
-                lease.arn,
-                lease.invocation_id,
-                f"Worker {lease.owner} on {lease.host} lost its lease; invocation taken over",
-                lease_due_ms=lease.due_ms,
-            )
-            if taken:
-                log.info("worker %s: took over %s from %s", self.id, lease.arn, lease.owner)
-                self.stats.add("takeovers")
-
     # ------------------------------------------------------------------ shutdown
 
     def _shutdown(self) -> None:
@@ -461,9 +306,7 @@ class Worker:
                 if not self._busy:
                     break
             time.sleep(0.02)
-        with self._lock:
-            leftover = list(self._running.values())
-        for r in leftover:
+        for r in self.runtime.running():
             r.lost.set()  # whatever the handler still sends is refused from now on
             try:
                 if self.engine.release_invocation(
@@ -475,8 +318,7 @@ class Worker:
         self._closed.set()
         if self._renewer is not None:
             self._renewer.join(timeout=5)
-        # Its leases are released; a lease left by a failed release waits for expiry.
-        self.marks.release(self.owner)
+        self.runtime.marks.release(self.owner)
         log.info("worker %s stopped: %s", self.id, self.stats.as_dict())
 
     def close(self) -> None:

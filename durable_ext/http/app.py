@@ -188,7 +188,7 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
         >>> svc.close()
 
     """
-    rt = service.runtime
+    rt = service.control
     background: set[asyncio.Future[Any]] = set()  # keeps fire-and-forget tasks alive
     lambda_model()  # loaded now, not while the first checkpoint waits for it
 
@@ -271,7 +271,7 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
         if not token:
             raise ApiError("InvalidParameterValueException", "CheckpointToken is required")
         ops, marker = await run_in_threadpool(
-            service.engine.get_state, arn, token,
+            service.get_state, arn, token,
             request.query_params.get("Marker") or None,
             _int(request, "MaxItems", 0, 1000) or None,
         )
@@ -297,7 +297,7 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
                                              and _CLIENT_TOKEN.fullmatch(client_token)):
             raise ApiError("InvalidParameterValueException",
                            "ClientToken must be 1-64 printable ASCII characters")
-        res = await run_in_threadpool(service.engine.checkpoint, arn, token, updates,
+        res = await run_in_threadpool(service.checkpoint, arn, token, updates,
                                       client_token)
         state: dict[str, Any] = {"Operations": [operation_to_wire(o) for o in res.operations]}
         if res.next_marker:
@@ -400,7 +400,7 @@ async def _wait_for_outcome(service: LocalService, arn: str) -> Any:
 
 def _list_page(service: LocalService, function: str, request: Request) -> dict[str, Any]:
     """ListDurableExecutionsByFunction with the model's filters, newest first by default."""
-    rt = service.runtime
+    rt = service.control
     params = request.query_params
     statuses = params.getlist("Statuses")
     for s in statuses:

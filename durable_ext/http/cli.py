@@ -21,22 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["cmd_serve", "guard_config", "register"]
 
 
-def _function_name(path: str) -> str:
-    # Same derivation as `durable-ext run`: the attribute, with '_' and '.' as '-'.
-    return path.rpartition(":")[2].replace(".", "-").replace("_", "-")
-
-
-def parse_handler_spec(spec: str) -> tuple[str, str]:
-    """``[NAME=]MODULE:HANDLER`` -> (function name, ``MODULE:HANDLER``)."""
-    name, sep, path = spec.partition("=")
-    if not sep:
-        name, path = "", spec
-    module, colon, attr = path.rpartition(":")
-    if not colon or not module or not attr:
-        raise ConfigError(f"--handlers: expected [NAME=]MODULE:HANDLER, got {spec!r}")
-    return name or _function_name(path), path
-
-
 def guard_config(args: argparse.Namespace) -> GuardConfig:
     """Build the hosts, origins and keys ``args`` configure (keys from the environment too)."""
     from durable_ext.http.guard import GuardConfig
@@ -62,20 +46,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host in ("0.0.0.0", "::") and not args.allow_host:
         print("durable-ext: note: only loopback names are answered; pass --allow-host NAME "
               "for each name clients use to reach this server", file=sys.stderr)
-    from durable_ext.cli import _load_handler
+    from durable_ext.runtime.handlers import load_handlers
 
-    loaded: list[tuple[str, Any]] = []
-    for name, spec in (parse_handler_spec(s) for s in args.handlers):
-        # Imported here also for http isolation: a bad path fails now, not at the first
-        # invocation, and FILE.py:HANDLER becomes an import path the workers can use.
-        path, obj = _load_handler(spec)
-        loaded.append((name, obj if args.isolation == "inline" else path))
+    # Imported now also for http isolation: a bad target fails here, not at the first
+    # invocation, and FILE.py:HANDLER becomes a reference the workers can load.
+    loaded = load_handlers(args.handlers)
     service = LocalService(args.backend or "file://.durable", virtual_time=args.virtual_time,
                            region=args.region, account=args.account,
                            invocation_timeout=args.invocation_timeout)
     try:
-        for name, handler in loaded:
-            service.register(name, handler, isolation=args.isolation)
+        for item in loaded:
+            service.register(item.name, item.handler, isolation=args.isolation)
     except Exception:
         service.close()
         raise
@@ -98,7 +79,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     p.add_argument("--port", type=int, default=9000)
     p.add_argument("--handlers", nargs="+", default=[], metavar="[NAME=]MODULE:HANDLER",
-                   help="durable handlers to serve; NAME defaults to the attribute name")
+                   help="durable handlers to serve; NAME defaults to the module's name (plus "
+                        "-ATTR unless ATTR is handler), as for `durable-ext run`")
     p.add_argument("--isolation", choices=["http", "inline"], default="http",
                    help="http: each invocation runs in a warm worker process whose SDK "
                         "checkpoints over this API (as on Lambda); inline: in the server")

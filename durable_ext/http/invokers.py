@@ -22,6 +22,7 @@ from dataclasses import asdict
 from typing import IO, Any
 
 from durable_ext.errors import ConfigError
+from durable_ext.runtime.handlers import HandlerRef
 
 __all__ = ["RemoteHandler", "WorkerPool"]
 
@@ -145,9 +146,9 @@ class WorkerPool:
             if worker in self._all:
                 self._all.remove(worker)
 
-    def invoke(self, handler: str, event: dict[str, Any],
+    def invoke(self, handler: HandlerRef, event: dict[str, Any],
                context: dict[str, Any]) -> dict[str, Any]:
-        """Run one invocation of ``handler`` (``module:attr``) on ``event``; its output.
+        """Run one invocation of ``handler`` on ``event``; its output.
 
         Raises:
             Exception: the handler's error (its ErrorType as the class name), or
@@ -160,8 +161,8 @@ class WorkerPool:
         with self._slots:
             worker = self._checkout()
             started = time.monotonic()
-            reply = worker.call({"handler": handler, "event": event, "context": context},
-                                self.timeout)
+            reply = worker.call({"handler": handler.target, "root": handler.root,
+                                 "event": event, "context": context}, self.timeout)
             if reply is None or reply.get("timeout"):
                 code: int | None = None
                 if reply is None:
@@ -196,13 +197,14 @@ class RemoteHandler:
 
     Args:
         pool: Where invocations run.
-        path: The real handler, ``module:attr``.
+        ref: The real handler.
 
     """
 
-    def __init__(self, pool: WorkerPool, path: str) -> None:
+    def __init__(self, pool: WorkerPool, ref: HandlerRef) -> None:
         self.pool = pool
-        self.path = path
+        self.ref = ref
+        self.path = ref.target
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
         """Run one invocation in a worker; the handler's output."""
@@ -210,7 +212,7 @@ class RemoteHandler:
         # Lambda event, exactly what the service would send.
         wire = event.to_json_dict() if hasattr(event, "to_json_dict") else dict(event)
         ctx = asdict(context) if hasattr(context, "__dataclass_fields__") else {}
-        return self.pool.invoke(self.path, dict(wire), ctx)
+        return self.pool.invoke(self.ref, dict(wire), ctx)
 
     def __repr__(self) -> str:
         return f"RemoteHandler({self.path!r})"

@@ -13,37 +13,26 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
-from durable_ext.backends.store import Store
-from durable_ext.engine import normalize_input, validate_name
-from durable_ext.engine.state import DueKind
+from durable_ext.backends.store import TERMINAL_STATUSES, Store
+from durable_ext.engine import CheckpointResult, DueKind, normalize_input
 from durable_ext.errors import ConfigError
 from durable_ext.http.invokers import RemoteHandler, WorkerPool
 from durable_ext.http.wire import ApiError
-from durable_ext.runtime import Runtime, VirtualClock
-from durable_ext.runtime.invoker import LambdaContextStub, handler_path, load_handler
+from durable_ext.runtime import ControlPlane, Runtime, VirtualClock
+from durable_ext.runtime.handlers import HandlerRef, reference_of
 from durable_ext.runtime.runtime import function_of
 
 __all__ = ["InvokeResult", "LocalService", "WakeableClock"]
 
 Isolation = Literal["inline", "http"]
 
-_TIMERS = (
-    DueKind.INVOKE,
-    DueKind.WAKE,
-    DueKind.CALLBACK_TIMEOUT,
-    DueKind.CALLBACK_HEARTBEAT,
-    DueKind.EXECUTION_TIMEOUT,
-    "dispatch",
-    "notify",
-)
 _IDLE_POLL = 0.25
 """Longest the driver sleeps without a known timer (a bound, not a poll for work)."""
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"})
 
 
 class WakeableClock:
@@ -109,16 +98,13 @@ class LocalService:
         clock: Any = VirtualClock() if virtual_time else WakeableClock(self._wake)
         self.runtime = Runtime(backend, clock=clock, region=region, account=account,
                                invocation_timeout=invocation_timeout)
-        self.engine = self.runtime.engine
         self.region = region
         self.sync_timeout = sync_timeout
         self._workers = workers
         self._invocation_timeout = invocation_timeout
         self._pool: WorkerPool | None = None
         self._endpoint_url: str | None = None
-        self._pending_http: dict[str, str] = {}
-        self._plain: dict[str, Callable[..., Any]] = {}
-        self._names: list[str] = []
+        self._pending_http: dict[str, HandlerRef] = {}
         self._stop = threading.Event()
         self._driver: threading.Thread | None = None
         self.driver_error: BaseException | None = None
@@ -135,28 +121,26 @@ class LocalService:
         """
         if isolation not in ("inline", "http"):
             raise ConfigError(f"isolation must be 'inline' or 'http', got {isolation!r}")
-        if not durable:
-            obj = load_handler(handler) if isinstance(handler, str) else handler
-            self.runtime.register(name, obj, durable=False)
-            self._plain[name] = obj
-        elif isolation == "http":
-            path = handler_path(handler)
-            if self._endpoint_url is None:
-                validate_name("function name", name)
-                self._pending_http[name] = path
-            else:
-                self.runtime.register(name, RemoteHandler(self._worker_pool(), path))
+        if not durable or isolation == "inline":
+            self.runtime.register(name, handler, durable=durable)
         else:
-            self.runtime.register(name, handler)
-        if name not in self._names:
-            self._names.append(name)
+            ref = reference_of(handler)
+            if ref is None:
+                raise ConfigError(
+                    f"handler {handler!r} of {name!r} is not importable by reference; "
+                    "serve it as 'module:attr' to run it in a worker process"
+                )
+            if self._endpoint_url is None:
+                self._pending_http[name] = ref
+            else:
+                self.runtime.register(name, RemoteHandler(self._worker_pool(), ref), ref=ref)
         self._wake.set()
 
     def set_endpoint(self, endpoint_url: str) -> None:
         """Where ``http`` workers reach this server; registers functions waiting for it."""
         self._endpoint_url = endpoint_url
-        for name, path in self._pending_http.items():
-            self.runtime.register(name, RemoteHandler(self._worker_pool(), path))
+        for name, ref in self._pending_http.items():
+            self.runtime.register(name, RemoteHandler(self._worker_pool(), ref), ref=ref)
         self._pending_http.clear()
         self._wake.set()
 
@@ -169,7 +153,7 @@ class LocalService:
 
     def functions(self) -> list[str]:
         """Names of the served functions."""
-        return list(self._names)
+        return [*self.runtime.functions(), *self._pending_http]
 
     def resolve(self, function_name: str, qualifier: str | None = None) -> str:
         """``fn``, ``fn:qualifier``, a partial or full function ARN -> a served name.
@@ -187,10 +171,10 @@ class LocalService:
                 name = parts[2]
             else:
                 name = parts[0]
-        if name not in self._names or name in self._pending_http:
+        if name not in self.runtime.functions():
             raise ApiError(
                 "ResourceNotFoundException",
-                f"Function not found: {self.engine.function_arn(name or function_name)}"
+                f"Function not found: {self.runtime.engine.function_arn(name or function_name)}"
                 + (f":{qualifier}" if qualifier else ""),
             )
         return name
@@ -199,38 +183,29 @@ class LocalService:
 
     def start(self, function_name: str, payload: bytes, name: str | None) -> str:
         """Start (or find, by name) an execution of a durable function; its ARN."""
-        text = payload.decode() if payload else "{}"
-        try:
-            json.loads(text)
-        except ValueError:
-            raise ApiError("InvalidRequestContentException",
-                           "Could not parse request body into json") from None
+        text = _payload_text(payload)
         arn = self.runtime.start(function_name, normalize_input(text), name=name)
         self._wake.set()
         return arn
 
     def invoke_plain(self, function_name: str, payload: bytes) -> InvokeResult:
         """Invoke a plain (non-durable) function once, synchronously."""
-        handler = self._plain[function_name]
-        event = json.loads(payload) if payload else {}
-        ctx = LambdaContextStub(aws_request_id=str(time.time_ns()), function_name=function_name,
-                                invoked_function_arn=self.engine.function_arn(function_name))
-        try:
-            result = handler(event, ctx)
-        except Exception as exc:
-            body = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+        out = self.runtime.call_plain(function_name, json.loads(_payload_text(payload)))
+        if out.error is not None:
+            body = {"errorType": out.error.get("ErrorType"),
+                    "errorMessage": out.error.get("ErrorMessage")}
             return InvokeResult(200, None, json.dumps(body).encode(), "Unhandled")
-        return InvokeResult(200, None, json.dumps(result).encode())
+        return InvokeResult(200, None, json.dumps(out.result).encode())
 
     def is_plain(self, function_name: str) -> bool:
         """Whether ``function_name`` is served as a plain (non-durable) function."""
-        return function_name in self._plain
+        return self.runtime.is_plain(function_name)
 
     def outcome(self, arn: str) -> InvokeResult | None:
         """Return the RequestResponse answer of a finished execution; None while it runs."""
         desc = self.runtime.describe(arn)
         status = desc["Status"]
-        if status not in _TERMINAL:
+        if status not in TERMINAL_STATUSES:
             return None
         if status == "SUCCEEDED":
             result = desc.get("Result")
@@ -243,6 +218,24 @@ class LocalService:
         if err.get("StackTrace"):
             body["stackTrace"] = err["StackTrace"]
         return InvokeResult(200, arn, json.dumps(body).encode(), "Unhandled")
+
+    @property
+    def control(self) -> ControlPlane:
+        """The control plane the API's control operations go to (this service's runtime)."""
+        return self.runtime
+
+    def checkpoint(
+        self, arn: str, token: str, updates: Sequence[Mapping[str, Any]],
+        client_token: str | None = None,
+    ) -> CheckpointResult:
+        """CheckpointDurableExecution, from a handler's SDK."""
+        return self.runtime.engine.checkpoint(arn, token, updates, client_token)
+
+    def get_state(
+        self, arn: str, token: str, marker: str | None, max_items: int | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """GetDurableExecutionState, from a handler's SDK."""
+        return self.runtime.engine.get_state(arn, token, marker, max_items)
 
     def notify(self) -> None:
         """Wake the driver: new work may be due (a callback, a stop, a checkpoint)."""
@@ -260,8 +253,8 @@ class LocalService:
         self._driver.start()
 
     def _next_timer_delay(self) -> float:
-        mine = set(self._names)
-        for entry in self.runtime.store.due(None, kinds=_TIMERS, limit=64):
+        mine = set(self.runtime.functions())
+        for entry in self.runtime.store.due(None, kinds=DueKind.ACTIVE, limit=64):
             if function_of(entry.arn) in mine:
                 delay = float(entry.due_ms - int(self.runtime.clock.now_ms())) / 1000
                 return max(0.0, min(delay, _IDLE_POLL))
@@ -297,3 +290,14 @@ class LocalService:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _payload_text(payload: bytes) -> str:
+    """Return the Invoke payload as JSON text (empty means ``{}``), or the service's error."""
+    try:
+        text = payload.decode() if payload.strip() else "{}"
+        json.loads(text)
+    except ValueError:
+        raise ApiError("InvalidRequestContentException",
+                       "Could not parse request body into json") from None
+    return text

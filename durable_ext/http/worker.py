@@ -18,7 +18,8 @@ import os
 import sys
 from typing import Any
 
-from durable_ext.runtime.invoker import LambdaContextStub, error_of, load_handler
+from durable_ext.runtime.handlers import HandlerRef
+from durable_ext.runtime.invoker import LambdaContextStub, error_of
 
 
 def _serve(rfd: int, wfd: int) -> None:
@@ -29,7 +30,9 @@ def _serve(rfd: int, wfd: int) -> None:
             request = json.loads(line)
             path = request["handler"]
             try:
-                handler = handlers.get(path) or handlers.setdefault(path, load_handler(path))
+                handler = handlers.get(path) or handlers.setdefault(
+                    path, HandlerRef(path, request.get("root")).load()
+                )
                 result = handler(request["event"], LambdaContextStub(**request["context"]))
                 reply: dict[str, Any] = {"output": dict(result)}
             except Exception as exc:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import multiprocessing.connection
-import os
 import sys
 import threading
 import time
@@ -22,10 +20,23 @@ from aws_durable_execution_sdk_python.execution import (
 from aws_durable_execution_sdk_python.lambda_service import OperationUpdate
 
 from durable_ext.engine import Engine, InvocationInput
-from durable_ext.errors import DurableExtError, error_for_code, service_code
+from durable_ext.errors import (
+    DurableExtError,
+    InvalidCheckpointTokenError,
+    error_for_code,
+    service_code,
+)
 from durable_ext.runtime.client import EngineClient, ServiceClient, sdk_operation
+from durable_ext.runtime.handlers import HandlerRef
 
-__all__ = ["LambdaContextStub", "handler_path", "invoke_in_process", "invoke_in_subprocess"]
+__all__ = [
+    "FencedEngine",
+    "LambdaContextStub",
+    "Running",
+    "error_of",
+    "invoke_in_process",
+    "invoke_in_subprocess",
+]
 
 Outcome = tuple[dict[str, Any] | None, dict[str, Any] | None]
 """``(output, error)``: the handler's output, or the error of a failed invocation."""
@@ -139,43 +150,52 @@ def invoke_in_process(
     return dict(out), None
 
 
-def handler_path(handler: Any) -> str:
-    """``"module:attr"`` of an importable handler object (or the string itself)."""
-    if isinstance(handler, str):
-        return handler
-    module = getattr(handler, "__module__", None)
-    qualname = getattr(handler, "__qualname__", None)
-    if not module or not qualname or "<" in qualname or module == "__main__":
-        raise ValueError(
-            f"handler {handler!r} is not importable by path; register it as 'module:attr' "
-            "to run it with isolation='process'"
-        )
-    return f"{module}:{qualname}"
+@dataclass
+class Running:
+    """One invocation this runtime runs; ``lost`` is set once its lease is gone."""
+
+    arn: str
+    invocation_id: str
+    lost: threading.Event = field(default_factory=threading.Event)
 
 
-def handler_reference(handler: Any) -> str | None:
-    """Where tools can find ``handler`` again: ``module:attr`` or ``/abs/file.py:attr``."""
-    try:
-        return handler_path(handler)
-    except ValueError:
-        pass
-    main = sys.modules.get("__main__")
-    qualname = getattr(handler, "__qualname__", "")
-    main_file = getattr(main, "__file__", None)
-    if getattr(handler, "__module__", None) == "__main__" and main_file and "<" not in qualname:
-        return f"{os.path.abspath(main_file)}:{qualname}"
-    return None
 
+class FencedEngine:
+    """The engine as one invocation sees it: refused once its lease is lost.
 
-def load_handler(path: str) -> Any:
-    """Import ``"module:attr"`` (dots in ``attr`` walk attributes)."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"handler path must look like 'module:attr', got {path!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+    The engine already refuses the tokens of a superseded invocation; this view refuses
+    them without a round trip once the runtime knows, and counts every refusal.
+    """
+
+    def __init__(self, engine: Engine, running: Running, count: Callable[[str], None]) -> None:
+        self._engine = engine
+        self._running = running
+        self._count = count
+
+    def _guard(self, call: Callable[[], Any]) -> Any:
+        if self._running.lost.is_set():
+            self._count("fenced")
+            raise InvalidCheckpointTokenError(
+                "Invalid checkpoint token: the invocation's lease was lost"
+            )
+        try:
+            return call()
+        except InvalidCheckpointTokenError:
+            self._count("fenced")
+            raise
+
+    def checkpoint(
+        self, arn: str, token: str, updates: Sequence[Mapping[str, Any]],
+        client_token: str | None = None,
+    ) -> Any:
+        """Engine.checkpoint, unless the lease is lost."""
+        return self._guard(lambda: self._engine.checkpoint(arn, token, updates, client_token))
+
+    def get_state(
+        self, arn: str, token: str, marker: str | None, max_items: int | None = None
+    ) -> Any:
+        """Engine.get_state, unless the lease is lost."""
+        return self._guard(lambda: self._engine.get_state(arn, token, marker, max_items))
 
 
 # ---------------------------------------------------------------- process isolation
@@ -214,13 +234,13 @@ class _PipeClient(ServiceClient):
 
 def _child_main(
     conn: multiprocessing.connection.Connection,
-    path: str,
+    ref: HandlerRef,
     inv_event: dict[str, Any],
     context: LambdaContextStub,
 ) -> None:
     _tune_sdk_for_one_invocation()
     try:
-        handler = load_handler(path)
+        handler = ref.load()
         out = handler(_event(inv_event, _PipeClient(conn)), context)
         conn.send(("done", dict(out), None))
     except Exception as exc:
@@ -262,12 +282,13 @@ def _mp_context() -> Any:
 
 
 def invoke_in_subprocess(
-    path: str, inv: InvocationInput, engine: Engine, context: LambdaContextStub, timeout: float
+    ref: HandlerRef, inv: InvocationInput, engine: Engine, context: LambdaContextStub,
+    timeout: float,
 ) -> Outcome:
-    """Run the handler at ``path`` in a new process; a crash ends only this invocation."""
+    """Run the handler ``ref`` names in a new process; a crash ends only this invocation."""
     ctx = _mp_context()
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_child_main, args=(child, path, inv.to_event(), context), daemon=True)
+    proc = ctx.Process(target=_child_main, args=(child, ref, inv.to_event(), context), daemon=True)
     proc.start()
     child.close()
     deadline = time.monotonic() + timeout
@@ -311,14 +332,3 @@ def invoke_in_subprocess(
         "ErrorType": "Runtime.ExitError",
         "ErrorMessage": f"RequestId: {inv.request_id} Error: Runtime exited with {how}",
     }
-
-
-def pid_alive(pid: int) -> bool:
-    """Tell whether a process with ``pid`` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -1,4 +1,15 @@
-"""Runtime: drives registered handlers on a store with the service's semantics."""
+"""Runtime: the one driver of durable executions on a checkpoint store.
+
+A :class:`Runtime` holds the handler table, runs invocations (in this process, in a
+process per invocation, or through a handler object that forwards them elsewhere),
+fires durable timers, dispatches chained invokes, calls plain functions and recovers the
+invocations of runtimes that died. Everything that drives executions is a Runtime plus a
+loop: ``durable-ext run`` calls :meth:`Runtime.run_until_idle`, a fleet
+:class:`~durable_ext.fleet.Worker` adds a claim loop and a lease renewer, and the HTTP
+service adds a driver thread. It is also a
+:class:`~durable_ext.runtime.control.ControlPlane`: start, describe, history, list,
+stop, callbacks.
+"""
 
 from __future__ import annotations
 
@@ -6,42 +17,47 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from types import TracebackType
 from typing import Any, Literal
 
 from durable_ext.backends import open_store
-from durable_ext.backends.store import DueEntry, Store
-from durable_ext.engine import DueKind, Engine, ParentLink, normalize_input
+from durable_ext.backends.store import TERMINAL_STATUSES, DueEntry, Store
+from durable_ext.engine import DueKind, Engine, InvocationInput, Lease, ParentLink
+from durable_ext.engine.tokens import peek_callback_id
+from durable_ext.engine.validation import normalize_input, validate_name
 from durable_ext.errors import (
     ConfigError,
     ExecutionAlreadyStartedError,
+    HandlerLoadError,
     NotFoundError,
     StoreUnavailableError,
 )
 from durable_ext.runtime.clock import Clock, RealClock
+from durable_ext.runtime.handlers import HandlerRef, load_handler, reference_of
 from durable_ext.runtime.invoker import (
+    FencedEngine,
     LambdaContextStub,
+    Running,
     error_of,
-    handler_path,
-    handler_reference,
     invoke_in_process,
     invoke_in_subprocess,
-    pid_alive,
 )
+from durable_ext.runtime.marks import WorkerMarks
 
-__all__ = ["ExecutionAlreadyStartedError", "Runtime"]
+__all__ = ["PlainOutcome", "Runtime", "RuntimeStats", "function_of"]
 
-#: Due entries a runtime or a fleet worker acts on (leases are only watched).
-ACTIVE_KINDS = DueKind.ACTIVE
-# Timers the runtime waits for (or jumps a VirtualClock to) when idle. Callback deadlines
-# and the execution deadline are not among them: they bound waiting for outside input, so
-# they fire when time reaches them, not as a way to become idle sooner.
-_PROGRESS = DueKind.PROGRESS
 _STORE_RETRY_SECONDS = 0.05
+
+
+def function_of(arn: str) -> str:
+    """Return the function name inside an execution ARN."""
+    parts = arn.split(":")
+    return parts[6] if len(parts) > 6 else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +65,39 @@ class _Function:
     name: str
     handler: Any
     durable: bool
+    ref: HandlerRef | None
+
+
+@dataclass
+class RuntimeStats:
+    """What a runtime did; every count only grows."""
+
+    invocations: int = 0
+    timers: int = 0
+    takeovers: int = 0
+    renewals: int = 0
+    lost_leases: int = 0
+    fenced: int = 0
+    released: int = 0
+    errors: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Increment counter ``name`` (thread-safe)."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counters as a plain dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+@dataclass(frozen=True, slots=True)
+class PlainOutcome:
+    """What a plain (non-durable) function returned, or the error it raised."""
+
+    result: Any = None
+    error: dict[str, Any] | None = None
 
 
 def _open_checkpoint_store(backend: str | Store | None) -> Store:
@@ -58,34 +107,23 @@ def _open_checkpoint_store(backend: str | Store | None) -> Store:
         url = os.environ.get("DURABLE_EXT_BACKEND")
     if url and url.split("://", 1)[0].lower() == "lambda":
         raise ConfigError(
-            f"backend {url!r}: lambda:// is a control plane for functions deployed on AWS "
-            "Lambda (durable_ext.backends.lambda_api.LambdaBackend), not a checkpoint store "
-            "a Runtime can run handlers on; use LambdaBackend(url) to start and inspect "
-            "those executions, or a store such as memory://, file://, redis:// or dynamodb://"
+            f"backend {url!r}: lambda:// is the control plane of functions deployed on AWS "
+            "Lambda, not a checkpoint store a Runtime can run handlers on; open it with "
+            "durable_ext.runtime.open_control_plane(url), or run handlers on a store such "
+            "as memory://, file://, redis:// or dynamodb://"
         )
     store = open_store(backend)
-    if not hasattr(store, "commit"):
+    if not isinstance(store, Store):
         raise ConfigError(
-            f"backend {type(store).__name__} is not a checkpoint store (it has no commit); "
-            "a Runtime needs a Store such as memory://, file://, redis:// or dynamodb://"
+            f"backend {type(store).__name__} is not a checkpoint store (see "
+            "durable_ext.backends.store.Store); a Runtime needs one such as memory://, "
+            "file://, redis:// or dynamodb://"
         )
     return store
 
 
-def _declared_path(handler: Any) -> str | None:
-    """Return the import path a handler wrapper declares (``.path``), e.g. for a worker."""
-    path = getattr(handler, "path", None)
-    return path if isinstance(path, str) and ":" in path else None
-
-
-def function_of(arn: str) -> str:
-    """Return the function name inside an execution ARN."""
-    parts = arn.split(":")
-    return parts[6] if len(parts) > 6 else ""
-
-
 class Runtime:
-    """Run ``@durable_execution`` handlers locally on a checkpoint store.
+    """Run ``@durable_execution`` handlers on a checkpoint store.
 
     Args:
         backend: A store URL (``memory://``, ``file://PATH``...), a Store, or None for
@@ -96,6 +134,14 @@ class Runtime:
         invocation_timeout: Seconds an invocation may run (process isolation enforces it).
         max_invocation_failures: Consecutive failed invocations before the execution fails.
         invocation_retry_delay: Seconds before a failed invocation is retried.
+        lease_seconds: How long an invocation's lease lasts before others may take it
+            over (default: the invocation timeout plus a minute; a fleet worker renews
+            shorter ones while the invocation runs).
+        wall_clock: The clock leases are stamped and judged on (default: real time,
+            whatever ``clock`` is, so a runtime that died is noticed under a virtual clock).
+        name: A name for this runtime in leases and logs; its owner id in leases is
+            ``NAME#INSTANCE`` (or the instance id alone), unique per process.
+        host: The host name recorded in leases (for people only).
         region: Region used in ARNs.
         account: Account id used in ARNs.
 
@@ -114,46 +160,84 @@ class Runtime:
         invocation_timeout: float = 900.0,
         max_invocation_failures: int = 5,
         invocation_retry_delay: float = 0.0,
+        lease_seconds: float | None = None,
+        wall_clock: Clock | None = None,
+        name: str | None = None,
+        host: str | None = None,
         region: str = "us-east-1",
         account: str = "123456789012",
     ) -> None:
         if isolation not in ("inline", "process"):
             raise ConfigError(f"isolation must be 'inline' or 'process', got {isolation!r}")
-        self._owns_store = not hasattr(backend, "commit")
+        self._owns_store = isinstance(backend, str) or backend is None
         self.store: Store = _open_checkpoint_store(backend)
         self.clock: Any = clock or RealClock()
+        self.wall_clock: Clock = wall_clock or RealClock()
         self.isolation = isolation
         self.invocation_timeout = invocation_timeout
-        self.id = str(uuid.uuid4())
-        self._host = socket.gethostname()
-        self._functions: dict[str, _Function] = {}
-        self._inflight: set[str] = set()
+        self.instance_id = uuid.uuid4().hex
+        self.name = name or self.instance_id
+        self.owner = f"{name}#{self.instance_id}" if name else self.instance_id
+        self.host = host or socket.gethostname()
+        self.pid = os.getpid()
+        self.marks = WorkerMarks()
+        self.stats = RuntimeStats()
         self.last_store_error: StoreUnavailableError | None = None
+        self._functions: dict[str, _Function] = {}
+        self._running: dict[str, Running] = {}
+        self._invoking: dict[str, int] = {}
+        self._running_lock = threading.Lock()
         self.engine = Engine(
             self.store,
             now_ms=self.clock.now_ms,
+            wall_ms=self.wall_clock.now_ms,
             resolve_function=self._resolve,
             region=region,
             account=account,
             max_invocation_failures=max_invocation_failures,
             invocation_retry_ms=int(invocation_retry_delay * 1000),
-            lease_ms=int(invocation_timeout * 1000) + 60_000,
+            lease_ms=int((lease_seconds or invocation_timeout + 60) * 1000),
         )
 
-    # ------------------------------------------------------------------ registry
+    # ------------------------------------------------------------------ handlers
 
-    def register(self, function_name: str, handler: Any, *, durable: bool = True) -> None:
-        """Register a handler (an object, or ``"module:attr"``) under ``function_name``."""
-        from durable_ext.engine import validate_name
+    def register(
+        self, function_name: str, handler: Any, *, durable: bool = True,
+        ref: HandlerRef | None = None,
+    ) -> None:
+        """Serve ``handler`` (an object, or a target ``"module:attr"``) as ``function_name``.
 
+        ``ref`` says where other processes can load it (found from the object when not
+        given). Registering the same handler again is a no-op; another handler under a
+        taken name is an error.
+        """
         validate_name("function name", function_name)
-        if self.isolation == "process" and durable:
-            handler = handler_path(handler)
-        elif isinstance(handler, str):
-            from durable_ext.runtime.invoker import load_handler
+        if isinstance(handler, str):
+            ref, handler = load_handler(handler)
+        ref = ref or reference_of(handler)
+        if self.isolation == "process" and durable and ref is None:
+            raise ConfigError(
+                f"handler {handler!r} of {function_name!r} is not importable by reference; "
+                "register it as 'module:attr' to run it with isolation='process'"
+            )
+        known = self._functions.get(function_name)
+        if known is not None:
+            if known.handler is handler or (known.ref is not None and known.ref == ref):
+                return
+            raise ConfigError(
+                f"function name {function_name!r} is taken by {known.ref or known.handler!r}; "
+                f"name {ref or handler!r} otherwise (NAME=MODULE:HANDLER)"
+            )
+        self._functions[function_name] = _Function(function_name, handler, durable, ref)
 
-            handler = load_handler(handler)
-        self._functions[function_name] = _Function(function_name, handler, durable)
+    def functions(self) -> list[str]:
+        """Names of the registered functions, in registration order."""
+        return list(self._functions)
+
+    def is_plain(self, function_name: str) -> bool:
+        """Whether ``function_name`` is registered as a plain (non-durable) function."""
+        fn = self._functions.get(function_name)
+        return fn is not None and not fn.durable
 
     def _resolve(self, name: str) -> str | None:
         fn = self._functions.get(name)
@@ -169,6 +253,24 @@ class Runtime:
                 f"function {name!r} is not registered; known: {sorted(self._functions)}"
             ) from None
 
+    def _ensure_handler(self, arn: str) -> None:
+        """Register the handler an execution recorded, for running it on here."""
+        name = function_of(arn)
+        if name in self._functions:
+            return
+        ref = HandlerRef.from_attributes(self.engine.attributes(arn))
+        if ref is None:
+            raise HandlerLoadError(
+                f"execution {arn} records no handler reference (its handler was not "
+                "importable when it started); register function "
+                f"{name!r} to run it on"
+            )
+        try:
+            handler = ref.load()
+        except HandlerLoadError as exc:
+            raise HandlerLoadError(f"cannot run execution {arn} on: {exc}") from None
+        self.register(name, handler, ref=ref)
+
     # ------------------------------------------------------------------ control plane
 
     def start(
@@ -182,14 +284,12 @@ class Runtime:
         fn = self._function(function_name)
         if not fn.durable:
             raise ConfigError(f"function {function_name!r} is not durable; it can only be invoked")
-        ref = handler_reference(fn.handler) or _declared_path(fn.handler)
-        attrs = {"handler": ref} if ref else {}
         arn, _created = self.engine.start(
             function_name,
             normalize_input(input),
             name=name,
             execution_timeout=execution_timeout,
-            attributes=attrs,
+            attributes=fn.ref.attributes() if fn.ref else None,
         )
         return arn
 
@@ -200,6 +300,22 @@ class Runtime:
         arn = self.start(function_name, input, name)
         self.run_until_idle(timeout)
         return self.describe(arn)
+
+    def settle(self, arn: str, timeout: float = 60) -> dict[str, Any]:
+        """Run the execution on until it waits for outside input or ends; describe it.
+
+        Its handler is loaded from the reference it recorded when it is not registered
+        here (:class:`~durable_ext.errors.HandlerLoadError` says why when it cannot be).
+        """
+        if self.describe(arn)["Status"] not in TERMINAL_STATUSES:
+            self._ensure_handler(arn)
+            self.run_until_idle(timeout)
+        return self.describe(arn)
+
+    def execution_of_callback(self, callback_id: str) -> str | None:
+        """Return the execution a callback id names (None when it is not one of ours)."""
+        target = peek_callback_id(callback_id)
+        return target[0] if target else None
 
     def describe(self, arn: str) -> dict[str, Any]:
         """GetDurableExecution."""
@@ -215,11 +331,8 @@ class Runtime:
     ) -> dict[str, Any]:
         """GetDurableExecutionHistory."""
         return self.engine.history(
-            arn,
-            include_execution_data=include_execution_data,
-            max_items=max_items,
-            marker=marker,
-            reverse_order=reverse_order,
+            arn, include_execution_data=include_execution_data, max_items=max_items,
+            marker=marker, reverse_order=reverse_order,
         )
 
     def list_executions(
@@ -254,7 +367,8 @@ class Runtime:
 
     # ------------------------------------------------------------------ driving
 
-    def _mine(self, entry: DueEntry) -> bool:
+    def mine(self, entry: DueEntry) -> bool:
+        """Whether ``entry`` belongs to a function registered here."""
         return function_of(entry.arn) in self._functions
 
     def run_until_idle(self, timeout: float = 60, *, max_advance: float | None = None) -> None:
@@ -278,16 +392,16 @@ class Runtime:
         limit = None
         if max_advance is not None:
             limit = self.clock.now_ms() + int(max_advance * 1000)
-        kinds = _PROGRESS if limit is None else ACTIVE_KINDS
+        kinds = DueKind.PROGRESS if limit is None else DueKind.ACTIVE
         recover = True
         while time.monotonic() < deadline:
             try:
                 if recover:
-                    self._recover_leases()
+                    self.recover_leases()
                     recover = False
                 if self._run_due(deadline):
                     continue
-                upcoming = [e for e in self.store.due(limit, kinds=kinds) if self._mine(e)]
+                upcoming = [e for e in self.store.due(limit, kinds=kinds) if self.mine(e)]
             except StoreUnavailableError as exc:
                 # A transient store outage: what was committed stays, a lost invocation
                 # is recovered through its lease once the store answers again.
@@ -306,8 +420,8 @@ class Runtime:
 
     def _run_due(self, deadline: float) -> bool:
         """Handle every entry due now; False when there was none."""
-        due = self.store.due(self.clock.now_ms(), kinds=ACTIVE_KINDS)
-        entries = [e for e in due if self._mine(e)]
+        entries = [e for e in self.store.due(self.clock.now_ms(), kinds=DueKind.ACTIVE)
+                   if self.mine(e)]
         for entry in entries:
             self.handle(entry)
             if time.monotonic() >= deadline:
@@ -315,7 +429,7 @@ class Runtime:
         return bool(entries)
 
     def handle(self, entry: DueEntry) -> None:
-        """Handle one due entry of a registered function: the per-entry step of a runner.
+        """Handle one due entry of a registered function: the step every driver repeats.
 
         An ``invoke`` entry runs an invocation (when none is running), a dispatch starts
         or calls a chained-invoke target, a notification reports a finished child to its
@@ -324,12 +438,19 @@ class Runtime:
         """
         if entry.kind == DueKind.INVOKE:
             self._invoke(entry.arn)
-        elif entry.kind == DueKind.DISPATCH:
+            return
+        if entry.kind == DueKind.DISPATCH:
             self._dispatch(entry)
         elif entry.kind == DueKind.NOTIFY:
             self._notify(entry)
         else:
             self.engine.fire(entry)
+        self.stats.add("timers")
+
+    def running(self) -> list[Running]:
+        """Return the invocations this runtime runs now."""
+        with self._running_lock:
+            return list(self._running.values())
 
     def _context(self, request_id: str, function_name: str) -> LambdaContextStub:
         return LambdaContextStub(
@@ -341,39 +462,63 @@ class Runtime:
 
     def _invoke(self, arn: str) -> None:
         fn = self._functions[function_of(arn)]
-        inv = self.engine.begin_invocation(arn, owner=self.id, pid=os.getpid(), host=self._host)
-        if inv is None:
-            return
-        self._inflight.add(inv.invocation_id)
+        self.marks.hold(self.owner)
+        with self._running_lock:
+            self._invoking[arn] = self._invoking.get(arn, 0) + 1
         try:
-            ctx = self._context(inv.request_id, fn.name)
-            if self.isolation == "process":
-                output, error = invoke_in_subprocess(
-                    handler_path(fn.handler), inv, self.engine, ctx, self.invocation_timeout
-                )
-            else:
-                output, error = invoke_in_process(fn.handler, inv, self.engine, ctx)
-            self.engine.finish_invocation(arn, inv.invocation_id, output, error)
+            inv = self.engine.begin_invocation(
+                arn, owner=self.owner, pid=self.pid, host=self.host
+            )
+            if inv is not None:
+                self._run_invocation(fn, arn, inv)
         finally:
-            self._inflight.discard(inv.invocation_id)
+            with self._running_lock:
+                self._invoking[arn] -= 1
+                if not self._invoking[arn]:
+                    del self._invoking[arn]
+
+    def _run_invocation(self, fn: _Function, arn: str, inv: InvocationInput) -> None:
+        running = Running(arn, inv.invocation_id)
+        with self._running_lock:
+            self._running[inv.invocation_id] = running
+        try:
+            output, error = self._call(fn, inv, running)
+            if running.lost.is_set():
+                self.stats.add("lost_leases")
+                return  # taken over: the new owner decides; finishing here would be refused
+            self.engine.finish_invocation(arn, inv.invocation_id, output, error)
+            self.stats.add("invocations")
+        finally:
+            with self._running_lock:
+                self._running.pop(inv.invocation_id, None)
+
+    def _call(self, fn: _Function, inv: InvocationInput, running: Running) -> tuple[Any, Any]:
+        view: Any = FencedEngine(self.engine, running, self.stats.add)
+        ctx = self._context(inv.request_id, fn.name)
+        if self.isolation == "process" and fn.ref is not None:
+            return invoke_in_subprocess(fn.ref, inv, view, ctx, self.invocation_timeout)
+        return invoke_in_process(fn.handler, inv, view, ctx)
+
+    def call_plain(self, function_name: str, event: Any) -> PlainOutcome:
+        """Call a plain (non-durable) function once with ``event``."""
+        fn = self._function(function_name)
+        try:
+            result = fn.handler(event, self._context(str(uuid.uuid4()), function_name))
+        except Exception as exc:
+            err = error_of(exc)
+            err.pop("StackTrace", None)
+            return PlainOutcome(error=err)
+        return PlainOutcome(result=result)
 
     def _dispatch(self, entry: DueEntry) -> None:
         d = entry.data
         target = self._functions.get(str(d.get("function")))
         if target is None:
-            self.engine.complete_chained(
-                entry.arn,
-                d["op"],
-                "FAILED",
-                None,
-                {
-                    "ErrorType": "ResourceNotFoundException",
-                    "ErrorMessage": f"Function not found: {d.get('function')}",
-                },
-            )
-            self.engine.clear_due(entry.arn, entry.key)
-            return
-        if target.durable:
+            self.engine.complete_chained(entry.arn, d["op"], "FAILED", None, {
+                "ErrorType": "ResourceNotFoundException",
+                "ErrorMessage": f"Function not found: {d.get('function')}",
+            })
+        elif target.durable:
             # Idempotent by name: a dispatch repeated after a crash finds its child.
             with contextlib.suppress(ExecutionAlreadyStartedError):
                 self.engine.start(
@@ -382,19 +527,20 @@ class Runtime:
                     name=d["child_name"],
                     execution_id=d["child_id"],
                     parent=ParentLink(entry.arn, d["op"]),
+                    attributes=target.ref.attributes() if target.ref else None,
                 )
-            self.engine.clear_due(entry.arn, entry.key)
-            return
-        payload = d.get("payload")
-        try:
-            event = json.loads(payload) if payload else {}
-            handler: Callable[..., Any] = target.handler
-            result = handler(event, self._context(str(uuid.uuid4()), target.name))
-            self.engine.complete_chained(entry.arn, d["op"], "SUCCEEDED", json.dumps(result), None)
-        except Exception as exc:
-            err = error_of(exc)
-            err.pop("StackTrace", None)
-            self.engine.complete_chained(entry.arn, d["op"], "FAILED", None, err)
+        else:
+            payload = d.get("payload")
+            try:
+                out = self.call_plain(target.name, json.loads(payload) if payload else {})
+            except ValueError as exc:  # the caller's payload is not JSON
+                out = PlainOutcome(error={k: v for k, v in error_of(exc).items()
+                                          if k != "StackTrace"})
+            if out.error is None:
+                self.engine.complete_chained(entry.arn, d["op"], "SUCCEEDED",
+                                             json.dumps(out.result), None)
+            else:
+                self.engine.complete_chained(entry.arn, d["op"], "FAILED", None, out.error)
         self.engine.clear_due(entry.arn, entry.key)
 
     def _notify(self, entry: DueEntry) -> None:
@@ -406,35 +552,51 @@ class Runtime:
             )
         self.engine.clear_due(entry.arn, entry.key)
 
-    def _recover_leases(self) -> None:
-        """Re-invoke executions whose invocation was lost with a crashed runtime."""
-        wall = int(time.time() * 1000)
+    def recover_leases(self, margin_ms: int = 0) -> int:
+        """Take over the invocations of runtimes that are gone; how many were taken.
+
+        An invocation's lease is taken over when it is this runtime's own but nothing
+        here runs it (a previous life of this process), when it expired more than
+        ``margin_ms`` ago (the tolerated clock skew between hosts), or when its owner is
+        proven gone on this host (its mark is unlocked). Host names and pids prove
+        nothing. Only the lease judged here is taken: the index may lag (DynamoDB's
+        does) and its owner may renew it meanwhile; the engine checks both in the commit.
+        """
+        wall = self.wall_clock.now_ms()
+        with self._running_lock:
+            mine = set(self._running)
+        taken = 0
         for entry in self.store.due(None, kinds=[DueKind.LEASE]):
-            if not self._mine(entry):
+            if not self.mine(entry):
                 continue
-            d = entry.data
-            inv = str(d.get("invocation"))
-            if inv in self._inflight:
+            lease = Lease.of(entry)
+            if lease.invocation_id in mine or not self._gone(lease, wall, margin_ms):
                 continue
-            same_host = d.get("host") == self._host
-            dead = (
-                d.get("owner") == self.id
-                or entry.due_ms <= wall
-                or (
-                    same_host
-                    and d.get("pid") != os.getpid()
-                    and not pid_alive(int(d.get("pid", 0)))
-                )
-            )
-            if dead:
-                self.engine.abandon_invocation(
-                    entry.arn, inv, "Runtime exited without completing the invocation"
-                )
+            if self.engine.abandon_invocation(
+                lease.arn,
+                lease.invocation_id,
+                f"Runtime {lease.owner} on {lease.host} lost its lease; invocation taken over",
+                lease_due_ms=lease.due_ms,
+            ):
+                taken += 1
+                self.stats.add("takeovers")
+        return taken
+
+    def _gone(self, lease: Lease, wall_ms: int, margin_ms: int) -> bool:
+        if lease.owner == self.owner:
+            # Ours and not running: left by an invocation that ended abnormally, unless
+            # it is being opened right now (its lease is written before it is running).
+            with self._running_lock:
+                return lease.arn not in self._invoking
+        return lease.expired(wall_ms, margin_ms) or (
+            lease.host == self.host and self.marks.ended(lease.owner)
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Close the store if this runtime opened it."""
+        """Release this runtime's mark, and close the store if this runtime opened it."""
+        self.marks.release(self.owner)
         if self._owns_store:
             self.store.close()
 

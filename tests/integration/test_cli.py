@@ -226,14 +226,17 @@ def test_demo_manual_approval_through_the_cli(tmp_path: Path) -> None:
     ("path", "name"),
     [
         ("order_workflow:handler", "order-workflow"),
+        ("examples/order_workflow.py:handler", "order-workflow"),
         ("pkg.jobs:nightly_run", "jobs-nightly-run"),
-        ("/abs/dir/my_mod:Handler.go", "my-mod-Handler-go"),
+        ("app.handlers:process_order", "handlers-process-order"),
+        ("shop.billing", "billing"),
+        ("/abs/dir/my_mod.py:Handler.go", "my-mod-Handler-go"),
     ],
 )
-def test_default_function_name(path: str, name: str) -> None:
-    from durable_ext.cli import default_function_name
+def test_one_naming_rule_for_every_command(path: str, name: str) -> None:
+    from durable_ext.runtime.handlers import function_name_for
 
-    assert default_function_name(path) == name
+    assert function_name_for(path) == name
 
 
 def test_cli_resumes_an_execution_started_by_the_demo_script(tmp_path: Path) -> None:

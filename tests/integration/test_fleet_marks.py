@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from durable_ext.fleet.lease import WorkerMarks, default_marks_dir
+from durable_ext.runtime.marks import WorkerMarks, default_marks_dir
 
 pytestmark = pytest.mark.integration
 
 HOLDER = """
 import sys
-from durable_ext.fleet.lease import WorkerMarks
+from durable_ext.runtime.marks import WorkerMarks
 marks = WorkerMarks(sys.argv[1])
 print("held" if marks.hold(sys.argv[2]) else "refused", flush=True)
 sys.stdin.read()  # until the test closes stdin, or kills this process

@@ -123,7 +123,7 @@ def wait_suspended(client: Any, arn: str) -> None:
 
 
 def unknown_arn(server: ServerThread) -> str:
-    return server.service.engine.execution_arn("adder", "nobody", "0" * 32)
+    return server.service.runtime.engine.execution_arn("adder", "nobody", "0" * 32)
 
 
 # ---------------------------------------------------------------- Invoke
@@ -142,7 +142,7 @@ def test_sync_invoke_runs_to_completion_and_returns_the_arn_header(lam: Any) -> 
 
 
 def test_invoke_accepts_qualified_names_and_function_arns(lam: Any, server: ServerThread) -> None:
-    fn_arn = server.service.engine.function_arn("adder")
+    fn_arn = server.service.runtime.engine.function_arn("adder")
     for name, qualifier in (("adder:$LATEST", None), (fn_arn, "$LATEST"), (fn_arn, None)):
         kwargs = {"Qualifier": qualifier} if qualifier else {}
         res = lam.invoke(FunctionName=name, Payload=b'{"a": 1}', **kwargs)
@@ -413,7 +413,7 @@ def test_stop_records_the_error_and_is_idempotent(lam: Any, server: ServerThread
 @pytest.fixture
 def invocation(server: ServerThread) -> tuple[str, str]:
     """An execution of an unserved function (no driver touches it), with an open invocation."""
-    engine = server.service.engine
+    engine = server.service.runtime.engine
     arn, _ = engine.start("raw", '{"k": 1}')
     inv = engine.begin_invocation(arn)
     assert inv is not None
@@ -533,9 +533,9 @@ def test_terminal_checkpoint_has_no_token_and_ends_the_execution(
         Updates=[{"Id": "execution-result-1", "Type": "EXECUTION", "Action": "SUCCEED",
                   "Payload": '"big"'}])
     assert "CheckpointToken" not in out
-    inv_id = server.service.engine.store.header(arn).invocation_id
+    inv_id = server.service.runtime.engine.store.header(arn).invocation_id
     assert inv_id is not None
-    server.service.engine.finish_invocation(arn, inv_id, {"Status": "PENDING"})
+    server.service.runtime.engine.finish_invocation(arn, inv_id, {"Status": "PENDING"})
     desc = lam.get_durable_execution(DurableExecutionArn=arn)
     assert desc["Status"] == "SUCCEEDED"
     assert desc["Result"] == '"big"'
@@ -558,7 +558,7 @@ def test_unknown_routes_and_bad_bodies_use_the_error_format(server: ServerThread
         assert r.headers["x-amzn-errortype"] == "UnknownOperationException"
         r = http.delete("/2025-12-01/durable-executions/x")
         assert r.status_code == 405
-        arn = server.service.engine.execution_arn("adder", "n", "1")
+        arn = server.service.runtime.engine.execution_arn("adder", "n", "1")
         path = "/2025-12-01/durable-executions/" + httpx.URL(
             "", params={"a": arn}).query.decode()[2:] + "/checkpoint"
         r = http.post(path, content=b"{oops")

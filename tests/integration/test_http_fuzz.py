@@ -40,7 +40,7 @@ class Target:
 
 def open_invocation(server: ServerThread) -> tuple[str, str]:
     """An execution of an unserved function with an open invocation: its ARN and token."""
-    engine = server.service.engine
+    engine = server.service.runtime.engine
     arn, _ = engine.start("raw", '{"k": 1}')
     inv = engine.begin_invocation(arn)
     assert inv is not None
@@ -54,7 +54,7 @@ def target() -> Iterator[Target]:
     svc.register("echo", handlers.echo, durable=False)
     with ServerThread(svc) as srv:
         arn, token = open_invocation(srv)
-        res = svc.engine.checkpoint(arn, token, [
+        res = svc.runtime.engine.checkpoint(arn, token, [
             {"Id": "cb", "Type": "CALLBACK", "Action": "START", "Name": "cb",
              "SubType": "Callback", "CallbackOptions": {"TimeoutSeconds": 3600}}], None)
         (callback,) = [o for o in res.operations if o["Type"] == "CALLBACK"]

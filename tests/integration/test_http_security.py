@@ -66,7 +66,7 @@ def executions(server: ServerThread, function: str = "adder") -> int:
 
 
 def an_execution(server: ServerThread) -> str:
-    arn, _ = server.service.engine.start("adder", '{"a": 1}')
+    arn, _ = server.service.runtime.engine.start("adder", '{"a": 1}')
     return arn
 
 
@@ -405,8 +405,8 @@ def test_bad_paths_and_methods_are_4xx(server: ServerThread, method: str, path: 
 
 
 def test_a_bad_client_token_is_a_400(server: ServerThread) -> None:
-    arn, _ = server.service.engine.start("raw", "{}")
-    inv = server.service.engine.begin_invocation(arn)
+    arn, _ = server.service.runtime.engine.start("raw", "{}")
+    inv = server.service.runtime.engine.begin_invocation(arn)
     assert inv is not None
     for client_token, code in (({"x": 1}, "InvalidRequestContentException"),
                                ("a" * 65, "InvalidParameterValueException"),
@@ -428,8 +428,8 @@ def test_a_bad_client_token_is_a_400(server: ServerThread) -> None:
 ])
 def test_a_checkpoint_update_not_of_the_models_shape_is_a_400(
         server: ServerThread, update: dict[str, Any], problem: str) -> None:
-    arn, _ = server.service.engine.start("raw", "{}")
-    inv = server.service.engine.begin_invocation(arn)
+    arn, _ = server.service.runtime.engine.start("raw", "{}")
+    inv = server.service.runtime.engine.begin_invocation(arn)
     assert inv is not None
     body = json.dumps({"CheckpointToken": inv.token, "Updates": [update]}).encode()
     answer = request(server.port, "POST",

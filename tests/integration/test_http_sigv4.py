@@ -152,8 +152,8 @@ def client_like(lam: Any, key_id: str, secret: str, region: str) -> Any:
 
 def test_the_sdks_lambda_client_checkpoints_with_a_configured_key(
         lam: Any, server: ServerThread) -> None:
-    arn, _ = server.service.engine.start("raw", "{}")
-    inv = server.service.engine.begin_invocation(arn)
+    arn, _ = server.service.runtime.engine.start("raw", "{}")
+    inv = server.service.runtime.engine.begin_invocation(arn)
     assert inv is not None
     sdk = LambdaClient(lam)
     update = OperationUpdate(operation_id="s1", operation_type=OperationType.STEP,
@@ -202,7 +202,7 @@ def test_an_unknown_key_is_refused(server: ServerThread, lam: Any) -> None:
 
 
 def test_unsigned_requests_are_refused(server: ServerThread) -> None:
-    arn = server.service.engine.start("adder", '{"a": 1}')[0]
+    arn = server.service.runtime.engine.start("adder", '{"a": 1}')[0]
     for method, path in (("GET", f"/2025-12-01/durable-executions/{segment(arn)}/history"),
                          ("POST", "/2015-03-31/functions/adder/invocations")):
         answer = request(server.port, method, path, b"{}" if method == "POST" else None)

@@ -1,4 +1,4 @@
-"""LambdaBackend (``lambda://``) against the HTTP API: the Runtime's control plane over boto3.
+"""LambdaControlPlane (``lambda://``) against the HTTP API: the Runtime's control plane over boto3.
 
 The same calls the Runtime offers (start, describe, history, list, callbacks, stop) go
 through boto3 to a real server on 127.0.0.1; AWS errors come back as durable_ext errors;
@@ -17,7 +17,6 @@ import pytest
 import test_http_handlers as handlers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from durable_ext.backends.lambda_api import LambdaBackend, parse_lambda_url
 from durable_ext.errors import (
     ConfigError,
     ExecutionAlreadyStartedError,
@@ -28,6 +27,7 @@ from durable_ext.errors import (
 )
 from durable_ext.http import LocalService, ServerThread
 from durable_ext.runtime import Runtime
+from durable_ext.runtime.lambda_plane import LambdaControlPlane, parse_lambda_url
 
 pytestmark = pytest.mark.integration
 
@@ -86,13 +86,13 @@ def throttle(throttle_and_server: tuple[Throttle, ServerThread]) -> Iterator[Thr
     t.budget = 0
 
 
-def backend(server: ServerThread, function: str = "approval", **options: Any) -> LambdaBackend:
+def backend(server: ServerThread, function: str = "approval", **options: Any) -> LambdaControlPlane:
     query = "&".join(f"{k}={v}" for k, v in {"region": "us-east-1", "endpoint_url": server.url,
                                               "base_delay": "0.001", **options}.items())
-    return LambdaBackend(f"lambda://{function}?{query}")
+    return LambdaControlPlane(f"lambda://{function}?{query}")
 
 
-def wait_status(be: LambdaBackend, arn: str, *, running_ok: bool = False) -> dict[str, Any]:
+def wait_status(be: LambdaControlPlane, arn: str, *, running_ok: bool = False) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while True:
         desc = be.describe(arn)
@@ -101,7 +101,7 @@ def wait_status(be: LambdaBackend, arn: str, *, running_ok: bool = False) -> dic
         time.sleep(0.02)
 
 
-def open_callback(be: LambdaBackend, arn: str) -> str:
+def open_callback(be: LambdaControlPlane, arn: str) -> str:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         for ev in be.history(arn)["Events"]:
@@ -131,18 +131,21 @@ def test_lambda_urls_parse_with_case_qualifier_and_arns() -> None:
             parse_lambda_url(bad)
 
 
-def test_from_spec_keeps_the_raw_url_case() -> None:
-    from durable_ext.spec import parse_store
-
-    be = LambdaBackend.from_spec(parse_store("lambda://MyFunction?region=us-east-1"))
+def test_the_url_keeps_its_case_and_opens_as_a_control_plane_not_a_store() -> None:
+    be = LambdaControlPlane("lambda://MyFunction?region=us-east-1")
     assert be.target.function == "MyFunction"
     assert str(be) == "lambda://MyFunction"
-    # through the backend registry, as `lambda://` URLs are opened elsewhere
-    from durable_ext.backends import open_store
+    from durable_ext.runtime import ControlPlane, open_control_plane
 
-    opened: Any = open_store("lambda://MyFunction?region=eu-west-1")
-    assert isinstance(opened, LambdaBackend)
+    opened: Any = open_control_plane("lambda://MyFunction?region=eu-west-1")
+    assert isinstance(opened, LambdaControlPlane) and isinstance(opened, ControlPlane)
     assert (opened.target.function, opened.target.region) == ("MyFunction", "eu-west-1")
+    # lambda:// left the store registry: it is no checkpoint store
+    from durable_ext.backends import open_store
+    from durable_ext.errors import UnknownPluginError
+
+    with pytest.raises(UnknownPluginError):
+        open_store("lambda://MyFunction")
 
 
 # ---------------------------------------------------------------- control plane
@@ -234,7 +237,7 @@ def test_aws_errors_become_durable_ext_errors(server: ServerThread) -> None:
     arn = be.start(input={"k": 1}, name="lb-conflict")
     with pytest.raises(ExecutionAlreadyStartedError, match="lb-conflict"):
         be.start(input={"k": 2}, name="lb-conflict")
-    missing = server.service.engine.execution_arn("approval", "ghost", "0" * 32)
+    missing = server.service.runtime.engine.execution_arn("approval", "ghost", "0" * 32)
     with pytest.raises(NotFoundError, match="ResourceNotFoundException"):
         be.describe(missing)
     with pytest.raises(NotFoundError):
@@ -273,7 +276,7 @@ def test_unreachable_endpoint_is_unavailable_after_bounded_retries() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # nothing listens on that port any more: connection refused
-    be = LambdaBackend(f"lambda://fn?region=us-east-1&endpoint_url=http://127.0.0.1:{port}"
+    be = LambdaControlPlane(f"lambda://fn?region=us-east-1&endpoint_url=http://127.0.0.1:{port}"
                        "&max_attempts=3&base_delay=0.001")
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError, match="unreachable after 3 attempts"):

@@ -1,4 +1,4 @@
-"""LambdaBackend against ministack, a second, independent emulator of the Lambda API.
+"""LambdaControlPlane against ministack, a second, independent emulator of the Lambda API.
 
 ministack (PyPI) runs offline on 127.0.0.1 and executes Python handlers with its own
 interpreter; it is used here to check the backend's wire format against an
@@ -33,8 +33,8 @@ from pathlib import Path
 import pytest
 from servers import HOST, HttpServer, running
 
-from durable_ext.backends.lambda_api import LambdaBackend
 from durable_ext.errors import NotFoundError, StoreError
+from durable_ext.runtime.lambda_plane import LambdaControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = Path(__file__).with_name("test_http_handlers.py")
@@ -113,10 +113,11 @@ def ministack() -> Iterator[Ministack]:
         yield server
 
 
-def backend(server: Ministack, function: str, **options: str) -> LambdaBackend:
+def backend(server: Ministack, function: str, **options: str) -> LambdaControlPlane:
     query = {"region": "us-east-1", "endpoint_url": server.url, "base_delay": "0.01",
              "invocation_type": "RequestResponse", **options}
-    return LambdaBackend(f"lambda://{function}?" + "&".join(f"{k}={v}" for k, v in query.items()))
+    url = f"lambda://{function}?" + "&".join(f"{k}={v}" for k, v in query.items())
+    return LambdaControlPlane(url)
 
 
 def test_run_describe_history_list(ministack: Ministack) -> None:

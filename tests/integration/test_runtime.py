@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -387,18 +388,41 @@ def test_restart_resumes_a_waiting_execution_from_the_file_store(tmp_path: Path)
         assert d["Status"] == "SUCCEEDED" and json.loads(d["Result"]) == "woke"
 
 
-def test_lost_invocation_of_a_dead_runtime_is_recovered(tmp_path: Path) -> None:
+DEAD_RUNTIME = """
+import os, sys, time
+from durable_ext.runtime import Runtime
+rt = Runtime(backend=sys.argv[1])
+rt.marks.hold(rt.owner)
+inv = rt.engine.begin_invocation(sys.argv[2], owner=rt.owner, pid=os.getpid(), host=rt.host)
+print(inv.invocation_id, flush=True)
+time.sleep(600)
+"""
+
+
+def test_lost_invocation_of_a_dead_runtime_is_recovered_at_once(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
     url = f"file://{tmp_path / 'store'}"
     with Runtime(backend=url, clock=VirtualClock()) as rt:
         rt.register("steps", steps_handler)
         arn = rt.start("steps", {"a": 1})
-        # A runtime on this host that died mid-invocation (pid 2**22+1 does not exist).
-        inv = rt.engine.begin_invocation(arn, owner="gone", pid=4194305, host=rt._host)
-        assert inv is not None
+    # A runtime process that opened an invocation and was killed: its mark is unlocked,
+    # which proves it gone long before its lease (16 minutes) expires.
+    child = subprocess.Popen([sys.executable, "-c", DEAD_RUNTIME, url, arn],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
     with Runtime(backend=url, clock=VirtualClock()) as rt2:
         rt2.register("steps", steps_handler)
-        rt2.run_until_idle()
+        rt2.run_until_idle(timeout=30)
         assert rt2.describe(arn)["Status"] == "SUCCEEDED"
+        assert rt2.stats.takeovers == 1
         first_inv = next(
             e for e in rt2.history(arn)["Events"] if e["EventType"] == "InvocationCompleted"
         )
@@ -406,6 +430,37 @@ def test_lost_invocation_of_a_dead_runtime_is_recovered(tmp_path: Path) -> None:
             first_inv["InvocationCompletedDetails"]["Error"]["Payload"]["ErrorType"]
             == "Runtime.ExitError"
         )
+
+
+class _Wall:
+    def __init__(self) -> None:
+        self.ms = int(time.time() * 1000)
+
+    def now_ms(self) -> int:
+        return self.ms
+
+    def sleep_until(self, due_ms: int, max_seconds: float) -> None:
+        time.sleep(0)
+
+
+def test_a_fresh_lease_of_another_namespace_is_not_taken_over_until_it_expires(
+    tmp_path: Path,
+) -> None:
+    url = f"file://{tmp_path / 'store'}"
+    wall = _Wall()
+    with Runtime(backend=url, clock=VirtualClock(), wall_clock=wall, lease_seconds=60) as rt:
+        rt.register("steps", steps_handler)
+        arn = rt.start("steps", {"a": 1})
+        # Same host name, a pid that does not exist here: a live runtime in another PID
+        # namespace (a container) looks exactly like this. Neither proves it gone.
+        inv = rt.engine.begin_invocation(arn, owner="elsewhere#1", pid=4194305, host=rt.host)
+        assert inv is not None
+        assert rt.recover_leases() == 0
+        rt.run_until_idle(timeout=2)
+        assert rt.describe(arn)["Status"] == "RUNNING" and rt.stats.takeovers == 0
+        wall.ms += 61_000  # the lease expired
+        rt.run_until_idle(timeout=30)
+        assert rt.describe(arn)["Status"] == "SUCCEEDED" and rt.stats.takeovers == 1
 
 
 def test_process_isolation_survives_a_crash(tmp_path: Path) -> None:
@@ -498,10 +553,10 @@ def test_handle_runs_one_due_entry() -> None:
 
 
 def test_lambda_url_is_refused_as_a_control_plane(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigError, match=r"lambda:// is a control plane .*LambdaBackend"):
+    with pytest.raises(ConfigError, match=r"lambda:// is the control plane .*open_control_plane"):
         Runtime("lambda://orders?region=us-east-1")
     monkeypatch.setenv("DURABLE_EXT_BACKEND", "LAMBDA://Orders:live")
-    with pytest.raises(ConfigError, match="lambda:// is a control plane"):
+    with pytest.raises(ConfigError, match="lambda:// is the control plane"):
         Runtime()
 
 

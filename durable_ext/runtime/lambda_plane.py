@@ -1,7 +1,7 @@
-"""The control plane over AWS Lambda: the Runtime's API for executions that live in Lambda.
+"""The control plane over AWS Lambda: the :class:`ControlPlane` of executions in Lambda.
 
 ``lambda://FUNCTION[:QUALIFIER]?region=...&endpoint_url=...`` names a durable function.
-:class:`LambdaBackend` starts executions by invoking it with an execution name, and
+:class:`LambdaControlPlane` starts executions by invoking it with an execution name, and
 describes, pages history, lists, completes callbacks and stops through boto3, so the same
 commands work on executions in a local store and in Lambda (or in anything that speaks the
 Lambda API, such as ``durable-ext serve``).
@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from durable_ext._aws import classify, make_client
-from durable_ext.engine import normalize_input
+from durable_ext.backends.store import TERMINAL_STATUSES
+from durable_ext.engine.validation import normalize_input
 from durable_ext.errors import (
     ConfigError,
     SpecError,
@@ -34,13 +35,11 @@ from durable_ext.errors import (
     StoreUnavailableError,
     error_for_code,
 )
-from durable_ext.spec import StoreSpec
 
-__all__ = ["LambdaBackend", "LambdaTarget", "parse_lambda_url", "translate_errors"]
+__all__ = ["LambdaControlPlane", "LambdaTarget", "parse_lambda_url", "translate_errors"]
 
 T = TypeVar("T")
 
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"})
 _OPTIONS = ("region", "endpoint_url", "profile", "max_attempts", "base_delay", "invocation_type")
 
 
@@ -161,15 +160,15 @@ def _clean(response: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
 
-class LambdaBackend:
-    """The Runtime's control-plane API over the AWS Lambda durable-execution API.
+class LambdaControlPlane:
+    """The control plane of executions in AWS Lambda (or anything speaking its API).
 
     Args:
         target: The function (a :class:`LambdaTarget`, or a ``lambda://`` URL).
         client: A boto3 ``lambda`` client to use instead of building one.
 
     Example:
-        >>> be = LambdaBackend("lambda://orders?region=us-east-1")  # doctest: +SKIP
+        >>> be = LambdaControlPlane("lambda://orders?region=us-east-1")  # doctest: +SKIP
         >>> arn = be.start(input={"id": 7}, name="order-7")         # doctest: +SKIP
         >>> be.describe(arn)["Status"]                               # doctest: +SKIP
         'RUNNING'
@@ -183,14 +182,6 @@ class LambdaBackend:
         self._client = client
         self._owns_client = client is None
 
-    @classmethod
-    def from_spec(cls, spec: StoreSpec | str, **kwargs: Any) -> LambdaBackend:
-        """Build from a ``lambda://`` URL (``client=`` may be passed)."""
-        raw = spec if isinstance(spec, str) else (spec.raw or str(spec))
-        unknown = sorted(set(kwargs) - {"client"})
-        if unknown:
-            raise TypeError(f"LambdaBackend takes only client=, got {unknown}")
-        return cls(parse_lambda_url(raw), client=kwargs.get("client"))
 
     @property
     def client(self) -> Any:
@@ -276,13 +267,31 @@ class LambdaBackend:
         delay = min(0.05, poll)
         while True:
             desc = self.describe(arn)
-            if desc["Status"] in _TERMINAL or time.monotonic() >= deadline:
+            if desc["Status"] in TERMINAL_STATUSES or time.monotonic() >= deadline:
                 return desc
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, poll)
 
-    def run_until_idle(self, timeout: float = 60, **_: Any) -> None:
-        """Nothing to drive: Lambda runs executions itself (kept for API parity)."""
+    def settle(self, arn: str, timeout: float = 60) -> dict[str, Any]:
+        """Wait until the execution ends or waits on a callback; its description."""
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            desc = self.describe(arn)
+            if desc["Status"] in TERMINAL_STATUSES or time.monotonic() >= deadline:
+                return desc
+            events = self.history(arn, include_execution_data=False)["Events"]
+            open_callbacks = {e.get("Id") for e in events if e["EventType"] == "CallbackStarted"}
+            open_callbacks -= {e.get("Id") for e in events if e["EventType"].startswith(
+                ("CallbackSucceeded", "CallbackFailed", "CallbackTimedOut"))}
+            if open_callbacks:
+                return desc
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 1.0)
+
+    def execution_of_callback(self, callback_id: str) -> str | None:
+        """Return None: Lambda's callback ids are opaque."""
+        return None
 
     def register(self, function_name: str, handler: Any, *, durable: bool = True) -> None:
         """Refuse: functions are deployed to Lambda, not registered."""
@@ -383,7 +392,7 @@ class LambdaBackend:
             self._client.close()
             self._client = None
 
-    def __enter__(self) -> LambdaBackend:
+    def __enter__(self) -> LambdaControlPlane:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

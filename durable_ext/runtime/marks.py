@@ -1,22 +1,14 @@
-"""Invocation leases on top of the public Store API: read and judge them.
+"""Proof, on one host, that a runtime process has ended: a file it keeps locked.
 
-The engine opens an invocation with a ``LEASE`` due entry (key ``"lease"``) whose
-``due_ms`` is in wall-clock time and whose data names the invocation and its owner. A
-fleet worker keeps that lease alive while its invocation runs, and another worker may
-take the execution over once the lease has been expired for longer than the clock-skew
-margin. Renewing and taking over are engine calls (``Engine.renew_lease`` and
-``Engine.abandon_invocation``), so the lease's layout stays the engine's business.
-Fencing needs nothing from here: taking over opens a new invocation, and the engine
-refuses every checkpoint token of the old one.
-
-A lease's ``owner`` is the worker's identity, unique per worker (it holds a random
-128-bit instance id); its ``host`` and ``pid`` are for people only. Host names repeat
-across machines and containers, and a pid means nothing outside its PID namespace, so
-neither ever proves a worker gone. What does is a :class:`WorkerMarks` file: each
-running worker holds an exclusive ``flock`` on a file named after its owner, in a
-private directory of this host, and the kernel drops that lock when the process ends,
-however it ends. A mark found unlocked proves that its worker is gone; no mark proves
-nothing, and then only the lease's expiry counts.
+An invocation's lease (:class:`~durable_ext.engine.state.Lease`) names its ``owner``, the
+runtime's identity, unique per process (it holds a random 128-bit instance id); its
+``host`` and ``pid`` are for people only. Host names repeat across machines and
+containers, and a pid means nothing outside its PID namespace, so neither ever proves a
+runtime gone. What does is a mark: each running runtime holds an exclusive ``flock`` on a
+file named after its owner, in a private directory of this host, and the kernel drops
+that lock when the process ends, however it ends. A mark found unlocked proves that its
+runtime is gone, and its invocations are taken over at once; no mark proves nothing, and
+then only the lease's expiry counts.
 """
 
 from __future__ import annotations
@@ -28,67 +20,21 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-
-from durable_ext.backends.store import DueEntry, Store
-from durable_ext.engine.state import DueKey, DueKind
-from durable_ext.errors import NotFoundError
 
 try:
     import fcntl
 except ImportError:  # not POSIX: no marks, takeovers wait for expiry
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Lease", "WorkerMarks", "current_lease"]
+__all__ = ["WorkerMarks", "default_marks_dir"]
 
-log = logging.getLogger("durable_ext.fleet")
+log = logging.getLogger("durable_ext.runtime")
 
 #: marks of ended workers older than this are swept when a worker starts
 _STALE_SECONDS = 24 * 3600
 _SWEEP_LIMIT = 256
 _MAX_MARK_BYTES = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """One invocation lease as stored."""
-
-    arn: str
-    invocation_id: str
-    owner: str
-    host: str
-    pid: int
-    due_ms: int
-
-    @classmethod
-    def of(cls, entry: DueEntry) -> Lease:
-        """Return the lease described by a ``LEASE`` due entry."""
-        d = entry.data
-        return cls(
-            arn=entry.arn,
-            invocation_id=str(d.get("invocation", "")),
-            owner=str(d.get("owner", "")),
-            host=str(d.get("host", "")),
-            pid=int(d.get("pid", 0) or 0),
-            due_ms=entry.due_ms,
-        )
-
-    def expired(self, wall_ms: int, margin_ms: int) -> bool:
-        """Expired for longer than ``margin_ms`` (the tolerated clock skew) at ``wall_ms``."""
-        return self.due_ms + margin_ms <= wall_ms
-
-
-def current_lease(store: Store, arn: str) -> Lease | None:
-    """Read the execution's lease from its own records (consistent, not the index)."""
-    try:
-        entries = store.due(arn=arn, kinds=[DueKind.LEASE])
-    except NotFoundError:
-        return None
-    for entry in entries:
-        if entry.key == DueKey.LEASE:
-            return Lease.of(entry)
-    return None
 
 
 def default_marks_dir() -> Path:
