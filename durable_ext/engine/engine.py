@@ -6,24 +6,13 @@ checkpoint, get state, callbacks, timers, stop, chained-invoke completion) into
 :class:`~durable_ext.backends.store.Store`. Every mutation of an execution is one commit
 guarded by a compare-and-set on the header revision, so several engines (threads or
 processes) sharing a store serialise per execution exactly like the service's
-per-execution lane. A lost race is recomputed from fresh state.
-
-What each call changes is decided by :mod:`durable_ext.engine.rules` (every status
-transition), checked by :mod:`~durable_ext.engine.validation`, shown to the handler by
+per-execution lane; a lost race is recomputed from fresh state. What each call changes is
+decided by :mod:`~durable_ext.engine.rules`, checked by
+:mod:`~durable_ext.engine.validation`, shown to the handler by
 :mod:`~durable_ext.engine.visibility` and answered by :mod:`~durable_ext.engine.views`;
-this module sequences them:
-
-* tokens ``(execution, token sequence, invocation)``: a checkpoint is accepted only with
-  the current sequence of the current invocation of a running execution, and bumps the
-  sequence once (also for an empty batch); a rejected batch leaves the token valid;
-* ``NewExecutionState`` = operations touched since the handler last saw state, in
-  creation order, paginated by bytes;
-* an append-only history with stable EventIds, including ``InvocationCompleted`` for
-  every invocation (crashes carry ``Error``), and the terminal ``Execution*`` event after
-  the last ``InvocationCompleted``;
-* execution-name idempotency; the terminal EXECUTION checkpoint gets no token; stop;
-  execution timeout; callbacks with timeout and heartbeat; chained invokes;
-* durable timers: every due time is a :class:`~durable_ext.backends.store.DueEntry`.
+this module sequences them. Tokens name ``(execution, token sequence, invocation)``: a
+checkpoint is accepted only with the current sequence of the current invocation of a
+running execution and bumps the sequence once (a rejected batch leaves the token valid).
 """
 
 from __future__ import annotations
@@ -32,21 +21,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from durable_ext.backends.store import (
-    CommitBatch,
     DueEntry,
     ExecutionHeader,
     ExecutionStatus,
     HistoryEvent,
-    OperationRecord,
     Store,
 )
 from durable_ext.engine import rules, views
-from durable_ext.engine.history import payload_block, plain_event
 from durable_ext.engine.mutation import Mutation, NoCommit, public_op
+from durable_ext.engine.records import CheckpointResult, InvocationInput, creation_batch
 from durable_ext.engine.state import (
     DueKey,
     DueKind,
@@ -57,7 +43,7 @@ from durable_ext.engine.state import (
 )
 from durable_ext.engine.tokens import CheckpointToken, IdSigner
 from durable_ext.engine.validation import validate_batch, validate_name
-from durable_ext.engine.visibility import delta, page, visible
+from durable_ext.engine.visibility import delta, page, state_page, visible
 from durable_ext.errors import (
     ConflictError,
     ExecutionAlreadyStartedError,
@@ -74,41 +60,6 @@ MAX_EXECUTION_TIMEOUT = 31_622_400
 """The service's upper bound (and this engine's default) for ExecutionTimeout, in seconds."""
 _CONFLICT_RETRIES = 50
 _MAX_STATE_ITEMS = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class InvocationInput:
-    """What an invocation receives (the Lambda invocation envelope, epoch-ms ops)."""
-
-    arn: str
-    function_name: str
-    invocation_id: str
-    request_id: str
-    token: str
-    operations: list[dict[str, Any]]
-    next_marker: str
-    updated_ids: list[str]
-
-    def to_event(self) -> dict[str, Any]:
-        """``DurableExecutionInvocationInput.to_json_dict`` shape."""
-        return {
-            "DurableExecutionArn": self.arn,
-            "CheckpointToken": self.token,
-            "InitialExecutionState": {
-                "Operations": self.operations,
-                "NextMarker": self.next_marker,
-            },
-            "UpdatedOperationIds": self.updated_ids,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointResult:
-    """A checkpoint response: the new token (None at the end) and the delta."""
-
-    token: str | None
-    operations: list[dict[str, Any]]
-    next_marker: str | None = None
 
 
 class Engine:
@@ -248,44 +199,7 @@ class Engine:
         arn = self.execution_arn(function_name, name, exec_id)
         now = self.now_ms()
         state = EngineState(timeout=timeout, parent=parent, attributes=dict(attributes or {}))
-        header = ExecutionHeader(
-            arn=arn,
-            execution_id=exec_id,
-            function_name=function_name,
-            name=name,
-            status=ExecutionStatus.RUNNING,
-            start_ms=now,
-            revision=1,
-            input_payload=input_payload,
-            op_count=1,
-            event_count=1,
-            state=state.to_dict(),
-        )
-        exec_op = {
-            "Id": exec_id,
-            "Type": "EXECUTION",
-            "Status": "STARTED",
-            "Name": name,
-            "StartTimestamp": now,
-            "ExecutionDetails": {"InputPayload": input_payload},
-        }
-        started = {"Input": payload_block(input_payload), "ExecutionTimeout": timeout}
-        batch = CommitBatch(
-            header=header,
-            expected_revision=0,
-            operations=[OperationRecord(op_id=exec_id, index=0, touched=0, data=exec_op)],
-            events=[
-                HistoryEvent(
-                    event_id=1,
-                    data=plain_event("ExecutionStarted", now, started, Id=exec_id, Name=name),
-                )
-            ],
-            due_set=[
-                DueEntry(arn=arn, key=DueKey.INVOKE, kind=DueKind.INVOKE, due_ms=now),
-                DueEntry(arn=arn, key=DueKey.TIMEOUT, kind=DueKind.EXECUTION_TIMEOUT,
-                         due_ms=now + timeout * 1000),
-            ],
-        )
+        batch = creation_batch(arn, exec_id, function_name, name, input_payload, state, now)
         res = self.store.create(batch)
         if res.created:
             return arn, True
@@ -526,25 +440,7 @@ class Engine:
         h = self._require(arn)
         self._check_token(Mutation(self.store, h, self.now_ms(), self.ids), token)
         limit = max(1, min(int(max_items or _MAX_STATE_ITEMS), _MAX_STATE_ITEMS))
-        prefix = f"s:{h.token_sequence}"
-        start = 0
-        parts = (marker or "").split(":")
-        try:
-            if not marker or (parts[0] == "s" and len(parts) == 3
-                              and int(parts[1]) == h.token_sequence):
-                records = visible(self.store, arn, self.store.operations(arn))
-                start = int(parts[2]) if marker else 0
-            elif parts[0] == "d" and len(parts) == 4 and int(parts[1]) == h.token_sequence:
-                records = visible(self.store, arn, self.store.touched_after(arn, int(parts[2])))
-                start = int(parts[3])
-                prefix = f"d:{parts[1]}:{parts[2]}"
-            else:
-                raise InvalidParameterValueError("Invalid marker")
-        except ValueError:
-            raise InvalidParameterValueError("Invalid marker") from None
-        first, rest = page(records[start:], limit, self.page_bytes)
-        next_marker = f"{prefix}:{start + len(first)}" if rest else None
-        return [public_op(r.data) for r in first], next_marker
+        return state_page(self.store, h, marker, limit, self.page_bytes)
 
     # ------------------------------------------------------------------ chained invoke
 
@@ -615,9 +511,7 @@ class Engine:
                 raise NotFoundError(
                     f"execution {tx.arn} is {tx.header.status}; callback {op_id!r} is closed"
                 )
-            data = tx.get(op_id)
-            if data is None or data.get("Type") != "CALLBACK" or data.get("Status") != "STARTED":
-                raise NotFoundError(f"callback {op_id!r} of {tx.arn} is not waiting for a result")
+            rules.require_waiting_callback(tx, op_id)
             return change(tx, op_id)
 
         self._mutate(arn, fn)
@@ -646,13 +540,7 @@ class Engine:
         """SendDurableExecutionCallbackHeartbeat: push the heartbeat deadline out."""
 
         def change(tx: Mutation, op_id: str) -> Any:
-            data = tx.get(op_id) or {}
-            hb = int((data.get("_cb") or {}).get("hb", 0))
-            if hb <= 0:
-                return NoCommit(None)
-            tx.set_due(DueKey.callback_heartbeat(op_id), DueKind.CALLBACK_HEARTBEAT,
-                       tx.now_ms + hb * 1000, op=op_id)
-            return tx.batch(), None
+            return (tx.batch(), None) if rules.heartbeat_callback(tx, op_id) else NoCommit(None)
 
         self._on_callback(callback_id, change)
 

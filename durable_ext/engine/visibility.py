@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable_ext.backends.store import OperationRecord, Store
-from durable_ext.engine.mutation import Mutation, op_size
+from durable_ext.backends.store import ExecutionHeader, OperationRecord, Store
+from durable_ext.engine.mutation import Mutation, op_size, public_op
 from durable_ext.engine.rules import TERMINAL_OP
+from durable_ext.errors import InvalidParameterValueError
 
-__all__ = ["delta", "page", "visible"]
+__all__ = ["delta", "page", "state_page", "visible"]
 
 
 def page(
@@ -72,3 +73,31 @@ def visible(
         return hidden[op_id]
 
     return [r for r in records if not is_hidden(r.data.get("ParentId"))]
+
+
+def state_page(
+    store: Store, h: ExecutionHeader, marker: str | None, limit: int, page_bytes: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """GetDurableExecutionState: a page of the state, or of a paginated checkpoint delta.
+
+    Markers name the token sequence they belong to (``s:SEQ:START`` for the state,
+    ``d:SEQ:SEEN:START`` for a delta), so one of an older token is refused.
+    """
+    prefix = f"s:{h.token_sequence}"
+    parts = (marker or "").split(":")
+    try:
+        if not marker or (parts[0] == "s" and len(parts) == 3
+                          and int(parts[1]) == h.token_sequence):
+            records = visible(store, h.arn, store.operations(h.arn))
+            start = int(parts[2]) if marker else 0
+        elif parts[0] == "d" and len(parts) == 4 and int(parts[1]) == h.token_sequence:
+            records = visible(store, h.arn, store.touched_after(h.arn, int(parts[2])))
+            start = int(parts[3])
+            prefix = f"d:{parts[1]}:{parts[2]}"
+        else:
+            raise InvalidParameterValueError("Invalid marker")
+    except ValueError:
+        raise InvalidParameterValueError("Invalid marker") from None
+    first, rest = page(records[start:], limit, page_bytes)
+    next_marker = f"{prefix}:{start + len(first)}" if rest else None
+    return [public_op(r.data) for r in first], next_marker
