@@ -19,7 +19,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from durable_ext.backends.store import ExecutionStatus
+
+if TYPE_CHECKING:
+    from durable_ext.runtime.control import ControlPlane
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "EXIT_WAITING", "SUBCOMMANDS", "main"]
 
@@ -84,7 +89,7 @@ def exit_code(status: str) -> int:
 # ---------------------------------------------------------------- runtime helpers
 
 
-def _runtime(args: argparse.Namespace) -> Any:
+def _runtime(args: argparse.Namespace) -> ControlPlane:
     """Open the control plane of ``--backend``: a local Runtime, or Lambda itself."""
     from durable_ext.runtime import VirtualClock, open_control_plane
 
@@ -103,7 +108,7 @@ def _parse_input(text: str | None) -> Any:
         raise UsageError(f"--input is not valid JSON: {exc}") from None
 
 
-def _find_arn(rt: Any, ref: str) -> str:
+def _find_arn(rt: ControlPlane, ref: str) -> str:
     """Accept an ARN or an execution name."""
     if ref.startswith("arn:"):
         return ref
@@ -122,7 +127,7 @@ def _find_arn(rt: Any, ref: str) -> str:
 # ---------------------------------------------------------------- run
 
 
-def _operations_table(rt: Any, arn: str) -> Any:
+def _operations_table(rt: ControlPlane, arn: str) -> Any:
     from rich.table import Table
 
     table = Table(title=arn.rsplit("/", 2)[-2], expand=False)
@@ -145,7 +150,7 @@ def _operations_table(rt: Any, arn: str) -> Any:
     return table
 
 
-def _drive(rt: Any, arn: str, timeout: float, live: bool) -> None:
+def _drive(rt: ControlPlane, arn: str, timeout: float, live: bool) -> None:
     """Let the execution run on, showing a live view of the history when asked."""
     if not live:
         rt.settle(arn, timeout)
@@ -170,7 +175,7 @@ def _drive(rt: Any, arn: str, timeout: float, live: bool) -> None:
         raise errors[0]
 
 
-def _report(rt: Any, arn: str, as_json: bool, hint: str = "") -> int:
+def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "") -> int:
     desc = rt.describe(arn)
     status = desc["Status"]
     if as_json:
@@ -196,7 +201,7 @@ def _report(rt: Any, arn: str, as_json: bool, hint: str = "") -> int:
     return exit_code(status)
 
 
-def _open_callbacks(rt: Any, arn: str) -> list[tuple[str | None, str]]:
+def _open_callbacks(rt: ControlPlane, arn: str) -> list[tuple[str | None, str]]:
     started: dict[str, tuple[str | None, str]] = {}
     for ev in rt.history(arn)["Events"]:
         if ev["EventType"] == "CallbackStarted":
@@ -377,7 +382,7 @@ def register(subparsers: Any) -> None:
     p = exs.add_parser("list", help="list executions, newest first")
     p.add_argument("--function", default=None)
     p.add_argument(
-        "--status", default=None, choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"]
+        "--status", default=None, choices=[s.value for s in ExecutionStatus]
     )
     p.add_argument("--max-items", type=int, default=50)
     _common(p)

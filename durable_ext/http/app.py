@@ -34,6 +34,7 @@ from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
 
+from durable_ext.backends.store import ExecutionStatus  # noqa: E402
 from durable_ext.errors import service_code  # noqa: E402
 from durable_ext.http.guard import (  # noqa: E402
     AUTH_SCOPE_KEY,
@@ -56,7 +57,7 @@ from durable_ext.http.wire import (  # noqa: E402
 __all__ = ["create_app", "to_api_error"]
 
 _V = "/2025-12-01"
-_EXECUTION_STATUSES = {"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
+_EXECUTION_STATUSES = frozenset(s.value for s in ExecutionStatus)
 _DEFAULT_PAGE = 100
 _LIST_SCAN_CAP = 100_000
 """Most executions one filtered listing call scans (the store pages newest first)."""

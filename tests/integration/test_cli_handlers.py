@@ -188,3 +188,76 @@ def test_worker_loads_a_package_of_the_current_directory(project: Path, tmp_path
                        "app.handlers:refund", "--max-seconds", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "invocations=0" in proc.stderr
+
+
+HOSTILE_APP = textwrap.dedent(
+    """
+    import durable_ext
+    from aws_durable_execution_sdk_python import DurableContext, durable_execution
+    from aws_durable_execution_sdk_python.config import CallbackConfig
+
+
+    @durable_execution
+    def waits(event, ctx: DurableContext):
+        cb = ctx.create_callback(name="in", config=CallbackConfig(serdes=durable_ext.serdes()))
+        return {"got": repr(cb.result())[:40]}
+    """
+)
+
+
+def test_a_hostile_callback_result_does_not_crash_an_inline_server(project: Path,
+                                                                   tmp_path: Path) -> None:
+    """400 nested extension types in ~2 KB, sent as a callback result: once enough to crash
+    the interpreter of `serve --isolation inline` (SIGSEGV); now the execution fails with a
+    SerDesError naming the bound and the server keeps answering."""
+    import boto3
+    from hostile import msgpack_frame, nested_ext
+
+    (project / "app" / "hostile.py").write_text(HOSTILE_APP)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DURABLE_EXT_BACKEND")}
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--backend", f"file://{tmp_path / 'store'}", "--port", str(port),
+         "--isolation", "inline", "--handlers", "waits=app.hostile:waits"],
+        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                _health(port)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.1)
+        lam = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{port}",
+                           region_name="us-east-1", aws_access_key_id="x",
+                           aws_secret_access_key="x")
+        arn = lam.invoke(FunctionName="waits", InvocationType="Event",
+                         Payload=b"{}")["DurableExecutionArn"]
+        callback_id = None
+        for _ in range(300):
+            events = lam.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+            started = [e for e in events if e["EventType"] == "CallbackStarted"]
+            if started:
+                callback_id = started[0]["CallbackStartedDetails"]["CallbackId"]
+                break
+            time.sleep(0.05)
+        assert callback_id is not None
+        payload = msgpack_frame(nested_ext(1, 400), 1)
+        lam.send_durable_execution_callback_success(CallbackId=callback_id,
+                                                    Result=payload.encode())
+        for _ in range(300):
+            status = lam.get_durable_execution(DurableExecutionArn=arn)["Status"]
+            if status != "RUNNING":
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the server died"
+        assert status == "FAILED"
+        error = lam.get_durable_execution(DurableExecutionArn=arn)["Error"]
+        assert "max_depth" in error["ErrorMessage"]
+        assert _health(port)["status"] == "ok"
+    finally:
+        proc.terminate()
+        proc.wait(10)
