@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from durable_ext.backends._base import StoreBase
-from durable_ext.backends._state import reject_unknown_options
+from durable_ext.backends._state import parse_marker, reject_unknown_options
 from durable_ext.backends.store import (
     SECRET_BYTES,
     TERMINAL_STATUSES,
@@ -21,7 +21,12 @@ from durable_ext.backends.store import (
     HistoryEvent,
     OperationRecord,
 )
-from durable_ext.errors import ConfigError, NotFoundError, StoreError, StoreUnavailableError
+from durable_ext.errors import (
+    ConfigError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
 from durable_ext.spec import StoreSpec
 
 __all__ = [
@@ -66,11 +71,7 @@ def list_key(start_ms: int, arn: str) -> str:
 
 def marker_key(marker: str) -> str:
     """Return the :func:`list_key` of a listing marker ``"<start_ms>:<arn>"``."""
-    ms, _, arn = marker.partition(":")
-    try:
-        return list_key(int(ms), arn)
-    except ValueError:
-        raise StoreError(f"invalid list marker {marker!r}") from None
+    return list_key(*parse_marker(marker))
 
 
 def records(docs: Iterable[str]) -> list[OperationRecord]:

@@ -18,13 +18,14 @@ from durable_ext.backends.store import (
     HistoryEvent,
     OperationRecord,
 )
-from durable_ext.errors import ConflictError, SpecError, StoreError
+from durable_ext.errors import ConflictError, InvalidParameterValueError, SpecError, StoreError
 
 __all__ = [
     "ExecutionIndex",
     "check_batch",
     "merge_due",
     "page_executions",
+    "parse_marker",
     "reject_unknown_options",
 ]
 
@@ -163,12 +164,8 @@ def page_executions(
     ]
     rows.sort(key=lambda h: (-h.start_ms, h.arn))
     if marker:
-        ms, _, arn = marker.partition(":")
-        try:
-            key: tuple[int, str] = (-int(ms), arn)
-        except ValueError:
-            raise StoreError(f"invalid list marker {marker!r}") from None
-        rows = [h for h in rows if (-h.start_ms, h.arn) > key]
+        ms, arn = parse_marker(marker)
+        rows = [h for h in rows if (-h.start_ms, h.arn) > (-ms, arn)]
     if limit is not None and len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
@@ -189,3 +186,14 @@ def merge_due(
         out.extend(idx.due_entries(until_ms, kind_set))
     out.sort(key=lambda d: (d.due_ms, d.arn, d.key))
     return out if limit is None else out[:limit]
+
+
+def parse_marker(marker: str) -> tuple[int, str]:
+    """Split a listing marker ``"<start_ms>:<arn>"``; a bad one is a bad parameter."""
+    ms, _, arn = marker.partition(":")
+    try:
+        if arn.startswith("arn:"):
+            return int(ms), arn
+    except ValueError:
+        pass
+    raise InvalidParameterValueError(f"invalid list marker {marker[:80]!r}")

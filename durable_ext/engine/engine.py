@@ -42,7 +42,7 @@ from durable_ext.engine.state import (
     ParentLink,
 )
 from durable_ext.engine.tokens import CheckpointToken, IdSigner
-from durable_ext.engine.validation import validate_batch, validate_name
+from durable_ext.engine.validation import check_shapes, validate_batch, validate_name
 from durable_ext.engine.visibility import delta, page, state_page, visible
 from durable_ext.errors import (
     ConflictError,
@@ -409,6 +409,7 @@ class Engine:
                     CheckpointResult(last.token_out, [public_op(r.data) for r in recs], None)
                 )
             self._check_token(tx, token)
+            check_shapes(updates)
             ids = {u.get("Id") for u in updates} | {u.get("ParentId") for u in updates}
             tx.load(i for i in ids if isinstance(i, str) and i)
             validate_batch(updates, {i: r.data for i, r in tx.loaded.items()})

@@ -18,6 +18,7 @@ from durable_ext.errors import InvalidParameterValueError
 __all__ = [
     "CHAINED_INVOKE_INPUT_LIMIT",
     "ERROR_OBJECT_LIMIT",
+    "check_shapes",
     "normalize_input",
     "validate_batch",
     "validate_name",
@@ -106,10 +107,23 @@ def validate_batch(
         simulated[u["Id"]] = _check_transition(u, current, status)
 
 
-def _check_shape(u: Mapping[str, Any]) -> None:
+def check_shapes(updates: Sequence[Any]) -> None:
+    """Refuse a batch whose updates are not operation updates, before anything reads them."""
+    if not isinstance(updates, Sequence) or isinstance(updates, str | bytes):
+        raise _fail("Updates must be a list of operation updates.")
+    for u in updates:
+        _check_shape(u)
+
+
+def _check_shape(u: Any) -> None:
+    if not isinstance(u, Mapping):
+        raise _fail("Each update must be an object.")
     op_id = u.get("Id")
     if not isinstance(op_id, str) or not op_id:
         raise _fail("Operation Id is required.")
+    parent = u.get("ParentId")
+    if parent is not None and not isinstance(parent, str):
+        raise _fail(f"Invalid parent operation id {parent!r}.")
     if u.get("Type") not in _TYPES:
         raise _fail(f"Invalid operation type {u.get('Type')!r}.")
     if u.get("Action") not in _ACTIONS:

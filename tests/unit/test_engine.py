@@ -862,3 +862,26 @@ def test_releases_in_a_row_neither_count_as_failures_nor_wait(clock: Clock) -> N
     assert inv is not None
     eng.abandon_invocation(arn, inv.invocation_id, "crash")
     assert eng.describe(arn)["Status"] == "FAILED"
+
+
+@pytest.mark.parametrize(
+    "updates",
+    [
+        [{"Id": ["x"], "Type": "STEP", "Action": "START"}],
+        [{"Id": "a", "Type": "STEP", "Action": "START", "ParentId": {"p": 1}}],
+        ["not an update"],
+        [None],
+        "START",
+    ],
+)
+def test_malformed_updates_are_refused_as_bad_parameters(engine: Engine, updates: Any) -> None:
+    arn, inv = begin(engine)
+    with pytest.raises(InvalidParameterValueError):
+        engine.checkpoint(arn, inv.token, updates)
+    engine.checkpoint(arn, inv.token, [])  # the token is still valid
+
+
+@pytest.mark.parametrize("marker", ["garbage", "1:", ":x", "x" * 5000])
+def test_a_bad_listing_marker_is_a_bad_parameter(engine: Engine, marker: str) -> None:
+    with pytest.raises(InvalidParameterValueError, match="invalid list marker"):
+        engine.list_executions(marker=marker)
