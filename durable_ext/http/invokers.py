@@ -24,7 +24,11 @@ from typing import IO, Any
 from durable_ext.errors import ConfigError
 from durable_ext.runtime.handlers import HandlerRef
 
-__all__ = ["RemoteHandler", "WorkerPool"]
+__all__ = ["LAMBDA_KEY_ID", "LAMBDA_SECRET", "RemoteHandler", "WorkerPool"]
+
+#: the environment variables that give workers the key they sign checkpoints with
+LAMBDA_KEY_ID = "DURABLE_EXT_LAMBDA_ACCESS_KEY_ID"
+LAMBDA_SECRET = "DURABLE_EXT_LAMBDA_SECRET_ACCESS_KEY"
 
 
 def _error_class(name: str) -> type[Exception]:
@@ -98,12 +102,12 @@ class WorkerPool:
     """
 
     def __init__(self, endpoint_url: str, *, region: str = "us-east-1", size: int = 4,
-                 timeout: float = 900.0) -> None:
+                 timeout: float = 900.0, credentials: tuple[str, str] | None = None) -> None:
         if size < 1:
             raise ConfigError(f"worker pool size must be at least 1, got {size}")
         self.endpoint_url = endpoint_url
         self.timeout = timeout
-        self._env = self._environment(endpoint_url, region)
+        self._env = self._environment(endpoint_url, region, credentials)
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._all: list[_Worker] = []
@@ -111,10 +115,15 @@ class WorkerPool:
         self._closed = False
 
     @staticmethod
-    def _environment(endpoint_url: str, region: str) -> dict[str, str]:
+    def _environment(endpoint_url: str, region: str,
+                     credentials: tuple[str, str] | None) -> dict[str, str]:
         env = dict(os.environ)
         env["AWS_ENDPOINT_URL_LAMBDA"] = endpoint_url
         env.setdefault("AWS_DEFAULT_REGION", region)
+        if credentials is not None:
+            # For the SDK's Lambda client only (see durable_ext.http.worker): the
+            # handler's own AWS calls keep the credentials they would have anyway.
+            env[LAMBDA_KEY_ID], env[LAMBDA_SECRET] = credentials
         # botocore signs every request; the local server does not check signatures, so
         # placeholder credentials spare workers a credential lookup.
         if "AWS_ACCESS_KEY_ID" not in env and "AWS_PROFILE" not in env:

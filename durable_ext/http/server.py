@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ServerThread", "check_bind", "serve"]
 
-_SESSION_VARIABLES = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 
 def _is_loopback(host: str) -> bool:
@@ -58,32 +55,10 @@ def _endpoint(host: str, port: int) -> str:
     return f"http://[{target}]:{port}" if ":" in target else f"http://{target}:{port}"
 
 
-@contextlib.contextmanager
-def _signing_environment(guard: GuardConfig | None) -> Iterator[None]:
-    """While worker pools are made, give them the key the server verifies.
-
-    Workers inherit this process's environment when their pool is created, and the SDK
-    in them signs with ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``; a session token
-    of other credentials would be meaningless here.
-    """
-    if guard is None or guard.auth is None:
-        yield
-        return
-    key_id, secret = guard.auth.worker_credentials
-    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", *_SESSION_VARIABLES)
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ["AWS_ACCESS_KEY_ID"] = key_id
-    os.environ["AWS_SECRET_ACCESS_KEY"] = secret
-    for name in _SESSION_VARIABLES:
-        os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def _worker_credentials(guard: GuardConfig | None) -> tuple[str, str] | None:
+    """Return the key workers sign checkpoints with: one the server verifies (or none)."""
+    return guard.auth.worker_credentials if guard is not None and guard.auth is not None \
+        else None
 
 
 def _config(service: LocalService, host: str, port: int, log_level: str,
@@ -111,8 +86,7 @@ def serve(service: LocalService, host: str = "127.0.0.1", port: int = 9000, *,
     """
     check_bind(host, allow_remote, signed=guard is not None and guard.auth is not None)
     uvicorn = require("uvicorn", extra="serve")
-    with _signing_environment(guard):
-        service.set_endpoint(_endpoint(host, port))
+    service.set_endpoint(_endpoint(host, port), credentials=_worker_credentials(guard))
     service.start_driver()
     try:
         uvicorn.Server(_config(service, host, port, log_level, guard=guard)).run()
@@ -176,8 +150,7 @@ class ServerThread:
                 raise RuntimeError(f"the HTTP API did not start on {self.host}:{self.port}")
             time.sleep(0.01)
         self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
-        with _signing_environment(self._guard):
-            self.service.set_endpoint(self.url)
+        self.service.set_endpoint(self.url, credentials=_worker_credentials(self._guard))
         if self._drive:
             self.service.start_driver()
         return self

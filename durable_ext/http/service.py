@@ -105,6 +105,7 @@ class LocalService:
         self._pool: WorkerPool | None = None
         self._endpoint_url: str | None = None
         self._pending_http: dict[str, HandlerRef] = {}
+        self._worker_credentials: tuple[str, str] | None = None
         self._stop = threading.Event()
         self._driver: threading.Thread | None = None
         self.driver_error: BaseException | None = None
@@ -136,9 +137,16 @@ class LocalService:
                 self.runtime.register(name, RemoteHandler(self._worker_pool(), ref), ref=ref)
         self._wake.set()
 
-    def set_endpoint(self, endpoint_url: str) -> None:
-        """Where ``http`` workers reach this server; registers functions waiting for it."""
+    def set_endpoint(
+        self, endpoint_url: str, *, credentials: tuple[str, str] | None = None
+    ) -> None:
+        """Where ``http`` workers reach this server; registers functions waiting for it.
+
+        ``credentials`` (access key id, secret) is the key workers sign their checkpoints
+        with when the server verifies signatures; handlers' own AWS credentials stay theirs.
+        """
         self._endpoint_url = endpoint_url
+        self._worker_credentials = credentials
         for name, ref in self._pending_http.items():
             self.runtime.register(name, RemoteHandler(self._worker_pool(), ref), ref=ref)
         self._pending_http.clear()
@@ -148,7 +156,8 @@ class LocalService:
         if self._pool is None:
             assert self._endpoint_url is not None
             self._pool = WorkerPool(self._endpoint_url, region=self.region, size=self._workers,
-                                    timeout=self._invocation_timeout)
+                                    timeout=self._invocation_timeout,
+                                    credentials=self._worker_credentials)
         return self._pool
 
     def functions(self) -> list[str]:

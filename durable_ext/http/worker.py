@@ -18,11 +18,34 @@ import os
 import sys
 from typing import Any
 
+from durable_ext.http.invokers import LAMBDA_KEY_ID, LAMBDA_SECRET
 from durable_ext.runtime.handlers import HandlerRef
 from durable_ext.runtime.invoker import LambdaContextStub, error_of
 
 
+def _signing_client() -> None:
+    """Give the SDK a Lambda client signed with the server's key, when the server gave one.
+
+    The SDK builds its client once per process from the environment
+    (``LambdaClient.initialize_client``); a client set there first is the one it uses, so
+    the handler's own boto3 clients keep the process's ordinary credentials.
+    """
+    key_id, secret = os.environ.get(LAMBDA_KEY_ID), os.environ.get(LAMBDA_SECRET)
+    if not key_id or not secret:
+        return
+    from aws_durable_execution_sdk_python.lambda_service import LambdaClient
+
+    from durable_ext._aws import make_client
+
+    LambdaClient._cached_boto_client = make_client(
+        "lambda", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_LAMBDA"),
+        region=os.environ.get("AWS_DEFAULT_REGION"), read_timeout=50,
+        aws_access_key_id=key_id, aws_secret_access_key=secret,
+    )
+
+
 def _serve(rfd: int, wfd: int) -> None:
+    _signing_client()
     handlers: dict[str, Any] = {}
     with os.fdopen(rfd, "r", encoding="utf-8") as inp, \
             os.fdopen(wfd, "w", encoding="utf-8") as out:
