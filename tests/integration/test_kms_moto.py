@@ -15,8 +15,9 @@ from servers import RequestCounter
 
 import durable_ext
 from durable_ext.errors import DisallowedContentError, IntegrityError, SerializationError
+from durable_ext.serializers._envelope_wire import Reader, encode_key_id
 from durable_ext.serializers.frames import armor, frame, read_frame, unarmor
-from durable_ext.serializers.kms import DataKeyCache, KmsCodec, _encode_key_id, _Reader
+from durable_ext.serializers.kms import DataKeyCache, KmsCodec
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ def split(text: str) -> tuple[dict[str, Any], bytes]:
     """The envelope header fields of a kms payload, and its body."""
     wire, version, body = read_frame(unarmor(text, "test"), "t")
     assert (wire, version) == (b"k", 1)
-    r = _Reader(body, "t")
+    r = Reader(body, "t")
     suite, flags = r.u8(), r.u8()
     key_id = r.key_id()
     context = r.context() if flags & 2 else None
@@ -59,7 +60,7 @@ def split(text: str) -> tuple[dict[str, Any], bytes]:
 
 
 def rebuild(body: bytes, end: int, *, key_id: str, edk: bytes, flags: int = 1) -> str:
-    header = bytes((1, flags)) + _encode_key_id(key_id) + len(edk).to_bytes(2, "big") + edk
+    header = bytes((1, flags)) + encode_key_id(key_id) + len(edk).to_bytes(2, "big") + edk
     return armor(frame(b"k", 1, header + body[end:]))
 
 

@@ -20,6 +20,7 @@ from durable_ext.errors import (
     IntegrityError,
     SerializationError,
 )
+from durable_ext.serializers._envelope_wire import Reader, encode_key_id
 from durable_ext.serializers.frames import read_frame, unarmor
 from durable_ext.serializers.kms import (
     DEFAULT_CONTEXT,
@@ -29,8 +30,6 @@ from durable_ext.serializers.kms import (
     KmsKeyProvider,
     LocalKeyCodec,
     LocalKeyProvider,
-    _encode_key_id,
-    _Reader,
 )
 
 KEY_A = bytes(range(32))
@@ -183,7 +182,7 @@ def test_data_key_cache_bounds_by_messages_bytes_and_age():
     c = codec(cache=cache)
 
     def edk(sealed: bytes) -> bytes:
-        r = _Reader(sealed, "t")
+        r = Reader(sealed, "t")
         r.take(2)
         r.key_id()
         return r.take(r.u16())
@@ -246,8 +245,8 @@ def test_unknown_suite_flags_and_newer_versions_are_refused():
     "local-dev",
 ])
 def test_key_ids_round_trip_and_key_arns_pack_small(key_id):
-    packed = _encode_key_id(key_id)
-    assert _Reader(packed, "t").key_id() == key_id
+    packed = encode_key_id(key_id)
+    assert Reader(packed, "t").key_id() == key_id
     if key_id.startswith("arn:aws:kms:us-east-1") and "mrk" not in key_id and key_id.islower():
         assert len(packed) < len(key_id) / 2
 
