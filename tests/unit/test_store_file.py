@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from durable_ext.backends import open_store
-from durable_ext.backends.file import FileStore, JournalCorruptError, encode_record
+from durable_ext.backends._journal import encode_record
+from durable_ext.backends.file import FileStore, JournalCorruptError
 from durable_ext.errors import ConfigError, ConflictError, NotFoundError, SpecError
 from durable_ext.testing.contract import StoreContract, make_create, next_batch
 

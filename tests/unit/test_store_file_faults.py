@@ -24,12 +24,8 @@ from typing import Any
 import pytest
 from test_store_file import _journal, _with_commits
 
-from durable_ext.backends.file import (
-    FileStore,
-    JournalCorruptError,
-    JournalWriteError,
-    encode_record,
-)
+from durable_ext.backends._journal import encode_record
+from durable_ext.backends.file import FileStore, JournalCorruptError, JournalWriteError
 from durable_ext.backends.store import CommitBatch
 from durable_ext.errors import StoreError, StoreUnavailableError
 from durable_ext.testing.contract import make_create, next_batch
@@ -249,12 +245,12 @@ def test_failed_create_leaves_neither_claim_nor_journal(
 def test_oversized_commit_is_refused_before_writing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import durable_ext.backends.file as file_module
+    import durable_ext.backends._journal as journal_module
 
     store, b = _with_commits(tmp_path, 1)
     path = _journal(store, b)
     before = path.read_bytes()
-    monkeypatch.setattr(file_module, "_MAX_RECORD", 4096)
+    monkeypatch.setattr(journal_module, "_MAX_RECORD", 4096)
     big = next_batch(store.header(b.header.arn), ops=60)
     with pytest.raises(StoreError, match="limit is 4096"):
         store.commit(big)
