@@ -1,6 +1,11 @@
 """DynamoDBStore: executions in one DynamoDB table (``dynamodb://TABLE?region=...``).
 
-The table layout is in :mod:`durable_ext.backends._dynamodb_schema` (and docs/fleet.md).
+This module is the Store API; the table layout is in
+:mod:`durable_ext.backends._dynamodb_schema` (and docs/fleet.md), how records become items
+in :mod:`~durable_ext.backends._dynamodb_items`, the requests to the table in
+:mod:`~durable_ext.backends._dynamodb_table` and the commit of large batches in
+:mod:`~durable_ext.backends._dynamodb_redo`.
+
 A checkpoint batch is **one** ``TransactWriteItems`` request: a conditional update of the
 header item (``rev = :expected``, the compare-and-set) plus a put per touched operation,
 per new event and per due entry set, and a delete per due entry cleared. It writes only
@@ -12,12 +17,11 @@ Limits, and what happens above them:
   256 KB, so records fit. A record above the limit is refused with a
   :class:`~durable_ext.errors.StoreError` naming it, before anything is written.
 * **100 items / 4 MB per transaction.** A larger batch (a map or parallel checkpointing
-  hundreds of children at once) is committed through a redo record: the batch is written
-  as chunk items that nothing reads yet, then the conditional header update (the commit
-  point) marks it pending, then its items are applied with ``BatchWriteItem`` and the mark
-  is removed. A reader that finds the mark (the writer died midway) finishes the job
-  first, so a commit is still all or nothing. Such a batch costs
-  ``2 + 2 * ceil(chunks / 25) + ceil(items / 25)`` write requests (chunks of 300 KB).
+  hundreds of children at once) is committed through a redo record, still all or
+  nothing: written as chunks first, made pending by the conditional header update (the
+  commit point), then applied; a reader that finds it pending finishes it first. Such a
+  batch costs ``2 + 2 * ceil(chunks / 25) + ceil(items / 25)`` write requests (chunks of
+  300 KB).
 
 URL options: ``region``, ``endpoint_url``, ``profile``, ``prefix`` (prefix of every
 partition key, so stores can share a table), ``ttl`` (how long finished executions are
@@ -27,24 +31,27 @@ skips the ``DescribeTable`` check made when the store opens).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from functools import partial
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
-from durable_ext._aws import classify
-from durable_ext._aws import make_client as aws_client
 from durable_ext.backends._base import page_marker
+from durable_ext.backends._dynamodb_items import (
+    MAX_ITEM_BYTES,
+    Item,
+    header_from,
+    item_size,
+    num_attr,
+    str_attr,
+    transact_writes,
+)
+from durable_ext.backends._dynamodb_redo import RedoBase
 from durable_ext.backends._dynamodb_schema import TTL_ATTRIBUTE, verify_table
+from durable_ext.backends._dynamodb_table import make_client as make_client
+from durable_ext.backends._dynamodb_table import translated
 from durable_ext.backends._remote import (
-    RemoteStore,
-    dumps,
     execution_id_of,
-    list_key,
     marker_key,
     records,
     remote_options,
@@ -60,87 +67,20 @@ from durable_ext.backends.store import (
     HistoryEvent,
     OperationRecord,
 )
-from durable_ext.errors import (
-    ConfigError,
-    ConflictError,
-    NotFoundError,
-    StoreError,
-    StoreUnavailableError,
-)
+from durable_ext.errors import ConfigError, ConflictError, NotFoundError, StoreError
 from durable_ext.spec import StoreSpec
 
 __all__ = ["DynamoDBStore"]
 
-T = TypeVar("T")
-Item = dict[str, dict[str, Any]]
-
 MAX_TX_ITEMS = 100
 MAX_TX_BYTES = 4 * 1024 * 1024 - 64 * 1024  # a margin for DynamoDB's own per-item overhead
-MAX_ITEM_BYTES = 400 * 1024
-CHUNK_BYTES = 300 * 1024
 _OPTIONS = ("region", "endpoint_url", "profile", "prefix", "ttl", "verify")
 
-
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _n(value: int) -> dict[str, str]:
-    return {"N": str(int(value))}
+# The names `durable-ext backend init` (durable_ext.backends.cli) imports them by.
+_translated = translated
 
 
-def _size(item: Item) -> int:
-    """DynamoDB's item size: attribute names plus values (UTF-8), plus a little."""
-    total = 0
-    for name, value in item.items():
-        total += len(name.encode())
-        for kind, v in value.items():
-            if kind == "S":
-                total += len(v.encode())
-            elif kind == "B":
-                total += len(v)
-            elif kind == "N":
-                total += len(v) // 2 + 1
-            else:
-                total += len(dumps(v))
-    return total + 100
-
-
-def _failure(exc: StoreError, code: str) -> dict[str, Any] | None:
-    """Return the DynamoDB response behind ``exc`` if it failed with ``code``, else None."""
-    from botocore.exceptions import ClientError
-
-    cause = exc.__cause__
-    if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == code:
-        response: dict[str, Any] = dict(cause.response)
-        return response
-    return None
-
-
-@contextmanager
-def _translated(what: str, table: str) -> Iterator[None]:
-    """Botocore errors -> the store's errors; throttling and network errors are retryable."""
-    try:
-        yield
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
-        if failure.retryable:
-            raise StoreUnavailableError(
-                f"DynamoDB {failure.label} during {what} on {table}: {failure.message}"
-            ) from exc
-        if failure.code == "ResourceNotFoundException":
-            raise ConfigError(
-                f"DynamoDB table {table!r} does not exist (during {what}); create it with "
-                f"`durable-ext backend init dynamodb://{table}`"
-            ) from exc
-        raise StoreError(
-            f"DynamoDB {failure.label} during {what} on {table}: {failure.message}"
-        ) from exc
-
-
-class DynamoDBStore(RemoteStore):
+class DynamoDBStore(RedoBase):
     """A store shared by every process that can reach one DynamoDB table.
 
     Args:
@@ -173,7 +113,7 @@ class DynamoDBStore(RemoteStore):
         self.write_requests = 0
         """Write requests sent so far (TransactWriteItems, BatchWriteItem, UpdateItem...)."""
         if verify:
-            with _translated("DescribeTable", table):
+            with translated("DescribeTable", table):
                 verify_table(client, table)
 
     @classmethod
@@ -194,198 +134,6 @@ class DynamoDBStore(RemoteStore):
             client = make_client(opts)
         return cls(client, table, prefix=prefix, ttl=ttl, verify=bool(verify))
 
-    # ------------------------------------------------------------------ plumbing
-
-    def _errors(self, what: str) -> AbstractContextManager[None]:
-        return _translated(what, self.table)
-
-    def _call(self, what: str, fn: Callable[[], T], *, write: bool = False) -> T:
-        if not write:
-            return super()._call(what, fn)
-
-        def counted() -> T:
-            self.write_requests += 1  # every attempt is a request sent
-            return fn()
-
-        return super()._call(what, counted)
-
-    def _claim_secret(self, offer: str) -> str:
-        key = {"pk": _s(f"{self.prefix}S#secret"), "sk": _s("S")}
-        # attribute_not_exists: the first process to ask makes the secret
-        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
-            self.client.put_item(
-                TableName=self.table,
-                Item={**key, "v": _s(offer)},
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        item = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True)
-        value: str = item["Item"]["v"]["S"]
-        return value
-
-    def _pk(self, exec_id: str) -> str:
-        return f"{self.prefix}X#{exec_id}"
-
-    def _key(self, exec_id: str, sk: str) -> Item:
-        return {"pk": _s(self._pk(exec_id)), "sk": _s(sk)}
-
-    def _query(self, what: str, **kwargs: Any) -> Iterator[Item]:
-        """Every item of a query, page by page."""
-        args = {"TableName": self.table, **kwargs}
-        while True:
-            page = self._call(what, partial(self.client.query, **args))
-            yield from page.get("Items", [])
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                return
-            args["ExclusiveStartKey"] = last
-
-    # ------------------------------------------------------------------ items
-
-    def _expiry(self, header: ExecutionHeader) -> int | None:
-        if self.ttl <= 0 or not terminal(header):
-            return None
-        return int(time.time() + self.ttl)
-
-    def _header_item(self, h: ExecutionHeader, cid: str) -> Item:
-        lk = list_key(h.start_ms, h.arn)
-        item: Item = {
-            **self._key(h.execution_id, "H"),
-            "rev": _n(h.revision),
-            "st": _s(h.status),
-            # the input never changes: it lives in its own attribute, written once, so a
-            # commit never rewrites it (and never counts its size twice)
-            "doc": _s(dumps({**h.to_dict(), "input_payload": None})),
-            "inp": _s(h.input_payload),
-            "cid": _s(cid),
-            "ev": _n(h.event_count),
-            "g1pk": _s(f"{self.prefix}L"),
-            "g1sk": _s(lk),
-            "g2pk": _s(f"{self.prefix}F#{h.function_name}"),
-            "g2sk": _s(lk),
-        }
-        exp = self._expiry(h)
-        if exp is not None:
-            item[TTL_ATTRIBUTE] = _n(exp)
-        return item
-
-    def _writes(self, batch: CommitBatch) -> list[tuple[str, Item]]:
-        """List the batch's puts and deletes but the header: ``("put"|"delete", item)``."""
-        h = batch.header
-        eid = h.execution_id
-        exp = self._expiry(h)
-        out: dict[str, tuple[str, Item]] = {}
-
-        def put(sk: str, **attrs: dict[str, Any]) -> None:
-            item: Item = {**self._key(eid, sk), **attrs}
-            if exp is not None:
-                item[TTL_ATTRIBUTE] = _n(exp)
-            out[sk] = ("put", item)
-
-        for op in batch.operations:
-            put(f"O#{op.op_id}", t=_n(op.touched), d=_s(dumps(op.to_dict())))
-        for ev in batch.events:
-            put(f"E#{ev.event_id:012d}", d=_s(dumps(ev.data)))
-        for key in batch.due_clear:
-            out[f"D#{key}"] = ("delete", self._key(eid, f"D#{key}"))
-        for d in batch.due_set:
-            put(
-                f"D#{d.key}",
-                kind=_s(d.kind),
-                d=_s(dumps(d.to_dict())),
-                g1pk=_s(f"{self.prefix}D"),
-                g1sk=_s(f"{d.due_ms:015d}|{eid}|{d.key}"),
-            )
-        writes = list(out.values())
-        for action, item in writes:
-            if action == "put" and _size(item) > MAX_ITEM_BYTES:
-                raise StoreError(
-                    f"record {item['sk']['S']!r} of {h.arn} is {_size(item) // 1024} KB, above "
-                    f"DynamoDB's 400 KB item limit; nothing was written"
-                )
-        return writes
-
-    def _tx(self, writes: list[tuple[str, Item]]) -> list[dict[str, Any]]:
-        return [
-            {"Put": {"TableName": self.table, "Item": item}}
-            if action == "put"
-            else {"Delete": {"TableName": self.table, "Key": item}}
-            for action, item in writes
-        ]
-
-    def _header_update(
-        self, batch: CommitBatch, cid: str, pend: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        h = batch.header
-        item = self._header_item(h, cid)
-        names = {"#rev": "rev", "#st": "st", "#doc": "doc", "#cid": "cid", "#ev": "ev"}
-        values: dict[str, Any] = {
-            ":rev": item["rev"],
-            ":st": item["st"],
-            ":doc": item["doc"],
-            ":cid": item["cid"],
-            ":ev": item["ev"],
-            ":x": _n(batch.expected_revision),
-        }
-        sets = ["#rev = :rev", "#st = :st", "#doc = :doc", "#cid = :cid", "#ev = :ev"]
-        condition = "#rev = :x AND attribute_not_exists(#pend)"
-        if batch.events:
-            # event ids continue the stored sequence without a gap
-            values[":ev0"] = _n(batch.events[0].event_id - 1)
-            condition += " AND #ev = :ev0"
-        if TTL_ATTRIBUTE in item:
-            names["#exp"] = TTL_ATTRIBUTE
-            values[":exp"] = item[TTL_ATTRIBUTE]
-            sets.append("#exp = :exp")
-        if pend is not None:
-            names["#pend"] = "pend"
-            values[":pend"] = {"M": pend}
-            sets.append("#pend = :pend")
-        names["#pend"] = "pend"
-        return {
-            "Update": {
-                "TableName": self.table,
-                "Key": self._key(h.execution_id, "H"),
-                "UpdateExpression": "SET " + ", ".join(sets),
-                # the compare-and-set: a writer computed from an older revision loses, and
-                # nothing commits on top of a large batch that is still being applied
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        }
-
-    # ------------------------------------------------------------------ writes
-
-    def _transact(self, what: str, items: list[dict[str, Any]], token: str) -> list[str] | None:
-        """Run a transaction; None on success, else the cancellation reason codes."""
-        try:
-            self._call(
-                what,
-                lambda: self.client.transact_write_items(
-                    TransactItems=items, ClientRequestToken=token
-                ),
-                write=True,
-            )
-        except StoreError as exc:
-            response = _failure(exc, "TransactionCanceledException")
-            if response is None:
-                raise
-            reasons = response.get("CancellationReasons") or []
-            return [str(r.get("Code") or "None") for r in reasons] or ["Unknown"]
-        return None
-
-    def _update_if(self, what: str, **request: Any) -> bool:
-        """One conditional ``UpdateItem``; False when its condition did not hold."""
-        try:
-            self._call(
-                what, partial(self.client.update_item, TableName=self.table, **request), write=True
-            )
-        except StoreError as exc:
-            if _failure(exc, "ConditionalCheckFailedException") is None:
-                raise
-            return False
-        return True
-
     def create(self, batch: CommitBatch) -> CreateResult:
         """Claim the name and write the execution in one transaction."""
         h = batch.header
@@ -393,9 +141,9 @@ class DynamoDBStore(RemoteStore):
         cid = uuid.uuid4().hex
         header = self._header_item(h, cid)
         name_item: Item = {
-            "pk": _s(f"{self.prefix}N#{h.function_name}#{h.name}"),
-            "sk": _s("N"),
-            "arn": _s(h.arn),
+            "pk": str_attr(f"{self.prefix}N#{h.function_name}#{h.name}"),
+            "sk": str_attr("N"),
+            "arn": str_attr(h.arn),
         }
         writes = self._writes(batch)
         if len(writes) + 2 > MAX_TX_ITEMS:
@@ -405,7 +153,7 @@ class DynamoDBStore(RemoteStore):
             # execution-name idempotency: only one creator of (function, name) wins
             {"Put": {"TableName": self.table, "Item": name_item, **cond}},
             {"Put": {"TableName": self.table, "Item": header, **cond}},
-            *self._tx(writes),
+            *transact_writes(self.table, writes),
         ]
         reasons = self._transact(f"create of {h.arn}", items, cid)
         if reasons is None:
@@ -437,15 +185,17 @@ class DynamoDBStore(RemoteStore):
         cid = uuid.uuid4().hex
         writes = self._writes(batch)
         update = self._header_update(batch, cid)
-        size = _size(self._header_item(h, cid)) + sum(_size(i) for _, i in writes)
-        if _size(self._header_item(h, cid)) > MAX_ITEM_BYTES:
+        size = item_size(self._header_item(h, cid)) + sum(item_size(i) for _, i in writes)
+        if item_size(self._header_item(h, cid)) > MAX_ITEM_BYTES:
             raise StoreError(f"header of {h.arn} is above DynamoDB's 400 KB item limit")
         large = len(writes) + 1 > MAX_TX_ITEMS or size > MAX_TX_BYTES
         for _ in range(3):
             if large:
                 reasons = self._commit_large(batch, cid, writes)
             else:
-                reasons = self._transact(f"commit of {h.arn}", [update, *self._tx(writes)], cid)
+                reasons = self._transact(
+                    f"commit of {h.arn}", [update, *transact_writes(self.table, writes)], cid
+                )
             if reasons is None:
                 break
             if reasons[0] != "ConditionalCheckFailed":
@@ -480,102 +230,6 @@ class DynamoDBStore(RemoteStore):
         if self.ttl > 0 and terminal(h):
             self._stamp_expiry(h)
 
-    def _batch_write(self, what: str, requests: list[dict[str, Any]]) -> None:
-        """BatchWriteItem in groups of 25, resending unprocessed items (bounded)."""
-        for start in range(0, len(requests), 25):
-            pending = {self.table: requests[start : start + 25]}
-            for attempt in range(10):
-                out = self._call(
-                    what, partial(self.client.batch_write_item, RequestItems=pending), write=True
-                )
-                pending = out.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise StoreUnavailableError(f"DynamoDB kept throttling {what} on {self.table}")
-
-    @staticmethod
-    def _requests(writes: list[tuple[str, Item]]) -> list[dict[str, Any]]:
-        return [
-            {"PutRequest": {"Item": item}} if action == "put" else {"DeleteRequest": {"Key": item}}
-            for action, item in writes
-        ]
-
-    def _commit_large(
-        self, batch: CommitBatch, cid: str, writes: list[tuple[str, Item]]
-    ) -> list[str] | None:
-        h = batch.header
-        body = dumps(batch.to_dict()).encode()
-        chunks = [body[i : i + CHUNK_BYTES] for i in range(0, len(body), CHUNK_BYTES)]
-        prefix = f"R#{h.revision:012d}#{cid}#"
-        self._batch_write(
-            f"redo record of {h.arn}",
-            [
-                {
-                    "PutRequest": {
-                        "Item": {
-                            **self._key(h.execution_id, f"{prefix}{i:05d}"),
-                            "body": {"B": chunk},
-                        }
-                    }
-                }
-                for i, chunk in enumerate(chunks)
-            ],
-        )
-        pend = {"rev": _n(h.revision), "n": _n(len(chunks)), "cid": _s(cid)}
-        update = self._header_update(batch, cid, pend)
-        reasons = self._transact(f"commit of {h.arn}", [update], cid)
-        if reasons is None:
-            self._apply_redo(h.execution_id, batch, pend, writes)
-        return reasons
-
-    def _apply_redo(
-        self,
-        exec_id: str,
-        batch: CommitBatch | None,
-        pend: dict[str, Any],
-        writes: list[tuple[str, Item]] | None = None,
-    ) -> None:
-        """Apply a committed large batch's items, then clear the pending mark."""
-        rev, cid, n = int(pend["rev"]["N"]), pend["cid"]["S"], int(pend["n"]["N"])
-        prefix = f"R#{rev:012d}#{cid}#"
-        chunk_keys = [self._key(exec_id, f"{prefix}{i:05d}") for i in range(n)]
-        if batch is None:
-            parts = {
-                item["sk"]["S"]: item["body"]["B"]
-                for item in self._query(
-                    f"redo record of {exec_id}",
-                    KeyConditionExpression="pk = :pk AND begins_with(sk, :r)",
-                    ExpressionAttributeValues={":pk": _s(self._pk(exec_id)), ":r": _s(prefix)},
-                    ConsistentRead=True,
-                )
-            }
-            if len(parts) != n:
-                raise StoreError(
-                    f"redo record of execution {exec_id} r{rev} is incomplete "
-                    f"({len(parts)} of {n} chunks)"
-                )
-            body = b"".join(bytes(parts[k]) for k in sorted(parts))
-            batch = CommitBatch.from_dict(json.loads(body))
-            writes = self._writes(batch)
-        assert writes is not None
-        self._batch_write(f"apply of large batch r{rev} of {exec_id}", self._requests(writes))
-        # a failed condition: another reader finished applying it first
-        self._update_if(
-            f"apply of large batch r{rev} of {exec_id}",
-            Key=self._key(exec_id, "H"),
-            UpdateExpression="REMOVE pend",
-            ConditionExpression="pend.cid = :cid",
-            ExpressionAttributeValues={":cid": _s(cid)},
-        )
-        self._batch_write(
-            f"cleanup of {exec_id}", [{"DeleteRequest": {"Key": k}} for k in chunk_keys]
-        )
-
-    def _roll_forward(self, exec_id: str, pend: dict[str, Any]) -> None:
-        self._apply_redo(exec_id, None, pend)
-
     def _stamp_expiry(self, h: ExecutionHeader) -> None:
         """Give every item of a finished execution the TTL attribute, once."""
         exp = self._expiry(h)
@@ -586,14 +240,14 @@ class DynamoDBStore(RemoteStore):
             Key=self._key(h.execution_id, "H"),
             UpdateExpression="SET stamped = :t",
             ConditionExpression="attribute_not_exists(stamped)",
-            ExpressionAttributeValues={":t": _n(exp)},
+            ExpressionAttributeValues={":t": num_attr(exp)},
         ):
             return  # already stamped by an earlier terminal commit
         rewrite: list[dict[str, Any]] = []
         for item in self._query(
             f"expiry of {h.arn}",
             KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": _s(self._pk(h.execution_id))},
+            ExpressionAttributeValues={":pk": str_attr(self._pk(h.execution_id))},
             ConsistentRead=True,
         ):
             sk = item["sk"]["S"]
@@ -601,11 +255,11 @@ class DynamoDBStore(RemoteStore):
                 continue
             if sk.startswith(("O#", "E#", "R#")):
                 # immutable once the execution is finished: rewriting a copy is safe
-                rewrite.append({"PutRequest": {"Item": {**item, TTL_ATTRIBUTE: _n(exp)}}})
+                rewrite.append({"PutRequest": {"Item": {**item, TTL_ATTRIBUTE: num_attr(exp)}}})
             else:
                 self._set_expiry(item["pk"], item["sk"], exp)
         self._batch_write(f"expiry of {h.arn}", rewrite)
-        self._set_expiry(_s(f"{self.prefix}N#{h.function_name}#{h.name}"), _s("N"), exp)
+        self._set_expiry(str_attr(f"{self.prefix}N#{h.function_name}#{h.name}"), str_attr("N"), exp)
 
     def _set_expiry(self, pk: dict[str, str], sk: dict[str, str], exp: int) -> None:
         # a failed condition: the item is gone, nothing to expire
@@ -615,20 +269,10 @@ class DynamoDBStore(RemoteStore):
             UpdateExpression="SET #e = :e",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames={"#e": TTL_ATTRIBUTE},
-            ExpressionAttributeValues={":e": _n(exp)},
+            ExpressionAttributeValues={":e": num_attr(exp)},
         )
 
     # ------------------------------------------------------------------ reads
-
-    def _raw_header(self, exec_id: str) -> Item | None:
-        got = self._call(
-            f"read of execution {exec_id}",
-            lambda: self.client.get_item(
-                TableName=self.table, Key=self._key(exec_id, "H"), ConsistentRead=True
-            ),
-        )
-        item: Item | None = got.get("Item")
-        return item
 
     def _settled(self, arn: str) -> ExecutionHeader:
         exec_id = execution_id_of(arn)
@@ -639,7 +283,7 @@ class DynamoDBStore(RemoteStore):
             if "pend" in raw:
                 self._roll_forward(exec_id, raw["pend"]["M"])
                 continue
-            header = _header_from(raw)
+            header = header_from(raw)
             if header.arn != arn:
                 break
             return header
@@ -671,9 +315,9 @@ class DynamoDBStore(RemoteStore):
                         f"read of {arn}",
                         KeyConditionExpression="pk = :pk AND sk BETWEEN :h AND :o",
                         ExpressionAttributeValues={
-                            ":pk": _s(self._pk(exec_id)),
-                            ":h": _s("H"),
-                            ":o": _s("O#\U0010ffff"),
+                            ":pk": str_attr(self._pk(exec_id)),
+                            ":h": str_attr("H"),
+                            ":o": str_attr("O#\U0010ffff"),
                         },
                         ConsistentRead=True,
                     )
@@ -694,24 +338,6 @@ class DynamoDBStore(RemoteStore):
             return recs
         raise StoreError(f"read of {arn}: large batches kept landing concurrently")
 
-    def _batch_get(self, arn: str, keys: list[Item]) -> list[Item]:
-        out_items: list[Item] = []
-        for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {
-                self.table: {"Keys": keys[start : start + 100], "ConsistentRead": True}
-            }
-            for _ in range(10):
-                out = self._call(
-                    f"read of {arn}", partial(self.client.batch_get_item, RequestItems=request)
-                )
-                out_items += out.get("Responses", {}).get(self.table, [])
-                request = out.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-            else:
-                raise StoreUnavailableError(f"DynamoDB kept throttling reads of {arn}")
-        return out_items
-
     def touched_after(self, arn: str, seq: int) -> list[OperationRecord]:
         """Return records with ``touched > seq`` via the ``touched`` LSI (consistent)."""
         items = list(
@@ -720,8 +346,8 @@ class DynamoDBStore(RemoteStore):
                 IndexName="touched",
                 KeyConditionExpression="pk = :pk AND t > :t",
                 ExpressionAttributeValues={
-                    ":pk": _s(self._pk(execution_id_of(arn))),
-                    ":t": _n(seq),
+                    ":pk": str_attr(self._pk(execution_id_of(arn))),
+                    ":t": num_attr(seq),
                 },
                 ConsistentRead=True,
             )
@@ -732,18 +358,18 @@ class DynamoDBStore(RemoteStore):
 
     def _events(self, arn: str, after: int, limit: int | None, reverse: bool) -> list[HistoryEvent]:
         """History events, a range query over ``E#<id>`` sort keys."""
-        pk = _s(self._pk(execution_id_of(arn)))
+        pk = str_attr(self._pk(execution_id_of(arn)))
         if reverse and after > 0:
             cond, values = (
                 "pk = :pk AND sk BETWEEN :lo AND :hi",
-                {":pk": pk, ":lo": _s("E#"), ":hi": _s(f"E#{after - 1:012d}")},
+                {":pk": pk, ":lo": str_attr("E#"), ":hi": str_attr(f"E#{after - 1:012d}")},
             )
         elif reverse:
-            cond, values = "pk = :pk AND begins_with(sk, :e)", {":pk": pk, ":e": _s("E#")}
+            cond, values = "pk = :pk AND begins_with(sk, :e)", {":pk": pk, ":e": str_attr("E#")}
         else:
             cond, values = (
                 "pk = :pk AND sk BETWEEN :lo AND :hi",
-                {":pk": pk, ":lo": _s(f"E#{after + 1:012d}"), ":hi": _s("E#~")},
+                {":pk": pk, ":lo": str_attr(f"E#{after + 1:012d}"), ":hi": str_attr("E#~")},
             )
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": cond,
@@ -772,20 +398,20 @@ class DynamoDBStore(RemoteStore):
         flt = ""
         if kinds is not None:
             names = [f":k{i}" for i in range(len(kinds))]
-            values.update({n: _s(k) for n, k in zip(names, kinds, strict=True)})
+            values.update({n: str_attr(k) for n, k in zip(names, kinds, strict=True)})
             flt = f"#kind IN ({', '.join(names)})"
         kwargs: dict[str, Any] = {}
         if arn is not None:
-            values[":pk"] = _s(self._pk(execution_id_of(arn)))
-            values[":d"] = _s("D#")
+            values[":pk"] = str_attr(self._pk(execution_id_of(arn)))
+            values[":d"] = str_attr("D#")
             kwargs.update(
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :d)", ConsistentRead=True
             )
         else:
-            values[":g"] = _s(f"{self.prefix}D")
+            values[":g"] = str_attr(f"{self.prefix}D")
             cond = "g1pk = :g"
             if until_ms is not None:
-                values[":u"] = _s(f"{int(until_ms):015d}|~")
+                values[":u"] = str_attr(f"{int(until_ms):015d}|~")
                 cond += " AND g1sk <= :u"
             kwargs.update(IndexName="gsi1", KeyConditionExpression=cond)
         if flt:
@@ -820,13 +446,13 @@ class DynamoDBStore(RemoteStore):
         else:
             index, pk_name, sk_name = "gsi1", "g1pk", "g1sk"
             pk_value = f"{self.prefix}L"
-        values: dict[str, Any] = {":p": _s(pk_value)}
+        values: dict[str, Any] = {":p": str_attr(pk_value)}
         kwargs: dict[str, Any] = {"IndexName": index, "KeyConditionExpression": f"{pk_name} = :p"}
         if marker:
-            values[":m"] = _s(marker_key(marker))
+            values[":m"] = str_attr(marker_key(marker))
             kwargs["KeyConditionExpression"] += f" AND {sk_name} > :m"
         if status is not None:
-            values[":st"] = _s(status)
+            values[":st"] = str_attr(status)
             kwargs.update(FilterExpression="#st = :st", ExpressionAttributeNames={"#st": "st"})
         kwargs["ExpressionAttributeValues"] = values
         headers: list[ExecutionHeader] = []
@@ -835,30 +461,5 @@ class DynamoDBStore(RemoteStore):
             if limit is not None and len(headers) >= limit:
                 more = True
                 break
-            headers.append(_header_from(item))
+            headers.append(header_from(item))
         return ExecutionPage(headers, page_marker(headers[-1]) if more and headers else None)
-
-    def close(self) -> None:
-        """Close the client's connection pool."""
-        close = getattr(self.client, "close", None)
-        if close is not None:
-            close()
-
-
-def _header_from(item: Item) -> ExecutionHeader:
-    """Return the header stored in a header item (``doc`` plus the separate input)."""
-    return ExecutionHeader.from_dict(
-        {**json.loads(item["doc"]["S"]), "input_payload": item["inp"]["S"]}
-    )
-
-
-def make_client(options: dict[str, str]) -> Any:
-    """Make a DynamoDB client from URL options (``region``, ``endpoint_url``, ``profile``)."""
-    return aws_client(
-        "dynamodb",
-        region=options.get("region") or None,
-        endpoint_url=options.get("endpoint_url") or None,
-        profile=options.get("profile") or None,
-        max_attempts=5,
-        read_timeout=10,
-    )
