@@ -15,6 +15,8 @@ not need it.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -27,6 +29,7 @@ __all__ = [
     "classify",
     "is_loopback",
     "make_client",
+    "translated",
 ]
 
 RETRYABLE_CODES = frozenset({
@@ -140,6 +143,22 @@ def classify(exc: BaseException) -> AwsFailure | None:
     if isinstance(exc, bx.BotoCoreError):
         return AwsFailure("client", "", 0, f"{type(exc).__name__}: {exc}"[:300], False, False)
     return None
+
+
+@contextmanager
+def translated(error: Callable[[AwsFailure], Exception]) -> Iterator[None]:
+    """Raise ``error(failure)`` (chained) for any botocore failure inside the block.
+
+    Each integration says what a failure becomes in its own terms (a serializer error, a
+    store error); which failures are transient is :func:`classify`'s to say.
+    """
+    try:
+        yield
+    except Exception as exc:
+        failure = classify(exc)
+        if failure is None:
+            raise
+        raise error(failure) from exc
 
 
 def is_loopback(url: str | None) -> bool:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from functools import partial
 from typing import Any, TypeVar
 
-from durable_ext._aws import classify
+from durable_ext._aws import AwsFailure
 from durable_ext._aws import make_client as aws_client
+from durable_ext._aws import translated as aws_translated
 from durable_ext.backends._dynamodb_items import (
     Item,
     Write,
@@ -48,27 +49,22 @@ def _failure(exc: StoreError, code: str) -> dict[str, Any] | None:
     return None
 
 
-@contextmanager
-def translated(what: str, table: str) -> Iterator[None]:
+def translated(what: str, table: str) -> AbstractContextManager[None]:
     """Botocore errors -> the store's errors; throttling and network errors are retryable."""
-    try:
-        yield
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
+
+    def error(failure: AwsFailure) -> Exception:
         if failure.retryable:
-            raise StoreUnavailableError(
+            return StoreUnavailableError(
                 f"DynamoDB {failure.label} during {what} on {table}: {failure.message}"
-            ) from exc
+            )
         if failure.code == "ResourceNotFoundException":
-            raise ConfigError(
+            return ConfigError(
                 f"DynamoDB table {table!r} does not exist (during {what}); create it with "
                 f"`durable-ext backend init dynamodb://{table}`"
-            ) from exc
-        raise StoreError(
-            f"DynamoDB {failure.label} during {what} on {table}: {failure.message}"
-        ) from exc
+            )
+        return StoreError(f"DynamoDB {failure.label} during {what} on {table}: {failure.message}")
+
+    return aws_translated(error)
 
 
 def make_client(options: dict[str, str]) -> Any:

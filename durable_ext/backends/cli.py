@@ -34,7 +34,8 @@ def init_backend(url: str) -> str:
     spec = parse_store(url)
     if spec.scheme == "dynamodb":
         from durable_ext.backends._dynamodb_schema import create_table
-        from durable_ext.backends.dynamodb import _translated, make_client
+        from durable_ext.backends._dynamodb_table import make_client
+        from durable_ext.backends._dynamodb_table import translated as _translated
 
         table = url.split("://", 1)[-1].split("?", 1)[0].strip("/")
         if not table:

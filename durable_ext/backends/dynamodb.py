@@ -76,8 +76,6 @@ MAX_TX_ITEMS = 100
 MAX_TX_BYTES = 4 * 1024 * 1024 - 64 * 1024  # a margin for DynamoDB's own per-item overhead
 _OPTIONS = ("region", "endpoint_url", "profile", "prefix", "ttl", "verify")
 
-# The names `durable-ext backend init` (durable_ext.backends.cli) imports them by.
-_translated = translated
 
 
 class DynamoDBStore(RedoBase):

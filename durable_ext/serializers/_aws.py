@@ -28,8 +28,9 @@ from durable_ext._aws import (
     INTEGRITY_CODES,
     RETRYABLE_CODES,
     RETRYABLE_STATUS,
-    classify,
+    AwsFailure,
     make_client,
+    translated,
 )
 from durable_ext.errors import IntegrityError, RetryableSerializationError, SerializationError
 
@@ -57,40 +58,34 @@ def aws_errors(service: str, action: str, where: str) -> Iterator[None]:
         ...     pass
 
     """
-    try:
-        yield
-    except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
+    def error(failure: AwsFailure) -> Exception:
         what = f"{where}: {service} {action}"
         if failure.kind == "network":
-            raise RetryableSerializationError(
+            return RetryableSerializationError(
                 f"{what} could not reach the service ({failure.message.split(':')[0]}); "
                 "the invocation will be retried"
-            ) from exc
+            )
         if failure.kind == "checksum":
-            raise IntegrityError(
-                f"{what} returned data whose checksum does not match"
-            ) from exc
+            return IntegrityError(f"{what} returned data whose checksum does not match")
         if failure.kind == "credentials":
-            raise SerializationError(
-                f"{what} has no AWS credentials to sign the request with"
-            ) from exc
+            return SerializationError(f"{what} has no AWS credentials to sign the request with")
         if failure.kind == "client":
-            raise SerializationError(f"{what} failed ({failure.message})") from exc
+            return SerializationError(f"{what} failed ({failure.message})")
         what += f" failed with {failure.label}"
         if failure.retryable:
-            raise RetryableSerializationError(
+            return RetryableSerializationError(
                 f"{what}; this is transient, the invocation will be retried"
-            ) from exc
+            )
         if failure.integrity:
-            raise IntegrityError(
+            return IntegrityError(
                 f"{what}: the data or its key does not verify (tampered, truncated, "
                 "or encrypted under another key or context)"
-            ) from exc
+            )
         # The service message names resources, never payloads.
-        raise SerializationError(f"{what}: {failure.message or 'permanent error'}") from exc
+        return SerializationError(f"{what}: {failure.message or 'permanent error'}")
+
+    with translated(error):
+        yield
 
 
 class LazyClient:
