@@ -26,8 +26,9 @@ from typing import Any, ClassVar, NoReturn, TypeVar, overload
 
 from durable_ext._deps import require
 from durable_ext.errors import ConfigError, SerializationError, SpecError
+from durable_ext.serializers._msgpack_ext import _Unsupported
 from durable_ext.serializers.base import Role, SerDesContext
-from durable_ext.serializers.msgpack_format import LAYOUT_MARKED, MsgpackFormat, _Unsupported
+from durable_ext.serializers.msgpack_format import LAYOUT_MARKED, MsgpackFormat
 from durable_ext.serializers.types import TypeRegistry
 
 pydantic = require("pydantic", extra="models", feature="the model serializer")
