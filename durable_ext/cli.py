@@ -11,6 +11,7 @@ packages can add ``bench``, ``worker``, ``serve`` or ``backend`` without touchin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -18,7 +19,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from durable_ext.backends.store import ExecutionStatus
@@ -99,13 +101,40 @@ def _runtime(args: argparse.Namespace) -> ControlPlane:
     return open_control_plane(url)
 
 
-def _parse_input(text: str | None) -> Any:
+def _parse_input(text: str | None, option: str = "--input") -> Any:
     if text is None:
         return None
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise UsageError(f"--input is not valid JSON: {exc}") from None
+        raise UsageError(f"{option} is not valid JSON: {exc}") from None
+
+
+def _callback_payload(args: argparse.Namespace) -> str | None:
+    """Return the payload to send: text as given, ``--json-payload`` checked, or a file."""
+    given = [p for p in (args.payload, args.json_payload, args.payload_file) if p is not None]
+    if len(given) > 1:
+        raise UsageError("give the payload once: PAYLOAD, --json-payload or --payload-file")
+    if args.json_payload is not None:
+        _parse_input(args.json_payload, "--json-payload")
+        return str(args.json_payload)
+    if args.payload_file is not None:
+        try:
+            return Path(args.payload_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--payload-file {args.payload_file}: {exc}") from None
+    payload: str | None = args.payload
+    return payload
+
+
+@contextlib.contextmanager
+def _handler_output_to_stderr(args: argparse.Namespace) -> Iterator[None]:
+    """Under ``--json``, keep stdout for the JSON: what handlers print goes to stderr."""
+    if getattr(args, "json", False):
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    else:
+        yield
 
 
 def _find_arn(rt: ControlPlane, ref: str) -> str:
@@ -219,12 +248,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _runtime(args) as rt:
         rt.register(function, args.target)  # imports it: a bad target is a one-line error
         arn = rt.start(function, _parse_input(args.input), name=args.name)
-        _drive(
-            rt,
-            arn,
-            args.timeout,
-            live=not args.json and _console() is not None and sys.stdout.isatty(),
-        )
+        with _handler_output_to_stderr(args):
+            _drive(
+                rt,
+                arn,
+                args.timeout,
+                live=not args.json and _console() is not None and sys.stdout.isatty(),
+            )
         return _report(rt, arn, args.json)
 
 
@@ -297,19 +327,18 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_callback(args: argparse.Namespace) -> int:
     """Run ``callback succeed|fail|heartbeat ID [PAYLOAD]``, then run the execution on."""
+    payload = _callback_payload(args)
     with _runtime(args) as rt:
         if args.action == "succeed":
-            payload = args.payload
-            if payload is not None:
-                _parse_input(payload)  # the SDK's default serdes expects JSON
+            # Sent as given: the handler gets exactly this text, as from any other sender.
             rt.send_callback_success(args.callback_id, payload)
         elif args.action == "fail":
             error: dict[str, Any] = {"ErrorMessage": "failed from the command line"}
-            if args.payload:
+            if payload:
                 try:
-                    parsed = json.loads(args.payload)
+                    parsed = json.loads(payload)
                 except ValueError:
-                    parsed = args.payload
+                    parsed = payload
                 error = parsed if isinstance(parsed, dict) else {"ErrorMessage": str(parsed)}
             rt.send_callback_failure(args.callback_id, error)
         else:
@@ -320,7 +349,8 @@ def cmd_callback(args: argparse.Namespace) -> int:
         if arn is None:
             return EXIT_OK
         if not args.no_run:
-            rt.settle(arn, args.timeout)
+            with _handler_output_to_stderr(args):
+                rt.settle(arn, args.timeout)
         return _report(rt, arn, args.json)
 
 
@@ -403,8 +433,13 @@ def register(subparsers: Any) -> None:
         "payload",
         nargs="?",
         default=None,
-        help="succeed: result JSON; fail: ErrorObject JSON or a message",
+        help="succeed: the result, sent as given (text or JSON); fail: ErrorObject JSON or "
+        "a message",
     )
+    p.add_argument("--json-payload", default=None, metavar="JSON",
+                   help="the payload, checked to be JSON first")
+    p.add_argument("--payload-file", default=None, metavar="PATH",
+                   help="send the text of this file (UTF-8) as the payload")
     p.add_argument(
         "--no-run",
         action="store_true",

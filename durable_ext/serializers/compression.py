@@ -50,6 +50,8 @@ class _CompressionCodec:
     wire: ClassVar[bytes]
     version: ClassVar[int] = 1
     default_level: ClassVar[int]
+    #: a payload may go out without this stage's frame: only its size depends on it
+    skippable: ClassVar[bool] = True
 
     def __init__(self, *, level: int | None = None, threshold: int = 512) -> None:
         self.settings = CompressionSettings(

@@ -12,7 +12,12 @@ What still goes through the SDK's JSON, and why:
 * ``invoke`` payloads and results: the callee is another durable function that reads
   its input and writes its result as plain JSON;
 * the ``WaitForCallback`` context's own result: the SDK builds that context's config
-  internally (the callback result itself does use the default).
+  internally.
+
+Callback results are handed to the handler as the SDK hands them, the text the outside
+system sent, unless ``callback_serdes=`` says otherwise: adopting a serializer must not
+change what ``callback.result()`` returns, and an outside sender must not be able to fail
+the execution in the serializer (see :mod:`durable_ext.serializers.callbacks`).
 """
 
 from __future__ import annotations
@@ -61,16 +66,22 @@ class DefaultSerdesContext(ContextProxy):
 
     _inner: DurableContext
 
-    def __init__(self, inner: DurableContext, serdes: SerDes[Any]) -> None:
+    def __init__(
+        self,
+        inner: DurableContext,
+        serdes: SerDes[Any],
+        callback_serdes: SerDes[Any] | None = None,
+    ) -> None:
         super().__init__(inner)
         self._serdes = serdes
+        self._callback_serdes = callback_serdes
 
     def _wrap_ctx_fn(self, func: Callable[..., R]) -> Callable[..., R]:
-        serdes = self._serdes
+        serdes, callback_serdes = self._serdes, self._callback_serdes
 
         @functools.wraps(func)
         def call(ctx: DurableContext, *args: Any) -> R:
-            return func(DefaultSerdesContext(ctx, serdes), *args)
+            return func(DefaultSerdesContext(ctx, serdes, callback_serdes), *args)
 
         return call
 
@@ -129,10 +140,10 @@ class DefaultSerdesContext(ContextProxy):
         return self._inner.wait_for_condition(check, config, name)
 
     def create_callback(self, name: str | None = None, config: CallbackConfig | None = None) -> Any:
-        """``DurableContext.create_callback``; the result is decoded with the default serdes."""
-        return self._inner.create_callback(
-            name, _with_serdes(config, CallbackConfig, self._serdes, "serdes")
-        )
+        """``DurableContext.create_callback``; the result as sent, or by ``callback_serdes``."""
+        if self._callback_serdes is not None:
+            config = _with_serdes(config, CallbackConfig, self._callback_serdes, "serdes")
+        return self._inner.create_callback(name, config)
 
     def wait_for_callback(
         self,
@@ -140,14 +151,17 @@ class DefaultSerdesContext(ContextProxy):
         name: str | None = None,
         config: WaitForCallbackConfig | None = None,
     ) -> Any:
-        """``DurableContext.wait_for_callback``; the callback result uses the default serdes."""
-        return self._inner.wait_for_callback(
-            submitter, name, _with_serdes(config, WaitForCallbackConfig, self._serdes, "serdes")
-        )
+        """``DurableContext.wait_for_callback``; the result as sent, or by ``callback_serdes``."""
+        if self._callback_serdes is not None:
+            config = _with_serdes(config, WaitForCallbackConfig, self._callback_serdes, "serdes")
+        return self._inner.wait_for_callback(submitter, name, config)
 
 
 def default_serdes(
-    spec: str | PipelineSpec | SerDes[Any], **pipeline_options: Any
+    spec: str | PipelineSpec | SerDes[Any],
+    *,
+    callback_serdes: SerDes[Any] | bool | None = None,
+    **pipeline_options: Any,
 ) -> Callable[[Callable[[Any, Any], R]], Callable[[Any, DurableContext], R]]:
     """Decorate a durable handler so every operation defaults to ``spec``.
 
@@ -158,7 +172,10 @@ def default_serdes(
         def handler(event, context): ...
 
     ``pipeline_options`` (``types=``, ``options=``, ``limits=``) go to
-    :func:`durable_ext.serdes`.
+    :func:`durable_ext.serdes`. Callback results stay as the SDK hands them (the text the
+    sender sent) unless ``callback_serdes`` is given: ``True`` decodes results framed by
+    this serdes and hands any other text over unchanged
+    (:class:`~durable_ext.serializers.callbacks.CallbackSerDes`); a ``SerDes`` is used as is.
     """
     if isinstance(spec, SerDes):
         serdes = spec
@@ -167,10 +184,17 @@ def default_serdes(
 
         serdes = build_pipeline(spec, **pipeline_options)
 
+    if callback_serdes is True:
+        from durable_ext.serializers.callbacks import CallbackSerDes
+
+        callbacks: SerDes[Any] | None = CallbackSerDes(serdes)
+    else:
+        callbacks = callback_serdes or None
+
     def decorate(handler: Callable[[Any, Any], R]) -> Callable[[Any, DurableContext], R]:
         @functools.wraps(handler)
         def run(event: Any, context: DurableContext) -> R:
-            return handler(event, DefaultSerdesContext(context, serdes))
+            return handler(event, DefaultSerdesContext(context, serdes, callbacks))
 
         return run
 

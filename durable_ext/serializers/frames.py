@@ -1,10 +1,18 @@
-"""Frame headers and the ASCII armor of checkpoint strings.
+r"""Frame headers and the two armors of checkpoint strings.
 
 A frame is ``0xC1 | len(wire) | wire | version | body``. 0xC1 is the one byte
 msgpack never uses and no JSON text starts with, so a frame cannot be mistaken for
-either. The armor is standard base64 (the fastest ASCII encoding CPython has in C),
-unpadded for small payloads; an armored frame therefore always starts with ``w``, which
-no JSON text does. Padded and unpadded armor are both read.
+either. The SDK checkpoints strings, and measures them by their length, so each payload
+gets the shorter of two armors:
+
+* **text**: one character per byte (``bytes.decode("latin-1")``), so a payload is as long
+  as its frames; chosen when at most a fifth of the bytes are not printable ASCII, which
+  is what text-heavy payloads (prose, HTML, documents held as strings) look like. It
+  starts with ``"\xc1"``;
+* **base64** otherwise (binary data, encrypted or compressed bodies), unpadded for small
+  payloads; it starts with ``"w"``. Padded and unpadded base64 are both read.
+
+No JSON text starts with either character, and both directions of both armors run in C.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ __all__ = [
     "ARMOR_PREFIX",
     "MAGIC",
     "PADDING",
+    "TEXT_PREFIX",
     "UNPADDED_MAX",
     "armor",
     "frame",
@@ -28,6 +37,9 @@ __all__ = [
 
 MAGIC = 0xC1
 ARMOR_PREFIX = "w"
+TEXT_PREFIX = chr(MAGIC)
+"""The first character of a text-armored payload: its frame's magic byte as latin-1."""
+_PRINTABLE = bytes(range(0x20, 0x7F))
 #: what unpadded base64 of each length mod 4 lacks; "===" keeps length 1 an error
 PADDING = ("", "===", "==", "=")
 #: the largest frame whose armor is written without padding
@@ -55,11 +67,16 @@ def read_frame(data: bytes, where: str) -> tuple[bytes, int, bytes]:
 
 
 def armor(data: bytes) -> str:
-    """Encode frame bytes as the ASCII string the SDK checkpoints (base64).
+    """Encode frame bytes as the string the SDK checkpoints: text or base64 armor.
 
-    Payloads of up to :data:`UNPADDED_MAX` bytes lose their padding, where one or two
-    characters are a share worth saving; stripping a larger one would copy all of it.
+    Text armor keeps a payload as long as its bytes; it is chosen when no more than a
+    fifth of them are outside printable ASCII, so the bytes it costs where strings are
+    stored escaped (JSON) stay below base64's. Base64 payloads of up to
+    :data:`UNPADDED_MAX` bytes lose their padding, where one or two characters are a
+    share worth saving; stripping a larger one would copy all of it.
     """
+    if len(data.translate(None, _PRINTABLE)) * 5 <= len(data):
+        return data.decode("latin-1")
     text = binascii.b2a_base64(data, newline=False)
     if len(data) <= UNPADDED_MAX:
         text = text.rstrip(b"=")
@@ -73,11 +90,18 @@ def repad(data: str) -> str:
 
 def is_armored(data: str) -> bool:
     """Whether ``data`` looks like a durable_ext payload (and not JSON)."""
-    return data[:1] == ARMOR_PREFIX
+    return data[:1] in (ARMOR_PREFIX, TEXT_PREFIX)
 
 
 def unarmor(data: str, where: str) -> bytes:
-    """Decode the base64 armor, strictly: any stray character is an error."""
+    """Decode either armor, strictly: any stray character is an error."""
+    if data[:1] == TEXT_PREFIX:
+        try:
+            return data.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise SerializationError(
+                f"{where}: text-armored payload holds a character above U+00FF at {exc.start}"
+            ) from None
     try:
         return binascii.a2b_base64(repad(data), strict_mode=True)
     except (binascii.Error, ValueError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
 from durable_ext.serializers.frames import (
     ARMOR_PREFIX,
+    TEXT_PREFIX,
     armor,
     frame,
     is_armored,
@@ -35,6 +37,7 @@ from durable_ext.serializers.limits import (
     decoding,
     load_json,
 )
+from durable_ext.serializers.shortest import FLOAT64, shorter_armor, shorter_as_json
 from durable_ext.serializers.types import TypeRegistry
 from durable_ext.spec import PipelineSpec, parse_pipeline
 
@@ -127,6 +130,12 @@ class Pipeline(SerDes[Any]):
         self._format_versions = {h: v for v, h in enumerate(self._format_headers)}
         self._format_header_size = len(self._format_headers[0])
         self._simple = not self.codecs and offload is None
+        # Compression may be left out when it does not shorten the string; encryption and
+        # offload may not. A pipeline that reads plain JSON may write it (see shortest).
+        self._skippable = offload is None and all(
+            getattr(c, "skippable", False) is True for c in self.codecs
+        )
+        self._json_ok = self._skippable and accept_foreign
         # The fast path decodes a bare format frame with the default limits and no budget
         # object; other limits go through the slow path, which makes the budget current.
         self._fast_max = self.limits.max_bytes * 4 // 3 + 4 if self.limits == DEFAULT_LIMITS else -1
@@ -154,7 +163,7 @@ class Pipeline(SerDes[Any]):
         if self._simple:
             produced = len(data)
         else:
-            data, produced = self._encode_layers(data, serdes_context)
+            layered, produced = self._encode_layers(data, serdes_context)
         if produced > self.limits.max_bytes:
             raise SerializationError(
                 f"operation {serdes_context.operation_id!r}: the payload decodes through "
@@ -162,7 +171,16 @@ class Pipeline(SerDes[Any]):
                 "(max_bytes); raise it with limits={'max_bytes': N} on every pipeline "
                 "that reads it"
             )
-        return armor(data)
+        if self._simple:
+            text = armor(data)
+        elif self._skippable:
+            text = shorter_armor(data, layered)
+        else:
+            text = armor(layered)
+        if self._json_ok and FLOAT64 in body:
+            return shorter_as_json(value, version, body, text, len(data), self._encode_format,
+                                   serdes_context)
+        return text
 
     def _encode_layers(self, data: bytes, ctx: SerDesContext) -> tuple[bytes, int]:
         # Returns the frame chain and the bytes decoding it will produce: every frame in
@@ -182,12 +200,17 @@ class Pipeline(SerDes[Any]):
 
     def deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
         """Decode a checkpoint string written by any pipeline, or by the SDK's JSON."""
-        if type(data) is str and data[:1] == ARMOR_PREFIX and len(data) <= self._fast_max:
-            try:
-                raw = _a2b(repad(data), strict_mode=True)
-            except (binascii.Error, ValueError):
-                pass  # not base64 after all: the slow path says why
-            else:
+        if type(data) is str and len(data) <= self._fast_max:
+            first = data[:1]
+            raw = None
+            # Not the armor it looks like after all: the slow path says why.
+            if first == ARMOR_PREFIX:
+                with contextlib.suppress(binascii.Error, ValueError):
+                    raw = _a2b(repad(data), strict_mode=True)
+            elif first == TEXT_PREFIX:
+                with contextlib.suppress(UnicodeEncodeError):
+                    raw = data.encode("latin-1")
+            if raw is not None:
                 n = self._format_header_size
                 version = self._format_versions.get(raw[:n])
                 if version is not None:
@@ -202,7 +225,7 @@ class Pipeline(SerDes[Any]):
         # A str of n characters is at least n bytes of text, and 3n/4 bytes of base64.
         armored = is_armored(data)
         budget.charge(
-            len(data) * 3 // 4 if armored else len(data),
+            len(data) * 3 // 4 if data[:1] == ARMOR_PREFIX else len(data),
             "the armored payload" if armored else "the payload",
         )
         with decoding(budget):

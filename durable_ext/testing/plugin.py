@@ -264,15 +264,17 @@ class DurableTestRuntime:
         return name
 
     def start(self, handler: Callable[..., Any] | str, input: Any = None, *,
-              name: str | None = None) -> ExecutionRun:
-        """Start an execution without running it."""
+              name: str | None = None, execution_timeout: int | None = None) -> ExecutionRun:
+        """Start an execution without running it (``execution_timeout`` in seconds)."""
         function_name = self.register(handler)
-        return ExecutionRun(self, self.runtime.start(function_name, input, name))
+        return ExecutionRun(
+            self, self.runtime.start(function_name, input, name, execution_timeout)
+        )
 
     def run(self, handler: Callable[..., Any] | str, input: Any = None, *,
-            name: str | None = None) -> ExecutionRun:
+            name: str | None = None, execution_timeout: int | None = None) -> ExecutionRun:
         """Start an execution and run it until it finishes or waits for outside input."""
-        run = self.start(handler, input, name=name)
+        run = self.start(handler, input, name=name, execution_timeout=execution_timeout)
         self.run_until_idle()
         return run
 

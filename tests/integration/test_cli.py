@@ -267,3 +267,55 @@ def test_cli_resumes_an_execution_started_by_the_demo_script(tmp_path: Path) -> 
     out = json.loads(again.stdout)
     assert out["DurableExecutionArn"].split("/")[-2] == "r-1"
     assert [name for name, _ in out["WaitingCallbacks"]] == ["manager-approval"]
+
+
+@durable_execution
+def noisy_approve(event: Any, ctx: DurableContext) -> Any:
+    print("handler says hello")  # a handler's own output: never on --json's stdout
+    got = ctx.create_callback(name="ok").result()
+    print("handler got", got)
+    return {"got": got}
+
+
+def test_callback_payloads_are_sent_as_given_and_json_stdout_is_only_json(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    code = main(["run", "test_cli:noisy_approve", "--name", "n1", "--backend", backend,
+                 "--json", "--virtual-time"])
+    captured = capsys.readouterr()
+    assert code == EXIT_WAITING
+    out = json.loads(captured.out)  # nothing but the JSON document
+    assert "handler says hello" in captured.err
+    [(_name, cb_id)] = out["WaitingCallbacks"]
+    code = main(["callback", "succeed", cb_id, "successful", "--backend", backend, "--json"])
+    captured = capsys.readouterr()
+    assert code == EXIT_OK, captured.err
+    assert json.loads(captured.out)["Result"] == {"got": "successful"}
+    assert "handler got successful" in captured.err
+
+
+def test_callback_payload_options_say_what_is_wrong(
+    capsys: pytest.CaptureFixture[str], backend: str, tmp_path: Path
+) -> None:
+    code = main(["callback", "succeed", "x", "--json-payload", "{nope", "--backend", backend])
+    assert code == EXIT_USAGE
+    assert "--json-payload is not valid JSON" in capsys.readouterr().err
+    code = main(["callback", "succeed", "x", "a", "--json-payload", "1", "--backend", backend])
+    assert code == EXIT_USAGE
+    assert "give the payload once" in capsys.readouterr().err
+    code = main(["callback", "succeed", "x", "--payload-file", str(tmp_path / "none"),
+                 "--backend", backend])
+    assert code == EXIT_USAGE
+    assert "--payload-file" in capsys.readouterr().err
+
+
+def test_callback_payload_from_a_file(capsys: pytest.CaptureFixture[str], backend: str,
+                                      tmp_path: Path) -> None:
+    code, out = run_json(capsys, "run", "test_cli:noisy_approve", "--name", "n2",
+                         "--backend", backend, "--json", "--virtual-time")
+    [(_name, cb_id)] = out["WaitingCallbacks"]
+    doc = tmp_path / "doc.txt"
+    doc.write_text("line one\nline two\n")
+    code, out = run_json(capsys, "callback", "succeed", cb_id, "--payload-file", str(doc),
+                         "--backend", backend, "--json")
+    assert code == EXIT_OK and out["Result"] == {"got": "line one\nline two\n"}

@@ -102,6 +102,25 @@ def test_advance_fires_timeouts_at_the_right_moment(handlers: pytest.Pytester) -
     handlers.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+def test_an_execution_timeout_on_run_and_start(handlers: pytest.Pytester) -> None:
+    handlers.makepyfile(test_timeout='''
+        from handlers import deadline
+
+        def test_run_times_out(durable_runtime):
+            run = durable_runtime.run(deadline, execution_timeout=60)
+            durable_runtime.advance(seconds=60)
+            assert run.status == "TIMED_OUT"
+
+        def test_start_times_out(durable_runtime):
+            run = durable_runtime.start(deadline, execution_timeout=30)
+            durable_runtime.advance(seconds=29)
+            assert run.status == "RUNNING"
+            durable_runtime.advance(seconds=1)
+            assert run.status == "TIMED_OUT"
+    ''')
+    handlers.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
 def test_file_backend_by_marker_and_by_option(handlers: pytest.Pytester,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     handlers.makepyfile(test_backends='''

@@ -33,7 +33,7 @@ from durable_ext.errors import (
     SerializationError,
 )
 from durable_ext.serializers.defaults import DefaultSerdesContext
-from durable_ext.serializers.frames import read_frame, unarmor
+from durable_ext.serializers.frames import is_armored, read_frame, unarmor
 from durable_ext.serializers.limits import DecodeBudget, DecodeLimits, decoding
 from durable_ext.serializers.s3 import (
     DEFAULT_THRESHOLD,
@@ -425,7 +425,7 @@ def test_large_results_of_every_operation_kind_encrypted_and_offloaded(
 
     found = payloads(history)
     assert all(len(p) <= DEFAULT_THRESHOLD for _, _, p in found)
-    pointers = {name for _, name, p in found if p.startswith("w") and read_pointer(p)}
+    pointers = {name for _, name, p in found if is_armored(p) and read_pointer(p)}
     assert {"big", "map-item-0", "map-item-3", "items", "child", "parallel-branch-0", "par",
             "poll"} <= pointers
     child_events = [p for t, n, p in found if n == "child" and t == "ContextSucceeded"]

@@ -66,8 +66,11 @@ def test_the_depth_limit_is_configurable_both_ways():
 def test_deep_json_is_a_serialization_error_not_recursion():
     foreign = h.deep_json(200_000)  # unarmored: read as the SDK's JSON
     assert_refused(h.run_case(foreign), "JSON nested too deeply")
-    envelope = '{"t": "list", "v": ' + h.deep_json(5_000) + "}"
-    assert_refused(h.run_case(envelope), "op-hostile")
+    # the SDK's type envelope nested in itself: its decoder recurses once per level.
+    # Interpreters with more stack decode it; none may crash or raise RecursionError.
+    envelope = '{"t":"list","v":[' * 3_000 + "]}" * 3_000
+    outcome = h.run_case(envelope)
+    assert outcome.returncode == 0 and outcome.result in ("ok", "SerializationError"), outcome
     framed = armor(h.zstd_frame(frame(b"j", 1, h.deep_json(200_000).encode())))
     assert_refused(h.run_case(framed, "json+zstd"), "JSON nested too deeply")
 

@@ -1,6 +1,7 @@
 import dataclasses
 import datetime as dt
 import enum
+import json
 import math
 import sys
 import threading
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 import durable_ext
 from durable_ext.errors import SerializationError
-from durable_ext.serializers.frames import frame, read_frame, unarmor
+from durable_ext.serializers.frames import frame, is_armored, read_frame, unarmor
 from durable_ext.serializers.msgpack_format import (
     EXT_DATETIME_STATE,
     EXT_MARK,
@@ -65,7 +66,11 @@ SERDES = durable_ext.serdes("msgpack", types=[Money, Order, Status, Point])
 
 def roundtrip(value, serdes=SERDES):
     text = serdes.serialize(value, CTX)
-    assert isinstance(text, str) and text.isascii()
+    assert isinstance(text, str)
+    if is_armored(text):
+        text.encode("latin-1")  # one character per byte, in either armor
+    else:  # a float-heavy JSON value may go out as the shorter, exact JSON text
+        assert json.loads(text) == value
     return serdes.deserialize(text, CTX)
 
 
@@ -449,9 +454,9 @@ def test_armor_is_unpadded_and_padded_armor_is_still_read():
     assert SERDES.deserialize(text + "==", CTX) == {"k": "vw"}
     with pytest.raises(SerializationError, match="op-7"):
         SERDES.deserialize(text + "AAA", CTX)  # a length of 1 mod 4 is never base64
-    big = b"x" * 5001  # above UNPADDED_MAX: stripping would copy the whole string
+    big = bytes(range(256)) * 20 + b"!"  # binary, above UNPADDED_MAX: base64 keeps its padding
     text = SERDES.serialize(big, CTX)
-    assert text.endswith("=") and SERDES.deserialize(text, CTX) == big
+    assert text.startswith("w") and text.endswith("=") and SERDES.deserialize(text, CTX) == big
 
 
 @dataclasses.dataclass

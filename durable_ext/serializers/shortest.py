@@ -1,0 +1,105 @@
+"""The shortest checkpoint string for a value: never longer than the SDK's JSON, nearly.
+
+The SDK measures a checkpoint by its length and stores an over-limit result empty (to be
+rebuilt by replay), so a serializer that is longer than the SDK's own JSON on some values
+changes behaviour on them. Two choices keep a pipeline's string within
+:data:`SLACK` characters of the SDK's JSON for every value that JSON carries:
+
+* **compression is kept only when it shortens the string**, not merely the bytes: a
+  compressed body is binary (base64, 4/3 of its bytes) where the text it replaced may
+  have gone out as text armor (one character per byte);
+* **float-heavy values may go out as JSON.** msgpack spends 9 bytes on every float, JSON
+  as few as 3 characters (``0.5``). When a body holds floats whose JSON is short enough
+  for the difference to matter, the pipeline also renders the value as compact JSON and
+  keeps it when it is shorter and reads back to exactly the same value (every pipeline
+  reads the SDK's JSON). Values JSON cannot carry exactly (tuples, bytes, non-string
+  keys, datetimes...) never take this path.
+
+Everything else already is within the bound: msgpack spends at most the characters JSON
+does on every other value, and text armor keeps text-heavy payloads one character per
+byte (see :mod:`durable_ext.serializers.frames`).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from durable_ext.serializers.base import SerDesContext
+from durable_ext.serializers.frames import armor
+
+__all__ = ["FLOAT64", "SLACK", "shorter_as_json"]
+
+SLACK = 16
+"""Most characters a pipeline's string may exceed the SDK's JSON of the same value by."""
+FLOAT64 = b"\xcb"
+"""msgpack's float64 marker: a body holding none has no float to lose characters on."""
+_SAMPLE = 64
+#: the frame header, in base64 characters: the part of the excess that is not floats
+_HEADER_CHARS = 6
+_unpack_float = struct.Struct(">d").unpack_from
+
+
+def _json_saving(body: bytes, chars_per_byte: float) -> float:
+    """Estimate how many characters JSON would save on the body's floats.
+
+    What armor spends on each float's 9 bytes, against its JSON text and a separator:
+    summed over every float when there are few, over :data:`_SAMPLE` spread across the
+    body otherwise. A marker byte inside a string is counted too: the estimate errs
+    towards trying JSON, which the length comparison then settles.
+    """
+    count = body.count(FLOAT64)
+    spent = 9 * chars_per_byte
+    saved = 0.0
+    seen = 0
+    step = 0 if count <= _SAMPLE else len(body) // _SAMPLE
+    at = body.find(FLOAT64)
+    while at >= 0 and seen < _SAMPLE and at + 9 <= len(body):
+        saved += spent - (len(repr(_unpack_float(body, at + 1)[0])) + 1)
+        seen += 1
+        at = body.find(FLOAT64, max(at + 9, seen * step))
+    return saved / seen * count if seen else 0.0
+
+
+def shorter_as_json(
+    value: Any,
+    version: int,
+    body: bytes,
+    text: str,
+    frame_len: int,
+    encode_format: Callable[[Any, SerDesContext], tuple[int, bytes]],
+    ctx: SerDesContext,
+) -> str:
+    """Return the value's compact JSON when it is shorter than ``text`` and exact.
+
+    ``version`` and ``body`` are the format's encoding of ``value``; exact means the JSON
+    read back encodes to the same body, so it is the same value to every reader.
+    """
+    if _json_saving(body, len(text) / frame_len) + _HEADER_CHARS <= SLACK:
+        return text
+    try:
+        candidate = json.dumps(value, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return text  # not a JSON value
+    if len(candidate) >= len(text):
+        return text
+    back = json.loads(candidate)
+    # A two-key {"t", "v"} object reads back as the SDK's type envelope.
+    if isinstance(back, dict) and set(back) == {"t", "v"}:
+        return text
+    try:
+        same = encode_format(back, ctx) == (version, body)
+    except Exception:
+        return text
+    return candidate if same else text
+
+
+def shorter_armor(plain: bytes, layered: bytes) -> str:
+    """Armor whichever of an uncompressed and a compressed frame chain is shorter."""
+    compressed = armor(layered)
+    if len(compressed) < len(plain):
+        return compressed  # at least 1 char per byte either way: no need to armor plain
+    uncompressed = armor(plain)
+    return compressed if len(compressed) < len(uncompressed) else uncompressed
