@@ -71,6 +71,18 @@ def _print_json(value: Any) -> None:
     print(json.dumps(_jsonable(value), indent=2, sort_keys=False))
 
 
+def _printable(text: str) -> str:
+    """Payload text as a terminal may show it: control characters escaped, not obeyed.
+
+    Payloads come from handlers and outside senders; an escape sequence in one must not
+    reach the terminal (text-armored payloads hold control characters too).
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def _console() -> Any:
     try:
         from rich.console import Console
@@ -169,10 +181,12 @@ def _operations_table(rt: ControlPlane, arn: str) -> Any:
                 if "CallbackId" in value:
                     detail = f"callback id {value['CallbackId']}"
                 elif "Result" in value and isinstance(value["Result"], dict):
-                    detail = str(value["Result"].get("Payload"))[:60]
+                    detail = _printable(str(value["Result"].get("Payload"))[:60])
                 elif "Error" in value and isinstance(value["Error"], dict):
                     payload = value["Error"].get("Payload") or {}
-                    detail = f"{payload.get('ErrorType')}: {payload.get('ErrorMessage')}"[:60]
+                    detail = _printable(
+                        f"{payload.get('ErrorType')}: {payload.get('ErrorMessage')}"[:60]
+                    )
                 elif "Duration" in value:
                     detail = f"{value['Duration']} s"
         table.add_row(str(ev["EventId"]), ev["EventType"], str(ev.get("Name") or ""), detail)
@@ -220,7 +234,7 @@ def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "") -> int:
     print(f"execution {desc['DurableExecutionName']}: {status}")
     print(f"arn: {arn}")
     if desc.get("Result") is not None:
-        print(f"result: {desc['Result']}")
+        print(f"result: {_printable(desc['Result'])}")
     if desc.get("Error"):
         print(f"error: {json.dumps(desc['Error'])}")
     for name, cb_id in _open_callbacks(rt, arn):

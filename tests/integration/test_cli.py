@@ -319,3 +319,21 @@ def test_callback_payload_from_a_file(capsys: pytest.CaptureFixture[str], backen
     code, out = run_json(capsys, "callback", "succeed", cb_id, "--payload-file", str(doc),
                          "--backend", backend, "--json")
     assert code == EXIT_OK and out["Result"] == {"got": "line one\nline two\n"}
+
+
+@durable_execution
+def quiet_approve(event: Any, ctx: DurableContext) -> Any:
+    return {"length": len(ctx.create_callback(name="ok").result())}
+
+
+def test_payload_previews_never_reach_the_terminal_as_control_sequences(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    code, out = run_json(capsys, "run", "test_cli:quiet_approve", "--name", "esc",
+                         "--backend", backend, "--json", "--virtual-time")
+    [(_name, cb_id)] = out["WaitingCallbacks"]
+    main(["callback", "succeed", cb_id, "\x1b]0;owned\x07\x1b[2J", "--backend", backend])
+    assert "\x1b" not in capsys.readouterr().out
+    main(["executions", "history", "esc", "--backend", backend])
+    history = capsys.readouterr().out
+    assert "\x1b" not in history and "\\x1b]0;owned" in history  # shown, escaped
