@@ -77,10 +77,13 @@ def test_wait_for_callback_and_map_children_hand_over_what_was_sent(payload: str
         in_child = ctx.run_in_child_context(
             lambda c: c.create_callback(name="child-cb").result(), name="child"
         )
-        return {"direct": direct, "child": in_child}
+        in_map = ctx.map(
+            [1], lambda c, x, i, items: c.create_callback(name="map-cb").result(), name="m"
+        ).get_results()
+        return {"direct": direct, "child": in_child, "map": in_map}
 
-    out = _run(handler, [payload, payload])
-    assert out == {"direct": payload, "child": payload}
+    out = _run(handler, [payload, payload, payload])
+    assert out == {"direct": payload, "child": payload, "map": [payload]}
 
 
 def test_callback_serdes_decodes_framed_payloads_and_hands_over_the_rest() -> None:
