@@ -1,9 +1,9 @@
 """The bounds of decoding msgpack bodies, beyond what the C unpacker checks itself.
 
-A large body gets hooks that count every array and map (and its slots) against the decode
-budget's ``max_items``; bodies nested in extension types are counted per thread, in
-depth and in the bytes held by the bodies being decoded at once, against its
-``max_depth`` and ``max_bytes``.
+A large body, or any body of a payload past ``COUNTED_BODY_BYTES``, gets hooks that count
+every array and map (and its slots) against the payload's one ``max_items`` count; bodies
+nested in extension types are counted per thread, in depth and in the bytes held by the
+bodies being decoded at once, against its ``max_depth`` and ``max_bytes``.
 """
 
 from __future__ import annotations
@@ -17,14 +17,11 @@ from durable_ext.serializers.limits import DecodeBudget
 def _counting_hooks(
     budget: DecodeBudget, list_hook: Callable[[list[Any]], Any] | None
 ) -> dict[str, Any]:
-    # Large bodies only: every array and map (and its slots) counts against max_items, so
-    # a body of empty containers (1 byte each, ~60 bytes of Python object each) is bounded.
-    left = [budget.limits.max_items]
-
+    # Every array and map (and its slots) counts against the payload's max_items, so a
+    # payload of empty containers (1 byte each, ~60 bytes of Python object each) is bounded
+    # however many bodies it spreads them over.
     def spend(n: int) -> None:
-        left[0] -= n + 1
-        if left[0] < 0:
-            raise budget.too_many_items("the msgpack body")
+        budget.spend_items(n + 1, "a msgpack body")
 
     def on_list(items: list[Any]) -> Any:
         spend(len(items))
@@ -34,7 +31,7 @@ def _counting_hooks(
         spend(len(items))
         return items
 
-    n = budget.limits.max_items
+    n = max(budget.items_left, 0)
     return {"list_hook": on_list, "object_hook": on_map, "max_array_len": n, "max_map_len": n}
 
 

@@ -9,9 +9,10 @@ decoder runs against a per-payload :class:`DecodeBudget` made from the pipeline'
 * ``max_bytes`` bounds the bytes a payload may produce across all of its frames together:
   every codec's output (decompression), every offloaded object fetched, every nested body
   copied out of an extension type, and the payload itself;
-* ``max_items`` bounds the container slots (array items, map entries) of format bodies
-  above :data:`COUNTED_BODY_BYTES`, where a few bytes per empty container would otherwise
-  become tens of bytes of Python objects each.
+* ``max_items`` bounds the container slots (array items, map entries) a payload decodes,
+  counted across all of its bodies once it is past :data:`COUNTED_BODY_BYTES` (a large
+  body, or many bodies, or a body out of a decompressor), where a few bytes per empty
+  container would otherwise become tens of bytes of Python objects each.
 
 With the defaults no payload crashes the interpreter, takes more than a few seconds or
 needs more than a few hundred MiB to decode. The pipeline refuses to *write* a payload
@@ -41,12 +42,14 @@ __all__ = [
     "DecodeBudget",
     "DecodeLimits",
     "check_json_text",
+    "counting_budget",
     "current_budget",
     "decoding",
+    "has_budget",
     "load_json",
 ]
 
-#: format bodies larger than this have their container items counted against ``max_items``
+#: payloads past this many bytes have their container items counted against ``max_items``
 COUNTED_BODY_BYTES = 1 << 20
 
 
@@ -57,7 +60,7 @@ class DecodeLimits:
     Attributes:
         max_depth: Most levels of nested extension types (and of JSON containers).
         max_bytes: Most bytes one payload may produce across all its frames.
-        max_items: Most container items in a format body over ``COUNTED_BODY_BYTES``.
+        max_items: Most container items one payload past ``COUNTED_BODY_BYTES`` may decode.
 
     Example:
         >>> import durable_ext
@@ -97,12 +100,15 @@ DEFAULT_LIMITS = DecodeLimits()
 class DecodeBudget:
     """What one payload has used of its :class:`DecodeLimits` so far."""
 
-    __slots__ = ("limits", "used", "where")
+    __slots__ = ("items_left", "limits", "used", "where")
 
     def __init__(self, limits: DecodeLimits = DEFAULT_LIMITS, where: str = "") -> None:
         self.limits = limits
         self.where = where
         self.used = 0
+        # One count for every body of the payload: a payload of many bodies, each under
+        # COUNTED_BODY_BYTES, cannot hold max_items containers per body.
+        self.items_left = limits.max_items
 
     @property
     def _at(self) -> str:
@@ -127,6 +133,12 @@ class DecodeBudget:
         self.used += n
         if self.used > self.limits.max_bytes:
             raise self.too_many_bytes(what)
+
+    def spend_items(self, n: int, what: str) -> None:
+        """Count ``n`` more container items decoded by ``what``; raise once over ``max_items``."""
+        self.items_left -= n
+        if self.items_left < 0:
+            raise self.too_many_items(what)
 
     def too_many_bytes(self, what: str) -> SerializationError:
         """Return the error for ``what`` producing more than the bytes still allowed."""
@@ -154,12 +166,33 @@ class DecodeBudget:
     def too_many_items(self, what: str) -> SerializationError:
         """Return the error for a body with more container items than ``max_items``."""
         return SerializationError(
-            f"{self._at}{what} holds more than {self.limits.max_items} container items "
-            "(max_items); raise it with limits={'max_items': N}"
+            f"{self._at}{what} takes the payload over {self.limits.max_items} container "
+            "items (max_items, counted across its bodies); raise it with "
+            "limits={'max_items': N}"
         )
 
 
 _current: ContextVar[DecodeBudget | None] = ContextVar("durable_ext_decode_budget", default=None)
+
+
+def counting_budget(body_bytes: int) -> DecodeBudget | None:
+    """Return the budget a body of ``body_bytes`` must count its containers against, if any.
+
+    Bodies are counted once they are large, or once the payload they belong to has produced
+    more than ``COUNTED_BODY_BYTES`` (many small bodies, or a body out of a decompressor).
+    Below both, the bytes bound the containers and decoding runs without hooks.
+    """
+    budget = _current.get()
+    if body_bytes > COUNTED_BODY_BYTES:
+        return budget if budget is not None else DecodeBudget()
+    if budget is not None and budget.used > COUNTED_BODY_BYTES:
+        return budget
+    return None
+
+
+def has_budget() -> bool:
+    """Return whether a payload's budget is current (a pipeline is decoding)."""
+    return _current.get() is not None
 
 
 def current_budget() -> DecodeBudget:
@@ -195,9 +228,7 @@ def check_json_text(text: str | bytes) -> None:
             brackets = text.count("[") + text.count("{")
         else:
             brackets = text.count(b"[") + text.count(b"{")
-        budget = current_budget()
-        if brackets > budget.limits.max_items:
-            raise budget.too_many_items("the JSON text")
+        current_budget().spend_items(brackets, "the JSON text")
 
 
 def load_json(text: str | bytes, where: str) -> Any:

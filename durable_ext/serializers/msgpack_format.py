@@ -74,7 +74,14 @@ from durable_ext.serializers._msgpack_marks import (
     _container_rebuilder,
 )
 from durable_ext.serializers.base import Role, SerDesContext
-from durable_ext.serializers.limits import COUNTED_BODY_BYTES, DecodeBudget, current_budget
+from durable_ext.serializers.limits import (
+    COUNTED_BODY_BYTES,
+    DecodeBudget,
+    counting_budget,
+    current_budget,
+    decoding,
+    has_budget,
+)
 from durable_ext.serializers.types import TypeRegistry
 
 msgpack = require("msgpack", extra="msgpack", feature="the msgpack serializer")
@@ -383,11 +390,19 @@ class MsgpackFormat:
 
     def decode(self, body: bytes, version: int, ctx: SerDesContext) -> Any:
         """Unpack a body of any layout up to this version, within the decode limits."""
+        if len(body) > COUNTED_BODY_BYTES and not has_budget():
+            # Called outside a pipeline: the bodies nested in this one share one count.
+            with decoding(DecodeBudget()):
+                return self._decode(body, version, ctx)
+        return self._decode(body, version, ctx)
+
+    def _decode(self, body: bytes, version: int, ctx: SerDesContext) -> Any:
         try:
             if version == LAYOUT_MARKED:
                 return self._unpack(body, nested=False)
             if 1 <= version < LAYOUT_MARKED:
-                if len(body) <= COUNTED_BODY_BYTES:
+                budget = counting_budget(len(body))
+                if budget is None:
                     return _unpackb(
                         body,
                         ext_hook=self._ext_hook,
@@ -395,9 +410,7 @@ class MsgpackFormat:
                         strict_map_key=False,
                         unicode_errors="surrogatepass",
                     )
-                return _unpackb(
-                    body, **self._plain_options, **_counting_hooks(current_budget(), None)
-                )
+                return _unpackb(body, **self._plain_options, **_counting_hooks(budget, None))
         except SerializationError as exc:
             # Extension hooks run without the context: say where here.
             where = f"operation {ctx.operation_id!r}"
@@ -432,8 +445,15 @@ class MsgpackFormat:
         if nested:
             return self._unpack_nested(data)
         open_marks = [0]
-        if len(data) <= COUNTED_BODY_BYTES:
-            value = _unpackb(
+        value = self._unpack_marked(data, open_marks)
+        if open_marks[0]:
+            raise ValueError("container marker out of place")
+        return value
+
+    def _unpack_marked(self, data: bytes, open_marks: list[int]) -> Any:
+        budget = counting_budget(len(data))
+        if budget is None:
+            return _unpackb(
                 data,
                 ext_hook=self._make_ext_hook(open_marks),
                 list_hook=_container_rebuilder(open_marks),
@@ -441,13 +461,6 @@ class MsgpackFormat:
                 strict_map_key=False,
                 unicode_errors="surrogatepass",
             )
-        else:
-            value = self._unpack_counted(data, open_marks, current_budget())
-        if open_marks[0]:
-            raise ValueError("container marker out of place")
-        return value
-
-    def _unpack_counted(self, data: bytes, open_marks: list[int], budget: DecodeBudget) -> Any:
         return _unpackb(
             data,
             ext_hook=self._make_ext_hook(open_marks),
@@ -476,17 +489,7 @@ class MsgpackFormat:
         state.live = live
         open_marks = [0]
         try:
-            if len(data) <= COUNTED_BODY_BYTES:
-                value = _unpackb(
-                    data,
-                    ext_hook=self._make_ext_hook(open_marks),
-                    list_hook=_container_rebuilder(open_marks),
-                    timestamp=3,
-                    strict_map_key=False,
-                    unicode_errors="surrogatepass",
-                )
-            else:
-                value = self._unpack_counted(data, open_marks, budget)
+            value = self._unpack_marked(data, open_marks)
         finally:
             state.depth -= 1
             state.live -= len(data)

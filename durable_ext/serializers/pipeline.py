@@ -30,6 +30,7 @@ from durable_ext.serializers.frames import (
     unarmor,
 )
 from durable_ext.serializers.limits import (
+    COUNTED_BODY_BYTES,
     DEFAULT_LIMITS,
     NOT_JSON,
     DecodeBudget,
@@ -137,8 +138,10 @@ class Pipeline(SerDes[Any]):
         )
         self._json_ok = self._skippable and accept_foreign
         # The fast path decodes a bare format frame with the default limits and no budget
-        # object; other limits go through the slow path, which makes the budget current.
-        self._fast_max = self.limits.max_bytes * 4 // 3 + 4 if self.limits == DEFAULT_LIMITS else -1
+        # object, for strings small enough that their bytes bound what they decode to
+        # (COUNTED_BODY_BYTES); larger strings and other limits go through the slow path,
+        # which makes the payload's budget current.
+        self._fast_max = COUNTED_BODY_BYTES if self.limits == DEFAULT_LIMITS else -1
 
     def __repr__(self) -> str:
         names = [self.format.name, *(c.name for c in self.codecs)]

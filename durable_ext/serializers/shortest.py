@@ -80,7 +80,8 @@ def shorter_as_json(
     if _json_saving(body, len(text) / frame_len) + _HEADER_CHARS <= SLACK:
         return text
     try:
-        candidate = json.dumps(value, separators=(",", ":"))
+        # NaN and Infinity are not JSON: readers other than Python's refuse them.
+        candidate = json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return text  # not a JSON value
     if len(candidate) >= len(text):

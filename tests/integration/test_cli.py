@@ -329,7 +329,7 @@ def quiet_approve(event: Any, ctx: DurableContext) -> Any:
 def test_payload_previews_never_reach_the_terminal_as_control_sequences(
     capsys: pytest.CaptureFixture[str], backend: str
 ) -> None:
-    code, out = run_json(capsys, "run", "test_cli:quiet_approve", "--name", "esc",
+    _code, out = run_json(capsys, "run", "test_cli:quiet_approve", "--name", "esc",
                          "--backend", backend, "--json", "--virtual-time")
     [(_name, cb_id)] = out["WaitingCallbacks"]
     main(["callback", "succeed", cb_id, "\x1b]0;owned\x07\x1b[2J", "--backend", backend])

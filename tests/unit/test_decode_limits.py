@@ -139,9 +139,25 @@ def test_bodies_of_empty_containers_are_bounded_in_items(name, body):
     assert_refused(h.run_case(payload, "msgpack+zstd"), "container items", "max_items")
 
 
+@pytest.mark.parametrize("layout", [2, 3])
+def test_the_item_count_is_shared_by_every_body_of_a_payload(layout):
+    # 31 tuples of ~1M empty maps each: every body is under the size past which a body is
+    # counted on its own, together they are 31M containers (~2 GiB of Python objects)
+    def tuples(n: int) -> bytes:
+        one = msgpack.packb(msgpack.ExtType(1, h.empty_containers(1_000_000)))
+        return b"\xdd" + n.to_bytes(4, "big") + one * n
+
+    payload = armor(h.zstd_frame(frame(b"m", layout, tuples(31))))
+    assert len(payload) < 4000
+    assert_refused(h.run_case(payload, "msgpack+zstd"), "over 8000000 container items")
+    # without compression: the payload's own bytes put it past the size that counts
+    assert_refused(h.run_case(h.msgpack_frame(tuples(9), layout)), "over 8000000 container")
+
+
 def test_json_bodies_of_empty_containers_are_bounded_in_items():
     payload = armor(h.zstd_frame(frame(b"j", 1, h.bracket_json(10_000_000).encode())))
-    assert_refused(h.run_case(payload, "json+zstd"), "JSON text holds more than", "max_items")
+    assert_refused(h.run_case(payload, "json+zstd"),
+                   "JSON text takes the payload over", "max_items")
 
 
 def test_large_legitimate_payloads_still_decode():

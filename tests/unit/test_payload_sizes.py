@@ -9,6 +9,7 @@ JSON serializers, with or without compression.
 from __future__ import annotations
 
 import json
+import math
 import random
 from typing import Any
 
@@ -88,6 +89,11 @@ def test_values_json_cannot_carry_exactly_keep_their_types() -> None:
         text = PIPELINES[0].serialize(value, CTX)
         assert PIPELINES[0].deserialize(text, CTX) == value
         assert type(PIPELINES[0].deserialize(text, CTX)) is type(value)
+    # NaN and Infinity are not JSON, however short their Python spelling
+    for value in ([0.5] * 100 + [math.nan], [0.25] * 100 + [math.inf]):
+        text = PIPELINES[0].serialize(value, CTX)
+        assert "NaN" not in text and "Infinity" not in text
+        assert repr(PIPELINES[0].deserialize(text, CTX)) == repr(value)
     # a {"t", "v"} object would read back as the SDK's type envelope
     envelope_like = {"t": [0.5] * 100, "v": [0.25] * 100}
     assert PIPELINES[0].deserialize(PIPELINES[0].serialize(envelope_like, CTX), CTX) \
