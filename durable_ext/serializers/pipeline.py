@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aws_durable_execution_sdk_python.exceptions import RetryableSerDesError, SerDesError
-from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDes
+from aws_durable_execution_sdk_python.serdes import TYPE_CODEC, SerDes, TypeTag
 
 from durable_ext.errors import (
     ConfigError,
@@ -121,7 +121,6 @@ class Pipeline(SerDes[Any]):
         # Pickle can run code on decode: a payload may only use it if this pipeline does.
         self._allowed = set(allowed) if allowed is not None else None
         self._forbidden = {"pickle"} - {st.name for st in stages}
-        self._sdk_json: SerDes[Any] = ExtendedTypeSerDes()  # type: ignore[no-untyped-call]
         # Formats whose body layout varies per value say which one each body uses.
         self._encode_format: Callable[[Any, SerDesContext], tuple[int, bytes]] = getattr(
             format, "encode_versioned", None
@@ -335,13 +334,24 @@ class Pipeline(SerDes[Any]):
                 f"it starts with {data[:20]!r}"
             )
         if isinstance(obj, dict) and len(obj) == 2 and "t" in obj and "v" in obj:
-            try:
-                return self._sdk_json.deserialize(data, SerDesContext())
-            except SerDesError:
-                return obj  # plain JSON that merely looks like the SDK's envelope
-            except RecursionError:
-                raise DecodeBudget(self.limits, where).too_deep("the JSON envelope") from None
+            return self._sdk_envelope(obj, where)
         return obj
+
+    def _sdk_envelope(self, obj: dict[str, Any], where: str) -> Any:
+        # Decoded from the object already parsed (and bounded by load_json), not re-read
+        # from the text: the SDK's own decoder would parse it again without those bounds.
+        try:
+            tag = TypeTag(obj["t"])
+        except (ValueError, TypeError):
+            return obj  # plain JSON that merely looks like the SDK's envelope
+        try:
+            return TYPE_CODEC.decode(tag, obj["v"])
+        except RecursionError:
+            raise DecodeBudget(self.limits, where).too_deep("the JSON envelope") from None
+        except Exception as exc:
+            raise SerializationError(
+                f"{where}: malformed SDK JSON envelope of type {tag.value!r}: {exc}"
+            ) from exc
 
 
 def _check_role(stage: Any, role: str, index: int) -> None:
