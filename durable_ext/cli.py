@@ -83,6 +83,13 @@ def _printable(text: str) -> str:
                    for c in text)
 
 
+def _cell(text: object) -> str:
+    """Return stored text as a rich table cell: printable, its brackets shown, not obeyed."""
+    from rich.markup import escape
+
+    return escape(_printable(str(text)))
+
+
 def _console() -> Any:
     try:
         from rich.console import Console
@@ -181,15 +188,14 @@ def _operations_table(rt: ControlPlane, arn: str) -> Any:
                 if "CallbackId" in value:
                     detail = f"callback id {value['CallbackId']}"
                 elif "Result" in value and isinstance(value["Result"], dict):
-                    detail = _printable(str(value["Result"].get("Payload"))[:60])
+                    detail = str(value["Result"].get("Payload"))[:60]
                 elif "Error" in value and isinstance(value["Error"], dict):
                     payload = value["Error"].get("Payload") or {}
-                    detail = _printable(
-                        f"{payload.get('ErrorType')}: {payload.get('ErrorMessage')}"[:60]
-                    )
+                    detail = f"{payload.get('ErrorType')}: {payload.get('ErrorMessage')}"[:60]
                 elif "Duration" in value:
                     detail = f"{value['Duration']} s"
-        table.add_row(str(ev["EventId"]), ev["EventType"], str(ev.get("Name") or ""), detail)
+        table.add_row(str(ev["EventId"]), ev["EventType"], _cell(ev.get("Name") or ""),
+                      _cell(detail))
     return table
 
 
@@ -231,14 +237,15 @@ def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "") -> int:
         }
         _print_json(out)
         return exit_code(status)
-    print(f"execution {desc['DurableExecutionName']}: {status}")
+    print(f"execution {_printable(desc['DurableExecutionName'])}: {status}")
     print(f"arn: {arn}")
     if desc.get("Result") is not None:
         print(f"result: {_printable(desc['Result'])}")
     if desc.get("Error"):
         print(f"error: {json.dumps(desc['Error'])}")
     for name, cb_id in _open_callbacks(rt, arn):
-        print(f"waiting for callback {name or ''}: durable-ext callback succeed {cb_id} '<json>'")
+        print(f"waiting for callback {_printable(name or '')}: "
+              f"durable-ext callback succeed {cb_id} '<json>'")
     if status == "RUNNING" and hint:
         print(hint)
     return exit_code(status)
@@ -294,16 +301,17 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.add_column(col)
         for it in rows:
             table.add_row(
-                it["DurableExecutionName"],
-                it["FunctionArn"].rsplit(":", 1)[-1],
+                _cell(it["DurableExecutionName"]),
+                _cell(it["FunctionArn"].rsplit(":", 1)[-1]),
                 it["Status"],
                 it["StartTimestamp"].isoformat(timespec="seconds"),
-                it["DurableExecutionArn"],
+                _cell(it["DurableExecutionArn"]),
             )
         console.print(table)
     else:
         for it in rows:
-            print(f"{it['DurableExecutionName']}\t{it['Status']}\t{it['DurableExecutionArn']}")
+            print(f"{_printable(it['DurableExecutionName'])}\t{it['Status']}\t"
+                  f"{_printable(it['DurableExecutionArn'])}")
     return EXIT_OK
 
 
@@ -332,7 +340,7 @@ def cmd_history(args: argparse.Namespace) -> int:
                 console.print(table)
                 return EXIT_OK
         for ev in hist["Events"]:
-            print(f"{ev['EventId']:>4}  {ev['EventType']:<24} {ev.get('Name') or ''}")
+            print(f"{ev['EventId']:>4}  {ev['EventType']:<24} {_printable(ev.get('Name') or '')}")
     return EXIT_OK
 
 

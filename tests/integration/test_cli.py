@@ -337,3 +337,21 @@ def test_payload_previews_never_reach_the_terminal_as_control_sequences(
     main(["executions", "history", "esc", "--backend", backend])
     history = capsys.readouterr().out
     assert "\x1b" not in history and "\\x1b]0;owned" in history  # shown, escaped
+
+
+@durable_execution
+def markup_names(event: Any, ctx: DurableContext) -> Any:
+    ctx.step(lambda _: "[red]x[/red]", name="[i]pay[/i]")
+    return "done"
+
+
+def test_stored_names_and_payloads_are_shown_not_read_as_markup(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    main(["run", "test_cli:markup_names", "--name", "mk", "--backend", backend,
+          "--virtual-time"])
+    capsys.readouterr()
+    assert main(["executions", "history", "mk", "--backend", backend]) == EXIT_OK
+    shown = capsys.readouterr().out
+    assert "[i]pay[/i]" in shown
+    assert "[red]x[/red]" in shown
