@@ -21,12 +21,14 @@ from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
 from durable_ext.serializers.frames import (
     ARMOR_PREFIX,
+    BUILTIN_NAMES,
     TEXT_PREFIX,
     armor,
     frame,
     is_armored,
     read_frame,
     repad,
+    stage_name_of,
     unarmor,
 )
 from durable_ext.serializers.limits import (
@@ -44,20 +46,6 @@ from durable_ext.spec import PipelineSpec, parse_pipeline
 
 __all__ = ["Pipeline", "build_pipeline", "serdes"]
 
-#: the frame id of each built-in stage -> its registry name; a third-party stage's id is its
-#: ``wire`` attribute (by convention its name). Each stage has exactly one id.
-_BUILTIN_WIRES: dict[bytes, str] = {
-    b"m": "msgpack",
-    b"j": "json",
-    b"z": "zstd",
-    b"l": "zlib",
-    b"k": "kms",
-    b"K": "localkey",
-    b"s": "s3",
-    b"p": "pickle",
-    b"M": "model",
-}
-_BUILTIN_NAMES = frozenset(_BUILTIN_WIRES.values())
 #: built-in stages a pipeline may load on its own to read old payloads; the others
 #: (keys, buckets, pickle) act on the outside world and must be configured explicitly.
 #: A third-party stage joins them by declaring ``self_contained = True``.
@@ -278,11 +266,9 @@ class Pipeline(SerDes[Any]):
         stage = self._by_wire.get(wire)
         if stage is not None:
             return stage
-        name = _BUILTIN_WIRES.get(wire)
+        name = stage_name_of(wire)
         if name is None:
-            name = wire.decode("ascii", "replace")
-            if name in _BUILTIN_NAMES or not wire.isascii():
-                raise SerializationError(f"{where}: payload uses unknown stage id {wire[:32]!r}")
+            raise SerializationError(f"{where}: payload uses unknown stage id {wire[:32]!r}")
         if name in self._forbidden or (self._allowed is not None and name not in self._allowed):
             raise self._not_configured(name, where)
         cls = self._load_stage(name, where)
@@ -290,7 +276,7 @@ class Pipeline(SerDes[Any]):
             raise SerializationError(f"{where}: payload uses unknown stage id {wire[:32]!r}")
         self_contained = (
             name in _SELF_CONTAINED
-            if name in _BUILTIN_NAMES
+            if name in BUILTIN_NAMES
             else getattr(cls, "self_contained", False) is True
         )
         if not self_contained and name not in self._options:
