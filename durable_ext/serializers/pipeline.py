@@ -37,6 +37,7 @@ from durable_ext.serializers.limits import (
     NOT_JSON,
     DecodeBudget,
     DecodeLimits,
+    check_json_text,
     decoding,
     load_json,
 )
@@ -168,9 +169,22 @@ class Pipeline(SerDes[Any]):
         else:
             text = armor(layered)
         if self._json_ok and FLOAT64 in body:
-            return shorter_as_json(value, version, body, text, len(data), self._encode_format,
-                                   serdes_context)
+            chosen = shorter_as_json(value, version, body, text, len(data), self._encode_format,
+                                     serdes_context)
+            if chosen is not text and not self._readable_json(chosen):
+                return text
+            return chosen
         return text
+
+    def _readable_json(self, text: str) -> bool:
+        # JSON text is read within the limits by its brackets (strings' included): JSON a
+        # reader would refuse is never written in place of the armored payload.
+        try:
+            with decoding(DecodeBudget(self.limits)):
+                check_json_text(text)
+        except SerializationError:
+            return False
+        return True
 
     def _encode_layers(self, data: bytes, ctx: SerDesContext) -> tuple[bytes, int]:
         # Returns the frame chain and the bytes decoding it will produce: every frame in

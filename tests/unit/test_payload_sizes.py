@@ -128,3 +128,11 @@ def test_a_250_kb_text_child_result_fits_the_checkpoint_as_under_json() -> None:
         rt.run_until_idle(60)
         assert rt.describe(arn)["Status"] == "SUCCEEDED"
     assert all(s == {"data": big} for s in seen)
+
+
+def test_json_a_reader_would_refuse_is_never_written_instead_of_the_armor() -> None:
+    # float-heavy, so JSON is shorter; but its brackets (in a string) exceed max_items
+    value = {"data": "[" * 9_000_000, "f": [0.1] * 2_000}
+    text = PIPELINES[0].serialize(value, CTX)
+    assert not text.startswith("{")
+    assert PIPELINES[0].deserialize(text, CTX) == value
