@@ -22,6 +22,8 @@ class JsonFormat:
     name: ClassVar[str] = "json"
     role: ClassVar[Role] = "format"
     wire: ClassVar[bytes] = b"j"
+    #: a value JSON carries exactly may be written as the plain JSON it reads back from
+    json_exact: ClassVar[bool] = True
     version: ClassVar[int] = 1
 
     def __init__(self) -> None:

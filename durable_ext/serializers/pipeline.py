@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -46,6 +47,9 @@ from durable_ext.serializers.types import TypeRegistry
 from durable_ext.spec import PipelineSpec, parse_pipeline
 
 __all__ = ["Pipeline", "build_pipeline", "serdes"]
+
+#: the exact types whose JSON text reads back as the same value (subclasses may not)
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 #: built-in stages a pipeline may load on its own to read old payloads; the others
 #: (keys, buckets, pickle) act on the outside world and must be configured explicitly.
@@ -120,11 +124,13 @@ class Pipeline(SerDes[Any]):
         self._format_header_size = len(self._format_headers[0])
         self._simple = not self.codecs and offload is None
         # Compression may be left out when it does not shorten the string; encryption and
-        # offload may not. A pipeline that reads plain JSON may write it (see shortest).
+        # offload may not. A pipeline that reads plain JSON may write it (see shortest),
+        # when its format says JSON carries its values exactly (not a signed format).
         self._skippable = offload is None and all(
             getattr(c, "skippable", False) is True for c in self.codecs
         )
-        self._json_ok = self._skippable and accept_foreign
+        self._json_ok = (self._skippable and accept_foreign
+                         and getattr(format, "json_exact", False) is True)
         # The fast path decodes a bare format frame with the default limits and no budget
         # object, for strings small enough that their bytes bound what they decode to
         # (COUNTED_BODY_BYTES); larger strings and other limits go through the slow path,
@@ -168,12 +174,26 @@ class Pipeline(SerDes[Any]):
             text = shorter_armor(data, layered)
         else:
             text = armor(layered)
+        if self._json_ok and type(value) in _JSON_SCALARS:
+            return self._scalar_as_json(value, text)
         if self._json_ok and FLOAT64 in body:
             chosen = shorter_as_json(value, version, body, text, len(data), self._encode_format,
                                      serdes_context)
             if chosen is not text and not self._readable_json(chosen):
                 return text
             return chosen
+        return text
+
+    def _scalar_as_json(self, value: Any, text: str) -> str:
+        # A bare string, number, bool or None reads back from JSON as itself: written as
+        # JSON when no longer, it is what a reader expecting the SDK's JSON sees
+        # (json.loads of a step's result), and shorter besides.
+        try:
+            candidate = json.dumps(value, allow_nan=False)
+        except ValueError:
+            return text  # NaN and Infinity are not JSON
+        if len(candidate) <= len(text) and self._readable_json(candidate):
+            return candidate
         return text
 
     def _readable_json(self, text: str) -> bool:
