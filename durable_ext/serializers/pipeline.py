@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -42,7 +41,7 @@ from durable_ext.serializers.limits import (
     decoding,
     load_json,
 )
-from durable_ext.serializers.shortest import FLOAT64, shorter_armor, shorter_as_json
+from durable_ext.serializers.shortest import FLOAT64, SDK_SPACED, shorter_armor, shorter_as_json
 from durable_ext.serializers.types import TypeRegistry
 from durable_ext.spec import PipelineSpec, parse_pipeline
 
@@ -189,7 +188,7 @@ class Pipeline(SerDes[Any]):
         # JSON when no longer, it is what a reader expecting the SDK's JSON sees
         # (json.loads of a step's result), and shorter besides.
         try:
-            candidate = json.dumps(value, allow_nan=False)
+            candidate = SDK_SPACED(value)
         except ValueError:
             return text  # NaN and Infinity are not JSON
         if len(candidate) <= len(text) and self._readable_json(candidate):
@@ -199,6 +198,8 @@ class Pipeline(SerDes[Any]):
     def _readable_json(self, text: str) -> bool:
         # JSON text is read within the limits by its brackets (strings' included): JSON a
         # reader would refuse is never written in place of the armored payload.
+        if len(text) <= COUNTED_BODY_BYTES:
+            return True  # its length bounds it (check_json_text counts nothing shorter)
         try:
             with decoding(DecodeBudget(self.limits)):
                 check_json_text(text)
