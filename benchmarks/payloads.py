@@ -78,19 +78,23 @@ def nested(target_bytes: int = 1024 * 1024) -> dict[str, Any]:
 
 # -- text-heavy payloads: strings of prose, HTML and JSON documents ------------------------
 
-_WORDS = (
-    "the of and to in is that for it as with was on be by this are from at or an have not "
-    "order customer payment invoice shipment warehouse delivery address package return "
-    "refund account balance report summary quarter review approval request service team "
-    "product feature release version update schedule meeting project budget estimate "
-    "message reply thread document record status priority issue ticket answer question "
-    "morning evening weekly monthly early late quickly carefully already again before after"
-).split()
+# fmt: off
+_WORDS = [
+    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "with", "was", "on", "be",
+    "by", "this", "are", "from", "at", "or", "an", "have", "not", "order", "customer", "payment",
+    "invoice", "shipment", "warehouse", "delivery", "address", "package", "return", "refund",
+    "account", "balance", "report", "summary", "quarter", "review", "approval", "request",
+    "service", "team", "product", "feature", "release", "version", "update", "schedule", "meeting",
+    "project", "budget", "estimate", "message", "reply", "thread", "document", "record", "status",
+    "priority", "issue", "ticket", "answer", "question", "morning", "evening", "weekly", "monthly",
+    "early", "late", "quickly", "carefully", "already", "again", "before", "after",
+]
 #: words outside ASCII, about one word in twenty-five of the prose
-_WORDS_UTF8 = (
-    "café naïve résumé façade Zürich München Kraków São Paulo Ångström déjà señor "
-    "coöperate jalapeño Ørsted Łódź — … “quoted” it’s"
-).split()
+_WORDS_UTF8 = [
+    "café", "naïve", "résumé", "façade", "Zürich", "München", "Kraków", "São", "Paulo", "Ångström",
+    "déjà", "señor", "coöperate", "jalapeño", "Ørsted", "Łódź", "—", "…", "“quoted”", "it\u2019s",
+]
+# fmt: on
 #: the generated texts are cut to these many UTF-8 bytes (about)
 TEXT_SIZES = {"1k": 1_000, "16k": 16_000, "250k": 250_000}
 

@@ -110,14 +110,42 @@ def exit_code(status: str) -> int:
 # ---------------------------------------------------------------- runtime helpers
 
 
-def _runtime(args: argparse.Namespace) -> ControlPlane:
-    """Open the control plane of ``--backend``: a local Runtime, or Lambda itself."""
+def _runtime(args: argparse.Namespace, *, existing: bool = False) -> ControlPlane:
+    """Open the control plane of ``--backend``: a local Runtime, or Lambda itself.
+
+    ``existing``: the command acts on executions already there, so an absent file store
+    is an error rather than made empty.
+    """
     from durable_ext.runtime import VirtualClock, open_control_plane
+
+    absent = _absent_file_store(args) if existing else None
+    if absent is not None:
+        raise UsageError(f"there is no store at {absent}: no execution to act on "
+                         "(give --backend, or run one with `durable-ext run`)")
 
     url = args.backend or os.environ.get("DURABLE_EXT_BACKEND") or None
     if getattr(args, "virtual_time", False):
         return open_control_plane(url, clock=VirtualClock())
     return open_control_plane(url)
+
+
+def _absent_file_store(args: argparse.Namespace) -> str | None:
+    """Return the path of ``--backend`` when it is a file store not made yet, else None.
+
+    Commands that only read report an absent store instead of creating it.
+    """
+    from durable_ext.backends import DEFAULT_BACKEND
+    from durable_ext.spec import parse_store
+
+    url = args.backend or os.environ.get("DURABLE_EXT_BACKEND") or DEFAULT_BACKEND
+    try:
+        spec = parse_store(url)
+    except ValueError:
+        return None  # opening it reports the error
+    if spec.scheme != "file":
+        return None
+    path = spec.path or ".durable"
+    return None if os.path.lexists(path) else path
 
 
 def _parse_input(text: str | None, option: str = "--input") -> Any:
@@ -284,6 +312,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Run ``executions list``."""
+    absent = _absent_file_store(args)
+    if absent is not None:
+        if args.json:
+            _print_json({"DurableExecutions": []})
+        else:
+            print(f"no executions: there is no store at {absent} yet "
+                  "(`durable-ext run` makes one)", file=sys.stderr)
+        return EXIT_OK
     with _runtime(args) as rt:
         page = rt.list_executions(
             function_name=args.function, status=args.status, max_items=args.max_items
@@ -317,7 +353,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Run ``executions show ARN|NAME``."""
-    with _runtime(args) as rt:
+    with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
         if args.json:
             _print_json(rt.describe(arn))
@@ -327,7 +363,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Run ``executions history ARN|NAME``."""
-    with _runtime(args) as rt:
+    with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
         hist = rt.history(arn, include_execution_data=True)
         if args.json:
@@ -350,7 +386,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_callback(args: argparse.Namespace) -> int:
     """Run ``callback succeed|fail|heartbeat ID [PAYLOAD]``, then run the execution on."""
     payload = _callback_payload(args)
-    with _runtime(args) as rt:
+    with _runtime(args, existing=True) as rt:
         if args.action == "succeed":
             # Sent as given: the handler gets exactly this text, as from any other sender.
             rt.send_callback_success(args.callback_id, payload)
@@ -378,7 +414,7 @@ def cmd_callback(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """``stop ARN|NAME``."""
-    with _runtime(args) as rt:
+    with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
         error = None
         if args.message or args.error_type:
@@ -485,9 +521,12 @@ def register(subparsers: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the parser with every subcommand module that is installed."""
+    from durable_ext import __version__
+
     parser = argparse.ArgumentParser(
         prog="durable-ext", description="Run and inspect durable executions locally."
     )
+    parser.add_argument("--version", action="version", version=f"durable-ext {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     registered: set[str] = set()
     for module_name in SUBCOMMANDS.values():
@@ -515,7 +554,13 @@ def _find_spec_safe(name: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``durable-ext``; returns the exit code."""
-    from durable_ext.errors import ConfigError, NotFoundError
+    from durable_ext.errors import (
+        ConfigError,
+        DurableExtError,
+        ExecutionAlreadyStartedError,
+        InvalidParameterValueError,
+        NotFoundError,
+    )
 
     try:
         parser = build_parser()
@@ -526,9 +571,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         return func(args)
-    except (UsageError, ConfigError, NotFoundError) as exc:
-        print(f"durable-ext: error: {exc}", file=sys.stderr)
+    except (UsageError, ConfigError, NotFoundError, InvalidParameterValueError,
+            ExecutionAlreadyStartedError) as exc:
+        # What the user asked for cannot be done as asked: fix the command.
+        print(f"durable-ext: error: {_printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except DurableExtError as exc:
+        # The command was right but the store, a key or a payload failed it: one line, not
+        # a traceback (the exception's type says which part).
+        print(f"durable-ext: error: {type(exc).__name__}: {_printable(str(exc))}",
+              file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"durable-ext: interrupted after {time.monotonic() - started:.1f} s", file=sys.stderr)
         return 130
