@@ -130,6 +130,8 @@ class Pipeline(SerDes[Any]):
         )
         self._json_ok = (self._skippable and accept_foreign
                          and getattr(format, "json_exact", False) is True)
+        #: the layout whose bodies are compact ASCII JSON of the value, written unframed
+        self._plain_layout: int | None = getattr(format, "plain_json_layout", None)
         # The fast path decodes a bare format frame with the default limits and no budget
         # object, for strings small enough that their bytes bound what they decode to
         # (COUNTED_BODY_BYTES); larger strings and other limits go through the slow path,
@@ -167,6 +169,11 @@ class Pipeline(SerDes[Any]):
                 "(max_bytes); raise it with limits={'max_bytes': N} on every pipeline "
                 "that reads it"
             )
+        if version == self._plain_layout and self._json_ok and self._simple \
+                and not _envelope_like(value):
+            plain = body.decode("ascii")
+            if self._readable_json(plain):
+                return plain  # JSON text every reader reads as this value, unframed
         if self._simple:
             text = armor(data)
         elif self._skippable:
@@ -373,6 +380,11 @@ class Pipeline(SerDes[Any]):
             raise SerializationError(
                 f"{where}: malformed SDK JSON envelope of type {tag.value!r}: {exc}"
             ) from exc
+
+
+def _envelope_like(value: Any) -> bool:
+    # A two-key {"t", "v"} object reads back as the SDK's type envelope.
+    return type(value) is dict and len(value) == 2 and "t" in value and "v" in value
 
 
 def _check_role(stage: Any, role: str, index: int) -> None:
