@@ -228,6 +228,7 @@ class Recording:
     error: Mapping[str, Any] | None = None
     replay_children: frozenset[str] | None = None
     _operations: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    _visible: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
 
     # ------------------------------------------------------------------ building
 
@@ -281,6 +282,7 @@ class Recording:
             error=desc.get("Error", error),
             replay_children=replay_children,
             _operations=ops,
+            _visible=_visible(ops),
         )
 
     @classmethod
@@ -348,7 +350,11 @@ class Recording:
 
     def visible_operations(self) -> list[dict[str, Any]]:
         """Return what an invocation receives: no children of completed contexts."""
-        return _visible(self._operations)
+        return [dict(op) for op in self._visible]
+
+    def operation_index(self, *, visible: bool = False) -> dict[str, Mapping[str, Any]]:
+        """Return ``id -> operation`` (read-only views: do not change them)."""
+        return {op["Id"]: op for op in (self._visible if visible else self._operations)}
 
     @property
     def input_payload(self) -> str | None:

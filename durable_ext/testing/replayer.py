@@ -27,7 +27,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,17 +283,27 @@ class _ReplaySession:
 
     def __init__(self, recording: Recording) -> None:
         self.recording = recording
-        self.visible = {op["Id"]: op for op in recording.visible_operations()}
-        self.everything = {op["Id"]: op for op in recording.operations}
-        self.positions = _Positions(self.everything)
+        self.visible = recording.operation_index(visible=True)
+        self.everything = recording.operation_index()
+        self._positions: _Positions | None = None
         self.visited: set[str] = set()
         self.mismatch: tuple[Identity, Identity, Location | None, str] | None = None
         self.stops: list[_Stop] = []
         self._lock = threading.Lock()
 
+    @property
+    def positions(self) -> _Positions:
+        # only reports need them: built on first use
+        if self._positions is None:
+            self._positions = _Positions(self.everything)
+        return self._positions
+
     # seams ------------------------------------------------------------------
     def on_validate(self, identifier: OperationIdentifier, checkpoint: Operation,
                     error: NonDeterministicExecutionError | None) -> None:
+        if error is None:
+            self.visited.add(identifier.operation_id)  # a set add is atomic
+            return
         with self._lock:
             self.visited.add(identifier.operation_id)
             if error is not None and self.mismatch is None:
@@ -452,11 +462,12 @@ def _short(text: Any, limit: int = 80) -> str:
 class _ReplayClient:
     """The SDK's ``DurableServiceClient`` for a replay: answers from memory, sends nothing."""
 
-    def __init__(self, session: Any, wire: Sequence[Mapping[str, Any]],
+    def __init__(self, session: Any, wire: Iterable[Mapping[str, Any]],
                  operations: Sequence[Operation]) -> None:
         self.replay_session = session
         self._tokens = itertools.count(1)
-        self._wire: dict[str, dict[str, Any]] = {str(op["Id"]): dict(op) for op in wire}
+        # read-only: an update copies the one operation it changes
+        self._wire: dict[str, Mapping[str, Any]] = {str(op["Id"]): op for op in wire}
         self._keys: list[int] = []
         self._held: list[Operation] = list(operations)
         self._keys += _seams.register_operations(session, operations)
@@ -583,7 +594,7 @@ def replay(history_or_execution: Any, handler: Any, *, plane: Any = None,
 def _replay(recording: Recording, handler: Any) -> ReplayResult:
     _seams.install()
     session = _ReplaySession(recording)
-    wire = recording.visible_operations()
+    wire = recording.operation_index(visible=True).values()
     operations = [sdk_operation(op) for op in wire]
     client = _ReplayClient(session, wire, operations)
     event = DurableExecutionInvocationInputWithClient(
