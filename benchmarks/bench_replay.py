@@ -29,8 +29,8 @@ from aws_durable_execution_sdk_python.execution import (
     DurableExecutionInvocationInputWithClient,
     InitialExecutionState,
 )
-
 from bench_runtime import NullClient
+
 from durable_ext.runtime import Runtime, VirtualClock
 from durable_ext.runtime.client import sdk_operation
 from durable_ext.runtime.invoker import LambdaContextStub, fast_sdk_stop
