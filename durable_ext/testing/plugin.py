@@ -170,6 +170,12 @@ class ExecutionRun:
                 break
         return events
 
+    def recording(self) -> Any:
+        """Return this execution as a :class:`~durable_ext.testing.recording.Recording`."""
+        from durable_ext.testing.recording import Recording
+
+        return Recording.from_execution(self._harness.runtime, self.arn)
+
     @property
     def operations(self) -> list[OperationView]:
         """The operations in the order they started."""

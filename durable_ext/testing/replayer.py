@@ -517,8 +517,9 @@ def load_recording(source: Any, plane: Any = None) -> Recording:
     """Turn what :func:`replay` accepts into a :class:`Recording`.
 
     ``source`` is a :class:`Recording`; a path to a history file; a history answer or
-    its ``Events`` list; an object with ``arn`` and ``history()``/``describe()`` (the
-    pytest plugin's ``ExecutionRun``); or an ARN or execution name read from ``plane``.
+    its ``Events`` list; the pytest plugin's ``ExecutionRun`` (or any object with
+    ``recording()``, or ``arn``, ``history()`` and ``describe()``); or an ARN or
+    execution name read from ``plane``.
 
     Raises:
         ConfigError: ``source`` is none of these, or names nothing.
@@ -532,6 +533,10 @@ def load_recording(source: Any, plane: Any = None) -> Recording:
         return Recording.from_events(source["Events"], description=source.get("Execution"))
     if isinstance(source, list | tuple):
         return Recording.from_events(list(source))
+    if callable(getattr(source, "recording", None)):
+        recorded = source.recording()  # the plugin's ExecutionRun: read from its store
+        if isinstance(recorded, Recording):
+            return recorded
     if hasattr(source, "arn") and callable(getattr(source, "history", None)) \
             and callable(getattr(source, "describe", None)):
         return Recording.from_events(source.history(), description=source.describe())
