@@ -381,10 +381,11 @@ class _ReplaySession:
             else:
                 stopped.append(f"{path}: {stop.current} is beyond the recording"
                                + (f" ({stop.location})" if stop.location else ""))
+        if not divergences:
+            # a failure the recording never had explains the operations it then misses
+            divergences += self._outcome(status, output, notes)
         if not divergences and (status in ("SUCCEEDED", "FAILED") or not self.stops):
             divergences += self._missing(status)
-        if not divergences:
-            divergences += self._outcome(status, output, notes)
         return ReplayResult(
             arn=rec.arn, recorded_status=rec.status, status=status,
             divergences=tuple(divergences), stopped_at=tuple(stopped), notes=tuple(notes),
@@ -424,12 +425,18 @@ class _ReplaySession:
     def _outcome(self, status: str, output: Mapping[str, Any],
                  notes: list[str]) -> list[Divergence]:
         rec = self.recording
+        err = output.get("Error") or {}
+        failure = f"{err.get('ErrorType')}: {err.get('ErrorMessage')}"
         if rec.status == "SUCCEEDED" and status == "FAILED":
-            err = output.get("Error") or {}
             return [Divergence(
                 "outcome", "",
-                f"the recorded execution SUCCEEDED; replayed, the handler fails: "
-                f"{err.get('ErrorType')}: {err.get('ErrorMessage')}")]
+                f"the recorded execution SUCCEEDED; replayed, the handler fails: {failure}")]
+        if rec.status == "RUNNING" and status == "FAILED":
+            # it went on past this point when recorded: the new code would fail it now
+            return [Divergence(
+                "outcome", "",
+                f"the recorded execution is running; replayed, the handler fails it: "
+                f"{failure}")]
         if rec.status == "SUCCEEDED" and status == "SUCCEEDED":
             now = output.get("Result")
             if now not in (None, "") and _json_differs(rec.result, now):

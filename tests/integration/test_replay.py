@@ -111,6 +111,12 @@ HANDLERS = textwrap.dedent(
 
 
     @durable_execution
+    def broken(event, ctx: DurableContext):
+        a = ctx.step(body(event["n"]), name="reserve")
+        return event["missing"]  # <- broken
+
+
+    @durable_execution
     def shortened(event, ctx: DurableContext):
         a = ctx.step(body(event["n"]), name="reserve")
         b = ctx.step(body(a * 2), name="charge")
@@ -245,6 +251,17 @@ def test_an_extra_or_missing_operation_is_caught_on_a_finished_execution(
         assert d is not None and d.kind == "missing", result.report()
         assert d.recorded is not None and d.recorded.name == "ship"
         assert "no longer reaches it" in d.message
+
+
+def test_a_handler_that_now_fails_in_flight_executions_is_caught(store_url: str,
+                                                                 project: Path) -> None:
+    rt, arn = record_on(store_url, project, finish=False)
+    with rt:
+        result = replay(arn, handler(project, "broken"), plane=rt, check=False)
+    d = result.divergence
+    assert d is not None and d.kind == "outcome", result.report()
+    assert "the recorded execution is running; replayed, the handler fails it: " \
+           "KeyError: 'missing'" in d.message
 
 
 def test_replay_raises_with_the_report(store_url: str, project: Path) -> None:
