@@ -244,7 +244,8 @@ class _Positions:
         if table is None:
             space = OperationIdNamespace(prefix=parent)
             limit = self._counts.get(parent, 0) + 64
-            table = {space.create_id_for_step(n): n for n in range(1, limit + 1)}
+            # map and parallel branches count from 0, other operations from 1
+            table = {space.create_id_for_step(n): n for n in range(0, limit + 1)}
             self._tables[parent] = table
         return table.get(op_id)
 

@@ -184,3 +184,53 @@ def test_culprits_count_only_the_users_own_reads_outside_steps() -> None:
         t.join()
     found = [(c.what, c.location.function) for c in watch.culprits]
     assert found == [("time.time()", "handler_code")]
+
+
+@durable_execution
+def nested_v1(event: Any, ctx: Any) -> Any:
+    def child(c: Any) -> Any:
+        c.step(lambda _: 2, name="inner")
+        return c.step(lambda _: 3, name="inner2")
+
+    ctx.run_in_child_context(child, name="kid")
+    ctx.map([1, 2], lambda c, x, i, xs: c.step(lambda _: x, name=f"m{i}"), name="fan")
+    return 1
+
+
+@durable_execution
+def nested_v2(event: Any, ctx: Any) -> Any:
+    def child(c: Any) -> Any:
+        c.step(lambda _: 2, name="inner")
+        return c.step(lambda _: 3, name="inner2")
+
+    ctx.run_in_child_context(child, name="kid")
+    ctx.map([1, 2], lambda c, x, i, xs: c.step(lambda _: x, name=f"item{i}"), name="fan")
+    return 1
+
+
+def test_a_divergence_inside_a_map_names_its_path_and_line() -> None:
+    from durable_ext.runtime import Runtime, VirtualClock
+
+    with Runtime("memory://", clock=VirtualClock()) as rt:
+        rt.register("nested", nested_v1)
+        arn = rt.start("nested", {})
+        rt.run_until_idle()
+        recorded = Recording.from_execution(rt, arn)
+    # as if recorded while the map ran: its children are what the next invocation sees
+    events = [e for e in recorded.events
+              if e["EventType"] not in ("ExecutionSucceeded",)
+              and not (e["EventType"] == "ContextSucceeded"
+                       and e.get("SubType") in ("Map", "MapIteration"))]
+    running = Recording.from_events(events, description={"DurableExecutionArn": arn,
+                                                         "Status": "RUNNING"})
+    assert replay(running, nested_v1).ok
+    result = replay(running, nested_v2, check=False)
+    d = result.divergence
+    assert d is not None and d.kind == "mismatch", result.report()
+    assert d.path == (
+        "execution > Context (Map) 'fan' #2 > Context (MapIteration) 'map-item-0' #0 > #1")
+    assert d.recorded is not None and d.recorded.name == "m0"
+    assert d.current is not None and d.current.name == "item0"
+    assert d.location is not None and d.location.function == "<lambda>"
+    assert 'name=f"item{i}"' in d.location.code
+    assert Path(d.location.file).name == "test_replay_recording.py"
