@@ -183,11 +183,14 @@ class _SessionClient:
         self.token: str | None = event.checkpoint_token
         self.operations: dict[str, Operation] = {}
         self._keys: list[int] = []
+        # every registered operation stays alive until released: its id is its key
+        self._held: list[Operation] = []
         self._note(event.initial_execution_state.operations)
 
     def _note(self, ops: list[Operation]) -> None:
         for op in ops:
             self.operations[op.operation_id] = op
+        self._held += ops
         self._keys += _seams.register_operations(self.replay_session, ops)
 
     def checkpoint(self, durable_execution_arn: str, checkpoint_token: str,
@@ -212,6 +215,7 @@ class _SessionClient:
     def release(self) -> None:
         _seams.unregister_operations(self._keys)
         self._keys.clear()
+        self._held.clear()
 
 
 def wrap_handler(handler: Callable[..., Any], session: TestSession) -> Callable[..., Any]:
