@@ -317,10 +317,11 @@ class Recording:
             if size > _MAX_FILE_BYTES:
                 raise ConfigError(f"history file {p}: {size} bytes; at most {_MAX_FILE_BYTES}")
             data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             if isinstance(exc, ConfigError):
                 raise
-            raise ConfigError(f"history file {p}: {exc}") from None
+            what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise ConfigError(f"history file {p}: {what}") from None
         if not isinstance(data, Mapping) or not isinstance(data.get("Events"), list):
             raise ConfigError(f"history file {p}: expected a JSON object with an Events list "
                               f"(durable-ext executions export writes one)")

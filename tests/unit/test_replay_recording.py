@@ -103,7 +103,8 @@ def test_truncated_payloads_and_bad_files_are_refused_clearly(tmp_path: Path) ->
     for text, words in (("{", "history file .*bad.json"),
                         ('{"Events": 3}', "Events list"),
                         ('{"Format": "other", "Events": []}', "format 'other'"),
-                        ('{"Events": [], "ReplayChildren": "c1"}', "ReplayChildren")):
+                        ('{"Events": [], "ReplayChildren": "c1"}', "ReplayChildren"),
+                        ("[" * 100_000 + "]" * 100_000, "nested too deeply")):
         bad.write_text(text)
         with pytest.raises(ConfigError, match=words):
             Recording.load(bad)
