@@ -34,6 +34,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Run ``replay``."""
     from durable_ext.cli import EXIT_FAILED, EXIT_OK, UsageError, _handler_output_to_stderr
     from durable_ext.cli import _print_json as print_json
+    from durable_ext.cli import _printable as printable
     from durable_ext.runtime.handlers import function_name_for, load_handler
     from durable_ext.testing.replayer import ReplayResult, replay_many
 
@@ -45,8 +46,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     status = None if args.status == "any" else args.status
 
     def show(result: ReplayResult) -> None:
+        # names and payload text come from the recording: escaped, never obeyed
         if not args.json:
-            print(result.report(), flush=True)
+            print("\n".join(printable(line) for line in result.report().splitlines()),
+                  flush=True)
 
     plane = _plane(args) if (args.all or not all(_is_file(e) for e in args.executions)) \
         else None

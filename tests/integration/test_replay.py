@@ -415,3 +415,27 @@ def test_export_and_replay_commands(project: Path, tmp_path: Path) -> None:
 
     usage = cli("replay", "--handler", "replay_app:v1")
     assert usage.returncode == 2 and "--all" in usage.stderr
+
+
+def test_the_command_escapes_what_a_history_file_says(project: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_durable_execution_sdk_python.identifier import OperationIdNamespace
+
+    from durable_ext.cli import main
+
+    first = OperationIdNamespace().create_id_for_step(1)
+    history = {"Events": [
+        {"EventType": "ExecutionStarted", "EventTimestamp": "2026-01-01T00:00:00+00:00",
+         "Id": "e1", "ExecutionStartedDetails": {"Input": {"Payload": '{"n": 1}'}}},
+        {"EventType": "StepStarted", "EventTimestamp": "2026-01-01T00:00:00+00:00",
+         "Id": first, "Name": "\x1b[2J\x1b[31mwiped", "SubType": "Step"},
+    ]}
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(history))
+    monkeypatch.chdir(project)
+    code = main(["replay", str(path), "--handler", f"{project / 'replay_app.py'}:v1"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "\x1b" not in out
+    assert "\\x1b[2J" in out  # shown escaped
