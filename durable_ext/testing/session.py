@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from types import FrameType
@@ -128,8 +129,8 @@ class TestSession:
         return step_body
 
     def _note_serdes(self, identifier: OperationIdentifier, frame: FrameType | None) -> None:
-        # The SDK's executor that is about to run the function holds its config.
-        executor = frame.f_locals.get("self") if frame is not None else None
+        # The SDK's executor about to run the function holds the operation's config.
+        executor = _executor_of(identifier, frame)
         serdes = getattr(getattr(executor, "config", None), "serdes", None)
         arn = getattr(getattr(executor, "state", None), "durable_execution_arn", None)
         if serdes is not None and arn:
@@ -164,13 +165,24 @@ class TestSession:
 
 
 def _caller_frame() -> FrameType | None:
-    import sys
-
-    # 0: here, 1: user_function, 2: the seam, 3: the SDK code calling wrap_user_function
+    # 0: here, 1: user_function, 2: the seam; the SDK's code is further out
     try:
         return sys._getframe(3)
     except ValueError:
         return None
+
+
+def _executor_of(identifier: OperationIdentifier, frame: FrameType | None) -> Any:
+    """Return the SDK object running ``identifier`` (its ``operation_identifier``), if near."""
+    f = frame
+    for _ in range(4):
+        if f is None:
+            return None
+        candidate = f.f_locals.get("self")
+        if getattr(candidate, "operation_identifier", None) is identifier:
+            return candidate
+        f = f.f_back
+    return None
 
 
 class _SessionClient:
