@@ -235,3 +235,32 @@ def test_a_divergence_inside_a_map_names_its_path_and_line() -> None:
     assert d.location is not None and d.location.function == "<lambda>"
     assert 'name=f"item{i}"' in d.location.code
     assert Path(d.location.file).name == "test_replay_recording.py"
+
+
+SUBMITTED: list[str] = []
+
+
+@durable_execution
+def approval_flow(event: Any, ctx: Any) -> Any:
+    def submit(callback_id: str, _ctx: Any) -> None:
+        SUBMITTED.append(callback_id)  # tells the outside world: a side effect
+
+    return ctx.wait_for_callback(submit, name="approval")
+
+
+def test_an_unrecorded_submitter_never_runs() -> None:
+    """Recorded between the callback's START and the submitter's: replay must stop there."""
+    SUBMITTED.clear()
+    ctx_id = OperationIdNamespace().create_id_for_step(1)
+    cb_id = OperationIdNamespace(prefix=ctx_id).create_id_for_step(1)
+    events = [
+        started(),
+        ev("ContextStarted", ctx_id, Name="approval", SubType="WaitForCallback"),
+        ev("CallbackStarted", cb_id, Name="approval create callback id", SubType="Callback",
+           ParentId=ctx_id, CallbackStartedDetails={"CallbackId": "cb-1"}),
+    ]
+    result = replay(events, approval_flow, check=False)
+    assert SUBMITTED == []
+    assert result.ok and result.status == "PENDING", result.report()
+    assert "Step 'approval submitter' is beyond the recording" in result.stopped_at[0]
+    assert "test_replay_recording.py" in result.stopped_at[0]  # the wait_for_callback line
