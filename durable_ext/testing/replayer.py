@@ -535,6 +535,9 @@ def load_recording(source: Any, plane: Any = None) -> Recording:
     """
     if isinstance(source, Recording):
         return source
+    if isinstance(source, str) and plane is None and source.startswith("arn:"):
+        raise ConfigError(f"{source} is an execution ARN: pass plane= (a control plane, "
+                          "open_control_plane(url)) to read it from")
     if isinstance(source, Path) or (isinstance(source, str) and plane is None):
         return Recording.load(source)
     if isinstance(source, Mapping) and "Events" in source:

@@ -154,6 +154,8 @@ def test_only_decorated_handlers_are_replayed() -> None:
         replay([started()], lambda event, ctx: None)
     with pytest.raises(ConfigError, match="cannot replay int"):
         replay(7, one_step)
+    with pytest.raises(ConfigError, match="is an execution ARN: pass plane="):
+        replay(ARN, one_step)
 
 
 def test_seams_install_once_and_keep_the_sdk_methods() -> None:
