@@ -46,6 +46,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "durable_ext.http.cli",
     "backend": "durable_ext.backends.cli",
     "s3": "durable_ext.serializers.s3_cli",
+    "replay": "durable_ext.testing.replay_cli",
 }
 """Subcommand name -> module exposing ``register(subparsers)`` (imported lazily)."""
 
@@ -380,6 +381,22 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Run ``executions export ARN|NAME``: its history as a JSON file ``replay`` reads."""
+    from durable_ext.testing.recording import Recording
+
+    with _runtime(args) as rt:
+        recording = Recording.from_execution(rt, _find_arn(rt, args.execution))
+    text = json.dumps(recording.to_json(), indent=1) + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(recording.events)} events of {recording.arn} to {args.output}",
+              file=sys.stderr)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- callback / stop
 
 
@@ -483,6 +500,13 @@ def register(subparsers: Any) -> None:
         p.add_argument("execution", metavar="ARN|NAME")
         _common(p)
         p.set_defaults(func=func)
+    p = exs.add_parser("export", help="write the history as a JSON file (for replay)")
+    p.add_argument("execution", metavar="ARN|NAME")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="file to write (default: stdout)")
+    p.add_argument("--backend", default=None,
+                   help="store URL (default: $DURABLE_EXT_BACKEND or file://.durable)")
+    p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser("callback", help="complete or heartbeat a callback")
     p.add_argument("action", choices=["succeed", "fail", "heartbeat"])
