@@ -123,7 +123,7 @@ def test_non_string_input_is_refused():
 )
 def test_malformed_sdk_envelopes_are_serdes_errors(envelope):
     for p in PIPELINES.values():
-        with pytest.raises(SerDesError, match="op-bad.*malformed SDK JSON envelope"):
+        with pytest.raises(SerDesError, match=r"op-bad.*malformed SDK JSON envelope"):
             p.deserialize(envelope, CTX)
 
 

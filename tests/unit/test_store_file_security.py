@@ -311,7 +311,7 @@ def test_processes_racing_for_the_secret_get_the_same_bytes(tmp_path: Path) -> N
 def test_store_directories_writable_by_others_are_refused(tmp_path: Path, where: str) -> None:
     FileStore(tmp_path / "s").close()
     (tmp_path / "s" / where).chmod(0o777 if where else 0o775)
-    with pytest.raises(StoreError, match="writable by other users.*chmod go-w"):
+    with pytest.raises(StoreError, match=r"writable by other users.*chmod go-w"):
         FileStore(tmp_path / "s")
 
 
