@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from durable_ext.backends.store import ExecutionStatus
+from durable_ext.serializers.decode_cli import add_decoder_options, decoder_from_args
 
 if TYPE_CHECKING:
     from durable_ext.runtime.control import ControlPlane
+    from durable_ext.serializers.readable import Decoder
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "EXIT_WAITING", "SUBCOMMANDS", "main"]
 
@@ -47,6 +49,7 @@ SUBCOMMANDS: dict[str, str] = {
     "backend": "durable_ext.backends.cli",
     "s3": "durable_ext.serializers.s3_cli",
     "replay": "durable_ext.testing.replay_cli",
+    "decode": "durable_ext.serializers.decode_cli",
 }
 """Subcommand name -> module exposing ``register(subparsers)`` (imported lazily)."""
 
@@ -204,28 +207,44 @@ def _find_arn(rt: ControlPlane, ref: str) -> str:
 # ---------------------------------------------------------------- run
 
 
-def _operations_table(rt: ControlPlane, arn: str) -> Any:
+def _operations_table(rt: ControlPlane, arn: str, *, last: int | None = 25,
+                      decoder: Decoder | None = None) -> Any:
+    """Return the history as a table: the ``last`` events (all: None), payloads decoded."""
     from rich.table import Table
 
+    history = rt.history(arn)
+    if decoder is not None:
+        history = decoder.history(history, execution_arn=arn)
     table = Table(title=arn.rsplit("/", 2)[-2], expand=False)
     for col in ("#", "event", "operation", "detail"):
         table.add_column(col)
-    for ev in rt.history(arn)["Events"][-25:]:
-        detail = ""
-        for key, value in ev.items():
-            if key.endswith("Details") and isinstance(value, dict):
-                if "CallbackId" in value:
-                    detail = f"callback id {value['CallbackId']}"
-                elif "Result" in value and isinstance(value["Result"], dict):
-                    detail = str(value["Result"].get("Payload"))[:60]
-                elif "Error" in value and isinstance(value["Error"], dict):
-                    payload = value["Error"].get("Payload") or {}
-                    detail = f"{payload.get('ErrorType')}: {payload.get('ErrorMessage')}"[:60]
-                elif "Duration" in value:
-                    detail = f"{value['Duration']} s"
+    events = history["Events"] if last is None else history["Events"][-last:]
+    for ev in events:
         table.add_row(str(ev["EventId"]), ev["EventType"], _cell(ev.get("Name") or ""),
-                      _cell(detail))
+                      _cell(_event_detail(ev)))
     return table
+
+
+def _event_detail(ev: dict[str, Any]) -> str:
+    for key, value in ev.items():
+        if not (key.endswith("Details") and isinstance(value, dict)):
+            continue
+        if "CallbackId" in value:
+            return f"callback id {value['CallbackId']}"
+        if isinstance(value.get("Result"), dict):
+            result = value["Result"]
+            decoded = result.get("Decoded")
+            if isinstance(decoded, dict) and "Value" in decoded:
+                return json.dumps(decoded["Value"], ensure_ascii=False)[:60]
+            if isinstance(decoded, dict):
+                return f"({decoded['Undecoded'].get('Encoding')}, not decoded)"
+            return str(result.get("Payload"))[:60]
+        if isinstance(value.get("Error"), dict):
+            payload = value["Error"].get("Payload") or {}
+            return f"{payload.get('ErrorType')}: {payload.get('ErrorMessage')}"[:60]
+        if "Duration" in value:
+            return f"{value['Duration']} s"
+    return ""
 
 
 def _drive(rt: ControlPlane, arn: str, timeout: float, live: bool) -> None:
@@ -253,7 +272,8 @@ def _drive(rt: ControlPlane, arn: str, timeout: float, live: bool) -> None:
         raise errors[0]
 
 
-def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "") -> int:
+def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "",
+            decoder: Decoder | None = None) -> int:
     desc = rt.describe(arn)
     status = desc["Status"]
     if as_json:
@@ -269,7 +289,11 @@ def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "") -> int:
     print(f"execution {_printable(desc['DurableExecutionName'])}: {status}")
     print(f"arn: {arn}")
     if desc.get("Result") is not None:
-        print(f"result: {_printable(desc['Result'])}")
+        shown = desc["Result"]
+        view = decoder.payload(shown, execution_arn=arn) if decoder is not None else None
+        if view is not None and "Value" in view:
+            shown = json.dumps(view["Value"], ensure_ascii=False)
+        print(f"result: {_printable(shown)}")
     if desc.get("Error"):
         print(f"error: {json.dumps(desc['Error'])}")
     for name, cb_id in _open_callbacks(rt, arn):
@@ -354,28 +378,33 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Run ``executions show ARN|NAME``."""
+    decoder = decoder_from_args(args)
     with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
         if args.json:
-            _print_json(rt.describe(arn))
-            return exit_code(rt.describe(arn)["Status"])
-        return _report(rt, arn, False)
+            desc = rt.describe(arn)
+            if decoder is not None:
+                desc["DecodedResult"] = decoder.payload(desc.get("Result"), execution_arn=arn)
+            _print_json(desc)
+            return exit_code(desc["Status"])
+        return _report(rt, arn, False, decoder=decoder)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Run ``executions history ARN|NAME``."""
     with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
+        decoder = decoder_from_args(args)
         hist = rt.history(arn, include_execution_data=True)
+        if decoder is not None:
+            hist = decoder.history(hist, execution_arn=arn)
         if args.json:
             _print_json(hist)
             return EXIT_OK
         console = _console()
         if console is not None:
-            table = _operations_table(rt, arn) if len(hist["Events"]) <= 25 else None
-            if table is not None:
-                console.print(table)
-                return EXIT_OK
+            console.print(_operations_table(rt, arn, last=None, decoder=decoder))
+            return EXIT_OK
         for ev in hist["Events"]:
             print(f"{ev['EventId']:>4}  {ev['EventType']:<24} {_printable(ev.get('Name') or '')}")
     return EXIT_OK
@@ -499,6 +528,7 @@ def register(subparsers: Any) -> None:
         p = exs.add_parser(name, help=text)
         p.add_argument("execution", metavar="ARN|NAME")
         _common(p)
+        add_decoder_options(p)
         p.set_defaults(func=func)
     p = exs.add_parser("export", help="write the history as a JSON file (for replay)")
     p.add_argument("execution", metavar="ARN|NAME")

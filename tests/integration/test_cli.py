@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from aws_durable_execution_sdk_python import DurableContext, durable_execution
 from aws_durable_execution_sdk_python.config import Duration
 
+import durable_ext
 from durable_ext.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WAITING, SUBCOMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -395,3 +397,51 @@ def test_reading_commands_do_not_create_a_store(
         assert main(argv) == EXIT_USAGE
         assert "there is no store at .durable" in capsys.readouterr().err
     assert not (tmp_path / ".durable").exists()
+
+
+@dataclasses.dataclass
+class Parcel:
+    sku: str
+    grams: int
+
+
+@durable_execution
+@durable_ext.default_serdes("msgpack+zstd", types=[Parcel])
+def parcels(event: Any, ctx: DurableContext) -> Any:
+    ctx.step(lambda _: [Parcel("a", 5), Parcel("b", 7)], name="pack")
+    return {"count": 2}
+
+
+def test_history_and_show_decode_payloads_with_serdes(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    main(["run", "test_cli:parcels", "--name", "p-1", "--backend", backend, "--virtual-time"])
+    capsys.readouterr()
+    code, hist = run_json(capsys, "executions", "history", "p-1", "--backend", backend,
+                          "--json", "--serdes", "msgpack")
+    assert code == EXIT_OK
+    [step] = [e for e in hist["Events"] if e["EventType"] == "StepSucceeded"]
+    assert step["StepSucceededDetails"]["Result"]["Decoded"]["Value"] == [
+        {"$type": "Parcel", "sku": "a", "grams": 5}, {"$type": "Parcel", "sku": "b", "grams": 7}]
+    assert main(["executions", "history", "p-1", "--backend", backend,
+                 "--types", "test_cli:PARCEL_TYPES"]) == EXIT_OK
+    assert '"sku": "a"' in capsys.readouterr().out
+    code, desc = run_json(capsys, "executions", "show", "p-1", "--backend", backend, "--json",
+                          "--serdes", "msgpack")
+    assert desc["DecodedResult"]["Value"] == {"count": 2}
+
+
+PARCEL_TYPES = [Parcel]
+
+
+def test_decode_reads_a_payload_from_an_argument_or_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = durable_ext.serdes("msgpack").serialize({"ids": (1, 2)}, None)
+    assert main(["decode", text]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["Value"] == {"ids": [1, 2]}
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("wQFrAQAAAA\n"))
+    assert main(["decode"]) == EXIT_FAILED  # a kms frame it has no key for
+    assert "Undecoded" in json.loads(capsys.readouterr().out)
