@@ -50,6 +50,7 @@ SUBCOMMANDS: dict[str, str] = {
     "s3": "durable_ext.serializers.s3_cli",
     "replay": "durable_ext.testing.replay_cli",
     "decode": "durable_ext.serializers.decode_cli",
+    "cost": "durable_ext.cost",
 }
 """Subcommand name -> module exposing ``register(subparsers)`` (imported lazily)."""
 

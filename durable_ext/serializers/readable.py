@@ -94,21 +94,28 @@ class Decoder:
     def __repr__(self) -> str:
         return f"Decoder({self.serdes!r})"
 
+    def value(self, text: str, *, operation_id: str | None = None,
+              execution_arn: str = "") -> Any:
+        """Return the Python value of one payload (outside text as it is).
+
+        Raises:
+            SerDesError: the payload cannot be decoded (no key, tampered, ...).
+
+        """
+        if not is_framed(text) and load_json(text, "payload") is NOT_JSON:
+            return text  # outside text, such as a callback result
+        return self.serdes.deserialize(text, SerDesContext(operation_id or "", execution_arn))
+
     def payload(self, text: str | None, *, operation_id: str | None = None,
                 execution_arn: str = "") -> dict[str, Any] | None:
         """Return the view of one payload (``None`` for no payload)."""
         if text is None:
             return None
-        ctx = SerDesContext(operation_id or "", execution_arn)
-        encoding = encoding_of(text)
         try:
-            if not is_framed(text) and load_json(text, "payload") is NOT_JSON:
-                value: Any = text  # outside text, such as a callback result
-                encoding = "text"
-            else:
-                value = self.serdes.deserialize(text, ctx)
+            value = self.value(text, operation_id=operation_id, execution_arn=execution_arn)
         except SerDesError as exc:
             return {"Undecoded": {**describe(text), "Reason": str(exc)}}
+        encoding = "text" if value is text and not is_framed(text) else encoding_of(text)
         return {"Value": readable(value), "Encoding": encoding, "Chars": len(text)}
 
     def history(self, history: Mapping[str, Any], *,
