@@ -36,6 +36,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_WAITING = 3
+#: the most pages ``executions list --all`` reads
+_MAX_PAGES = 10_000
 
 SUBCOMMANDS: dict[str, str] = {
     "run": "durable_ext.cli",
@@ -273,19 +275,42 @@ def _drive(rt: ControlPlane, arn: str, timeout: float, live: bool) -> None:
         raise errors[0]
 
 
+def _execution_json(rt: ControlPlane, desc: dict[str, Any],
+                    decoder: Decoder | None) -> dict[str, Any]:
+    """Return the one JSON shape of an execution, for every command's ``--json``.
+
+    ``Result`` is the result parsed when it is JSON (the payload string otherwise);
+    ``WaitingCallbacks`` lists ``[name, id]`` of callbacks a running execution waits for;
+    ``DecodedResult`` is there when a decoder is given.
+    """
+    arn = desc["DurableExecutionArn"]
+    raw = desc.get("Result")
+    result: Any = raw
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            result = json.loads(raw)
+    out = {
+        "DurableExecutionArn": arn,
+        "DurableExecutionName": desc.get("DurableExecutionName"),
+        "FunctionArn": desc.get("FunctionArn"),
+        "Status": desc["Status"],
+        "StartTimestamp": desc.get("StartTimestamp"),
+        "EndTimestamp": desc.get("EndTimestamp"),
+        "Result": result,
+        "Error": desc.get("Error"),
+        "WaitingCallbacks": _open_callbacks(rt, arn) if desc["Status"] == "RUNNING" else [],
+    }
+    if decoder is not None:
+        out["DecodedResult"] = decoder.payload(raw, execution_arn=arn)
+    return out
+
+
 def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "",
             decoder: Decoder | None = None) -> int:
     desc = rt.describe(arn)
     status = desc["Status"]
     if as_json:
-        out = {
-            "DurableExecutionArn": arn,
-            "Status": status,
-            "Result": json.loads(desc["Result"]) if desc.get("Result") else None,
-            "Error": desc.get("Error"),
-            "WaitingCallbacks": _open_callbacks(rt, arn),
-        }
-        _print_json(out)
+        _print_json(_execution_json(rt, desc, decoder))
         return exit_code(status)
     print(f"execution {_printable(desc['DurableExecutionName'])}: {status}")
     print(f"arn: {arn}")
@@ -297,9 +322,14 @@ def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "",
         print(f"result: {_printable(shown)}")
     if desc.get("Error"):
         print(f"error: {json.dumps(desc['Error'])}")
-    for name, cb_id in _open_callbacks(rt, arn):
+    waiting = _open_callbacks(rt, arn) if status == "RUNNING" else []
+    names = [n for n, _ in waiting]
+    for name, cb_id in waiting:
+        # By name when that finds it: a callback id is some 300 characters.
+        ref = (f"{desc['DurableExecutionName']} {name}" if name and names.count(name) == 1
+               else cb_id)
         print(f"waiting for callback {_printable(name or '')}: "
-              f"durable-ext callback succeed {cb_id} '<json>'")
+              f"durable-ext callback succeed {_printable(ref)} '<json>'")
     if status == "RUNNING" and hint:
         print(hint)
     return exit_code(status)
@@ -347,9 +377,16 @@ def cmd_list(args: argparse.Namespace) -> int:
                   "(`durable-ext run` makes one)", file=sys.stderr)
         return EXIT_OK
     with _runtime(args) as rt:
-        page = rt.list_executions(
-            function_name=args.function, status=args.status, max_items=args.max_items
-        )
+        page = rt.list_executions(function_name=args.function, status=args.status,
+                                  max_items=args.max_items, marker=args.marker)
+        # --all follows the markers to the end, a bounded number of pages at a time
+        for _ in range(_MAX_PAGES if args.all else 0):
+            if not page.get("NextMarker"):
+                break
+            more = rt.list_executions(function_name=args.function, status=args.status,
+                                      max_items=args.max_items, marker=page["NextMarker"])
+            page = {**more, "DurableExecutions": page["DurableExecutions"]
+                    + more["DurableExecutions"]}
     if args.json:
         _print_json(page)
         return EXIT_OK
@@ -359,8 +396,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         from rich.table import Table
 
         table = Table()
-        for col in ("name", "function", "status", "started", "arn"):
+        for col in ("name", "function", "status", "started"):
             table.add_column(col)
+        table.add_column("arn", overflow="fold")  # folded, never cut: it is for copying
         for it in rows:
             table.add_row(
                 _cell(it["DurableExecutionName"]),
@@ -374,6 +412,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for it in rows:
             print(f"{_printable(it['DurableExecutionName'])}\t{it['Status']}\t"
                   f"{_printable(it['DurableExecutionArn'])}")
+    if page.get("NextMarker"):
+        print(f"more: --marker {page['NextMarker']} (or --all)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -382,13 +422,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     decoder = decoder_from_args(args)
     with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
-        if args.json:
-            desc = rt.describe(arn)
-            if decoder is not None:
-                desc["DecodedResult"] = decoder.payload(desc.get("Result"), execution_arn=arn)
-            _print_json(desc)
-            return exit_code(desc["Status"])
-        return _report(rt, arn, False, decoder=decoder)
+        return _report(rt, arn, args.json, decoder=decoder)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -430,13 +464,53 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- callback / stop
 
 
+def _is_callback_id(ref: str) -> bool:
+    # Execution names are at most 64 characters and ARNs start with arn:; callback ids
+    # (ours and Lambda's) are long opaque tokens.
+    return len(ref) > 64 and not ref.startswith("arn:")
+
+
+def _split_callback_args(args: argparse.Namespace) -> str | None:
+    """Set ``args.payload`` from ``ID [PAYLOAD]`` or ``EXECUTION NAME [PAYLOAD]``; the NAME."""
+    if _is_callback_id(args.ref):
+        if len(args.rest) > 1:
+            raise UsageError("after a callback id give at most the PAYLOAD")
+        args.payload = args.rest[0] if args.rest else None
+        return None
+    if not args.rest:
+        raise UsageError(f"{args.ref!r} is an execution: give the callback's NAME after it "
+                         "(or the callback id instead)")
+    if len(args.rest) > 2:
+        raise UsageError("expected EXECUTION NAME [PAYLOAD]")
+    args.payload = args.rest[1] if len(args.rest) > 1 else None
+    return str(args.rest[0])
+
+
+def _resolve_callback(rt: ControlPlane, args: argparse.Namespace,
+                      name: str | None) -> tuple[str, str | None]:
+    """Return the callback id and, when known, its execution."""
+    if name is None:
+        return args.ref, None
+    arn = _find_arn(rt, args.ref)
+    waiting = _open_callbacks(rt, arn)
+    ids = [cb_id for cb_name, cb_id in waiting if cb_name == name]
+    if len(ids) != 1:
+        names = sorted({n or "(unnamed)" for n, _ in waiting}) or ["none"]
+        why = "no callback" if not ids else f"{len(ids)} callbacks"
+        raise UsageError(f"{why} named {name!r} waiting in {args.ref}; waiting: "
+                         f"{', '.join(names)}" + ("; give the callback id" if ids else ""))
+    return ids[0], arn
+
+
 def cmd_callback(args: argparse.Namespace) -> int:
-    """Run ``callback succeed|fail|heartbeat ID [PAYLOAD]``, then run the execution on."""
+    """Run ``callback succeed|fail|heartbeat ID|EXECUTION NAME [PAYLOAD]``, then run it on."""
+    name = _split_callback_args(args)
     payload = _callback_payload(args)
     with _runtime(args, existing=True) as rt:
+        callback_id, arn = _resolve_callback(rt, args, name)
         if args.action == "succeed":
             # Sent as given: the handler gets exactly this text, as from any other sender.
-            rt.send_callback_success(args.callback_id, payload)
+            rt.send_callback_success(callback_id, payload)
         elif args.action == "fail":
             error: dict[str, Any] = {"ErrorMessage": "failed from the command line"}
             if payload:
@@ -445,13 +519,17 @@ def cmd_callback(args: argparse.Namespace) -> int:
                 except ValueError:
                     parsed = payload
                 error = parsed if isinstance(parsed, dict) else {"ErrorMessage": str(parsed)}
-            rt.send_callback_failure(args.callback_id, error)
+            rt.send_callback_failure(callback_id, error)
         else:
-            rt.send_callback_heartbeat(args.callback_id)
+            rt.send_callback_heartbeat(callback_id)
             return EXIT_OK
         # Lambda's callback ids are opaque (and Lambda runs the execution on by itself).
-        arn = rt.execution_of_callback(args.callback_id)
+        arn = arn or rt.execution_of_callback(callback_id)
         if arn is None:
+            if args.json:
+                _print_json({"CallbackId": callback_id, "Sent": args.action})
+            else:
+                print(f"callback {args.action} sent; the service runs the execution on")
             return EXIT_OK
         if not args.no_run:
             with _handler_output_to_stderr(args):
@@ -519,7 +597,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--status", default=None, choices=[s.value for s in ExecutionStatus]
     )
-    p.add_argument("--max-items", type=int, default=50)
+    p.add_argument("--max-items", type=int, default=50, help="executions per page")
+    p.add_argument("--marker", default=None,
+                   help="continue from a page's NextMarker (from --json output)")
+    p.add_argument("--all", action="store_true", help="every page, not only the first")
     _common(p)
     p.set_defaults(func=cmd_list)
     for name, func, text in (
@@ -541,13 +622,15 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("callback", help="complete or heartbeat a callback")
     p.add_argument("action", choices=["succeed", "fail", "heartbeat"])
-    p.add_argument("callback_id", metavar="ID")
+    p.add_argument("ref", metavar="ID|EXECUTION",
+                   help="a callback id, or the execution (name or ARN) followed by the "
+                        "callback's name")
     p.add_argument(
-        "payload",
-        nargs="?",
-        default=None,
-        help="succeed: the result, sent as given (text or JSON); fail: ErrorObject JSON or "
-        "a message",
+        "rest",
+        nargs="*",
+        metavar="[NAME] [PAYLOAD]",
+        help="NAME: the callback's name, after an execution; PAYLOAD: succeed: the result, "
+        "sent as given (text or JSON); fail: ErrorObject JSON or a message",
     )
     p.add_argument("--json-payload", default=None, metavar="JSON",
                    help="the payload, checked to be JSON first")

@@ -296,16 +296,19 @@ def test_callback_payloads_are_sent_as_given_and_json_stdout_is_only_json(
     assert "handler got successful" in captured.err
 
 
+FAKE_ID = "A" * 100  # shaped like a callback id: longer than any execution name
+
+
 def test_callback_payload_options_say_what_is_wrong(
     capsys: pytest.CaptureFixture[str], backend: str, tmp_path: Path
 ) -> None:
-    code = main(["callback", "succeed", "x", "--json-payload", "{nope", "--backend", backend])
+    code = main(["callback", "succeed", FAKE_ID, "--json-payload", "{nope", "--backend", backend])
     assert code == EXIT_USAGE
     assert "--json-payload is not valid JSON" in capsys.readouterr().err
-    code = main(["callback", "succeed", "x", "a", "--json-payload", "1", "--backend", backend])
+    code = main(["callback", "succeed", FAKE_ID, "a", "--json-payload", "1", "--backend", backend])
     assert code == EXIT_USAGE
     assert "give the payload once" in capsys.readouterr().err
-    code = main(["callback", "succeed", "x", "--payload-file", str(tmp_path / "none"),
+    code = main(["callback", "succeed", FAKE_ID, "--payload-file", str(tmp_path / "none"),
                  "--backend", backend])
     assert code == EXIT_USAGE
     assert "--payload-file" in capsys.readouterr().err
@@ -445,3 +448,52 @@ def test_decode_reads_a_payload_from_an_argument_or_stdin(
     monkeypatch.setattr(sys, "stdin", io.StringIO("wQFrAQAAAA\n"))
     assert main(["decode"]) == EXIT_FAILED  # a kms frame it has no key for
     assert "Undecoded" in json.loads(capsys.readouterr().out)
+
+
+@durable_execution
+def two_approvals(event: Any, ctx: DurableContext) -> Any:
+    first = ctx.create_callback(name="manager").result()
+    second = ctx.create_callback(name="finance").result()
+    return {"manager": first, "finance": second}
+
+
+def test_callbacks_by_execution_and_name_and_one_json_shape(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    code, run = run_json(capsys, "run", "test_cli:two_approvals", "--name", "a-1",
+                         "--backend", backend, "--json", "--virtual-time")
+    assert code == EXIT_WAITING and [n for n, _ in run["WaitingCallbacks"]] == ["manager"]
+    assert main(["executions", "show", "a-1", "--backend", backend]) == EXIT_WAITING
+    assert "durable-ext callback succeed a-1 manager '<json>'" in capsys.readouterr().out
+    code, out = run_json(capsys, "callback", "succeed", "a-1", "manager", "yes",
+                         "--backend", backend, "--json")
+    assert code == EXIT_WAITING and [n for n, _ in out["WaitingCallbacks"]] == ["finance"]
+    assert main(["callback", "succeed", "a-1", "nobody", "x", "--backend", backend]) \
+        == EXIT_USAGE
+    assert "waiting: finance" in capsys.readouterr().err
+    code, shown = run_json(capsys, "executions", "show", "a-1", "--backend", backend, "--json")
+    assert set(shown) == set(out) and shown["WaitingCallbacks"] == out["WaitingCallbacks"]
+    # a stopped execution advertises no callback to complete
+    code, stopped = run_json(capsys, "stop", "a-1", "--backend", backend, "--json")
+    assert stopped["Status"] == "STOPPED" and stopped["WaitingCallbacks"] == []
+    assert main(["executions", "show", "a-1", "--backend", backend]) == EXIT_FAILED
+    assert "callback succeed" not in capsys.readouterr().out
+
+
+def test_list_pages_with_marker_and_all(capsys: pytest.CaptureFixture[str],
+                                        backend: str) -> None:
+    for i in range(5):
+        main(["run", "test_cli:markup_names", "--name", f"l-{i}", "--backend", backend,
+              "--virtual-time"])
+    capsys.readouterr()
+    _, first = run_json(capsys, "executions", "list", "--max-items", "2", "--backend", backend,
+                        "--json")
+    assert len(first["DurableExecutions"]) == 2 and first["NextMarker"]
+    _, second = run_json(capsys, "executions", "list", "--max-items", "2", "--marker",
+                         first["NextMarker"], "--backend", backend, "--json")
+    names = {e["DurableExecutionName"] for e in first["DurableExecutions"]}
+    assert not names & {e["DurableExecutionName"] for e in second["DurableExecutions"]}
+    _, every = run_json(capsys, "executions", "list", "--max-items", "2", "--all",
+                        "--backend", backend, "--json")
+    assert sorted(e["DurableExecutionName"] for e in every["DurableExecutions"]) == [
+        f"l-{i}" for i in range(5)]
