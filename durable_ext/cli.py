@@ -15,6 +15,7 @@ import contextlib
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import sys
 import threading
@@ -587,6 +588,7 @@ def register(subparsers: Any) -> None:
                    help="function name to register it under (default: from the module name)")
     p.add_argument("--timeout", type=float, default=300.0, help="real seconds to run for")
     p.add_argument("--virtual-time", action="store_true", help="waits complete instantly")
+    _add_logging_options(p)
     _common(p)
     p.set_defaults(func=cmd_run)
 
@@ -642,6 +644,7 @@ def register(subparsers: Any) -> None:
         help="do not run the execution on after completing the callback",
     )
     p.add_argument("--timeout", type=float, default=300.0)
+    _add_logging_options(p)
     _common(p)
     p.set_defaults(func=cmd_callback)
 
@@ -690,6 +693,55 @@ def _find_spec_safe(name: str) -> bool:
         return False
 
 
+class _OneLineErrors(logging.Formatter):
+    """Log records with their exception folded onto the record's line (-v unfolds it).
+
+    A step that fails and is retried logs its traceback each time; a run of a flaky
+    workflow would be mostly tracebacks of expected retries.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not record.exc_info or record.exc_info[1] is None:
+            return super().format(record)
+        exc = record.exc_info[1]
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            line = super().format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+        return f"{line}: {type(exc).__name__}: {exc}"
+
+
+@contextlib.contextmanager
+def _logging(args: argparse.Namespace) -> Iterator[None]:
+    """Show the handlers' logs on stderr at ``--log-level``, for as long as the command runs."""
+    level = getattr(args, "log_level", None)
+    if level is None:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt) if args.verbose else _OneLineErrors(fmt))
+    root = logging.getLogger()
+    before = root.level
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(before)
+
+
+def _add_logging_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", default="warning",
+                   choices=["debug", "info", "warning", "error"],
+                   help="the handler's logs shown on stderr (default: warning)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="full tracebacks in logs (one line each otherwise)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``durable-ext``; returns the exit code."""
     from durable_ext.errors import (
@@ -708,7 +760,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     started = time.monotonic()
     try:
-        return func(args)
+        with _logging(args):
+            return func(args)
     except (UsageError, ConfigError, NotFoundError, InvalidParameterValueError,
             ExecutionAlreadyStartedError) as exc:
         # What the user asked for cannot be done as asked: fix the command.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from aws_durable_execution_sdk_python.config import Duration
 
 import durable_ext
 from durable_ext.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WAITING, SUBCOMMANDS, main
+from durable_ext.logging import replay_aware
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -497,3 +499,35 @@ def test_list_pages_with_marker_and_all(capsys: pytest.CaptureFixture[str],
                         "--backend", backend, "--json")
     assert sorted(e["DurableExecutionName"] for e in every["DurableExecutions"]) == [
         f"l-{i}" for i in range(5)]
+
+
+ATTEMPTS: dict[str, int] = {}
+
+
+def _declined_once(_: Any) -> str:
+    ATTEMPTS["pay"] = ATTEMPTS.get("pay", 0) + 1
+    if ATTEMPTS["pay"] == 1:
+        raise ValueError("card declined")
+    return "paid"
+
+
+@durable_execution
+@replay_aware
+def flaky_payment(event: Any, ctx: DurableContext) -> Any:
+    logging.getLogger("shop.payments").info("charging %s", event["order"])
+    return ctx.step(_declined_once, name="pay")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_retries_log_one_line_and_log_level_shows_the_handlers_logs(
+    capsys: pytest.CaptureFixture[str], backend: str, verbose: bool
+) -> None:
+    ATTEMPTS.clear()
+    argv = ["run", "test_cli:flaky_payment", "--name", f"f-{verbose}", "--input",
+            '{"order": "o-9"}', "--backend", backend, "--virtual-time", "--log-level", "info"]
+    assert main(argv + (["-v"] if verbose else [])) == EXIT_OK
+    err = capsys.readouterr().err
+    assert err.count("INFO shop.payments: charging o-9") == 1  # not again on the replay
+    failed = [line for line in err.splitlines() if "failed step" in line]
+    assert len(failed) == 1 and failed[0].endswith("ValueError: card declined") != verbose
+    assert ("Traceback (most recent call last)" in err) == verbose
