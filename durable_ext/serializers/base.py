@@ -18,7 +18,7 @@ from aws_durable_execution_sdk_python.serdes import SerDesContext
 
 __all__ = ["Codec", "Format", "Offload", "Role", "SerDesContext", "Stage", "VersionedFormat"]
 
-Role = Literal["format", "codec", "offload"]
+Role = Literal["format", "fields", "codec", "offload"]
 
 
 @runtime_checkable

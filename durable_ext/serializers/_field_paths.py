@@ -1,0 +1,308 @@
+"""Field paths: their grammar, the trie they compile to, and the one walk both directions share.
+
+Grammar (a comma-separated list of paths)::
+
+    path    := segment ( "." segment | "[" index "]" )*
+    segment := NAME | "*"            a mapping key or object field; "*" is every key
+    index   := DIGITS | "*"          a list or tuple position (or an int key); "*" is every one
+
+``customer.email``, ``cards[*].number``, ``accounts.*.iban``, ``[*].sku`` (every item of a
+top-level list). NAME is letters, digits, ``_``, ``-``, ``$``, ``@``, ``:`` and ``/``.
+
+A concrete path (what a selected field's position is) is a tuple of ``str`` and ``int``
+segments: mapping keys, object fields (by the key the format stores them under) and
+sequence positions. The encoder and the decoder run the same :func:`walk` over the same
+patterns, so both visit the selected fields in the same order: the order of a node's
+children when a wildcard is active there, else the order the patterns name them in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+from durable_ext.errors import ConfigError
+
+__all__ = [
+    "ANY_INDEX",
+    "ANY_KEY",
+    "MAX_SEGMENTS",
+    "Container",
+    "Path",
+    "Pattern",
+    "Trie",
+    "compile_patterns",
+    "format_path",
+    "format_pattern",
+    "pack_patterns",
+    "parse_paths",
+    "unpack_patterns",
+    "walk",
+]
+
+#: most segments in one path (deeper fields cannot be selected)
+MAX_SEGMENTS = 32
+
+
+class _Wild:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+ANY_KEY: Final = _Wild("*")
+ANY_INDEX: Final = _Wild("[*]")
+
+Segment = str | int | _Wild
+Pattern = tuple[Segment, ...]
+Path = tuple[str | int, ...]
+
+_NAME = re.compile(r"[A-Za-z0-9_\-$@:/]+")
+_INDEX = re.compile(r"\[(\*|\d{1,9})\]")
+
+
+def parse_paths(text: str | Iterable[str], where: str = "fields") -> tuple[Pattern, ...]:
+    """Parse ``"customer.email,cards[*].number"`` (or a list of such paths)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[Pattern] = []
+    for raw in items:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{where}: a path is a string, got {type(raw).__name__}")
+        p = raw.strip()
+        if not p:
+            raise ConfigError(f"{where}: empty path in {text!r}")
+        out.append(_parse_one(p, where))
+    if len(set(out)) != len(out):
+        raise ConfigError(f"{where}: a path is given twice in {text!r}")
+    return tuple(out)
+
+
+def _parse_one(p: str, where: str) -> Pattern:
+    segs: list[Segment] = []
+    pos = 0
+    expect_name = not p.startswith("[")
+    while pos < len(p):
+        if p[pos] == "[":
+            m = _INDEX.match(p, pos)
+            if m is None:
+                raise ConfigError(f"{where}: bad index at position {pos} of path {p!r} "
+                                  "(write [N] or [*])")
+            segs.append(ANY_INDEX if m.group(1) == "*" else int(m.group(1)))
+            pos = m.end()
+            expect_name = False
+            continue
+        if not expect_name:
+            if p[pos] != ".":
+                raise ConfigError(f"{where}: expected '.' or '[' at position {pos} of path {p!r}")
+            pos += 1
+        if p.startswith("*", pos) and (pos + 1 == len(p) or p[pos + 1] in ".["):
+            segs.append(ANY_KEY)
+            pos += 1
+        else:
+            m = _NAME.match(p, pos)
+            if m is None:
+                raise ConfigError(f"{where}: bad field name at position {pos} of path {p!r}")
+            segs.append(m.group())
+            pos = m.end()
+        expect_name = False
+    if not segs or len(segs) > MAX_SEGMENTS:
+        raise ConfigError(f"{where}: path {p!r} must have 1 to {MAX_SEGMENTS} segments")
+    return tuple(segs)
+
+
+def format_path(path: Sequence[str | int | _Wild]) -> str:
+    """Show a path as it is written: ``cards[3].number``."""
+    out: list[str] = []
+    for seg in path:
+        if isinstance(seg, int) or seg is ANY_INDEX:
+            out.append(f"[{seg}]")
+        else:
+            text = str(seg)
+            out.append(text if not out else f".{text}")
+    return "".join(out)
+
+
+format_pattern = format_path
+
+
+def pack_patterns(patterns: Sequence[Pattern]) -> list[list[Any]]:
+    """Return the stored form: ``str``/``int`` as is, ``*`` as nil, ``[*]`` as false."""
+    return [[None if s is ANY_KEY else False if s is ANY_INDEX else s for s in p]
+            for p in patterns]
+
+
+def unpack_patterns(data: Any, max_patterns: int) -> tuple[Pattern, ...]:
+    """Validate and read the stored form; ``ValueError`` says what is wrong."""
+    if not isinstance(data, list) or not 0 < len(data) <= max_patterns:
+        raise ValueError("bad pattern list")
+    out: list[Pattern] = []
+    for p in data:
+        if not isinstance(p, list) or not 0 < len(p) <= MAX_SEGMENTS:
+            raise ValueError("bad pattern")
+        segs: list[Segment] = []
+        for s in p:
+            if s is None:
+                segs.append(ANY_KEY)
+            elif s is False:
+                segs.append(ANY_INDEX)
+            elif type(s) is int or (type(s) is str and len(s) <= 1024):
+                segs.append(s)
+            else:
+                raise ValueError("bad pattern segment")
+        out.append(tuple(segs))
+    return tuple(out)
+
+
+class Trie:
+    """Patterns merged by prefix; ``end`` is set where a pattern ends."""
+
+    __slots__ = ("any_index", "any_key", "end", "lit")
+
+    def __init__(self) -> None:
+        self.lit: dict[str | int, Trie] = {}
+        self.any_key: Trie | None = None
+        self.any_index: Trie | None = None
+        self.end = False
+
+    def child(self, seg: Segment) -> Trie:
+        """Return (making it) the child for ``seg``."""
+        if seg is ANY_KEY:
+            if self.any_key is None:
+                self.any_key = Trie()
+            return self.any_key
+        if seg is ANY_INDEX:
+            if self.any_index is None:
+                self.any_index = Trie()
+            return self.any_index
+        assert isinstance(seg, str | int)
+        node = self.lit.get(seg)
+        if node is None:
+            node = self.lit[seg] = Trie()
+        return node
+
+
+def compile_patterns(patterns: Iterable[Pattern]) -> Trie:
+    """Merge ``patterns`` into one :class:`Trie`."""
+    root = Trie()
+    for p in patterns:
+        node = root
+        for seg in p:
+            node = node.child(seg)
+        node.end = True
+    return root
+
+
+#: what a walk sees of a node: ("map" | "seq" | "batch", its children, the stored key of
+#: each field name, how to rebuild the node from changed children) or None for a leaf
+Container = tuple[str, Any, Any, Callable[[Any], Any]]
+Leaf = Callable[[Any, Path], Any]
+
+
+def walk(node: Any, tries: list[Trie], path: Path, leaf: Leaf,
+         container: Callable[[Any], Container | None]) -> Any:
+    """Visit every node ``tries`` select below ``node``; return it, rebuilt where changed.
+
+    ``leaf(value, path)`` returns what takes a selected node's place; the walk never goes
+    below a selected node. ``container(node)`` says what the walk sees of a node.
+    """
+    for t in tries:
+        if t.end:
+            return leaf(node, path)
+    c = container(node)
+    if c is None:
+        return node
+    kind, items, keymap, rebuild = c
+    if kind == "batch":
+        rebuilt = _walk_batch(items, tries, path, leaf, container, rebuild)
+        return node if rebuilt is None else rebuilt
+    changed: Any = None
+    is_map = kind == "map"
+    for key, subs in _children(items, tries, is_map, keymap):
+        if is_map:
+            if key not in items:
+                continue
+            value = items[key]
+        else:
+            if not 0 <= key < len(items):
+                continue
+            value = items[key]
+        new = walk(value, subs, (*path, key), leaf, container)
+        if new is not value:
+            if changed is None:
+                changed = dict(items) if is_map else list(items)
+            changed[key] = new
+    return node if changed is None else rebuild(changed)
+
+
+def _children(items: Any, tries: list[Trie], is_map: bool,
+              keymap: Any) -> Iterable[tuple[Any, list[Trie]]]:
+    wild = any((t.any_key is not None and is_map) or (t.any_index is not None and not is_map)
+               for t in tries)
+    if not wild:
+        # Only literals: in the order the patterns name them (the same on both sides).
+        order: dict[Any, list[Trie]] = {}
+        for t in tries:
+            for seg, sub in t.lit.items():
+                key = _stored_key(seg, is_map, keymap)
+                if key is not None:
+                    order.setdefault(key, []).append(sub)
+        return order.items()
+    keys: Iterable[Any] = items if is_map else range(len(items))
+    return _wild_children(keys, tries, is_map, keymap)
+
+
+def _wild_children(keys: Iterable[Any], tries: list[Trie], is_map: bool,
+                   keymap: Any) -> Iterable[tuple[Any, list[Trie]]]:
+    lits: dict[Any, list[Trie]] = {}
+    for t in tries:
+        for seg, sub in t.lit.items():
+            key = _stored_key(seg, is_map, keymap)
+            if key is not None:
+                lits.setdefault(key, []).append(sub)
+    wilds = [w for t in tries for w in ((t.any_key,) if is_map else (t.any_index,))
+             if w is not None]
+    for key in keys:
+        if type(key) is not str and type(key) is not int:
+            continue  # only str and int keys can be named in a path
+        subs = lits.get(key)
+        yield key, (wilds + subs) if subs else wilds
+
+
+def _stored_key(seg: str | int, is_map: bool, keymap: Any) -> Any:
+    if is_map:
+        if keymap is not None and type(seg) is str:
+            return keymap.get(seg, seg)
+        return seg
+    if type(seg) is int:
+        return seg
+    # A field name on an object stored as a list (a NamedTuple): its position.
+    if keymap is not None:
+        return keymap.get(seg)
+    return None
+
+
+def _walk_batch(fields: Any, tries: list[Trie], path: Path, leaf: Leaf,
+                container: Callable[[Any], Container | None],
+                rebuild: Callable[[Any], Any]) -> Any:
+    # A map or parallel BatchResult: the patterns apply to each item's result.
+    items = fields.get("all") if isinstance(fields, dict) else None
+    if not isinstance(items, list):
+        return None
+    new_items: list[Any] | None = None
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or "result" not in item:
+            continue
+        value = item["result"]
+        new = walk(value, tries, (*path, "all", i, "result"), leaf, container)
+        if new is not value:
+            if new_items is None:
+                new_items = list(items)
+            new_items[i] = {**item, "result": new}
+    if new_items is None:
+        return None  # unchanged: the caller keeps the node
+    return rebuild({**fields, "all": new_items})
