@@ -141,8 +141,16 @@ class Deferred:
 class RawObject:
     """An object to pack from raw field data (some fields replaced), as the format packs it."""
 
-    __slots__ = ("fields", "pack")
+    __slots__ = ("fields", "keymap", "kind", "pack")
 
-    def __init__(self, fields: Any, pack: Callable[[Any], Any]) -> None:
+    def __init__(self, fields: Any, pack: Callable[[Any], Any], kind: str = "map",
+                 keymap: Mapping[str, Any] | None = None) -> None:
         self.fields = fields
         self.pack = pack
+        #: as in :class:`Deferred`, so a later walk sees the object as the first one did
+        self.kind = kind
+        self.keymap = keymap
+
+    def rebuilt(self, fields: Any) -> RawObject:
+        """Return the same object with other field data."""
+        return RawObject(fields, self.pack, self.kind, self.keymap)

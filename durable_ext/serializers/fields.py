@@ -64,6 +64,7 @@ from durable_ext.serializers._field_marks import (
     SEALED,
     Deferred,
     OpenFields,
+    RawObject,
     Redacted,
 )
 from durable_ext.serializers._field_paths import (
@@ -193,7 +194,6 @@ class FieldsStage:
         self.patterns: tuple[Pattern, ...] = parse_paths(paths, "fields paths") if paths else ()
         self.redact_patterns: tuple[Pattern, ...] = (
             parse_paths(redact, "fields redact") if redact else ())
-        _check_overlaps(self.patterns + self.redact_patterns)
         if predicate is not None and not callable(predicate):
             raise ConfigError("fields: predicate must be callable (path, value) -> mode")
         self.predicate = predicate
@@ -224,6 +224,8 @@ class FieldsStage:
         for part in (arg or "").split(";") if arg else ():
             key, sep, value = part.partition("=")
             key = key.strip()
+            if sep and not value.strip():
+                raise SpecError(f"fields: {key}= needs a value")
             if key not in ("kms", "localkey", "paths", "redact"):
                 raise SpecError(f"fields: unknown spec option {key!r}; known: kms=KEY, "
                                 "localkey[=ID], paths=..., redact=...")
@@ -527,24 +529,6 @@ def _aad(packed_patterns: bytes, paths: list[Path]) -> bytes:
             + _U32.pack(len(packed_paths)) + packed_paths)
 
 
-def _check_overlaps(patterns: tuple[Pattern, ...]) -> None:
-    # A field selected inside a selected field would be sealed twice: refuse it up front.
-    for a in patterns:
-        for b in patterns:
-            inside = all(_covers(x, y) for x, y in zip(a, b[: len(a)], strict=True))
-            if a is not b and len(a) < len(b) and inside:
-                raise ConfigError(f"fields: path {format_path(b)!r} lies inside "
-                                  f"{format_path(a)!r}; select one of them")
-
-
-def _covers(a: Any, b: Any) -> bool:
-    if a is ANY_KEY:
-        return b is ANY_KEY or type(b) is str or type(b) is int
-    if a is ANY_INDEX:
-        return b is ANY_INDEX or type(b) is int
-    return bool(a == b) or b is ANY_KEY or b is ANY_INDEX
-
-
 # -- containers: what the walk sees of a node -------------------------------------------
 
 
@@ -565,6 +549,8 @@ def _encode_container(fmt: Any) -> Callable[[Any], Container | None]:
             return "seq", node, None, tuple
         if t in _SCALARS:
             return None
+        if t is RawObject:
+            return node.kind, node.fields, node.keymap, node.rebuilt
         result: Container | None = object_data(node)
         return result
 
@@ -807,6 +793,9 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return {"$object": type(value).__qualname__, "fields": to_jsonable(dump(), depth + 1)}
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return {"$object": type(value).__qualname__, "fields": to_jsonable(to_dict(), depth + 1)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {"$object": type(value).__qualname__,
                 "fields": {f.name: to_jsonable(getattr(value, f.name), depth + 1)
@@ -814,8 +803,5 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
     if hasattr(value, "_asdict"):
         return {"$object": type(value).__qualname__,
                 "fields": to_jsonable(dict(value._asdict()), depth + 1)}
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        return {"$object": type(value).__qualname__, "fields": to_jsonable(to_dict(), depth + 1)}
     return repr(value)[:200]
 

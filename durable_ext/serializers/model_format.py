@@ -430,7 +430,8 @@ class ModelFormat(MsgpackFormat):
             finally:
                 local.depth -= 1
 
-        return "map", fields, _aliases(adapter.cls), lambda f: RawObject(f, pack)
+        keymap = _aliases(adapter.cls)
+        return "map", fields, keymap, lambda f: RawObject(f, pack, "map", keymap)
 
     def _unsupported(self, exc: _Unsupported, ctx: SerDesContext) -> NoReturn:
         t = exc.obj_type

@@ -395,7 +395,8 @@ class MsgpackFormat:
         t = type(obj)
         if t is BatchResult:
             return ("batch", obj.to_dict(), None,
-                    lambda f: RawObject(f, lambda d: _ext(EXT_BATCH_RESULT, self._pack(d))))
+                    lambda f: RawObject(f, lambda d: _ext(EXT_BATCH_RESULT, self._pack(d)),
+                                        "batch"))
         tag = self.types.tag_of(t)
         if tag is None or isinstance(obj, enum.Enum):
             return None
@@ -403,13 +404,11 @@ class MsgpackFormat:
         def pack(fields: Any) -> Any:
             return _ext(EXT_OBJECT, self._pack([tag, fields]))
 
-        def rebuild(fields: Any) -> Any:
-            return RawObject(fields, pack)
-
         if isinstance(obj, tuple):
-            return "seq", list(obj), {n: i for i, n in enumerate(t._fields)}, rebuild
+            keymap = {n: i for i, n in enumerate(t._fields)}
+            return "seq", list(obj), keymap, lambda f: RawObject(f, pack, "seq", keymap)
         names, _ = self._field_names(t)
-        return "map", {n: getattr(obj, n) for n in names}, None, rebuild
+        return "map", {n: getattr(obj, n) for n in names}, None, lambda f: RawObject(f, pack)
 
     def _field_names(self, cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
         known = self._fields.get(cls)
