@@ -161,9 +161,13 @@ def unpack_patterns(data: Any, max_patterns: int) -> tuple[Pattern, ...]:
 class Trie:
     """Patterns merged by prefix; ``end`` is set where a pattern ends."""
 
-    __slots__ = ("any_index", "any_key", "end", "lit")
+    __slots__ = ("any_index", "any_key", "end", "leafy", "lit", "plans")
 
     def __init__(self) -> None:
+        self.plans: dict[bool, _Plan] = {}
+        #: set by compile_patterns where every child is a literal that ends a pattern and
+        #: nothing ends here: the keys a dict node is selected at
+        self.leafy: tuple[Any, ...] | None = None
         self.lit: dict[str | int, Trie] = {}
         self.any_key: Trie | None = None
         self.any_index: Trie | None = None
@@ -194,83 +198,155 @@ def compile_patterns(patterns: Iterable[Pattern]) -> Trie:
         for seg in p:
             node = node.child(seg)
         node.end = True
+    _mark_leafy(root)
     return root
+
+
+def _mark_leafy(node: Trie) -> None:
+    subs = list(node.lit.values())
+    if (node.lit and not node.end and node.any_key is None and node.any_index is None
+            and all(s.end for s in subs)):
+        node.leafy = tuple(node.lit)
+    for s in subs:
+        _mark_leafy(s)
+    for w in (node.any_key, node.any_index):
+        if w is not None:
+            _mark_leafy(w)
 
 
 #: what a walk sees of a node: ("map" | "seq" | "batch", its children, the stored key of
 #: each field name, how to rebuild the node from changed children) or None for a leaf
 Container = tuple[str, Any, Any, Callable[[Any], Any]]
-Leaf = Callable[[Any, Path], Any]
+#: ``leaf(value, path, parent, key)``: what takes a selected node's place (``parent`` is the
+#: dict or list of children it was found in, ``None`` for the node a walk starts at)
+Leaf = Callable[[Any, Path, Any, Any], Any]
 
 
-def walk(node: Any, tries: list[Trie], path: Path, leaf: Leaf,
-         container: Callable[[Any], Container | None]) -> Any:
-    """Visit every node ``tries`` select below ``node``; return it, rebuilt where changed.
+class _Plan:
+    """Which children a set of trie nodes selects in a map or a sequence, worked out once."""
 
-    ``leaf(value, path)`` returns what takes a selected node's place; the walk never goes
-    below a selected node. ``container(node)`` says what the walk sees of a node.
-    """
-    for t in tries:
-        if t.end:
-            return leaf(node, path)
-    c = container(node)
-    if c is None:
-        return node
-    kind, items, keymap, rebuild = c
-    if kind == "batch":
-        rebuilt = _walk_batch(items, tries, path, leaf, container, rebuild)
-        return node if rebuilt is None else rebuilt
-    changed: Any = None
-    is_map = kind == "map"
-    for key, subs in _children(items, tries, is_map, keymap):
-        if is_map:
-            if key not in items:
-                continue
-            value = items[key]
-        else:
-            if not 0 <= key < len(items):
-                continue
-            value = items[key]
-        new = walk(value, subs, (*path, key), leaf, container)
-        if new is not value:
-            if changed is None:
-                changed = dict(items) if is_map else list(items)
-            changed[key] = new
-    return node if changed is None else rebuild(changed)
+    __slots__ = ("lits", "order", "wild", "wild_end")
 
-
-def _children(items: Any, tries: list[Trie], is_map: bool,
-              keymap: Any) -> Iterable[tuple[Any, list[Trie]]]:
-    wild = any((t.any_key is not None and is_map) or (t.any_index is not None and not is_map)
-               for t in tries)
-    if not wild:
-        # Only literals: in the order the patterns name them (the same on both sides).
-        order: dict[Any, list[Trie]] = {}
+    def __init__(self, tries: list[Trie], is_map: bool, keymap: Any) -> None:
+        lits: dict[Any, list[Trie]] = {}
         for t in tries:
             for seg, sub in t.lit.items():
                 key = _stored_key(seg, is_map, keymap)
                 if key is not None:
-                    order.setdefault(key, []).append(sub)
-        return order.items()
-    keys: Iterable[Any] = items if is_map else range(len(items))
-    return _wild_children(keys, tries, is_map, keymap)
+                    lits.setdefault(key, []).append(sub)
+        wild = [w for t in tries for w in ((t.any_key,) if is_map else (t.any_index,))
+                if w is not None]
+        self.wild: list[Trie] | None = wild or None
+        self.wild_end = any(w.end for w in wild)
+        #: with wildcards: literal key -> wildcard nodes and its own; without: the literal
+        #: children in the order the patterns name them (the same on both sides)
+        self.lits = {k: (wild + subs, any(x.end for x in subs) or self.wild_end)
+                     for k, subs in lits.items()}
+        self.order = [(k, subs, end) for k, (subs, end) in self.lits.items()]
 
 
-def _wild_children(keys: Iterable[Any], tries: list[Trie], is_map: bool,
-                   keymap: Any) -> Iterable[tuple[Any, list[Trie]]]:
-    lits: dict[Any, list[Trie]] = {}
+def _plan(tries: list[Trie], is_map: bool, keymap: Any) -> _Plan:
+    if len(tries) == 1 and keymap is None:
+        t = tries[0]
+        cache = t.plans
+        plan = cache.get(is_map)
+        if plan is None:
+            plan = cache[is_map] = _Plan(tries, is_map, None)
+        return plan
+    return _Plan(tries, is_map, keymap)
+
+
+def walk(node: Any, tries: list[Trie], path: Path, leaf: Leaf,
+         container: Callable[[Any], Container | None], inplace: bool = False) -> Any:
+    """Visit every node ``tries`` select below ``node``; return it, rebuilt where changed.
+
+    ``leaf`` returns what takes a selected node's place (see :data:`Leaf`); the walk never goes
+    below a selected node. ``container(node)`` says what the walk sees of a node. With
+    ``inplace`` (a freshly decoded value, every selected node replaced), lists and dicts
+    are changed where they are.
+    """
     for t in tries:
-        for seg, sub in t.lit.items():
-            key = _stored_key(seg, is_map, keymap)
-            if key is not None:
-                lits.setdefault(key, []).append(sub)
-    wilds = [w for t in tries for w in ((t.any_key,) if is_map else (t.any_index,))
-             if w is not None]
+        if t.end:
+            return leaf(node, path, None, None)
+    # Plain dicts and lists are most nodes: seen here without a call.
+    nt = type(node)
+    if nt is dict or nt is list:
+        items, keymap, rebuild = node, None, _same
+        is_map = nt is dict
+    else:
+        c = container(node)
+        if c is None:
+            return node
+        kind, items, keymap, rebuild = c
+        if kind == "batch":
+            rebuilt = _walk_batch(items, tries, path, leaf, container, rebuild, inplace)
+            return node if rebuilt is None else rebuilt
+        is_map = kind == "map"
+    if len(tries) == 1 and keymap is None:
+        plan = tries[0].plans.get(is_map) or _plan(tries, is_map, None)
+    else:
+        plan = _Plan(tries, is_map, keymap)
+    changed: Any = None
+    pairs = plan.order if plan.wild is None else _wild_pairs(items, is_map, plan)
+    size = len(items)
+    for key, subs, end in pairs:
+        if is_map:
+            if key not in items:
+                continue
+        elif type(key) is not int or not 0 <= key < size:
+            continue
+        value = items[key]
+        if end:
+            new = leaf(value, (*path, key), items, key)
+        elif type(value) is dict and len(subs) == 1 and subs[0].leafy is not None:
+            new = _leaf_map(value, subs[0].leafy, (*path, key), leaf, inplace)
+        else:
+            new = walk(value, subs, (*path, key), leaf, container, inplace)
+        # In place, every visited child counts as changed: a dict changed where it is
+        # stays the same object, yet an object or tuple holding it must be rebuilt.
+        if new is not value or inplace:
+            if changed is None:
+                if inplace and (type(items) is dict or type(items) is list):
+                    changed = items
+                else:
+                    changed = dict(items) if is_map else list(items)
+            changed[key] = new
+    return node if changed is None else rebuild(changed)
+
+
+def _same(changed: Any) -> Any:
+    return changed
+
+
+def _leaf_map(node: dict[Any, Any], keys: tuple[Any, ...], path: Path, leaf: Leaf,
+              inplace: bool) -> Any:
+    # The most common last step (``[*].email``): a dict whose selected keys are all
+    # leaves, handled without a walk per dict.
+    changed: Any = None
     for key in keys:
-        if type(key) is not str and type(key) is not int:
-            continue  # only str and int keys can be named in a path
-        subs = lits.get(key)
-        yield key, (wilds + subs) if subs else wilds
+        if key in node:
+            value = node[key]
+            new = leaf(value, (*path, key), node, key)
+            if new is not value or inplace:
+                if changed is None:
+                    changed = node if inplace else dict(node)
+                changed[key] = new
+    return node if changed is None else changed
+
+
+def _wild_pairs(items: Any, is_map: bool, plan: _Plan) -> Iterable[tuple[Any, list[Trie], bool]]:
+    wild = plan.wild
+    end = plan.wild_end
+    lits = plan.lits
+    if is_map:
+        for key in items:
+            if type(key) is str or type(key) is int:  # only these can be named in a path
+                hit = lits.get(key)
+                yield (key, *hit) if hit is not None else (key, wild, end)  # type: ignore[misc]
+    else:
+        for key in range(len(items)):
+            hit = lits.get(key)
+            yield (key, *hit) if hit is not None else (key, wild, end)  # type: ignore[misc]
 
 
 def _stored_key(seg: str | int, is_map: bool, keymap: Any) -> Any:
@@ -288,7 +364,7 @@ def _stored_key(seg: str | int, is_map: bool, keymap: Any) -> Any:
 
 def _walk_batch(fields: Any, tries: list[Trie], path: Path, leaf: Leaf,
                 container: Callable[[Any], Container | None],
-                rebuild: Callable[[Any], Any]) -> Any:
+                rebuild: Callable[[Any], Any], inplace: bool) -> Any:
     # A map or parallel BatchResult: the patterns apply to each item's result.
     items = fields.get("all") if isinstance(fields, dict) else None
     if not isinstance(items, list):
@@ -298,8 +374,8 @@ def _walk_batch(fields: Any, tries: list[Trie], path: Path, leaf: Leaf,
         if not isinstance(item, dict) or "result" not in item:
             continue
         value = item["result"]
-        new = walk(value, tries, (*path, "all", i, "result"), leaf, container)
-        if new is not value:
+        new = walk(value, tries, (*path, "all", i, "result"), leaf, container, inplace)
+        if new is not value or inplace:
             if new_items is None:
                 new_items = list(items)
             new_items[i] = {**item, "result": new}

@@ -267,7 +267,7 @@ class FieldsStage:
                     f"redaction key: set {REDACT_KEY_ENV} or pass redact_key=..."
                 )
             value = walk(value, [trie or compile_patterns(redact)], (),
-                         lambda v, _p: self._redacted(v, ctx, fmt, key), container)
+                         lambda v, *_: self._redacted(v, ctx, fmt, key), container)
         if not encrypt:
             return value, None, 0
         if self.codec is None:
@@ -282,7 +282,7 @@ class FieldsStage:
         values: list[Any] = []
         mark = fmt.sealed_mark
 
-        def seal(v: Any, path: Path) -> Any:
+        def seal(v: Any, path: Path, _parent: Any, _key: Any) -> Any:
             paths.append(path)
             values.append(v)
             return mark
@@ -372,7 +372,8 @@ class FieldsStage:
                 for pattern, mode in self._class_marks(type(node)):
                     target = enc if mode == "encrypt" else red
 
-                    def hit(v: Any, p: Path, target: dict[Path, None] = target) -> Any:
+                    def hit(v: Any, p: Path, _parent: Any, _key: Any,
+                            target: dict[Path, None] = target) -> Any:
                         target[p] = None
                         return v
 
@@ -421,23 +422,31 @@ class FieldsStage:
             OPEN.reset(token)
         trie = compile_patterns(patterns)
         paths: list[Path] = []
+        slots: list[tuple[Any, Any]] = []
+        objects: list[bool] = []  # set when the walk met a tuple or an object
 
-        def find(node: Any, path: Path) -> Any:
+        def find(node: Any, path: Path, parent: Any, key: Any) -> Any:
             if node is not SEALED:
                 raise IntegrityError(f"{where}: field {format_path(path)!r} should be "
                                      "encrypted but is a plain value")
             paths.append(path)
+            slots.append((parent, key))
             return node
 
-        walk(tree, [trie], (), find, _decode_container(where))
+        walk(tree, [trie], (), find, _decode_container(where, objects))
         if len(paths) != state.count:
             raise IntegrityError(
                 f"{where}: the payload holds {state.count} encrypted fields, its paths select "
                 f"{len(paths)}: fields were moved or copied"
             )
         values = self._open_values(wire, envelope, _aad(packed, paths), paths, fmt, ctx, where)
+        if not objects and all(parent is not None for parent, _ in slots):
+            # Only dicts and lists on the way: put the values where the marks are.
+            for (parent, key), v in zip(slots, values, strict=True):
+                parent[key] = v
+            return tree
         it = iter(values)
-        return walk(tree, [trie], (), lambda _n, _p: next(it), _decode_container(where))
+        return walk(tree, [trie], (), lambda *_: next(it), _decode_container(where, []), True)
 
     def _open_values(self, wire: bytes, envelope: bytes, aad: bytes, paths: list[Path],
                      fmt: Any, ctx: SerDesContext, where: str) -> list[Any]:
@@ -561,7 +570,7 @@ _SCALARS = frozenset({str, bytes, int, float, bool, type(None), Redacted, dt.dat
                       uuid.UUID, Decimal, set, frozenset})
 
 
-def _decode_container(where: str) -> Callable[[Any], Container | None]:
+def _decode_container(where: str, seen: list[bool]) -> Callable[[Any], Container | None]:
     def container(node: Any) -> Container | None:
         t = type(node)
         if t is dict:
@@ -569,8 +578,10 @@ def _decode_container(where: str) -> Callable[[Any], Container | None]:
         if t is list:
             return "seq", node, None, _same
         if t is tuple:
+            seen.append(True)
             return "seq", node, None, tuple
         if t is Deferred:
+            seen.append(True)
             fields = node.fields
             if node.kind == "batch":
                 return "batch", fields, None, _builder(node, where)
