@@ -270,6 +270,7 @@ def walk(node: Any, tries: list[Trie], path: Path, leaf: Leaf,
             return leaf(node, path, None, None)
     # Plain dicts and lists are most nodes: seen here without a call.
     nt = type(node)
+    rebuild: Callable[[Any], Any]
     if nt is dict or nt is list:
         items, keymap, rebuild = node, None, _same
         is_map = nt is dict
