@@ -1,0 +1,97 @@
+"""Field-level encryption against whole-payload encryption, side by side in one run.
+
+Run::
+
+    .venv/bin/pytest benchmarks/bench_fields.py --benchmark-json=fields.json
+    .venv/bin/python benchmarks/bench_fields.py fields.json   # the table of benchmarks/README.md
+
+The 1,000-order payload of :mod:`payloads` (UUIDs, datetimes, Decimals, tuples) is
+serialized and deserialized through, with one moto KMS key (data key cached, so no
+request is timed):
+
+* ``msgpack``: no encryption, for reference;
+* ``kms``: ``msgpack+kms:KEY``, the whole payload encrypted;
+* ``fields-3x1000``: ``msgpack+fields:kms=KEY;paths=[*].id,[*].amount,[*].sku``: three
+  fields of every order (3,000 values, of three types) encrypted, the rest plain;
+* ``fields-3``: ``msgpack+fields:kms=KEY;paths=[0].sku,[500].amount,[999].id``: three
+  fields of the payload.
+
+Sizes are the checkpoint string's length in characters.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from aws_durable_execution_sdk_python.serdes import SerDesContext
+from payloads import orders
+from servers import moto_server  # noqa: F401 - the fixture
+
+import durable_ext
+
+CTX = SerDesContext(
+    "0" * 64, "arn:aws:lambda:us-east-1:123456789012:function:bench:$LATEST/durable-execution/b/i"
+)
+SPECS = {
+    "msgpack": "msgpack",
+    "kms": "msgpack+kms:{key}",
+    "fields-3x1000": "msgpack+fields:kms={key};paths=[*].id,[*].amount,[*].sku",
+    "fields-3": "msgpack+fields:kms={key};paths=[0].sku,[500].amount,[999].id",
+}
+VALUE = orders(1000)
+
+
+@pytest.fixture(scope="module")
+def serdes(moto_server: Any) -> dict[str, Any]:  # noqa: F811
+    kms = moto_server.client("kms")
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    out = {}
+    for name, spec in SPECS.items():
+        stage = "fields" if "fields" in spec else "kms"
+        options = {stage: {"client": kms}} if "{key}" in spec else None
+        out[name] = durable_ext.serdes(spec.format(key=key), options=options)
+    return out
+
+
+@pytest.mark.parametrize("op", ["encode", "decode"])
+@pytest.mark.parametrize("impl", list(SPECS))
+def test_orders(benchmark: Any, serdes: dict[str, Any], impl: str, op: str) -> None:
+    s = serdes[impl]
+    text = s.serialize(VALUE, CTX)
+    assert s.deserialize(text, CTX) == VALUE
+    benchmark.group = f"fields orders_1000 {op}"
+    benchmark.extra_info.update(kind="fields", impl=impl, op=op, chars=len(text))
+    if op == "encode":
+        benchmark(s.serialize, VALUE, CTX)
+    else:
+        benchmark(s.deserialize, text, CTX)
+
+
+def report(path: str) -> None:
+    """Print the table of benchmarks/README.md from a pytest-benchmark JSON file."""
+    with open(path) as fh:
+        rows = [(b["extra_info"], b["stats"]) for b in json.load(fh)["benchmarks"]
+                if b["extra_info"].get("kind") == "fields"]
+    by = {(i["impl"], i["op"]): (s["median"], i["chars"]) for i, s in rows}
+    print("| payload | spec | encode | vs kms | decode | vs kms | chars | vs kms |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for impl in SPECS:
+        if (impl, "encode") not in by:
+            continue
+        enc, chars = by[(impl, "encode")]
+        dec, _ = by[(impl, "decode")]
+        kenc, kchars = by[("kms", "encode")]
+        kdec, _ = by[("kms", "decode")]
+        print(f"| orders_1000 | {impl} | {enc * 1e3:.2f} ms | {enc / kenc:.2f}x | "
+              f"{dec * 1e3:.2f} ms | {dec / kdec:.2f}x | {chars:,} | {chars / kchars:.2f}x |")
+
+
+if __name__ == "__main__":
+    report(sys.argv[1])
