@@ -17,6 +17,7 @@ payload being decoded, and without it the format refuses the mark.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -26,7 +27,9 @@ __all__ = [
     "OPEN",
     "REDACTED_PREFIX",
     "SEALED",
+    "VIEWING",
     "Deferred",
+    "EncryptedField",
     "OpenFields",
     "RawObject",
     "Redacted",
@@ -154,3 +157,28 @@ class RawObject:
     def rebuilt(self, fields: Any) -> RawObject:
         """Return the same object with other field data."""
         return RawObject(fields, self.pack, self.kind, self.keymap)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EncryptedField:
+    """What the decoder view shows for an encrypted field it cannot (or may not) decrypt."""
+
+    path: str
+    index: int
+    stage: str
+    key_id: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form: ``{"$encrypted": {...}}``."""
+        body: dict[str, Any] = {"path": self.path, "field": self.index, "stage": self.stage}
+        if self.key_id is not None:
+            body["key_id"] = self.key_id
+        if self.error is not None:
+            body["error"] = self.error
+        return {"$encrypted": body}
+
+
+#: set while the decoder view (:mod:`durable_ext.serializers.fields_view`) decodes: sealed
+#: fields it cannot open are shown, not raised
+VIEWING: ContextVar[bool] = ContextVar("durable_ext_fields_view", default=False)

@@ -35,20 +35,15 @@ anything is decrypted, that the patterns select exactly the marks the payload ho
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import datetime as dt
-import enum
 import hmac
 import os
 import struct
 import threading
-import typing
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final
 
 from durable_ext._deps import require
 from durable_ext.errors import (
@@ -60,16 +55,16 @@ from durable_ext.errors import (
 )
 from durable_ext.serializers._field_marks import (
     OPEN,
-    REDACTED_PREFIX,
     SEALED,
+    VIEWING,
     Deferred,
+    EncryptedField,
     OpenFields,
     RawObject,
     Redacted,
 )
+from durable_ext.serializers._field_models import METADATA_KEY, FieldMark, Mode, marks_of
 from durable_ext.serializers._field_paths import (
-    ANY_INDEX,
-    ANY_KEY,
     Container,
     Path,
     Pattern,
@@ -96,13 +91,8 @@ __all__ = [
     "FieldMark",
     "FieldsStage",
     "Redacted",
-    "to_jsonable",
-    "view",
 ]
 
-Mode = Literal["encrypt", "redact"]
-#: the key of the marker in ``json_schema_extra`` (pydantic) and ``metadata`` (dataclasses)
-METADATA_KEY = "durable_ext"
 #: environment variable holding the redaction key (``[ID:]BASE64``)
 REDACT_KEY_ENV = "DURABLE_EXT_REDACT_KEY"
 _REDACT_DOMAIN = b"durable-ext/redact/1\x00"
@@ -111,45 +101,10 @@ _U32 = struct.Struct(">I")
 _FIELDS_PREFIX = frame(b"F", 1, b"")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class FieldMark:
-    """A marker for ``Annotated[...]`` fields of models and dataclasses."""
-
-    mode: Mode
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("encrypt", "redact"):
-            raise ConfigError(f"fields: a field mark is 'encrypt' or 'redact', not {self.mode!r}")
-
-
 #: ``Annotated[str, ENCRYPT]``: encrypt this field wherever the model is stored
 ENCRYPT: Final = FieldMark("encrypt")
 #: ``Annotated[str, REDACT]``: store only a keyed hash of this field
 REDACT: Final = FieldMark("redact")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class EncryptedField:
-    """What :func:`view` shows for an encrypted field it cannot (or may not) decrypt."""
-
-    path: str
-    index: int
-    stage: str
-    key_id: str | None = None
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON form: ``{"$encrypted": {...}}``."""
-        body: dict[str, Any] = {"path": self.path, "field": self.index, "stage": self.stage}
-        if self.key_id is not None:
-            body["key_id"] = self.key_id
-        if self.error is not None:
-            body["error"] = self.error
-        return {"$encrypted": body}
-
-
-#: set while :func:`view` decodes: sealed fields it cannot open are shown, not raised
-_VIEWING: ContextVar[bool] = ContextVar("durable_ext_fields_view", default=False)
 
 
 class FieldsStage:
@@ -340,7 +295,7 @@ class FieldsStage:
     def _class_marks(self, cls: type) -> tuple[tuple[Pattern, Mode], ...]:
         known = self._marks.get(cls)
         if known is None:
-            known = tuple(_marks_of(cls, 0))
+            known = tuple(marks_of(cls))
             with self._lock:
                 self._marks[cls] = known
         return known
@@ -460,20 +415,20 @@ class FieldsStage:
             problem = (f"the fields were encrypted by {stage!r}; this fields stage uses "
                        f"{codec.name!r}")
         if problem is not None:
-            if _VIEWING.get():
+            if VIEWING.get():
                 return _shown(paths, stage, key_id, None)
             raise DisallowedContentError(f"{where}: cannot decrypt the encrypted fields: {problem}")
         try:
             vault = codec.decode(envelope, codec.version, ctx, aad)
         except IntegrityError as exc:
-            if _VIEWING.get():
+            if VIEWING.get():
                 return _shown(paths, stage, key_id, "does not decrypt")
             raise IntegrityError(
                 f"{where}: the encrypted fields do not decrypt: altered, or moved to another "
                 "path, operation or execution"
             ) from exc
         except SerializationError as exc:
-            if _VIEWING.get():
+            if VIEWING.get():
                 return _shown(paths, stage, key_id, str(exc)[:200])
             raise
         current_budget().charge(len(vault), "the encrypted fields")
@@ -597,7 +552,7 @@ def _builder(node: Deferred, where: str) -> Callable[[Any], Any]:
         try:
             return node.build(fields)
         except Exception as exc:
-            if _VIEWING.get():
+            if VIEWING.get():
                 node.fields = fields
                 return node  # shown by view(): not buildable without its encrypted fields
             if isinstance(exc, SerializationError):
@@ -608,77 +563,6 @@ def _builder(node: Deferred, where: str) -> Callable[[Any], Any]:
             ) from exc
 
     return build
-
-
-# -- marks on classes -------------------------------------------------------------------
-
-
-def _mode_of(meta: Iterable[Any], extra: Any) -> Mode | None:
-    for m in meta:
-        if isinstance(m, FieldMark):
-            return m.mode
-    if isinstance(extra, Mapping):
-        mode = extra.get(METADATA_KEY)
-        if mode is not None:
-            if mode not in ("encrypt", "redact"):
-                raise ConfigError(f"fields: {METADATA_KEY}={mode!r}; expected 'encrypt' or "
-                                  "'redact'")
-            return typing.cast(Mode, mode)
-    return None
-
-
-def _marks_of(cls: type, depth: int) -> Iterable[tuple[Pattern, Mode]]:
-    """Relative patterns of the marked fields of ``cls`` and of the models it holds."""
-    if depth > 8:
-        return
-    for key, annotation, meta, extra in _declared_fields(cls):
-        mode = _mode_of(meta, extra)
-        if mode is not None:
-            yield (key,), mode
-            continue
-        for sub, inner in _nested(annotation, 0):
-            for pattern, m in _marks_of(inner, depth + 1):
-                yield (key, *sub, *pattern), m
-
-
-def _declared_fields(cls: type) -> Iterable[tuple[str, Any, tuple[Any, ...], Any]]:
-    model_fields = getattr(cls, "model_fields", None)
-    if isinstance(model_fields, dict) and hasattr(cls, "model_validate"):
-        for name, info in model_fields.items():
-            key = info.serialization_alias or info.alias or name
-            yield key, info.annotation, tuple(info.metadata), info.json_schema_extra
-        return
-    if dataclasses.is_dataclass(cls):
-        try:
-            hints = typing.get_type_hints(cls, include_extras=True)
-        except Exception:
-            hints = {}
-        for f in dataclasses.fields(cls):
-            ann = hints.get(f.name, f.type)
-            meta = typing.get_args(ann)[1:] if typing.get_origin(ann) is typing.Annotated else ()
-            yield f.name, ann, meta, f.metadata
-
-
-def _nested(annotation: Any, depth: int) -> Iterable[tuple[Pattern, type]]:
-    """Where models sit inside a field's type: (segments from the field, model class)."""
-    if depth > 4 or annotation is None:
-        return
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is typing.Annotated:
-        yield from _nested(args[0], depth)
-    elif origin in (list, tuple, typing.Union) or str(origin) == "<class 'types.UnionType'>":
-        seg: Pattern = (ANY_INDEX,) if origin in (list, tuple) else ()
-        for a in args:
-            if a is not Ellipsis and a is not type(None):
-                for sub, cls in _nested(a, depth + 1):
-                    yield (*seg, *sub), cls
-    elif origin is dict and len(args) == 2:
-        for sub, cls in _nested(args[1], depth + 1):
-            yield (ANY_KEY, *sub), cls
-    elif (isinstance(annotation, type) and not issubclass(annotation, enum.Enum)
-          and (dataclasses.is_dataclass(annotation) or hasattr(annotation, "model_fields"))):
-        yield (), annotation
 
 
 # -- keys ---------------------------------------------------------------------------
@@ -730,89 +614,3 @@ def _redact_key(key: bytes | str | None, *, required: bool) -> SigningKey | None
     if not isinstance(first, SigningKey):
         raise ConfigError("fields: redact_key must be an HMAC key")
     return first
-
-
-# -- the decoder view -------------------------------------------------------------------
-
-
-def view(payload: str, ctx: SerDesContext | None = None, *, serdes: Any = None) -> Any:
-    """Decode a checkpoint string for people: a JSON value, protected fields shown as such.
-
-    Encrypted fields are decrypted when ``serdes`` (a pipeline with a ``fields`` stage
-    and its key) can; otherwise each shows as ``{"$encrypted": {"path", "field", "stage",
-    "key_id"[, "error"]}}``. Redacted fields show as ``{"$redacted": "redacted:ID:HEX"}``;
-    bytes, datetimes, decimals, UUIDs, sets and objects get JSON forms too. This is what
-    ``durable-ext`` commands and the console use to print a payload.
-
-    Example:
-        >>> import durable_ext
-        >>> from durable_ext.serializers.fields import view
-        >>> s = durable_ext.serdes("msgpack+fields:localkey;paths=card",
-        ...                        options={"fields": {"key": b"k" * 32}})
-        >>> text = s.serialize({"card": "4111", "qty": 2}, SerDesContext("op", "arn"))
-        >>> view(text, SerDesContext("op", "arn"))["card"]["$encrypted"]["path"]
-        'card'
-        >>> view(text, SerDesContext("op", "arn"), serdes=s)
-        {'card': '4111', 'qty': 2}
-
-    """
-    if serdes is None:
-        from durable_ext.serializers.pipeline import build_pipeline
-
-        serdes = build_pipeline("msgpack", options={"fields": {}})
-    token = _VIEWING.set(True)
-    try:
-        value = serdes.deserialize(payload, ctx or SerDesContext())
-    finally:
-        _VIEWING.reset(token)
-    return to_jsonable(value)
-
-
-def to_jsonable(value: Any, depth: int = 0) -> Any:
-    """Render a decoded value as JSON data (the view's forms for what JSON lacks)."""
-    if depth > 200:
-        return "..."
-    t = type(value)
-    if t is str or t is int or t is bool or value is None:
-        return value
-    if t is float:
-        finite = value == value and value not in (float("inf"), float("-inf"))
-        return value if finite else repr(value)
-    if t is Redacted or (t is str and value.startswith(REDACTED_PREFIX)):
-        return {"$redacted": str(value)}
-    if t is EncryptedField:
-        return value.to_json()
-    if t is Deferred:
-        return {"$object": value.tag, "fields": to_jsonable(value.fields, depth + 1)}
-    if isinstance(value, dict):
-        return {k if type(k) is str else repr(k): to_jsonable(v, depth + 1)
-                for k, v in value.items()}
-    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
-        return [to_jsonable(v, depth + 1) for v in value]
-    if isinstance(value, set | frozenset):
-        return {"$set": [to_jsonable(v, depth + 1) for v in value]}
-    if isinstance(value, bytes | bytearray):
-        return {"$bytes": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, Decimal | uuid.UUID | dt.timedelta):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value, depth + 1)
-    if isinstance(value, str):
-        return str(value)
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return {"$object": type(value).__qualname__, "fields": to_jsonable(dump(), depth + 1)}
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict):
-        return {"$object": type(value).__qualname__, "fields": to_jsonable(to_dict(), depth + 1)}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"$object": type(value).__qualname__,
-                "fields": {f.name: to_jsonable(getattr(value, f.name), depth + 1)
-                           for f in dataclasses.fields(value)}}
-    if hasattr(value, "_asdict"):
-        return {"$object": type(value).__qualname__,
-                "fields": to_jsonable(dict(value._asdict()), depth + 1)}
-    return repr(value)[:200]
-

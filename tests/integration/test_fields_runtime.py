@@ -31,7 +31,7 @@ from servers import RequestCounter
 import durable_ext
 from durable_ext.engine.tokens import peek_callback_id
 from durable_ext.runtime import Runtime, VirtualClock
-from durable_ext.serializers.fields import view
+from durable_ext.serializers.fields_view import view
 from durable_ext.serializers.frames import ARMOR_PREFIX, TEXT_PREFIX, armor, read_frame, unarmor
 from durable_ext.serializers.s3 import S3Pointer
 

@@ -34,12 +34,8 @@ from durable_ext.errors import (
     SpecError,
 )
 from durable_ext.serializers._field_marks import OPEN, SEALED, OpenFields
-from durable_ext.serializers.fields import (
-    ENCRYPT,
-    FieldsStage,
-    Redacted,
-    view,
-)
+from durable_ext.serializers.fields import ENCRYPT, FieldsStage, Redacted
+from durable_ext.serializers.fields_view import view
 from durable_ext.serializers.frames import armor, frame, read_frame, unarmor
 from durable_ext.serializers.model_format import ModelRegistry
 from durable_ext.serializers.msgpack_format import MsgpackFormat
