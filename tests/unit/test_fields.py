@@ -485,3 +485,48 @@ def test_pattern_lists_in_payloads_are_bounded() -> None:
     forged = body[: 1 + n] + struct.pack(">I", len(deep)) + deep + body[1 + n + 4 + plen :]
     with pytest.raises(IntegrityError, match="malformed paths"):
         s.deserialize(armor(frame(wire, version, forged)), CTX)
+
+
+def test_redaction_needs_no_cryptography_and_encryption_names_its_extra() -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["cryptography"] = None  # as if not installed
+        import durable_ext
+        from durable_ext.errors import MissingDependencyError
+        from aws_durable_execution_sdk_python.serdes import SerDesContext
+        s = durable_ext.serdes("msgpack+fields:redact=ssn",
+                               options={"fields": {"redact_key": b"r" * 32}})
+        print(s.deserialize(s.serialize({"ssn": "1"}, SerDesContext()), SerDesContext())["ssn"][:9])
+        try:
+            durable_ext.serdes("msgpack+fields:localkey;paths=a")
+        except MissingDependencyError as exc:
+            print(exc)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("redacted:")
+    assert "pip install 'durable-ext[kms]'" in out.stdout
+
+
+def test_a_pipeline_may_encrypt_fields_and_the_whole_payload() -> None:
+    s = durable_ext.serdes("msgpack+fields:localkey;paths=a+zstd+localkey",
+                           options={"fields": {"key": KEY}, "localkey": {"key": b"w" * 32}})
+    text = s.serialize({"a": "x" * 600, "b": 1}, CTX)
+    assert read_frame(unarmor(text, "t"), "t")[0] == b"K"
+    assert s.deserialize(text, CTX) == {"a": "x" * 600, "b": 1}
+    assert view(text, CTX, serdes=s) == {"a": "x" * 600, "b": 1}
+
+
+def test_values_no_json_can_carry_never_take_the_json_shortcut() -> None:
+    # A float-heavy value would go out as JSON without fields: never with them.
+    s = pipeline(spec="msgpack+fields:localkey;paths=secret")
+    value = {"secret": 0.5, "xs": [0.25] * 200}
+    assert durable_ext.serdes("msgpack").serialize(value, CTX).startswith("{")
+    text = s.serialize(value, CTX)
+    assert text[:1] in ("w", "\xc1") and "0.5" not in text
+    assert s.deserialize(text, CTX) == value
