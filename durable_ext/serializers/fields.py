@@ -284,6 +284,20 @@ class FieldsStage:
         return Redacted(self._redact_key.key_id,
                         self._digest(value, SerDesContext(), fmt, self._redact_key))
 
+    def check_format(self, fmt: Any) -> None:
+        """Refuse, when the pipeline is built, marks this stage has no key for."""
+        registry = getattr(fmt, "models", None) or getattr(fmt, "types", None)
+        modes = {m for c in list(registry or ()) for _, m in self._class_marks(c)} \
+            if self.models else set()
+        if "encrypt" in modes and self.codec is None:
+            raise ConfigError("fields: registered classes mark fields for encryption but the "
+                              "fields stage has no key: write 'fields:kms=KEY' or "
+                              "'fields:localkey', or pass codec=...")
+        if "redact" in modes and self._redact_key is None:
+            raise ConfigError(f"fields: registered classes mark fields for redaction but "
+                              f"there is no redaction key: set {REDACT_KEY_ENV} or pass "
+                              "redact_key=...")
+
     # -- selection by predicate and by marks on classes -----------------------------------
 
     def _has_marks(self, fmt: Any) -> bool:

@@ -113,6 +113,7 @@ class Pipeline(SerDes[Any]):
                 raise SpecError(
                     f"the fields stage needs the msgpack or model format, not {format.name!r}"
                 )
+            fields.check_format(format)
         for i, c in enumerate(self.codecs, 1):
             _check_role(c, "codec", i)
         if offload is not None:

@@ -530,3 +530,14 @@ def test_values_no_json_can_carry_never_take_the_json_shortcut() -> None:
     text = s.serialize(value, CTX)
     assert text[:1] in ("w", "\xc1") and "0.5" not in text
     assert s.deserialize(text, CTX) == value
+
+
+def test_marks_without_their_key_are_refused_when_the_pipeline_is_built(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DURABLE_EXT_REDACT_KEY", raising=False)
+    models = ModelRegistry([Customer, Card])
+    with pytest.raises(ConfigError, match="redaction key"):
+        durable_ext.serdes("model+fields:localkey", types=models, options={"fields": {"key": KEY}})
+    with pytest.raises(ConfigError, match="no key"):
+        durable_ext.serdes("model+fields", types=models,
+                           options={"fields": {"redact_key": RKEY}})
