@@ -288,6 +288,10 @@ def walk(node: Any, tries: list[Trie], path: Path, leaf: Leaf,
     else:
         plan = _Plan(tries, is_map, keymap)
     changed: Any = None
+    if not is_map and plan.wild is not None and not plan.lits and len(plan.wild) == 1:
+        w = plan.wild[0]
+        if w.leafy is not None:
+            return _leafy_list(node, items, w, path, leaf, container, inplace, rebuild)
     pairs = plan.order if plan.wild is None else _wild_pairs(items, is_map, plan)
     size = len(items)
     for key, subs, end in pairs:
@@ -317,6 +321,35 @@ def walk(node: Any, tries: list[Trie], path: Path, leaf: Leaf,
 
 def _same(changed: Any) -> Any:
     return changed
+
+
+def _leafy_list(node: Any, items: Any, w: Trie, path: Path, leaf: Leaf,
+                container: Callable[[Any], Container | None], inplace: bool,
+                rebuild: Callable[[Any], Any]) -> Any:
+    # ``[*].a,[*].b``: every item of a list, each a dict whose selected keys are leaves.
+    # The hot case of large payloads, so the loop is written out.
+    keys = w.leafy
+    assert keys is not None
+    tries = [w]
+    changed: Any = None
+    for i, value in enumerate(items):
+        if type(value) is dict:
+            new: Any = value
+            for k in keys:
+                if k in value:
+                    v = value[k]
+                    n = leaf(v, (*path, i, k), value, k)
+                    if n is not v or inplace:
+                        if new is value and not inplace:
+                            new = dict(value)
+                        new[k] = n
+        else:
+            new = walk(value, tries, (*path, i), leaf, container, inplace)
+        if new is not value or inplace:
+            if changed is None:
+                changed = items if inplace and type(items) is list else list(items)
+            changed[i] = new
+    return node if changed is None else rebuild(changed)
 
 
 def _leaf_map(node: dict[Any, Any], keys: tuple[Any, ...], path: Path, leaf: Leaf,
