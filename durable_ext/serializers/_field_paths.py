@@ -323,15 +323,58 @@ def _same(changed: Any) -> Any:
     return changed
 
 
+class Sealer:
+    """A leaf that takes each selected value out and leaves ``mark`` in its place."""
+
+    __slots__ = ("mark", "paths", "values")
+
+    def __init__(self, mark: Any) -> None:
+        self.mark = mark
+        self.paths: list[Path] = []
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any, path: Path, parent: Any, key: Any) -> Any:
+        self.paths.append(path)
+        self.values.append(value)
+        return self.mark
+
+
+class Finder:
+    """A leaf that records where each selected node is, and the first that is not ``mark``."""
+
+    __slots__ = ("bad", "mark", "paths", "slots")
+
+    def __init__(self, mark: Any) -> None:
+        self.mark = mark
+        self.paths: list[Path] = []
+        #: (the dict or list holding the node, its key); None for the node walked from
+        self.slots: list[tuple[Any, Any] | None] = []
+        self.bad: Path | None = None
+
+    def __call__(self, value: Any, path: Path, parent: Any, key: Any) -> Any:
+        if value is not self.mark and self.bad is None:
+            self.bad = path
+        self.paths.append(path)
+        self.slots.append(None if parent is None else (parent, key))
+        return value
+
+
 def _leafy_list(node: Any, items: Any, w: Trie, path: Path, leaf: Leaf,
                 container: Callable[[Any], Container | None], inplace: bool,
                 rebuild: Callable[[Any], Any]) -> Any:
     # ``[*].a,[*].b``: every item of a list, each a dict whose selected keys are leaves.
-    # The hot case of large payloads, so the loop is written out.
+    # The hot case of large payloads, so the loop is written out, and written out again
+    # for the two leaves the fields stage uses most.
     keys = w.leafy
     assert keys is not None
     tries = [w]
     changed: Any = None
+    lt = type(leaf)
+    if lt is Sealer and not inplace:
+        return _seal_list(node, items, keys, tries, path, leaf, container, rebuild)  # type: ignore[arg-type]
+    if lt is Finder and not inplace:
+        _find_list(items, keys, tries, path, leaf, container)  # type: ignore[arg-type]
+        return node
     for i, value in enumerate(items):
         if type(value) is dict:
             new: Any = value
@@ -350,6 +393,48 @@ def _leafy_list(node: Any, items: Any, w: Trie, path: Path, leaf: Leaf,
                 changed = items if inplace and type(items) is list else list(items)
             changed[i] = new
     return node if changed is None else rebuild(changed)
+
+
+def _seal_list(node: Any, items: Any, keys: tuple[Any, ...], tries: list[Trie], path: Path,
+               sealer: Sealer, container: Callable[[Any], Container | None],
+               rebuild: Callable[[Any], Any]) -> Any:
+    paths, values, mark = sealer.paths, sealer.values, sealer.mark
+    changed: Any = None
+    for i, value in enumerate(items):
+        if type(value) is dict:
+            new: Any = None
+            for k in keys:
+                if k in value:
+                    if new is None:
+                        new = dict(value)
+                    paths.append((*path, i, k))
+                    values.append(value[k])
+                    new[k] = mark
+            if new is None:
+                continue
+        else:
+            new = walk(value, tries, (*path, i), sealer, container)
+            if new is value:
+                continue
+        if changed is None:
+            changed = list(items)
+        changed[i] = new
+    return node if changed is None else rebuild(changed)
+
+
+def _find_list(items: Any, keys: tuple[Any, ...], tries: list[Trie], path: Path,
+               finder: Finder, container: Callable[[Any], Container | None]) -> None:
+    paths, slots, mark = finder.paths, finder.slots, finder.mark
+    for i, value in enumerate(items):
+        if type(value) is dict:
+            for k in keys:
+                if k in value:
+                    if value[k] is not mark and finder.bad is None:
+                        finder.bad = (*path, i, k)
+                    paths.append((*path, i, k))
+                    slots.append((value, k))
+        else:
+            walk(value, tries, (*path, i), finder, container)
 
 
 def _leaf_map(node: dict[Any, Any], keys: tuple[Any, ...], path: Path, leaf: Leaf,

@@ -66,8 +66,10 @@ from durable_ext.serializers._field_marks import (
 from durable_ext.serializers._field_models import METADATA_KEY, FieldMark, Mode, marks_of
 from durable_ext.serializers._field_paths import (
     Container,
+    Finder,
     Path,
     Pattern,
+    Sealer,
     compile_patterns,
     format_path,
     pack_patterns,
@@ -233,17 +235,10 @@ class FieldsStage:
         trie = self._trie if len(encrypt) == len(self.patterns) else compile_patterns(encrypt)
         packed = (self._packed_patterns if trie is self._trie
                   else _packb(pack_patterns(encrypt)))
-        paths: list[Path] = []
-        values: list[Any] = []
-        mark = fmt.sealed_mark
-
-        def seal(v: Any, path: Path, _parent: Any, _key: Any) -> Any:
-            paths.append(path)
-            values.append(v)
-            return mark
-
+        sealer = Sealer(fmt.sealed_mark)
         assert trie is not None
-        value = walk(value, [trie], (), seal, container)
+        value = walk(value, [trie], (), sealer, container)
+        paths, values = sealer.paths, sealer.values
         if not paths:
             return value, None, 0
         version, body = fmt.encode_versioned(values, ctx)
@@ -390,28 +385,24 @@ class FieldsStage:
         finally:
             OPEN.reset(token)
         trie = compile_patterns(patterns)
-        paths: list[Path] = []
-        slots: list[tuple[Any, Any]] = []
         objects: list[bool] = []  # set when the walk met a tuple or an object
-
-        def find(node: Any, path: Path, parent: Any, key: Any) -> Any:
-            if node is not SEALED:
-                raise IntegrityError(f"{where}: field {format_path(path)!r} should be "
-                                     "encrypted but is a plain value")
-            paths.append(path)
-            slots.append((parent, key))
-            return node
-
-        walk(tree, [trie], (), find, _decode_container(where, objects))
+        finder = Finder(SEALED)
+        walk(tree, [trie], (), finder, _decode_container(where, objects))
+        if finder.bad is not None:
+            raise IntegrityError(f"{where}: field {format_path(finder.bad)!r} should be "
+                                 "encrypted but is a plain value")
+        paths, slots = finder.paths, finder.slots
         if len(paths) != state.count:
             raise IntegrityError(
                 f"{where}: the payload holds {state.count} encrypted fields, its paths select "
                 f"{len(paths)}: fields were moved or copied"
             )
         values = self._open_values(wire, envelope, _aad(packed, paths), paths, fmt, ctx, where)
-        if not objects and all(parent is not None for parent, _ in slots):
+        if not objects and None not in slots:
             # Only dicts and lists on the way: put the values where the marks are.
-            for (parent, key), v in zip(slots, values, strict=True):
+            for slot, v in zip(slots, values, strict=True):
+                assert slot is not None
+                parent, key = slot
                 parent[key] = v
             return tree
         it = iter(values)

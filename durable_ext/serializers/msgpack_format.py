@@ -354,6 +354,8 @@ class MsgpackFormat:
                 return u
             if code == EXT_DECIMAL:
                 return _Decimal(data.decode("ascii"))
+            if code == EXT_SEALED:
+                return _dec_sealed(data)
             if code == EXT_MARK:
                 mark = _mark_of(data) if open_marks is not None else None
                 if mark is None:
