@@ -342,6 +342,8 @@ class MsgpackFormat:
         # With open_marks (one marked body), container markers are counted as they are
         # read; without it a marker is an error.
         decoders = self._decoders
+        # The fields frame being decoded, if any, looked up once per hook, not per mark.
+        fields_state = OPEN.get() if open_marks is not None else None
 
         def ext_hook(code: int, data: bytes) -> Any:
             if code == EXT_UUID:
@@ -355,7 +357,10 @@ class MsgpackFormat:
             if code == EXT_DECIMAL:
                 return _Decimal(data.decode("ascii"))
             if code == EXT_SEALED:
-                return _dec_sealed(data)
+                if fields_state is None or data:
+                    return _dec_sealed(data)
+                fields_state.count += 1
+                return SEALED
             if code == EXT_MARK:
                 mark = _mark_of(data) if open_marks is not None else None
                 if mark is None:
