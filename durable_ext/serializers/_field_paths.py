@@ -20,17 +20,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from typing import Any, Final
 
-from durable_ext.errors import ConfigError
+from durable_ext.errors import ConfigError, SerializationError
 
 __all__ = [
     "ANY_INDEX",
     "ANY_KEY",
     "MAX_SEGMENTS",
+    "STEPS",
     "Container",
+    "Finder",
     "Path",
     "Pattern",
+    "Sealer",
+    "Steps",
     "Trie",
     "compile_patterns",
     "format_path",
@@ -287,6 +292,11 @@ def walk(node: Any, tries: list[Trie], path: Path, leaf: Leaf,
         plan = tries[0].plans.get(is_map) or _plan(tries, is_map, None)
     else:
         plan = _Plan(tries, is_map, keymap)
+    steps = STEPS.get()
+    if steps is not None:
+        # What this node costs to look through: its children, or the literals named here.
+        steps.spend(len(items) if plan.wild is not None else len(plan.order),
+                    sum(len(t.lit) for t in tries) if len(tries) > 1 else 0)
     changed: Any = None
     if not is_map and plan.wild is not None and not plan.lits and len(plan.wild) == 1:
         w = plan.wild[0]
@@ -321,6 +331,30 @@ def walk(node: Any, tries: list[Trie], path: Path, leaf: Leaf,
 
 def _same(changed: Any) -> Any:
     return changed
+
+
+class Steps:
+    """How many child visits a walk may still make: bounds what hostile paths can cost."""
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, children: int, planning: int) -> None:
+        """Count a node's visits; raise once past the limit."""
+        self.left -= children + planning
+        if self.left < 0:
+            raise SerializationError(
+                f"fields: the paths make more than {self.limit} visits to select fields "
+                "(max_items); raise it with limits={'max_items': N} if such payloads are "
+                "expected"
+            )
+
+
+#: the visits the current walks may still make (set by the fields stage per payload)
+STEPS: ContextVar[Steps | None] = ContextVar("durable_ext_field_steps", default=None)
 
 
 class Sealer:
@@ -367,6 +401,9 @@ def _leafy_list(node: Any, items: Any, w: Trie, path: Path, leaf: Leaf,
     # for the two leaves the fields stage uses most.
     keys = w.leafy
     assert keys is not None
+    steps = STEPS.get()
+    if steps is not None:
+        steps.spend(len(items) * len(keys), 0)
     tries = [w]
     changed: Any = None
     lt = type(leaf)
@@ -441,6 +478,9 @@ def _leaf_map(node: dict[Any, Any], keys: tuple[Any, ...], path: Path, leaf: Lea
               inplace: bool) -> Any:
     # The most common last step (``[*].email``): a dict whose selected keys are all
     # leaves, handled without a walk per dict.
+    steps = STEPS.get()
+    if steps is not None:
+        steps.spend(len(keys), 0)
     changed: Any = None
     for key in keys:
         if key in node:

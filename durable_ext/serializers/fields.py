@@ -65,11 +65,13 @@ from durable_ext.serializers._field_marks import (
 )
 from durable_ext.serializers._field_models import METADATA_KEY, FieldMark, Mode, marks_of
 from durable_ext.serializers._field_paths import (
+    STEPS,
     Container,
     Finder,
     Path,
     Pattern,
     Sealer,
+    Steps,
     compile_patterns,
     format_path,
     pack_patterns,
@@ -208,6 +210,14 @@ class FieldsStage:
         prefix to write before the format's frame (``None`` when nothing was sealed: no
         frame at all) and the bytes decoding the prefix will produce.
         """
+        token = STEPS.set(Steps(current_budget().limits.max_items))
+        try:
+            return self._protect(value, ctx, fmt)
+        finally:
+            STEPS.reset(token)
+
+    def _protect(self, value: Any, ctx: SerDesContext,
+                 fmt: Any) -> tuple[Any, bytes | None, int]:
         container = _encode_container(fmt)
         encrypt: list[Pattern] = list(self.patterns)
         redact: list[Pattern] = list(self.redact_patterns)
@@ -362,6 +372,14 @@ class FieldsStage:
     def open(self, body: bytes, version: int, ctx: SerDesContext,
              format_for: Callable[[bytes, str], Any]) -> Any:
         """Decode a fields frame: its format's frame, then the sealed fields put back."""
+        token = STEPS.set(Steps(current_budget().limits.max_items))
+        try:
+            return self._open(body, version, ctx, format_for)
+        finally:
+            STEPS.reset(token)
+
+    def _open(self, body: bytes, version: int, ctx: SerDesContext,
+              format_for: Callable[[bytes, str], Any]) -> Any:
         where = f"operation {ctx.operation_id!r} of execution {ctx.durable_execution_arn!r}"
         if version != self.version:
             raise SerializationError(f"{where}: fields payload version {version} is not one "

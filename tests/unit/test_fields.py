@@ -541,3 +541,20 @@ def test_marks_without_their_key_are_refused_when_the_pipeline_is_built(
     with pytest.raises(ConfigError, match="no key"):
         durable_ext.serdes("model+fields", types=models,
                            options={"fields": {"redact_key": RKEY}})
+
+
+def test_paths_that_would_visit_too_much_are_stopped() -> None:
+    # 4,000 literals under a wildcard, over 2,000 dicts: 8 million visits, past max_items.
+    paths = ",".join(f"[*].k{i}" for i in range(4000))
+    s = durable_ext.serdes(f"msgpack+fields:localkey;paths={paths}",
+                           options={"fields": {"key": KEY}}, limits={"max_items": 100_000})
+    with pytest.raises(SerializationError, match="visits"):
+        s.serialize([{"a": 1}] * 2000, CTX)
+    small = durable_ext.serdes("msgpack+fields:localkey;paths=[*].k1",
+                               options={"fields": {"key": KEY}}, limits={"max_items": 100_000})
+    text = small.serialize([{"k1": 1}] * 50, CTX)
+    # The reader's own limits apply to the paths the payload brings.
+    with pytest.raises(SerializationError, match="visits"):
+        durable_ext.serdes("msgpack", options={"fields": {"localkey": True, "key": KEY}},
+                           limits={"max_items": 60}).deserialize(text, CTX)
+    assert small.deserialize(text, CTX) == [{"k1": 1}] * 50
