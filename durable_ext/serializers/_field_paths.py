@@ -283,11 +283,32 @@ def walk(node: Any, tries: list[Trie], path: Path, leaf: Leaf,
         c = container(node)
         if c is None:
             return node
-        kind, items, keymap, rebuild = c
-        if kind == "batch":
-            rebuilt = _walk_batch(items, tries, path, leaf, container, rebuild, inplace)
-            return node if rebuilt is None else rebuilt
-        is_map = kind == "map"
+        if nt is not tuple and (type(leaf) is Sealer or type(leaf) is Finder):
+            # Below an object, sealed fields are marked so the format can tell (it builds
+            # such objects only once they are back): see Sealer.
+            leaf.inside += 1
+            try:
+                return _walk_container(node, c, tries, path, leaf, container, inplace)
+            finally:
+                leaf.inside -= 1
+        return _walk_container(node, c, tries, path, leaf, container, inplace)
+    return _walk_items(node, items, is_map, keymap, rebuild, tries, path, leaf, container,
+                       inplace)
+
+
+def _walk_container(node: Any, c: Container, tries: list[Trie], path: Path, leaf: Leaf,
+                    container: Callable[[Any], Container | None], inplace: bool) -> Any:
+    kind, items, keymap, rebuild = c
+    if kind == "batch":
+        rebuilt = _walk_batch(items, tries, path, leaf, container, rebuild, inplace)
+        return node if rebuilt is None else rebuilt
+    return _walk_items(node, items, kind == "map", keymap, rebuild, tries, path, leaf,
+                       container, inplace)
+
+
+def _walk_items(node: Any, items: Any, is_map: bool, keymap: Any,
+                rebuild: Callable[[Any], Any], tries: list[Trie], path: Path, leaf: Leaf,
+                container: Callable[[Any], Container | None], inplace: bool) -> Any:
     if len(tries) == 1 and keymap is None:
         plan = tries[0].plans.get(is_map) or _plan(tries, is_map, None)
     else:
@@ -358,35 +379,52 @@ STEPS: ContextVar[Steps | None] = ContextVar("durable_ext_field_steps", default=
 
 
 class Sealer:
-    """A leaf that takes each selected value out and leaves ``mark`` in its place."""
+    """A leaf that takes each selected value out and leaves a mark in its place.
 
-    __slots__ = ("mark", "paths", "values")
+    The mark is ``None`` where no object encloses the field (the paths say where the
+    fields were; a ``None`` costs one byte and nothing to decode), and ``mark`` (which the
+    format tells apart from any value) inside objects, which the format must not build
+    before their fields are back.
+    """
+
+    __slots__ = ("inside", "mark", "paths", "values")
 
     def __init__(self, mark: Any) -> None:
         self.mark = mark
+        self.inside = 0
         self.paths: list[Path] = []
         self.values: list[Any] = []
 
     def __call__(self, value: Any, path: Path, parent: Any, key: Any) -> Any:
         self.paths.append(path)
         self.values.append(value)
-        return self.mark
+        return self.mark if self.inside else None
 
 
 class Finder:
-    """A leaf that records where each selected node is, and the first that is not ``mark``."""
+    """A leaf that records where each selected node is, and the first that is not a mark.
 
-    __slots__ = ("bad", "mark", "paths", "slots")
+    It expects what :class:`Sealer` leaves: ``None``, or ``mark`` inside objects, and
+    counts the latter in ``sealed`` (the format counts those it read).
+    """
+
+    __slots__ = ("bad", "inside", "mark", "paths", "sealed", "slots")
 
     def __init__(self, mark: Any) -> None:
         self.mark = mark
+        self.inside = 0
+        self.sealed = 0
         self.paths: list[Path] = []
         #: (the dict or list holding the node, its key); None for the node walked from
         self.slots: list[tuple[Any, Any] | None] = []
         self.bad: Path | None = None
 
     def __call__(self, value: Any, path: Path, parent: Any, key: Any) -> Any:
-        if value is not self.mark and self.bad is None:
+        if self.inside:
+            self.sealed += 1
+            if value is not self.mark and self.bad is None:
+                self.bad = path
+        elif value is not None and self.bad is None:
             self.bad = path
         self.paths.append(path)
         self.slots.append(None if parent is None else (parent, key))
@@ -435,7 +473,8 @@ def _leafy_list(node: Any, items: Any, w: Trie, path: Path, leaf: Leaf,
 def _seal_list(node: Any, items: Any, keys: tuple[Any, ...], tries: list[Trie], path: Path,
                sealer: Sealer, container: Callable[[Any], Container | None],
                rebuild: Callable[[Any], Any]) -> Any:
-    paths, values, mark = sealer.paths, sealer.values, sealer.mark
+    paths, values = sealer.paths, sealer.values
+    mark = sealer.mark if sealer.inside else None
     changed: Any = None
     for i, value in enumerate(items):
         if type(value) is dict:
@@ -461,13 +500,17 @@ def _seal_list(node: Any, items: Any, keys: tuple[Any, ...], tries: list[Trie], 
 
 def _find_list(items: Any, keys: tuple[Any, ...], tries: list[Trie], path: Path,
                finder: Finder, container: Callable[[Any], Container | None]) -> None:
-    paths, slots, mark = finder.paths, finder.slots, finder.mark
+    paths, slots = finder.paths, finder.slots
+    inside = finder.inside
+    mark = finder.mark if inside else None
     for i, value in enumerate(items):
         if type(value) is dict:
             for k in keys:
                 if k in value:
                     if value[k] is not mark and finder.bad is None:
                         finder.bad = (*path, i, k)
+                    if inside:
+                        finder.sealed += 1
                     paths.append((*path, i, k))
                     slots.append((value, k))
         else:

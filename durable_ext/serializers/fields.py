@@ -13,11 +13,12 @@ the history and the CLI show it as the format wrote it.
 **Encrypted fields** are taken out of the value and sealed together, as one list encoded by
 the format (so every type the format keeps is kept), with the ``kms`` or ``localkey``
 envelope codec: the same data keys and cache, one AES-256-GCM message per payload. Each
-field's place holds a mark. The associated data binds the execution ARN, the operation id,
+field's place holds ``None``, or inside an object a mark the format tells apart from any
+value (it builds the object once the field is back). The associated data binds the execution ARN, the operation id,
 the selecting patterns and the concrete path of every sealed field, as the decoder finds
-them in the payload: a field moved to another path (a key renamed, an item moved, a mark
-copied), another operation or another execution does not decrypt, and a mark the patterns
-do not select is refused.
+them in the payload: a field moved to another path (a key renamed, an item moved, one
+added or removed), another operation or another execution does not decrypt, and a plain
+value where a field should be, or a mark the patterns do not select, is refused.
 
 **Redacted fields** are replaced by :class:`Redacted`, ``redacted:KEYID:HEX``: the
 HMAC-SHA256 under a configured key of the value's encoding. Equal values give equal hashes
@@ -410,10 +411,10 @@ class FieldsStage:
             raise IntegrityError(f"{where}: field {format_path(finder.bad)!r} should be "
                                  "encrypted but is a plain value")
         paths, slots = finder.paths, finder.slots
-        if len(paths) != state.count:
+        if finder.sealed != state.count:
             raise IntegrityError(
-                f"{where}: the payload holds {state.count} encrypted fields, its paths select "
-                f"{len(paths)}: fields were moved or copied"
+                f"{where}: the payload holds {state.count} encrypted-field marks inside "
+                f"objects, its paths select {finder.sealed}: fields were moved or copied"
             )
         values = self._open_values(wire, envelope, _aad(packed, paths), paths, fmt, ctx, where)
         if not objects and None not in slots:

@@ -218,18 +218,24 @@ def test_a_field_moved_to_another_path_is_refused() -> None:
     renamed["client"] = renamed.pop("customer")
     with pytest.raises(SerDesError):
         s.deserialize(join(head, env, header, renamed), CTX)
-    # A mark moved to another selected path: the paths the payload binds change.
-    moved = dict(tree, cards=[{"exp": 1}, tree["cards"][1], {"number": SEALED}])
+    # Outside objects an encrypted field's place holds None (the paths say where fields
+    # are); inside objects it holds a mark the format tells apart from any value.
+    assert tree["customer"]["email"] is None and tree["cards"][0]["number"] is None
+    # A field moved to another selected path: the paths the payload binds change.
+    moved = dict(tree, cards=[{"exp": 1}, tree["cards"][1], {"number": None}])
     with pytest.raises(IntegrityError, match="do not decrypt"):
         s.deserialize(join(head, env, header, moved), CTX)
-    # A mark added at a selected path.
-    added = dict(tree, cards=[*tree["cards"][:2], {"number": SEALED}])
+    # A field added at a selected path.
+    added = dict(tree, cards=[*tree["cards"][:2], {"number": None}])
     with pytest.raises(IntegrityError, match=r"do not decrypt|match their paths"):
         s.deserialize(join(head, env, header, added), CTX)
-    # A mark copied into a place the patterns do not select.
+    # An object's mark put where no path selects one, or where a plain value is expected.
     copied = dict(tree, extra=SEALED)
     with pytest.raises(IntegrityError, match="moved or copied"):
         s.deserialize(join(head, env, header, copied), CTX)
+    marked = dict(tree, customer=dict(tree["customer"], email=SEALED))
+    with pytest.raises(IntegrityError, match="plain value"):
+        s.deserialize(join(head, env, header, marked), CTX)
     # A mark replaced by a plain value.
     plain = dict(tree, customer=dict(tree["customer"], email="eve@example.com"))
     with pytest.raises(IntegrityError, match="plain value"):
