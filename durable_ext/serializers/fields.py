@@ -14,9 +14,9 @@ the history and the CLI show it as the format wrote it.
 the format (so every type the format keeps is kept), with the ``kms`` or ``localkey``
 envelope codec: the same data keys and cache, one AES-256-GCM message per payload. Each
 field's place holds ``None``, or inside an object a mark the format tells apart from any
-value (it builds the object once the field is back). The associated data binds the execution ARN, the operation id,
-the selecting patterns and the concrete path of every sealed field, as the decoder finds
-them in the payload: a field moved to another path (a key renamed, an item moved, one
+value (it builds the object once the field is back). The associated data binds the
+execution ARN, the operation id, the selecting patterns and the concrete path of every
+sealed field, as the decoder finds them in the payload: a field moved to another path (a key renamed, an item moved, one
 added or removed), another operation or another execution does not decrypt, and a plain
 value where a field should be, or a mark the patterns do not select, is refused.
 
