@@ -16,9 +16,10 @@ envelope codec: the same data keys and cache, one AES-256-GCM message per payloa
 field's place holds ``None``, or inside an object a mark the format tells apart from any
 value (it builds the object once the field is back). The associated data binds the
 execution ARN, the operation id, the selecting patterns and the concrete path of every
-sealed field, as the decoder finds them in the payload: a field moved to another path (a key renamed, an item moved, one
-added or removed), another operation or another execution does not decrypt, and a plain
-value where a field should be, or a mark the patterns do not select, is refused.
+sealed field, as the decoder finds them in the payload: a field moved to another path (a
+key renamed, an item moved, one added or removed), another operation or another execution
+does not decrypt, and a plain value where a field should be, or a mark the patterns do not
+select, is refused.
 
 **Redacted fields** are replaced by :class:`Redacted`, ``redacted:KEYID:HEX``: the
 HMAC-SHA256 under a configured key of the value's encoding. Equal values give equal hashes
