@@ -16,13 +16,16 @@ request is timed):
 * ``fields-3``: ``msgpack+fields:kms=KEY;paths=[0].sku,[500].amount,[999].id``: three
   fields of the payload.
 
-Sizes are the checkpoint string's length in characters.
+Sizes are the checkpoint string's length in characters. ``test_interleaved`` times a
+spec and ``kms`` in turns (each round both, the order alternating), so their ratio is
+taken under the same load: on a shared machine that is the figure to read.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +77,37 @@ def test_orders(benchmark: Any, serdes: dict[str, Any], impl: str, op: str) -> N
         benchmark(s.deserialize, text, CTX)
 
 
+@pytest.mark.parametrize("op", ["encode", "decode"])
+@pytest.mark.parametrize("impl", ["fields-3x1000", "fields-3"])
+def test_interleaved(benchmark: Any, serdes: dict[str, Any], impl: str, op: str) -> None:
+    """``impl`` and ``kms`` timed in turns, each round both: ratios under the same load."""
+    pair = {name: serdes[name] for name in ("kms", impl)}
+    texts = {name: s.serialize(VALUE, CTX) for name, s in pair.items()}
+    calls = {name: ((lambda s=s: s.serialize(VALUE, CTX)) if op == "encode"
+                    else (lambda s=s, t=texts[name]: s.deserialize(t, CTX)))
+             for name, s in pair.items()}
+    times: dict[str, list[float]] = {name: [] for name in pair}
+    turn = [0]
+
+    def one_round() -> None:
+        order = ("kms", impl) if turn[0] % 2 == 0 else (impl, "kms")
+        turn[0] += 1
+        for name in order:
+            t0 = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - t0)
+
+    benchmark.group = f"fields interleaved {op}"
+    benchmark.pedantic(one_round, rounds=150, iterations=1, warmup_rounds=5)
+    ratios = sorted(f / k for f, k in zip(times[impl], times["kms"], strict=True))
+    n = len(ratios)
+    benchmark.extra_info.update(
+        kind="fields-interleaved", impl=impl, op=op, rounds=n,
+        ratio_p25=ratios[n // 4], ratio_median=ratios[n // 2], ratio_p75=ratios[3 * n // 4],
+        kms_min=min(times["kms"]), impl_min=min(times[impl]),
+        chars=len(texts[impl]), kms_chars=len(texts["kms"]))
+
+
 def report(path: str) -> None:
     """Print the table of benchmarks/README.md from a pytest-benchmark JSON file.
 
@@ -101,5 +135,20 @@ def report(path: str) -> None:
         print(f"| {impl} | " + " | ".join(cells) + f" | {chars:,} | {chars / kchars:.2f}x |")
 
 
+def report_interleaved(path: str) -> None:
+    """Print the interleaved table: per-round ratios of each spec to ``kms``."""
+    with open(path) as fh:
+        rows = [b["extra_info"] for b in json.load(fh)["benchmarks"]
+                if b["extra_info"].get("kind") == "fields-interleaved"]
+    print("| spec | op | rounds | ratio to kms: p25 | median | p75 | min vs min | chars vs kms |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for i in rows:
+        print(f"| {i['impl']} | {i['op']} | {i['rounds']} | {i['ratio_p25']:.2f}x | "
+              f"{i['ratio_median']:.2f}x | {i['ratio_p75']:.2f}x | "
+              f"{i['impl_min'] / i['kms_min']:.2f}x | {i['chars'] / i['kms_chars']:.2f}x |")
+
+
 if __name__ == "__main__":
     report(sys.argv[1])
+    print()
+    report_interleaved(sys.argv[1])
