@@ -46,6 +46,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "durable_ext.http.cli",
     "backend": "durable_ext.backends.cli",
     "s3": "durable_ext.serializers.s3_cli",
+    "replay": "durable_ext.testing.replay_cli",
 }
 """Subcommand name -> module exposing ``register(subparsers)`` (imported lazily)."""
 
@@ -83,6 +84,13 @@ def _printable(text: str) -> str:
                    for c in text)
 
 
+def _cell(text: object) -> str:
+    """Return stored text as a rich table cell: printable, its brackets shown, not obeyed."""
+    from rich.markup import escape
+
+    return escape(_printable(str(text)))
+
+
 def _console() -> Any:
     try:
         from rich.console import Console
@@ -103,14 +111,42 @@ def exit_code(status: str) -> int:
 # ---------------------------------------------------------------- runtime helpers
 
 
-def _runtime(args: argparse.Namespace) -> ControlPlane:
-    """Open the control plane of ``--backend``: a local Runtime, or Lambda itself."""
+def _runtime(args: argparse.Namespace, *, existing: bool = False) -> ControlPlane:
+    """Open the control plane of ``--backend``: a local Runtime, or Lambda itself.
+
+    ``existing``: the command acts on executions already there, so an absent file store
+    is an error rather than made empty.
+    """
     from durable_ext.runtime import VirtualClock, open_control_plane
+
+    absent = _absent_file_store(args) if existing else None
+    if absent is not None:
+        raise UsageError(f"there is no store at {absent}: no execution to act on "
+                         "(give --backend, or run one with `durable-ext run`)")
 
     url = args.backend or os.environ.get("DURABLE_EXT_BACKEND") or None
     if getattr(args, "virtual_time", False):
         return open_control_plane(url, clock=VirtualClock())
     return open_control_plane(url)
+
+
+def _absent_file_store(args: argparse.Namespace) -> str | None:
+    """Return the path of ``--backend`` when it is a file store not made yet, else None.
+
+    Commands that only read report an absent store instead of creating it.
+    """
+    from durable_ext.backends import DEFAULT_BACKEND
+    from durable_ext.spec import parse_store
+
+    url = args.backend or os.environ.get("DURABLE_EXT_BACKEND") or DEFAULT_BACKEND
+    try:
+        spec = parse_store(url)
+    except ValueError:
+        return None  # opening it reports the error
+    if spec.scheme != "file":
+        return None
+    path = spec.path or ".durable"
+    return None if os.path.lexists(path) else path
 
 
 def _parse_input(text: str | None, option: str = "--input") -> Any:
@@ -181,15 +217,14 @@ def _operations_table(rt: ControlPlane, arn: str) -> Any:
                 if "CallbackId" in value:
                     detail = f"callback id {value['CallbackId']}"
                 elif "Result" in value and isinstance(value["Result"], dict):
-                    detail = _printable(str(value["Result"].get("Payload"))[:60])
+                    detail = str(value["Result"].get("Payload"))[:60]
                 elif "Error" in value and isinstance(value["Error"], dict):
                     payload = value["Error"].get("Payload") or {}
-                    detail = _printable(
-                        f"{payload.get('ErrorType')}: {payload.get('ErrorMessage')}"[:60]
-                    )
+                    detail = f"{payload.get('ErrorType')}: {payload.get('ErrorMessage')}"[:60]
                 elif "Duration" in value:
                     detail = f"{value['Duration']} s"
-        table.add_row(str(ev["EventId"]), ev["EventType"], str(ev.get("Name") or ""), detail)
+        table.add_row(str(ev["EventId"]), ev["EventType"], _cell(ev.get("Name") or ""),
+                      _cell(detail))
     return table
 
 
@@ -231,14 +266,15 @@ def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "") -> int:
         }
         _print_json(out)
         return exit_code(status)
-    print(f"execution {desc['DurableExecutionName']}: {status}")
+    print(f"execution {_printable(desc['DurableExecutionName'])}: {status}")
     print(f"arn: {arn}")
     if desc.get("Result") is not None:
         print(f"result: {_printable(desc['Result'])}")
     if desc.get("Error"):
         print(f"error: {json.dumps(desc['Error'])}")
     for name, cb_id in _open_callbacks(rt, arn):
-        print(f"waiting for callback {name or ''}: durable-ext callback succeed {cb_id} '<json>'")
+        print(f"waiting for callback {_printable(name or '')}: "
+              f"durable-ext callback succeed {cb_id} '<json>'")
     if status == "RUNNING" and hint:
         print(hint)
     return exit_code(status)
@@ -277,6 +313,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Run ``executions list``."""
+    absent = _absent_file_store(args)
+    if absent is not None:
+        if args.json:
+            _print_json({"DurableExecutions": []})
+        else:
+            print(f"no executions: there is no store at {absent} yet "
+                  "(`durable-ext run` makes one)", file=sys.stderr)
+        return EXIT_OK
     with _runtime(args) as rt:
         page = rt.list_executions(
             function_name=args.function, status=args.status, max_items=args.max_items
@@ -294,22 +338,23 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.add_column(col)
         for it in rows:
             table.add_row(
-                it["DurableExecutionName"],
-                it["FunctionArn"].rsplit(":", 1)[-1],
+                _cell(it["DurableExecutionName"]),
+                _cell(it["FunctionArn"].rsplit(":", 1)[-1]),
                 it["Status"],
                 it["StartTimestamp"].isoformat(timespec="seconds"),
-                it["DurableExecutionArn"],
+                _cell(it["DurableExecutionArn"]),
             )
         console.print(table)
     else:
         for it in rows:
-            print(f"{it['DurableExecutionName']}\t{it['Status']}\t{it['DurableExecutionArn']}")
+            print(f"{_printable(it['DurableExecutionName'])}\t{it['Status']}\t"
+                  f"{_printable(it['DurableExecutionArn'])}")
     return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Run ``executions show ARN|NAME``."""
-    with _runtime(args) as rt:
+    with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
         if args.json:
             _print_json(rt.describe(arn))
@@ -319,7 +364,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Run ``executions history ARN|NAME``."""
-    with _runtime(args) as rt:
+    with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
         hist = rt.history(arn, include_execution_data=True)
         if args.json:
@@ -332,7 +377,23 @@ def cmd_history(args: argparse.Namespace) -> int:
                 console.print(table)
                 return EXIT_OK
         for ev in hist["Events"]:
-            print(f"{ev['EventId']:>4}  {ev['EventType']:<24} {ev.get('Name') or ''}")
+            print(f"{ev['EventId']:>4}  {ev['EventType']:<24} {_printable(ev.get('Name') or '')}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Run ``executions export ARN|NAME``: its history as a JSON file ``replay`` reads."""
+    from durable_ext.testing.recording import Recording
+
+    with _runtime(args) as rt:
+        recording = Recording.from_execution(rt, _find_arn(rt, args.execution))
+    text = json.dumps(recording.to_json(), indent=1) + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(recording.events)} events of {recording.arn} to {args.output}",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -342,7 +403,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_callback(args: argparse.Namespace) -> int:
     """Run ``callback succeed|fail|heartbeat ID [PAYLOAD]``, then run the execution on."""
     payload = _callback_payload(args)
-    with _runtime(args) as rt:
+    with _runtime(args, existing=True) as rt:
         if args.action == "succeed":
             # Sent as given: the handler gets exactly this text, as from any other sender.
             rt.send_callback_success(args.callback_id, payload)
@@ -370,7 +431,7 @@ def cmd_callback(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """``stop ARN|NAME``."""
-    with _runtime(args) as rt:
+    with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
         error = None
         if args.message or args.error_type:
@@ -439,6 +500,13 @@ def register(subparsers: Any) -> None:
         p.add_argument("execution", metavar="ARN|NAME")
         _common(p)
         p.set_defaults(func=func)
+    p = exs.add_parser("export", help="write the history as a JSON file (for replay)")
+    p.add_argument("execution", metavar="ARN|NAME")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="file to write (default: stdout)")
+    p.add_argument("--backend", default=None,
+                   help="store URL (default: $DURABLE_EXT_BACKEND or file://.durable)")
+    p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser("callback", help="complete or heartbeat a callback")
     p.add_argument("action", choices=["succeed", "fail", "heartbeat"])
@@ -477,9 +545,12 @@ def register(subparsers: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the parser with every subcommand module that is installed."""
+    from durable_ext import __version__
+
     parser = argparse.ArgumentParser(
         prog="durable-ext", description="Run and inspect durable executions locally."
     )
+    parser.add_argument("--version", action="version", version=f"durable-ext {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     registered: set[str] = set()
     for module_name in SUBCOMMANDS.values():
@@ -507,7 +578,13 @@ def _find_spec_safe(name: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``durable-ext``; returns the exit code."""
-    from durable_ext.errors import ConfigError, NotFoundError
+    from durable_ext.errors import (
+        ConfigError,
+        DurableExtError,
+        ExecutionAlreadyStartedError,
+        InvalidParameterValueError,
+        NotFoundError,
+    )
 
     try:
         parser = build_parser()
@@ -518,9 +595,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         return func(args)
-    except (UsageError, ConfigError, NotFoundError) as exc:
-        print(f"durable-ext: error: {exc}", file=sys.stderr)
+    except (UsageError, ConfigError, NotFoundError, InvalidParameterValueError,
+            ExecutionAlreadyStartedError) as exc:
+        # What the user asked for cannot be done as asked: fix the command.
+        print(f"durable-ext: error: {_printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except DurableExtError as exc:
+        # The command was right but the store, a key or a payload failed it: one line, not
+        # a traceback (the exception's type says which part).
+        print(f"durable-ext: error: {type(exc).__name__}: {_printable(str(exc))}",
+              file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"durable-ext: interrupted after {time.monotonic() - started:.1f} s", file=sys.stderr)
         return 130

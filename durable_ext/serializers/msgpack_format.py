@@ -163,6 +163,8 @@ class MsgpackFormat:
     name: ClassVar[str] = "msgpack"
     role: ClassVar[Role] = "format"
     wire: ClassVar[bytes] = b"m"
+    #: a value JSON carries exactly may be written as the plain JSON it reads back from
+    json_exact: ClassVar[bool] = True
     version: ClassVar[int] = LAYOUT_MARKED
 
     def __init__(

@@ -337,3 +337,61 @@ def test_payload_previews_never_reach_the_terminal_as_control_sequences(
     main(["executions", "history", "esc", "--backend", backend])
     history = capsys.readouterr().out
     assert "\x1b" not in history and "\\x1b]0;owned" in history  # shown, escaped
+
+
+@durable_execution
+def markup_names(event: Any, ctx: DurableContext) -> Any:
+    ctx.step(lambda _: "[red]x[/red]", name="[i]pay[/i]")
+    return "done"
+
+
+def test_stored_names_and_payloads_are_shown_not_read_as_markup(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    main(["run", "test_cli:markup_names", "--name", "mk", "--backend", backend,
+          "--virtual-time"])
+    capsys.readouterr()
+    assert main(["executions", "history", "mk", "--backend", backend]) == EXIT_OK
+    shown = capsys.readouterr().out
+    assert "[i]pay[/i]" in shown
+    assert "[red]x[/red]" in shown
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import durable_ext
+
+    assert main(["--version"]) == EXIT_OK
+    assert capsys.readouterr().out.strip() == f"durable-ext {durable_ext.__version__}"
+
+
+def test_refused_names_and_reused_names_are_one_line_usage_errors(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    assert main(["run", "test_cli:markup_names", "--name", "order 1", "--backend", backend,
+                 "--virtual-time"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("durable-ext: error: invalid execution name 'order 1'")
+    assert "Traceback" not in err and err.count("\n") == 1
+    main(["run", "test_cli:quiet_approve", "--name", "o-1", "--input", '{"a": 1}',
+          "--backend", backend, "--virtual-time"])
+    capsys.readouterr()
+    assert main(["run", "test_cli:quiet_approve", "--name", "o-1", "--input", '{"a": 2}',
+                 "--backend", backend, "--virtual-time"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("durable-ext: error:") and "Traceback" not in err
+
+
+def test_reading_commands_do_not_create_a_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DURABLE_EXT_BACKEND", raising=False)
+    assert main(["executions", "list"]) == EXIT_OK
+    assert "no store at .durable" in capsys.readouterr().err
+    assert main(["executions", "list", "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == {"DurableExecutions": []}
+    for argv in (["executions", "show", "o-1"], ["executions", "history", "o-1"],
+                 ["stop", "o-1"]):
+        assert main(argv) == EXIT_USAGE
+        assert "there is no store at .durable" in capsys.readouterr().err
+    assert not (tmp_path / ".durable").exists()
