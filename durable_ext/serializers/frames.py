@@ -58,6 +58,7 @@ BUILTIN_WIRES: dict[bytes, str] = {
     b"l": "zlib",
     b"k": "kms",
     b"K": "localkey",
+    b"F": "fields",
     b"s": "s3",
     b"p": "pickle",
     b"M": "model",

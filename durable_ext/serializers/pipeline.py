@@ -61,6 +61,9 @@ _a2b = binascii.a2b_base64
 class Pipeline(SerDes[Any]):
     """An SDK ``SerDes`` made of one format, codecs in order, and an optional offload.
 
+    A ``fields`` stage (:mod:`durable_ext.serializers.fields`) may follow the format: it
+    encrypts or redacts chosen fields of the value before the format encodes it.
+
     ``serialize`` returns an ASCII ``str``. ``deserialize`` follows the frames in the
     payload, so it reads everything any pipeline wrote (stages missing here are loaded
     by name from the registry), and it also reads the SDK's own JSON payloads, so a
@@ -85,19 +88,29 @@ class Pipeline(SerDes[Any]):
         accept_foreign: bool = True,
         allowed: Iterable[str] | None = None,
         limits: DecodeLimits | Mapping[str, int] | None = None,
+        fields: Any = None,
     ) -> None:
         self.format = format
+        self.fields = fields
         self.codecs = tuple(codecs)
         self.offload = offload
         self.accept_foreign = accept_foreign
         self.limits = DecodeLimits.coerce(limits)
         self._options = {k: dict(v) for k, v in (options or {}).items()}
         _check_role(format, "format", 0)
+        if fields is not None:
+            _check_role(fields, "fields", 1)
+            if not hasattr(format, "sealed_mark"):
+                raise SpecError(
+                    f"the fields stage needs the msgpack or model format, not {format.name!r}"
+                )
+            fields.check_format(format)
         for i, c in enumerate(self.codecs, 1):
             _check_role(c, "codec", i)
         if offload is not None:
             _check_role(offload, "offload", len(self.codecs) + 1)
-        stages: list[Stage] = [format, *self.codecs, *([offload] if offload else [])]
+        stages: list[Stage] = [format, *([fields] if fields is not None else []), *self.codecs,
+                               *([offload] if offload else [])]
         self._by_wire: dict[bytes, Stage] = {}
         #: how often a frame id may occur in one payload: as often as this pipeline uses the
         #: stage, and once for stages it only reads (no chain of nested bombs)
@@ -121,14 +134,15 @@ class Pipeline(SerDes[Any]):
         # Hot path: a payload that is a bare frame of this pipeline's format, by its header.
         self._format_versions = {h: v for v, h in enumerate(self._format_headers)}
         self._format_header_size = len(self._format_headers[0])
-        self._simple = not self.codecs and offload is None
+        self._simple = not self.codecs and offload is None and fields is None
         # Compression may be left out when it does not shorten the string; encryption and
         # offload may not. A pipeline that reads plain JSON may write it (see shortest),
         # when its format says JSON carries its values exactly (not a signed format).
         self._skippable = offload is None and all(
             getattr(c, "skippable", False) is True for c in self.codecs
         )
-        self._json_ok = (self._skippable and accept_foreign
+        # Never with fields: the JSON would be the value as given, protected fields and all.
+        self._json_ok = (self._skippable and accept_foreign and fields is None
                          and getattr(format, "json_exact", False) is True)
         #: the layout whose bodies are compact ASCII JSON of the value, written unframed
         self._plain_layout: int | None = getattr(format, "plain_json_layout", None)
@@ -139,7 +153,8 @@ class Pipeline(SerDes[Any]):
         self._fast_max = COUNTED_BODY_BYTES if self.limits == DEFAULT_LIMITS else -1
 
     def __repr__(self) -> str:
-        names = [self.format.name, *(c.name for c in self.codecs)]
+        names = [self.format.name, *([self.fields.name] if self.fields is not None else []),
+                 *(c.name for c in self.codecs)]
         if self.offload is not None:
             names.append(self.offload.name)
         return f"Pipeline({'+'.join(names)!r})"
@@ -152,16 +167,26 @@ class Pipeline(SerDes[Any]):
         A payload that would decode to more than ``limits.max_bytes`` is refused here, so
         the pipeline never stores what it would refuse to read.
         """
+        sealed: bytes | None = None
+        unsealed = 0
+        if self.fields is not None:
+            value, sealed, unsealed = self.fields.protect(value, serdes_context, self.format)
         if self._fast_max < 0:
             with decoding(DecodeBudget(self.limits)):
                 version, body = self._encode_format(value, serdes_context)
         else:
             version, body = self._encode_format(value, serdes_context)
         data = self._format_headers[version] + body
+        if sealed is not None:
+            data = frame(self.fields.wire, self.fields.version, sealed + data)
+            data_produced = len(data) + unsealed
+        else:
+            data_produced = len(data)
         if self._simple:
-            produced = len(data)
+            produced = data_produced
         else:
             layered, produced = self._encode_layers(data, serdes_context)
+            produced += data_produced - len(data)
         if produced > self.limits.max_bytes:
             raise SerializationError(
                 f"operation {serdes_context.operation_id!r}: the payload decodes through "
@@ -280,6 +305,9 @@ class Pipeline(SerDes[Any]):
             try:
                 if stage.role == "format":
                     return stage.decode(body, version, ctx)  # type: ignore[attr-defined]
+                if stage.role == "fields":
+                    return stage.open(body, version, ctx,  # type: ignore[attr-defined]
+                                      self._stage_for)
                 if stage.role == "offload":
                     raw = stage.load(body, version, ctx)  # type: ignore[attr-defined]
                 else:
@@ -325,7 +353,7 @@ class Pipeline(SerDes[Any]):
             raise self._not_configured(name, where)
         try:
             stage = cls.from_spec(None, **self._options.get(name, {}))
-            if getattr(stage, "role", None) not in ("format", "codec", "offload"):
+            if getattr(stage, "role", None) not in ("format", "fields", "codec", "offload"):
                 raise TypeError(f"{cls!r} is not a serializer stage")
         except Exception as exc:
             raise SerializationError(
@@ -394,7 +422,8 @@ def _check_role(stage: Any, role: str, index: int) -> None:
         where = "first" if index == 0 else f"at position {index}"
         raise SpecError(
             f"stage {name!r} ({actual}) cannot be {where} of a pipeline: expected a {role}; "
-            "a pipeline is one format, then codecs, then at most one offload"
+            "a pipeline is one format, an optional fields stage, then codecs, then at most "
+            "one offload"
         )
 
 
@@ -432,8 +461,9 @@ def build_pipeline(
         except TypeError as exc:
             raise ConfigError(f"stage {st.name!r}: {exc}") from None
     fmt, rest = stages[0], stages[1:]
+    fields = rest.pop(0) if rest and getattr(rest[0], "role", None) == "fields" else None
     offload = rest.pop() if rest and getattr(rest[-1], "role", None) == "offload" else None
-    return Pipeline(fmt, rest, offload, options=options, limits=limits)
+    return Pipeline(fmt, rest, offload, options=options, limits=limits, fields=fields)
 
 
 def serdes(

@@ -46,6 +46,8 @@ _unpack_float = struct.Struct(">d").unpack_from
 #: Encoders made once: json.dumps with options builds one per call.
 SDK_SPACED = json.JSONEncoder(allow_nan=False).encode
 COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: compact JSON as the SDK's encoders write it, NaN and Infinity included
+_COMPACT_NAN = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _json_saving(body: bytes, chars_per_byte: float) -> float:
@@ -88,21 +90,34 @@ def shorter_as_json(
     if excess <= SLACK:
         # In a short payload, base64's third on every other byte (whose JSON is otherwise
         # at least as long as its msgpack) may still take the armor past the bound: then
-        # measure it, against the SDK's spacing, a lower bound of what the SDK writes. In
-        # a long one the SDK's spacing outgrows the header and the few floats.
+        # measure it, against compact JSON, a lower bound of what the SDK writes (its
+        # JsonSerDes spaces items, its ExtendedTypeSerDes adds envelopes). In a long one
+        # the SDK's spacing outgrows the header and the few floats.
         if len(text) > _MEASURED_MAX or excess + max(ratio - 1.0, 0.0) * (
             len(body) - 9 * body.count(FLOAT64)
         ) <= SLACK:
             return text
         try:
-            if len(text) <= len(SDK_SPACED(value)) + SLACK:
+            if len(text) <= len(_COMPACT_NAN(value)) + SLACK:
                 return text
         except (TypeError, ValueError, RecursionError):
             return text  # not a JSON value
+        over_bound = True
+    else:
+        over_bound = False
     try:
-        # NaN and Infinity are not JSON: readers other than Python's refuse them.
         candidate = COMPACT(value)
-    except (TypeError, ValueError, RecursionError):
+    except ValueError:
+        # NaN and Infinity are not JSON: readers other than Python's refuse them, so they
+        # are written only where the SDK would write them too and the armor is too long.
+        try:
+            over_bound = over_bound or len(text) > len(_COMPACT_NAN(value)) + SLACK
+            if not over_bound:
+                return text
+            candidate = _COMPACT_NAN(value)
+        except (TypeError, ValueError, RecursionError):
+            return text
+    except (TypeError, RecursionError):
         return text  # not a JSON value
     if len(candidate) >= len(text):
         return text
