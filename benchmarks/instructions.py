@@ -16,6 +16,7 @@ any durable_ext spec string (``msgpack``, ``msgpack+zstd``). durable_ext is impo
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -48,6 +49,11 @@ def run(serializer: str, family: str, n: int) -> None:
     """Warm up once, then run ``n`` round trips."""
     once = round_trip(serializer, FAMILIES[family]())
     once()
+    # Objects made so far (modules, the payload) leave the collector's view: a full
+    # collection that happens to fall inside the loop would otherwise add the cost of
+    # walking them to one run and not the other.
+    gc.collect()
+    gc.freeze()
     for _ in range(n):
         once()
 

@@ -34,6 +34,7 @@ from typing import Any
 from aws_durable_execution_sdk_python.exceptions import SerDesError
 from aws_durable_execution_sdk_python.serdes import SerDes
 
+from durable_ext.serializers._field_marks import VIEWING, Deferred, EncryptedField, Redacted
 from durable_ext.serializers.base import SerDesContext
 from durable_ext.serializers.callbacks import is_framed
 from durable_ext.serializers.frames import (
@@ -83,6 +84,7 @@ class Decoder:
 
             opts = {k: dict(v) for k, v in (options or {}).items()}
             opts.setdefault("msgpack", {}).setdefault("unregistered", "keep")
+            opts.setdefault("fields", {})  # protected fields shown as such, without keys
             spec = serdes or _DEFAULT_SPEC
             self.serdes: SerDes[Any] = durable_ext.serdes(spec, types=list(types or ()),
                                                           options=opts)
@@ -104,7 +106,13 @@ class Decoder:
         """
         if not is_framed(text) and load_json(text, "payload") is NOT_JSON:
             return text  # outside text, such as a callback result
-        return self.serdes.deserialize(text, SerDesContext(operation_id or "", execution_arn))
+        # Viewing: fields encrypted under a key not at hand come back as markers, not errors.
+        token = VIEWING.set(True)
+        try:
+            return self.serdes.deserialize(text, SerDesContext(operation_id or "",
+                                                               execution_arn))
+        finally:
+            VIEWING.reset(token)
 
     def payload(self, text: str | None, *, operation_id: str | None = None,
                 execution_arn: str = "") -> dict[str, Any] | None:
@@ -195,7 +203,13 @@ def _describe_pointer(text: str, out: dict[str, Any]) -> None:
 
 
 def readable(value: Any, _depth: int = 0) -> Any:
-    """Return ``value`` as plain JSON data: what a person reading a payload needs to see."""
+    """Return ``value`` as plain JSON data: what a person reading a payload needs to see.
+
+    Fields a ``fields`` stage protects show as ``{"$encrypted": {...}}`` (when their key
+    was not at hand) and ``{"$redacted": "redacted:ID:HEX"}``.
+    """
+    if type(value) is Redacted:
+        return {"$redacted": str(value)}
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, enum.Enum):
@@ -229,11 +243,14 @@ def _scalar(value: Any, depth: int) -> Any:
         return {"$seconds": value.total_seconds()}
     if isinstance(value, (Decimal, uuid.UUID)):
         return str(value)
+    if isinstance(value, EncryptedField):
+        return value.to_json()
+    if isinstance(value, Deferred):  # an object whose encrypted fields stayed closed
+        return {"$type": value.tag, **readable(_as_fields(value.fields), depth)}
     if isinstance(value, Unregistered):
         if value.kind == "enum":
             return {"$type": value.tag, "$member": value.fields}
-        fields = value.fields if isinstance(value.fields, dict) else {"$fields": value.fields}
-        return {"$type": value.tag, **readable(fields, depth)}
+        return {"$type": value.tag, **readable(_as_fields(value.fields), depth)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         names = [f.name for f in dataclasses.fields(value)]
         return {"$type": type(value).__name__,
@@ -245,6 +262,10 @@ def _scalar(value: Any, depth: int) -> Any:
     if callable(to_dict):
         return {"$type": type(value).__name__, **readable(to_dict(), depth)}
     return {"$repr": repr(value)[:200]}
+
+
+def _as_fields(fields: Any) -> dict[str, Any]:
+    return fields if isinstance(fields, dict) else {"$fields": fields}
 
 
 def _key(key: Any) -> str:

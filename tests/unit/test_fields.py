@@ -387,8 +387,8 @@ def test_pydantic_marks_encrypt_and_redact_fields_of_nested_models() -> None:
     assert back["c"].name == "Ada"
     shown = view(text, CTX, serdes=durable_ext.serdes("model", types=models,
                                                       options={"fields": {}}))
-    assert shown["c"]["$object"] == "Customer"
-    assert "$encrypted" in shown["c"]["fields"]["e-mail"]
+    assert shown["c"]["$type"] == "Customer"
+    assert "$encrypted" in shown["c"]["e-mail"]
 
 
 def test_msgpack_dataclass_metadata_marks() -> None:
@@ -416,7 +416,7 @@ def test_paths_reach_into_registered_objects_and_batch_results() -> None:
     assert back.to_dict() == batch.to_dict()
     reader = durable_ext.serdes("msgpack", types=[Shipment], options={"fields": {}})
     shown = view(text, CTX, serdes=reader)
-    assert shown["fields"]["all"][1]["result"]["email"]["$encrypted"]["path"] == \
+    assert shown["all"][1]["result"]["email"]["$encrypted"]["path"] == \
         "all[1].result.email"
 
 

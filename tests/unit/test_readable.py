@@ -126,3 +126,18 @@ def test_a_history_gets_a_decoded_view_beside_every_payload() -> None:
     assert done["ExecutionSucceededDetails"]["Result"]["Decoded"]["Value"] == {"done": [1, 2]}
     # the raw payloads are kept as they were
     assert all("Decoded" not in json.dumps(e, default=str) for e in history["Events"])
+
+
+def test_protected_fields_show_as_such_and_open_with_their_key() -> None:
+    spec = "msgpack+fields:localkey;paths=card;redact=ssn"
+    options = {"fields": {"key": b"k" * 32, "redact_key": b"r" * 32}}
+    text = durable_ext.serdes(spec, options=options).serialize(
+        {"card": "4111", "ssn": "123", "qty": 2}, CTX)
+    shown = Decoder().payload(text, operation_id="op-1", execution_arn=ARN)
+    assert shown is not None
+    assert shown["Value"]["qty"] == 2
+    assert shown["Value"]["card"]["$encrypted"]["path"] == "card"
+    assert shown["Value"]["ssn"]["$redacted"].startswith("redacted:")
+    opened = Decoder(spec, options=options).payload(text, operation_id="op-1",
+                                                    execution_arn=ARN)
+    assert opened is not None and opened["Value"]["card"] == "4111"
