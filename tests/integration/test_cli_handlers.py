@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import free_port
+from cli_server import health, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "durable_ext.cli"]
@@ -143,43 +143,19 @@ def test_import_failures_and_duplicate_names_are_one_line_errors(project: Path, 
     assert len(lines) == 1 and words in lines[0], proc.stderr[-2000:]
 
 
-def _health(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_durable_ext/health", timeout=2) as r:
-        body: dict[str, Any] = json.loads(r.read())
-        return body
-
-
 @pytest.mark.parametrize("isolation", ["inline", "http"])
 def test_serve_loads_a_package_of_the_current_directory(project: Path, tmp_path: Path,
                                                         isolation: str) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DURABLE_EXT_BACKEND")}
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--backend", f"file://{tmp_path / 'store'}", "--port", str(port),
-         "--isolation", isolation, "--handlers", "app.handlers:process_order",
-         "orders=app.handlers:refund"],
-        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                health = _health(port)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "server did not come up"
-                time.sleep(0.1)
-        assert sorted(health["functions"]) == ["handlers-process-order", "orders"]
+    with serving(["--backend", f"file://{tmp_path / 'store'}", "--isolation", isolation,
+                  "--handlers", "app.handlers:process_order", "orders=app.handlers:refund"],
+                 project) as srv:
+        assert sorted(health(srv.port)["functions"]) == ["handlers-process-order", "orders"]
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/2015-03-31/functions/orders/invocations",
+            f"http://127.0.0.1:{srv.port}/2015-03-31/functions/orders/invocations",
             data=b'{"n": 3}', method="POST", headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=60) as r:
             assert json.loads(r.read()) == {"refunded": 3}
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_worker_loads_a_package_of_the_current_directory(project: Path, tmp_path: Path) -> None:
@@ -214,24 +190,9 @@ def test_a_hostile_callback_result_does_not_crash_an_inline_server(project: Path
     from hostile import msgpack_frame, nested_ext
 
     (project / "app" / "hostile.py").write_text(HOSTILE_APP)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DURABLE_EXT_BACKEND")}
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--backend", f"file://{tmp_path / 'store'}", "--port", str(port),
-         "--isolation", "inline", "--handlers", "waits=app.hostile:waits"],
-        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                _health(port)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "server did not come up"
-                time.sleep(0.1)
-        lam = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{port}",
+    with serving(["--backend", f"file://{tmp_path / 'store'}", "--isolation", "inline",
+                  "--handlers", "waits=app.hostile:waits"], project) as srv:
+        lam = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{srv.port}",
                            region_name="us-east-1", aws_access_key_id="x",
                            aws_secret_access_key="x")
         arn = lam.invoke(FunctionName="waits", InvocationType="Event",
@@ -253,11 +214,8 @@ def test_a_hostile_callback_result_does_not_crash_an_inline_server(project: Path
             if status != "RUNNING":
                 break
             time.sleep(0.05)
-        assert proc.poll() is None, "the server died"
+        assert srv.proc.poll() is None, "the server died"
         assert status == "FAILED"
         error = lam.get_durable_execution(DurableExecutionArn=arn)["Error"]
         assert "max_depth" in error["ErrorMessage"]
-        assert _health(port)["status"] == "ok"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        assert health(srv.port)["status"] == "ok"

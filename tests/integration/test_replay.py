@@ -15,14 +15,13 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import free_port
+from cli_server import serving
 
 from durable_ext.errors import ReplayDivergenceError
 from durable_ext.runtime import Runtime, VirtualClock
@@ -310,12 +309,6 @@ def test_batch_replay_of_the_running_executions(store_url: str, project: Path) -
 # ---------------------------------------------------------------- through lambda:// and serve
 
 
-def _health(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_durable_ext/health", timeout=2) as r:
-        body: dict[str, Any] = json.loads(r.read())
-        return body
-
-
 @pytest.fixture
 def served(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
            ) -> Iterator[LambdaControlPlane]:
@@ -323,31 +316,13 @@ def served(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     for key, value in (("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x"),
                        ("AWS_DEFAULT_REGION", "us-east-1")):
         monkeypatch.setenv(key, value)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DURABLE_EXT_BACKEND")}
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--backend", f"file://{tmp_path / 'served'}", "--port", str(port),
-         "--isolation", "inline", "--virtual-time", "--handlers", "orders=replay_app:v1"],
-        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                _health(port)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "server did not come up"
-                time.sleep(0.1)
+    with serving(["--backend", f"file://{tmp_path / 'served'}", "--isolation", "inline",
+                  "--virtual-time", "--handlers", "orders=replay_app:v1"], project) as srv:
         plane = LambdaControlPlane(
-            f"lambda://orders?region=us-east-1&endpoint_url=http://127.0.0.1:{port}"
+            f"lambda://orders?region=us-east-1&endpoint_url=http://127.0.0.1:{srv.port}"
             "&base_delay=0.01")
         with plane:
             yield plane
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _settled(plane: LambdaControlPlane, arn: str, *, callback: bool) -> None:
