@@ -716,10 +716,10 @@ class _OneLineErrors(logging.Formatter):
 @contextlib.contextmanager
 def _logging(args: argparse.Namespace) -> Iterator[None]:
     """Show the handlers' logs on stderr at ``--log-level``, for as long as the command runs."""
-    level = getattr(args, "log_level", None)
-    if level is None:
+    if not getattr(args, "handler_logs", False):  # serve and worker set up their own
         yield
         return
+    level = args.log_level
     handler = logging.StreamHandler(sys.stderr)
     fmt = "%(levelname)s %(name)s: %(message)s"
     handler.setFormatter(logging.Formatter(fmt) if args.verbose else _OneLineErrors(fmt))
@@ -740,6 +740,7 @@ def _add_logging_options(p: argparse.ArgumentParser) -> None:
                    help="the handler's logs shown on stderr (default: warning)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="full tracebacks in logs (one line each otherwise)")
+    p.set_defaults(handler_logs=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
