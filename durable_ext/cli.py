@@ -1,7 +1,8 @@
 """The ``durable-ext`` command: run handlers locally and inspect executions.
 
 Exit codes: 0 succeeded (or a command that completed), 1 execution failed / timed out /
-stopped, 2 usage error, 3 execution still waiting (for a callback, a timer...).
+stopped, 2 usage error (or a request the execution's status refuses), 3 execution still
+waiting (for a callback, a timer, a resume...).
 
 Subcommands live in a small table (:data:`SUBCOMMANDS`) of modules that each expose
 ``register(subparsers)``; a module that is not installed yet is skipped, so other
@@ -41,6 +42,9 @@ SUBCOMMANDS: dict[str, str] = {
     "callback": "durable_ext.cli",
     "stop": "durable_ext.cli",
     "plugins": "durable_ext.cli",
+    "pause": "durable_ext.cli_control",
+    "resume": "durable_ext.cli_control",
+    "delete": "durable_ext.cli_control",
     "bench": "durable_ext.bench",
     "worker": "durable_ext.fleet.cli",
     "serve": "durable_ext.http.cli",
@@ -48,6 +52,8 @@ SUBCOMMANDS: dict[str, str] = {
     "s3": "durable_ext.serializers.s3_cli",
 }
 """Subcommand name -> module exposing ``register(subparsers)`` (imported lazily)."""
+
+_WAITING = frozenset({ExecutionStatus.RUNNING, ExecutionStatus.PAUSING, ExecutionStatus.PAUSED})
 
 
 class UsageError(Exception):
@@ -95,7 +101,7 @@ def exit_code(status: str) -> int:
     """Exit code for an execution status."""
     if status == "SUCCEEDED":
         return EXIT_OK
-    if status == "RUNNING":
+    if status in _WAITING:
         return EXIT_WAITING
     return EXIT_FAILED
 
@@ -239,7 +245,7 @@ def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "") -> int:
         print(f"error: {json.dumps(desc['Error'])}")
     for name, cb_id in _open_callbacks(rt, arn):
         print(f"waiting for callback {name or ''}: durable-ext callback succeed {cb_id} '<json>'")
-    if status == "RUNNING" and hint:
+    if status in _WAITING and hint:
         print(hint)
     return exit_code(status)
 

@@ -18,7 +18,8 @@ also from the standard or SDK class a caller would already catch::
     │                                             transient: throttling, timeouts, network
     └── StoreError                                a checkpoint store failed
         ├── ConflictError                         a conditional write lost a race
-        │   └── ExecutionAlreadyStartedError      the name is taken with another input
+        │   ├── ExecutionAlreadyStartedError      the name is taken with another input
+        │   └── ResourceConflictError             the execution's status forbids the request
         ├── NotFoundError                         no such execution, callback or record
         └── StoreUnavailableError                 the store cannot be reached right now
 
@@ -52,6 +53,7 @@ __all__ = [
     "InvalidParameterValueError",
     "MissingDependencyError",
     "NotFoundError",
+    "ResourceConflictError",
     "RetryableSerializationError",
     "SerializationError",
     "ServiceCode",
@@ -148,6 +150,10 @@ class InvalidCheckpointTokenError(InvalidParameterValueError):
 
 class ExecutionAlreadyStartedError(ConflictError):
     """The execution name is taken with another input (``DurableExecutionAlreadyStarted``)."""
+
+
+class ResourceConflictError(ConflictError):
+    """The execution's status forbids the request (e.g. delete of a running execution)."""
 
 
 # -- the service's error codes ----------------------------------------------------------

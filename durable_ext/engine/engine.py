@@ -31,6 +31,7 @@ from durable_ext.backends.store import (
     Store,
 )
 from durable_ext.engine import rules, views
+from durable_ext.engine.control import ExecutionControl
 from durable_ext.engine.mutation import Mutation, NoCommit, public_op
 from durable_ext.engine.records import CheckpointResult, InvocationInput, creation_batch
 from durable_ext.engine.state import (
@@ -62,7 +63,7 @@ _CONFLICT_RETRIES = 50
 _MAX_STATE_ITEMS = 1000
 
 
-class Engine:
+class Engine(ExecutionControl):
     """The durable-execution service's semantics over a :class:`Store`.
 
     Args:
@@ -227,6 +228,10 @@ class Engine:
                 return tx.batch(), None
             if tx.state.invoking:
                 return NoCommit(None)
+            if tx.state.pause is not None:
+                # paused: no invocation starts; the resume owes it
+                rules.schedule_invocation(tx, tx.now_ms)
+                return tx.batch(), None
             inv = str(uuid.uuid4())
             request_id = str(uuid.uuid4())
             updated = list(tx.state.updated)
@@ -418,7 +423,12 @@ class Engine:
             rules.fire_due_wakes(tx)
             h = tx.header
             new_seq = h.token_sequence + 1
-            closing = tx.state.closing is not None
+            pausing = h.status == ExecutionStatus.PAUSING
+            if pausing:
+                # the next checkpoint after a pause request: applied, but no token back,
+                # so the SDK ends the invocation (PENDING) and the execution is PAUSED
+                rules.enter_paused(tx, interrupted=True)
+            closing = tx.state.closing is not None or pausing
             first, rest = page(delta(tx), None, self.page_bytes)
             marker = f"d:{new_seq}:{h.handler_seen_seq}:{len(first)}" \
                 if rest and not closing else None
@@ -427,7 +437,7 @@ class Engine:
             )
             tx.evolve(last_checkpoint=LastCheckpoint(
                 client_token, token, out_token, tuple(r.op_id for r in first)
-            ) if client_token else None)
+            ) if client_token and not pausing else None)
             result = CheckpointResult(out_token, [public_op(r.data) for r in first], marker)
             return tx.batch(token_sequence=new_seq, handler_seen_seq=tx.seq), result
 
@@ -569,7 +579,7 @@ class Engine:
     def describe(self, arn: str) -> dict[str, Any]:
         """GetDurableExecution."""
         h = self._require(arn)
-        return views.describe(h, self.function_arn(h.function_name))
+        return views.describe(h, self.function_arn(h.function_name), EngineState.from_dict(h.state))
 
     def history(
         self,

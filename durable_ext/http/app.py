@@ -249,6 +249,9 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
         if not include:
             for key in ("InputPayload", "Result", "Error"):
                 desc.pop(key, None)
+            if "PauseDetails" in desc:
+                desc["PauseDetails"] = {k: v for k, v in desc["PauseDetails"].items()
+                                        if k != "Reason"}
         desc["ExecutionDataIncluded"] = include
         return _json(desc)
 
@@ -316,6 +319,47 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
         service.notify()
         return _json(out)
 
+    async def _control_body(request: Request, shape: str, where: str) -> dict[str, Any]:
+        arn = _segment(request, "arn", "DurableExecutionArn")
+        body = await _body_json(request)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise ApiError("InvalidRequestContentException", f"{where}: expected a JSON object")
+        check_shape({**body, "DurableExecutionArn": arn}, shape, where)
+        client_token = body.get("ClientToken")
+        if client_token is not None and not _CLIENT_TOKEN.fullmatch(client_token):
+            raise ApiError("InvalidParameterValueException",
+                           "ClientToken must be 1-64 printable ASCII characters")
+        return {**body, "DurableExecutionArn": arn}
+
+    @_endpoint
+    async def pause(request: Request) -> Response:
+        body = await _control_body(request, "PauseDurableExecutionRequest",
+                                   "PauseDurableExecution body")
+        await run_in_threadpool(
+            rt.pause, body["DurableExecutionArn"], body.get("Reason"), body.get("ClientToken"),
+            body.get("ExecutionTimeoutPaused", True),
+        )
+        service.notify()
+        return _json({}, 202)
+
+    @_endpoint
+    async def resume(request: Request) -> Response:
+        body = await _control_body(request, "ResumeDurableExecutionRequest",
+                                   "ResumeDurableExecution body")
+        await run_in_threadpool(
+            rt.resume, body["DurableExecutionArn"], body.get("Reason"), body.get("ClientToken"),
+        )
+        service.notify()
+        return _json({}, 202)
+
+    @_endpoint
+    async def delete(request: Request) -> Response:
+        arn = _segment(request, "arn", "DurableExecutionArn")
+        out = await run_in_threadpool(rt.delete, arn)
+        return _json(out, 202)
+
     @_endpoint
     async def list_by_function(request: Request) -> Response:
         function = service.resolve(_segment(request, "function", "FunctionName", _FUNCTION_MAX),
@@ -373,6 +417,9 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
         Route(arn + "/state", state, methods=["GET"]),
         Route(arn + "/checkpoint", checkpoint, methods=["POST"]),
         Route(arn + "/stop", stop, methods=["POST"]),
+        Route(arn + "/pause", pause, methods=["POST"]),
+        Route(arn + "/resume", resume, methods=["POST"]),
+        Route(arn, delete, methods=["DELETE"]),
         Route(_V + "/functions/{function}/durable-executions", list_by_function, methods=["GET"]),
         Route(cb + "/succeed", callback_succeed, methods=["POST"]),
         Route(cb + "/fail", callback_fail, methods=["POST"]),

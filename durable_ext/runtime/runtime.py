@@ -365,6 +365,27 @@ class Runtime:
         """StopDurableExecution."""
         return self.engine.stop(arn, error)
 
+    def pause(
+        self,
+        arn: str,
+        reason: str | None = None,
+        client_token: str | None = None,
+        execution_timeout_paused: bool = True,
+    ) -> None:
+        """PauseDurableExecution (see :meth:`Engine.pause <durable_ext.engine.Engine.pause>`)."""
+        self.engine.pause(arn, reason=reason, client_token=client_token,
+                          execution_timeout_paused=execution_timeout_paused)
+
+    def resume(
+        self, arn: str, reason: str | None = None, client_token: str | None = None
+    ) -> None:
+        """ResumeDurableExecution."""
+        self.engine.resume(arn, reason=reason, client_token=client_token)
+
+    def delete(self, arn: str) -> dict[str, Any]:
+        """DeleteDurableExecution: only of an ended execution; its records go with it."""
+        return self.engine.delete(arn)
+
     # ------------------------------------------------------------------ driving
 
     def mine(self, entry: DueEntry) -> bool:
@@ -443,6 +464,8 @@ class Runtime:
             self._dispatch(entry)
         elif entry.kind == DueKind.NOTIFY:
             self._notify(entry)
+        elif entry.kind == DueKind.DELETE:
+            self.engine.finish_deletion(entry.arn)
         else:
             self.engine.fire(entry)
         self.stats.add("timers")
@@ -544,7 +567,10 @@ class Runtime:
         self.engine.clear_due(entry.arn, entry.key)
 
     def _notify(self, entry: DueEntry) -> None:
-        child = self.store.header(entry.arn)
+        try:
+            child = self.store.header(entry.arn)
+        except NotFoundError:
+            return  # deleted meanwhile (a deletion delivers the outcome first)
         parent_arn = str(entry.data.get("arn"))
         with contextlib.suppress(NotFoundError):  # the caller's execution is gone
             self.engine.complete_chained(
