@@ -23,14 +23,13 @@ from durable_ext.cli import (
     _report,
     _runtime,
 )
-
 from durable_ext.errors import ConflictError
 
 __all__ = ["register"]
 
 
 def _refusable(cmd: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """A request the execution's status refuses exits 2 with the reason (no traceback)."""
+    """Exit 2 with the reason (no traceback) when the execution's status refuses the request."""
 
     def run(args: argparse.Namespace) -> int:
         try:

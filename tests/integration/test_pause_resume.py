@@ -70,10 +70,9 @@ def long_wait(event: Any, ctx: DurableContext) -> Any:
     return "woke"
 
 
-@pytest.fixture(params=["memory", "file", "redis", "dynamodb"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> str:
-    kind = request.param
+def store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh store of ``kind``: memory, file, or on the session's Redis / moto server."""
     if kind == "memory":
         return "memory://"
     if kind == "file":
@@ -87,6 +86,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path,
     table = moto.unique("pr")
     create_table(moto.client("dynamodb"), table)
     return f"dynamodb://{table}?region=us-east-1&endpoint_url={moto.endpoint_url}"
+
+
+@pytest.fixture(params=["memory", "file", "redis", "dynamodb"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> str:
+    return store_url(request.param, request, tmp_path, monkeypatch)
 
 
 @pytest.fixture
