@@ -10,6 +10,7 @@ also from the standard or SDK class a caller would already catch::
     │   └── UnknownPluginError                    no plugin of that name in a registry
     ├── InvalidParameterValueError (ValueError)   the service refused a request's parameters
     │   └── InvalidCheckpointTokenError           a stale or foreign token (the SDK retries)
+    ├── DeliveryError                             an event sink did not take an event
     ├── MissingDependencyError (ImportError)      an optional library is not installed
     ├── SerializationError (SDK SerDesError)      permanent: corrupt, tampered, unsupported data
     │   ├── IntegrityError                        a checksum, signature or AEAD tag did not verify
@@ -44,6 +45,7 @@ __all__ = [
     "SERVICE_ERRORS",
     "ConfigError",
     "ConflictError",
+    "DeliveryError",
     "DisallowedContentError",
     "DurableExtError",
     "ExecutionAlreadyStartedError",
@@ -150,6 +152,10 @@ class InvalidCheckpointTokenError(InvalidParameterValueError):
 
 class ExecutionAlreadyStartedError(ConflictError):
     """The execution name is taken with another input (``DurableExecutionAlreadyStarted``)."""
+
+
+class DeliveryError(DurableExtError):
+    """An event sink did not take a status-change event; the outbox sends it again later."""
 
 
 class ResourceConflictError(ConflictError):

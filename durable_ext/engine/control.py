@@ -158,8 +158,11 @@ class ExecutionControl:
 
         self._mutate(arn, fn)
 
-    def delete(self, arn: str) -> dict[str, Any]:
+    def delete(self, arn: str, *, finish: bool = True) -> dict[str, Any]:
         """DeleteDurableExecution: DELETING, then the execution and its records are gone.
+
+        ``finish=False`` only makes it DELETING: the due entry it gets has a runtime
+        finish the deletion (after delivering the execution's outstanding events).
 
         A chained child's outcome still owed to its caller is delivered first (again, if
         it was: the caller takes it once). The
@@ -196,7 +199,8 @@ class ExecutionControl:
             return tx.batch(), tx.now_ms
 
         requested: int = self._mutate(arn, fn)
-        self.finish_deletion(arn)
+        if finish:
+            self.finish_deletion(arn)
         return {"DeletionRequestTimestamp": views.ms_to_dt(requested)}
 
     def finish_deletion(self, arn: str) -> bool:

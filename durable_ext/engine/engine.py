@@ -33,6 +33,7 @@ from durable_ext.backends.store import (
 from durable_ext.engine import rules, views
 from durable_ext.engine.control import ExecutionControl
 from durable_ext.engine.mutation import Mutation, NoCommit, public_op
+from durable_ext.engine.outbox import EventStamp
 from durable_ext.engine.records import CheckpointResult, InvocationInput, creation_batch
 from durable_ext.engine.state import (
     DueKey,
@@ -78,6 +79,9 @@ class Engine(ExecutionControl):
         max_invocation_failures: Consecutive failed invocations before the execution fails.
         invocation_retry_ms: Delay before re-invoking after a failed invocation.
         lease_ms: How long an invocation may run before another runtime may take over.
+        status_events: Record every status change in the store's outbox
+            (:mod:`~durable_ext.engine.outbox`); every process sharing a store should
+            agree on it.
 
     Example:
         >>> from durable_ext.backends.memory import MemoryStore
@@ -101,6 +105,7 @@ class Engine(ExecutionControl):
         max_invocation_failures: int = 5,
         invocation_retry_ms: int = 0,
         lease_ms: int = 900_000,
+        status_events: bool = False,
     ) -> None:
         self.store = store
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
@@ -112,6 +117,7 @@ class Engine(ExecutionControl):
         self.max_invocation_failures = max_invocation_failures
         self.invocation_retry_ms = invocation_retry_ms
         self.lease_ms = lease_ms
+        self.stamp = EventStamp(region, account) if status_events else None
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._signer: IdSigner | None = None
@@ -140,7 +146,8 @@ class Engine(ExecutionControl):
         """
         with self._lock(arn):
             for _ in range(_CONFLICT_RETRIES):
-                tx = Mutation(self.store, self.store.header(arn), self.now_ms(), self.ids)
+                tx = Mutation(self.store, self.store.header(arn), self.now_ms(), self.ids,
+                              self.stamp)
                 out = fn(tx)
                 if isinstance(out, NoCommit):
                     return out.value
@@ -200,7 +207,8 @@ class Engine(ExecutionControl):
         arn = self.execution_arn(function_name, name, exec_id)
         now = self.now_ms()
         state = EngineState(timeout=timeout, parent=parent, attributes=dict(attributes or {}))
-        batch = creation_batch(arn, exec_id, function_name, name, input_payload, state, now)
+        batch = creation_batch(arn, exec_id, function_name, name, input_payload, state, now,
+                               self.stamp)
         res = self.store.create(batch)
         if res.created:
             return arn, True
@@ -500,6 +508,18 @@ class Engine(ExecutionControl):
             if not any(d.key == key for d in self.store.due(arn=arn)):
                 return NoCommit(None)
             tx.clear_due(key)
+            return tx.batch(), None
+
+        self._mutate(arn, fn)
+
+    def defer_due(self, arn: str, key: str, due_ms: int) -> None:
+        """Move one due entry (kept as it is otherwise) to ``due_ms``."""
+
+        def fn(tx: Mutation) -> Any:
+            entry = next((d for d in self.store.due(arn=arn) if d.key == key), None)
+            if entry is None:
+                return NoCommit(None)
+            tx.set_due(key, entry.kind, due_ms, **entry.data)
             return tx.batch(), None
 
         self._mutate(arn, fn)

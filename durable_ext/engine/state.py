@@ -211,6 +211,7 @@ class EngineState:
             pause with its timeout paused moves it.
         requests: Recent control-plane requests made with a ClientToken.
         deletion_ms: When deletion was requested (status DELETING).
+        emitted: Status-change events written to the outbox so far (the last sequence).
 
     """
 
@@ -232,6 +233,7 @@ class EngineState:
     deadline: int | None = None
     requests: tuple[ClientRequest, ...] = ()
     deletion_ms: int | None = None
+    emitted: int = 0
 
     @property
     def invoking(self) -> bool:
@@ -280,6 +282,8 @@ class EngineState:
             out["requests"] = [r.to_list() for r in self.requests]
         if self.deletion_ms is not None:
             out["deletion"] = self.deletion_ms
+        if self.emitted:
+            out["emitted"] = self.emitted
         return out
 
     @classmethod
@@ -309,6 +313,7 @@ class EngineState:
             deadline=data.get("deadline"),
             requests=tuple(ClientRequest.from_list(r) for r in data.get("requests") or ()),
             deletion_ms=data.get("deletion"),
+            emitted=int(data.get("emitted") or 0),
         )
 
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from durable_ext.backends.store import TERMINAL_STATUSES, Store
 from durable_ext.engine import CheckpointResult, DueKind, normalize_input
 from durable_ext.errors import ConfigError
+from durable_ext.events.sinks import EventSink
 from durable_ext.http.invokers import RemoteHandler, WorkerPool
 from durable_ext.http.wire import ApiError
 from durable_ext.runtime import ControlPlane, Runtime, VirtualClock
@@ -75,6 +76,7 @@ class LocalService:
             service has one driver, so invocations run one at a time; more than one
             worker only matters to code that calls the pool from several threads.
         sync_timeout: Longest a RequestResponse Invoke waits for its execution to end.
+        event_sinks: Where status-change events go (:mod:`durable_ext.events`).
 
     Example:
         >>> with LocalService("memory://") as svc:
@@ -93,11 +95,12 @@ class LocalService:
         invocation_timeout: float = 900.0,
         workers: int = 1,
         sync_timeout: float = 900.0,
+        event_sinks: Sequence[EventSink] = (),
     ) -> None:
         self._wake = threading.Event()
         clock: Any = VirtualClock() if virtual_time else WakeableClock(self._wake)
         self.runtime = Runtime(backend, clock=clock, region=region, account=account,
-                               invocation_timeout=invocation_timeout)
+                               invocation_timeout=invocation_timeout, event_sinks=event_sinks)
         self.region = region
         self.sync_timeout = sync_timeout
         self._workers = workers

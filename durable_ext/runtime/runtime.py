@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import TracebackType
 from typing import Any, Literal
@@ -37,6 +37,8 @@ from durable_ext.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
+from durable_ext.events.outbox import Outbox
+from durable_ext.events.sinks import EventSink
 from durable_ext.runtime.clock import Clock, RealClock
 from durable_ext.runtime.handlers import HandlerRef, load_handler, reference_of
 from durable_ext.runtime.invoker import (
@@ -100,6 +102,12 @@ class PlainOutcome:
     error: dict[str, Any] | None = None
 
 
+def _records_events(sinks: Sequence[EventSink], asked: bool | None) -> bool:
+    if asked is not None:
+        return asked
+    return bool(sinks) or os.environ.get("DURABLE_EXT_STATUS_EVENTS", "") in ("1", "true")
+
+
 def _open_checkpoint_store(backend: str | Store | None) -> Store:
     """Open ``backend`` and make sure it is a checkpoint store the engine can drive."""
     url = backend if isinstance(backend, str) else None
@@ -144,6 +152,13 @@ class Runtime:
         host: The host name recorded in leases (for people only).
         region: Region used in ARNs.
         account: Account id used in ARNs.
+        event_sinks: Where status-change events go (:mod:`durable_ext.events`): this
+            runtime delivers the outbox of the executions of its functions.
+        status_events: Record status changes in the store's outbox (default: when
+            ``event_sinks`` are given or ``$DURABLE_EXT_STATUS_EVENTS`` is ``1``). A
+            process that changes executions without delivering (the CLI pausing one, an
+            HTTP API) needs it so its changes are delivered by another: set the variable
+            for every process sharing the store.
 
     Example:
         >>> rt = Runtime(backend="memory://", clock=VirtualClock())
@@ -166,6 +181,8 @@ class Runtime:
         host: str | None = None,
         region: str = "us-east-1",
         account: str = "123456789012",
+        event_sinks: Sequence[EventSink] = (),
+        status_events: bool | None = None,
     ) -> None:
         if isolation not in ("inline", "process"):
             raise ConfigError(f"isolation must be 'inline' or 'process', got {isolation!r}")
@@ -197,7 +214,9 @@ class Runtime:
             max_invocation_failures=max_invocation_failures,
             invocation_retry_ms=int(invocation_retry_delay * 1000),
             lease_ms=int((lease_seconds or invocation_timeout + 60) * 1000),
+            status_events=_records_events(event_sinks, status_events),
         )
+        self.outbox = Outbox(self.engine, event_sinks) if event_sinks else None
 
     # ------------------------------------------------------------------ handlers
 
@@ -383,8 +402,28 @@ class Runtime:
         self.engine.resume(arn, reason=reason, client_token=client_token)
 
     def delete(self, arn: str) -> dict[str, Any]:
-        """DeleteDurableExecution: only of an ended execution; its records go with it."""
-        return self.engine.delete(arn)
+        """DeleteDurableExecution: only of an ended execution; its records go with it.
+
+        With event sinks the deletion is finished by this runtime's loop, once the
+        execution's events (DELETING included) are delivered.
+        """
+        return self.engine.delete(arn, finish=self.outbox is None)
+
+    def deliver_events(self) -> int:
+        """Deliver the outbox of this runtime's functions; how many events went out."""
+        if self.outbox is None:
+            return 0
+        return self.outbox.deliver(accept=self.mine)
+
+    def _finish_deletion(self, entry: DueEntry) -> None:
+        if self.outbox is not None:
+            self.outbox.deliver(arn=entry.arn)
+            if self.outbox.pending(entry.arn):
+                # the events go first; try again once the sinks may take them
+                self.engine.defer_due(entry.arn, entry.key,
+                                      self.clock.now_ms() + int(self.outbox.max_delay * 1000))
+                return
+        self.engine.finish_deletion(entry.arn)
 
     # ------------------------------------------------------------------ driving
 
@@ -440,7 +479,8 @@ class Runtime:
             return
 
     def _run_due(self, deadline: float) -> bool:
-        """Handle every entry due now; False when there was none."""
+        """Handle every entry due now (and deliver events); False when there was none."""
+        self.deliver_events()
         entries = [e for e in self.store.due(self.clock.now_ms(), kinds=DueKind.ACTIVE)
                    if self.mine(e)]
         for entry in entries:
@@ -465,7 +505,7 @@ class Runtime:
         elif entry.kind == DueKind.NOTIFY:
             self._notify(entry)
         elif entry.kind == DueKind.DELETE:
-            self.engine.finish_deletion(entry.arn)
+            self._finish_deletion(entry)
         else:
             self.engine.fire(entry)
         self.stats.add("timers")

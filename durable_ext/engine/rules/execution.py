@@ -40,11 +40,13 @@ def close_execution(
         plain_event(_TERMINAL_EVENT[ExecutionStatus(status)], tx.now_ms, details,
                     Id=h.execution_id, Name=h.name)
     )
+    # what is still owed to others stays: the caller's notification, undelivered events
+    kept = (DueKind.NOTIFY, DueKind.EMIT)
     for d in tx.store.due(arn=tx.arn):
-        if d.kind != DueKind.NOTIFY:
+        if d.kind not in kept:
             tx.clear_due(d.key)
     for key in list(tx.due_set):
-        if tx.due_set[key].kind != DueKind.NOTIFY:
+        if tx.due_set[key].kind not in kept:
             tx.clear_due(key)
     parent = tx.state.parent
     if parent is not None:
