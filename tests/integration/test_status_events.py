@@ -134,7 +134,7 @@ def test_a_failing_sink_holds_later_events_back_and_loses_none(
 class _Receiver(http.server.BaseHTTPRequestHandler):
     server: Any
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         srv = self.server
         with srv.lock:
