@@ -31,6 +31,7 @@ from durable_ext.backends.store import (
     Store,
 )
 from durable_ext.engine import rules, views
+from durable_ext.engine.arns import LATEST, is_version
 from durable_ext.engine.control import ExecutionControl
 from durable_ext.engine.mutation import Mutation, NoCommit, public_op
 from durable_ext.engine.outbox import EventStamp
@@ -73,6 +74,8 @@ class Engine(ExecutionControl):
         wall_ms: The real clock, for invocation leases.
         resolve_function: ``name -> "durable" | "plain" | None`` for chained invokes; None
             means unknown (the invoke fails at checkpoint time, as in the service).
+        resolve_version: ``"fn[:qualifier]" -> version`` for chained invokes (None: an
+            unknown alias); by default every target runs ``$LATEST``.
         region: Region used in ARNs.
         account: Account id used in ARNs.
         page_bytes: Byte bound of the invocation input's first page and of deltas.
@@ -99,6 +102,7 @@ class Engine(ExecutionControl):
         now_ms: Callable[[], int] | None = None,
         wall_ms: Callable[[], int] | None = None,
         resolve_function: Callable[[str], str | None] | None = None,
+        resolve_version: Callable[[str], str | None] | None = None,
         region: str = "us-east-1",
         account: str = "123456789012",
         page_bytes: int = PAGE_BYTES,
@@ -111,6 +115,7 @@ class Engine(ExecutionControl):
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self.resolve_function = resolve_function or (lambda _name: None)
+        self.resolve_version = resolve_version or (lambda _name: LATEST)
         self.region = region
         self.account = account
         self.page_bytes = page_bytes
@@ -163,9 +168,15 @@ class Engine(ExecutionControl):
         """Return the unqualified function ARN."""
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{function_name}"
 
-    def execution_arn(self, function_name: str, name: str, execution_id: str) -> str:
-        """Return the execution ARN; its last segment is the EXECUTION operation id."""
-        return f"{self.function_arn(function_name)}:$LATEST/durable-execution/{name}/{execution_id}"
+    def execution_arn(
+        self, function_name: str, name: str, execution_id: str, version: str = LATEST
+    ) -> str:
+        """Return the execution ARN; its last segment is the EXECUTION operation id.
+
+        The version it runs is part of it (``...:function:FN:VERSION/durable-execution/...``).
+        """
+        return (f"{self.function_arn(function_name)}:{version}/durable-execution/{name}/"
+                f"{execution_id}")
 
     def _require(self, arn: str) -> ExecutionHeader:
         try:
@@ -185,8 +196,9 @@ class Engine(ExecutionControl):
         parent: ParentLink | None = None,
         execution_id: str | None = None,
         attributes: Mapping[str, str] | None = None,
+        version: str = LATEST,
     ) -> tuple[str, bool]:
-        """Create an execution; returns ``(arn, created)``.
+        """Create an execution that runs ``version``; returns ``(arn, created)``.
 
         ``attributes`` are free-form strings kept with the execution (the runtime records
         the handler's reference there, so a later process can run it on).
@@ -204,7 +216,9 @@ class Engine(ExecutionControl):
                 f"got {execution_timeout}"
             )
         exec_id = execution_id or str(uuid.uuid4())
-        arn = self.execution_arn(function_name, name, exec_id)
+        if not is_version(version):
+            raise InvalidParameterValueError(f"invalid function version {version!r}")
+        arn = self.execution_arn(function_name, name, exec_id, version)
         now = self.now_ms()
         state = EngineState(timeout=timeout, parent=parent, attributes=dict(attributes or {}))
         batch = creation_batch(arn, exec_id, function_name, name, input_payload, state, now,
@@ -467,9 +481,12 @@ class Engine(ExecutionControl):
         """Resolve a chained-invoke target and name the child execution it will get."""
         target = rules.target_name(function_name)
         kind = self.resolve_function(target) if target else None
+        version = self.resolve_version(function_name) if kind else LATEST
+        if version is None:
+            kind, version = None, LATEST  # an alias nobody here knows: not found
         child_id = str(uuid.uuid4())
-        child_arn = self.execution_arn(target or "unknown", child_id, child_id)
-        return rules.ChainedTarget(target, kind, child_id, child_id, child_arn)
+        child_arn = self.execution_arn(target or "unknown", child_id, child_id, version)
+        return rules.ChainedTarget(target, kind, child_id, child_id, child_arn, version)
 
     def complete_chained(
         self, arn: str, op_id: str, status: str, result: str | None, error: Mapping[str, Any] | None

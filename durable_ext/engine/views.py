@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from durable_ext.backends.store import ExecutionHeader, ExecutionStatus, HistoryEvent
+from durable_ext.engine.arns import version_of
 from durable_ext.engine.state import EngineState
 
 __all__ = ["describe", "history_page", "listing_item", "ms_to_dt", "render_event"]
@@ -40,7 +41,7 @@ def describe(
         "InputPayload": h.input_payload,
         "StartTimestamp": ms_to_dt(h.start_ms),
         "Status": h.status,
-        "Version": "$LATEST",
+        "Version": version_of(h.arn),
     }
     if h.result is not None:
         out["Result"] = h.result

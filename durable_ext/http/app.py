@@ -35,6 +35,7 @@ from starlette.routing import Route  # noqa: E402
 from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
 
 from durable_ext.backends.store import ExecutionStatus  # noqa: E402
+from durable_ext.engine.arns import split_qualifier, version_of  # noqa: E402
 from durable_ext.errors import service_code  # noqa: E402
 from durable_ext.http.guard import (  # noqa: E402
     AUTH_SCOPE_KEY,
@@ -195,9 +196,9 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
 
     @_endpoint
     async def invoke(request: Request) -> Response:
-        qualifier = request.query_params.get("Qualifier")
-        function = service.resolve(_segment(request, "function", "FunctionName", _FUNCTION_MAX),
-                                   qualifier)
+        segment = _segment(request, "function", "FunctionName", _FUNCTION_MAX)
+        qualifier = request.query_params.get("Qualifier") or split_qualifier(segment)[1]
+        function = service.resolve(segment, qualifier)
         kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if kind not in ("RequestResponse", "Event", "DryRun"):
             raise ApiError("InvalidParameterValueException",
@@ -225,8 +226,9 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
                 headers["X-Amz-Function-Error"] = res.function_error
             return Response(res.payload, 200, headers=headers, media_type="application/json")
         name = request.headers.get("X-Amz-Durable-Execution-Name") or None
-        arn = await run_in_threadpool(service.start, function, payload, name)
-        headers = {**version, "X-Amz-Durable-Execution-Arn": arn}
+        target = f"{function}:{qualifier}" if qualifier else function
+        arn = await run_in_threadpool(service.start, target, payload, name)
+        headers = {"X-Amz-Executed-Version": version_of(arn), "X-Amz-Durable-Execution-Arn": arn}
         if kind == "Event":
             return Response(b"", 202, headers=headers)
         outcome = await _wait_for_outcome(service, arn)

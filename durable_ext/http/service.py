@@ -183,7 +183,9 @@ class LocalService:
                 name = parts[2]
             else:
                 name = parts[0]
-        if name not in self.runtime.functions():
+        unknown_qualifier = bool(qualifier) and name in self.runtime.functions() and \
+            self.runtime.resolve_version(f"{name}:{qualifier}") is None
+        if name not in self.runtime.functions() or unknown_qualifier:
             raise ApiError(
                 "ResourceNotFoundException",
                 f"Function not found: {self.runtime.engine.function_arn(name or function_name)}"

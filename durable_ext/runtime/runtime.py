@@ -50,6 +50,13 @@ from durable_ext.runtime.invoker import (
     invoke_in_subprocess,
 )
 from durable_ext.runtime.marks import WorkerMarks
+from durable_ext.runtime.versions import (
+    LATEST,
+    FunctionTable,
+    is_version,
+    split_qualifier,
+    version_of,
+)
 
 __all__ = ["PlainOutcome", "Runtime", "RuntimeStats", "function_of"]
 
@@ -68,6 +75,7 @@ class _Function:
     handler: Any
     durable: bool
     ref: HandlerRef | None
+    version: str = LATEST
 
 
 @dataclass
@@ -201,6 +209,7 @@ class Runtime:
         self.stats = RuntimeStats()
         self.last_store_error: StoreUnavailableError | None = None
         self._functions: dict[str, _Function] = {}
+        self._versions: FunctionTable[_Function] = FunctionTable()
         self._running: dict[str, Running] = {}
         self._invoking: dict[str, int] = {}
         self._running_lock = threading.Lock()
@@ -209,6 +218,7 @@ class Runtime:
             now_ms=self.clock.now_ms,
             wall_ms=self.wall_clock.now_ms,
             resolve_function=self._resolve,
+            resolve_version=self.resolve_version,
             region=region,
             account=account,
             max_invocation_failures=max_invocation_failures,
@@ -226,10 +236,14 @@ class Runtime:
     ) -> None:
         """Serve ``handler`` (an object, or a target ``"module:attr"``) as ``function_name``.
 
-        ``ref`` says where other processes can load it (found from the object when not
-        given). Registering the same handler again is a no-op; another handler under a
-        taken name is an error.
+        ``function_name`` may name a version: ``orders:2`` (plain ``orders`` is
+        ``orders:$LATEST``; see :mod:`durable_ext.runtime.versions`). ``ref`` says where
+        other processes can load it (found from the object when not given). Registering
+        the same handler again is a no-op; another handler under a taken name and
+        version is an error.
         """
+        function_name, qualifier = split_qualifier(function_name)
+        version = qualifier or LATEST
         validate_name("function name", function_name)
         if isinstance(handler, str):
             ref, handler = load_handler(handler)
@@ -239,15 +253,40 @@ class Runtime:
                 f"handler {handler!r} of {function_name!r} is not importable by reference; "
                 "register it as 'module:attr' to run it with isolation='process'"
             )
-        known = self._functions.get(function_name)
+        if not is_version(version):
+            raise ConfigError(
+                f"{function_name}:{version}: register a version ($LATEST or a number) and "
+                "point an alias at it with alias()"
+            )
+        known = self._versions.get(function_name, version)
         if known is not None:
             if known.handler is handler or (known.ref is not None and known.ref == ref):
                 return
+            shown = function_name if version == LATEST else f"{function_name}:{version}"
             raise ConfigError(
-                f"function name {function_name!r} is taken by {known.ref or known.handler!r}; "
+                f"function name {shown!r} is taken by {known.ref or known.handler!r}; "
                 f"name {ref or handler!r} otherwise (NAME=MODULE:HANDLER)"
             )
-        self._functions[function_name] = _Function(function_name, handler, durable, ref)
+        fn = _Function(function_name, handler, durable, ref, version)
+        self._versions.add(function_name, version, fn)
+        self._functions.setdefault(function_name, fn)
+
+    def alias(self, function_name: str, alias: str, version: str) -> None:
+        """Point ``function_name:alias`` at ``version`` (e.g. ``alias("orders", "live", "2")``).
+
+        Executions started on the alias from here run that version from then on; moving
+        the alias later changes only executions started afterwards.
+        """
+        self._versions.alias(function_name, alias, version)
+
+    def versions(self, function_name: str) -> list[str]:
+        """Return the versions of ``function_name`` this runtime serves."""
+        return self._versions.versions(function_name)
+
+    def resolve_version(self, function_name: str) -> str | None:
+        """Return the version ``fn[:qualifier]`` means here (None: an unknown alias)."""
+        name, qualifier = split_qualifier(function_name)
+        return self._versions.resolve(name, qualifier)
 
     def functions(self) -> list[str]:
         """Names of the registered functions, in registration order."""
@@ -274,8 +313,8 @@ class Runtime:
 
     def _ensure_handler(self, arn: str) -> None:
         """Register the handler an execution recorded, for running it on here."""
-        name = function_of(arn)
-        if name in self._functions:
+        name, version = function_of(arn), version_of(arn)
+        if self._versions.get(name, version) is not None:
             return
         ref = HandlerRef.from_attributes(self.engine.attributes(arn))
         if ref is None:
@@ -288,7 +327,7 @@ class Runtime:
             handler = ref.load()
         except HandlerLoadError as exc:
             raise HandlerLoadError(f"cannot run execution {arn} on: {exc}") from None
-        self.register(name, handler, ref=ref)
+        self.register(name if version == LATEST else f"{name}:{version}", handler, ref=ref)
 
     # ------------------------------------------------------------------ control plane
 
@@ -299,16 +338,27 @@ class Runtime:
         name: str | None = None,
         execution_timeout: int | None = None,
     ) -> str:
-        """Start an execution (idempotent by ``name``); returns its ARN."""
-        fn = self._function(function_name)
+        """Start an execution (idempotent by ``name``); returns its ARN.
+
+        ``function_name`` may carry a qualifier (``orders:2``, ``orders:live``); the
+        version it resolves to is recorded in the ARN and runs every invocation.
+        """
+        base, qualifier = split_qualifier(function_name)
+        fn = self._function(base)
         if not fn.durable:
             raise ConfigError(f"function {function_name!r} is not durable; it can only be invoked")
+        version = self._versions.resolve(base, qualifier)
+        if version is None:
+            raise ConfigError(f"function {base!r} has no version or alias {qualifier!r} here; "
+                              f"versions: {self._versions.versions(base)}")
+        served = self._versions.get(base, version)
         arn, _created = self.engine.start(
-            function_name,
+            base,
             normalize_input(input),
             name=name,
             execution_timeout=execution_timeout,
-            attributes=fn.ref.attributes() if fn.ref else None,
+            attributes=served.ref.attributes() if served and served.ref else None,
+            version=version,
         )
         return arn
 
@@ -429,7 +479,8 @@ class Runtime:
 
     def mine(self, entry: DueEntry) -> bool:
         """Whether ``entry`` belongs to a function registered here."""
-        return function_of(entry.arn) in self._functions
+        # the version too: an execution runs only the code it started on
+        return self._versions.get(function_of(entry.arn), version_of(entry.arn)) is not None
 
     def run_until_idle(self, timeout: float = 60, *, max_advance: float | None = None) -> None:
         """Run invocations and timers until nothing can progress without outside input.
@@ -524,7 +575,8 @@ class Runtime:
         )
 
     def _invoke(self, arn: str) -> None:
-        fn = self._functions[function_of(arn)]
+        fn = self._versions.get(function_of(arn), version_of(arn))
+        assert fn is not None, f"no handler for {arn}"  # mine() said so
         self.marks.hold(self.owner)
         with self._running_lock:
             self._invoking[arn] = self._invoking.get(arn, 0) + 1
@@ -582,6 +634,9 @@ class Runtime:
                 "ErrorMessage": f"Function not found: {d.get('function')}",
             })
         elif target.durable:
+            # the version the caller's checkpoint resolved (and recorded in the child's ARN)
+            version = str(d.get("version") or LATEST)
+            served = self._versions.get(target.name, version)
             # Idempotent by name: a dispatch repeated after a crash finds its child.
             with contextlib.suppress(ExecutionAlreadyStartedError):
                 self.engine.start(
@@ -590,7 +645,8 @@ class Runtime:
                     name=d["child_name"],
                     execution_id=d["child_id"],
                     parent=ParentLink(entry.arn, d["op"]),
-                    attributes=target.ref.attributes() if target.ref else None,
+                    attributes=served.ref.attributes() if served and served.ref else None,
+                    version=version,
                 )
         else:
             payload = d.get("payload")
