@@ -71,17 +71,16 @@ class Outbox:
 
         """
         with self._lock:
-            by_arn: dict[str, list[DueEntry]] = {}
-            for entry in self.pending(arn):
-                if accept is None or accept(entry):
-                    by_arn.setdefault(entry.arn, []).append(entry)
+            # The index across executions may lag (DynamoDB's does): it only says which
+            # executions have events; each one's are then read from its own records.
+            arns = dict.fromkeys(e.arn for e in self.pending(arn) if accept is None or accept(e))
             done = 0
             now = self._clock()
-            for target, entries in by_arn.items():
+            for target in arns:
                 failed = self._failures.get(target)
                 if failed is not None and failed[1] > now:
                     continue  # backing off
-                done += self._deliver_in_order(target, entries)
+                done += self._deliver_in_order(target, self.pending(target))
             self.delivered += done
             return done
 

@@ -61,6 +61,8 @@ from durable_ext.runtime.versions import (
 __all__ = ["PlainOutcome", "Runtime", "RuntimeStats", "function_of"]
 
 _STORE_RETRY_SECONDS = 0.05
+_EVENTS_FIRST_MS = 30_000
+"""How long a deletion waits before looking again whether its execution's events are out."""
 
 
 def function_of(arn: str) -> str:
@@ -454,10 +456,10 @@ class Runtime:
     def delete(self, arn: str) -> dict[str, Any]:
         """DeleteDurableExecution: only of an ended execution; its records go with it.
 
-        With event sinks the deletion is finished by this runtime's loop, once the
-        execution's events (DELETING included) are delivered.
+        While status events are recorded the deletion is finished by a runtime's loop
+        once the execution's events (DELETING included) are delivered.
         """
-        return self.engine.delete(arn, finish=self.outbox is None)
+        return self.engine.delete(arn, finish=self.engine.stamp is None)
 
     def deliver_events(self) -> int:
         """Deliver the outbox of this runtime's functions; how many events went out."""
@@ -468,11 +470,11 @@ class Runtime:
     def _finish_deletion(self, entry: DueEntry) -> None:
         if self.outbox is not None:
             self.outbox.deliver(arn=entry.arn)
-            if self.outbox.pending(entry.arn):
-                # the events go first; try again once the sinks may take them
-                self.engine.defer_due(entry.arn, entry.key,
-                                      self.clock.now_ms() + int(self.outbox.max_delay * 1000))
-                return
+        pending = self.store.due(arn=entry.arn, kinds=[DueKind.EMIT])
+        if pending and (self.outbox is not None or self.engine.stamp is not None):
+            # the events go first (here, or by a process that delivers them)
+            self.engine.defer_due(entry.arn, entry.key, self.clock.now_ms() + _EVENTS_FIRST_MS)
+            return
         self.engine.finish_deletion(entry.arn)
 
     # ------------------------------------------------------------------ driving
