@@ -69,6 +69,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--worker-id", default=None)
     p.add_argument("--log-level", default="INFO")
     add_event_options(p)
+    p.add_argument("--alias", action="append", default=[], metavar="FUNCTION:ALIAS=VERSION",
+                   help="resolve chained invokes of FUNCTION:ALIAS to VERSION (repeatable)")
     p.set_defaults(func=run_worker)
 
 
@@ -81,6 +83,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from durable_ext.events.options import sinks_from_args
     from durable_ext.fleet.worker import Worker
     from durable_ext.runtime.handlers import load_handlers
+    from durable_ext.runtime.versions import parse_alias_spec
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -106,6 +109,8 @@ def run_worker(args: argparse.Namespace) -> int:
         worker.register(item.name, item.handler)
     for item in plain:
         worker.register(item.name, item.handler, durable=False)
+    for spec in args.alias:
+        worker.runtime.alias(*parse_alias_spec(spec))
     worker.install_signal_handlers()
     try:
         stats = worker.run(max_seconds=args.max_seconds)

@@ -49,6 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "for each name clients use to reach this server", file=sys.stderr)
     from durable_ext.events.options import sinks_from_args
     from durable_ext.runtime.handlers import load_handlers
+    from durable_ext.runtime.versions import parse_alias_spec
 
     # Imported now also for http isolation: a bad target fails here, not at the first
     # invocation, and FILE.py:HANDLER becomes a reference the workers can load.
@@ -60,6 +61,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         for item in loaded:
             service.register(item.name, item.handler, isolation=args.isolation)
+        for spec in args.alias:
+            service.runtime.alias(*parse_alias_spec(spec))
     except Exception:
         service.close()
         raise
@@ -93,6 +96,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--account", default="123456789012")
     p.add_argument("--log-level", default="warning")
     add_event_options(p)
+    p.add_argument("--alias", action="append", default=[], metavar="FUNCTION:ALIAS=VERSION",
+                   help="serve FUNCTION:ALIAS as VERSION (repeatable; versions are "
+                        "--handlers NAME:VERSION=MODULE:HANDLER)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow a non-loopback --host (with --auth sigv4!)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",

@@ -23,11 +23,27 @@ from typing import Generic, TypeVar
 from durable_ext.engine.arns import LATEST, is_version, split_qualifier, version_of
 from durable_ext.errors import ConfigError
 
-__all__ = ["LATEST", "FunctionTable", "is_version", "split_qualifier", "version_of"]
+__all__ = [
+    "LATEST",
+    "FunctionTable",
+    "is_version",
+    "parse_alias_spec",
+    "split_qualifier",
+    "version_of",
+]
 
 _ALIAS = re.compile(r"(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}")
 
 F = TypeVar("F")
+
+
+def parse_alias_spec(spec: str) -> tuple[str, str, str]:
+    """``FUNCTION:ALIAS=VERSION`` (a command line's ``--alias``) -> its three parts."""
+    target, sep, version = spec.partition("=")
+    name, _, alias = target.partition(":")
+    if not (sep and name and alias and version):
+        raise ConfigError(f"expected --alias FUNCTION:ALIAS=VERSION, got {spec!r}")
+    return name, alias, version
 
 
 class FunctionTable(Generic[F]):

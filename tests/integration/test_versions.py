@@ -217,3 +217,14 @@ def test_invoke_over_http_resolves_the_qualifier() -> None:
             assert lam.get_durable_execution(DurableExecutionArn=arn)["Version"] == version
         with pytest.raises(lam.exceptions.ResourceNotFoundException, match="orders:nope"):
             lam.invoke(FunctionName="orders", Qualifier="nope", Payload=b"{}")
+
+
+def test_alias_specs_of_the_command_line() -> None:
+    from durable_ext.runtime.versions import parse_alias_spec
+
+    assert parse_alias_spec("orders:live=2") == ("orders", "live", "2")
+    for bad in ("orders=2", "orders:live", ":live=2", "orders:=2"):
+        with pytest.raises(ConfigError, match="FUNCTION:ALIAS=VERSION"):
+            parse_alias_spec(bad)
+    with Runtime("memory://") as rt, pytest.raises(ConfigError, match="must point at a version"):
+        rt.alias(*parse_alias_spec("orders:live=beta"))
