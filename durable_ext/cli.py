@@ -239,16 +239,13 @@ def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "") -> int:
         return exit_code(status)
     print(f"execution {desc['DurableExecutionName']}: {status}")
     print(f"arn: {arn}")
-    if desc.get("Version", "$LATEST") != "$LATEST":
-        # an execution runs only this version: it waits for a process serving it
-        print(f"version: {desc['Version']}")
     if desc.get("Result") is not None:
         print(f"result: {_printable(desc['Result'])}")
     if desc.get("Error"):
         print(f"error: {json.dumps(desc['Error'])}")
     for name, cb_id in _open_callbacks(rt, arn):
         print(f"waiting for callback {name or ''}: durable-ext callback succeed {cb_id} '<json>'")
-    if status in _WAITING and hint:
+    if status == "RUNNING" and hint:
         print(hint)
     return exit_code(status)
 
