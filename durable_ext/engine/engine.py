@@ -518,13 +518,16 @@ class Engine(ExecutionControl):
 
         self._mutate(entry.arn, fn)
 
-    def clear_due(self, arn: str, key: str) -> None:
-        """Remove one due entry (e.g. once a dispatch or notification was handled)."""
+    def clear_due(self, arn: str, key: str, *more: str) -> None:
+        """Remove due entries (e.g. once a dispatch or notification was handled), in one commit."""
+        wanted = {key, *more}
 
         def fn(tx: Mutation) -> Any:
-            if not any(d.key == key for d in self.store.due(arn=arn)):
+            present = [d.key for d in self.store.due(arn=arn) if d.key in wanted]
+            if not present:
                 return NoCommit(None)
-            tx.clear_due(key)
+            for k in present:
+                tx.clear_due(k)
             return tx.batch(), None
 
         self._mutate(arn, fn)

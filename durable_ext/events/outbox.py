@@ -85,7 +85,17 @@ class Outbox:
             return done
 
     def _deliver_in_order(self, arn: str, entries: list[DueEntry]) -> int:
-        done = 0
+        sent: list[str] = []
+        try:
+            self._send_in_order(arn, entries, sent)
+        finally:
+            if sent:
+                # one commit for everything sent: a crash before it resends them (same ids)
+                with contextlib.suppress(NotFoundError):  # deleted meanwhile
+                    self.engine.clear_due(arn, *sent)
+        return len(sent)
+
+    def _send_in_order(self, arn: str, entries: list[DueEntry], sent: list[str]) -> None:
         for entry in entries:
             # a copy: a sink that changes what it got changes nothing stored
             event: Any = copy.deepcopy(entry.data.get("event"))
@@ -100,9 +110,6 @@ class Outbox:
                 log.warning("status event %s of %s not delivered (try %d, again in %.1f s): %s",
                             event.get("id") if isinstance(event, dict) else "?", arn, count,
                             delay, exc)
-                break
+                return
             self._failures.pop(arn, None)
-            with contextlib.suppress(NotFoundError):  # deleted meanwhile: nothing to remove
-                self.engine.clear_due(arn, entry.key)
-            done += 1
-        return done
+            sent.append(entry.key)
