@@ -30,7 +30,7 @@ from typing import Any, ClassVar, NoReturn
 from aws_durable_execution_sdk_python.concurrency.models import BatchResult
 
 from durable_ext._deps import require
-from durable_ext.errors import SerializationError, SpecError
+from durable_ext.errors import ConfigError, SerializationError, SpecError
 from durable_ext.serializers._msgpack_bounds import _counting_hooks, _NestedState
 from durable_ext.serializers._msgpack_ext import (
     _UTC,
@@ -82,7 +82,7 @@ from durable_ext.serializers.limits import (
     decoding,
     has_budget,
 )
-from durable_ext.serializers.types import TypeRegistry
+from durable_ext.serializers.types import TypeRegistry, Unregistered
 
 msgpack = require("msgpack", extra="msgpack", feature="the msgpack serializer")
 
@@ -151,12 +151,19 @@ class MsgpackFormat:
     name: ClassVar[str] = "msgpack"
     role: ClassVar[Role] = "format"
     wire: ClassVar[bytes] = b"m"
+    #: a value JSON carries exactly may be written as the plain JSON it reads back from
+    json_exact: ClassVar[bool] = True
     version: ClassVar[int] = LAYOUT_MARKED
 
     def __init__(
-        self, *, types: TypeRegistry | list[type] | tuple[type, ...] | None = None
+        self, *, types: TypeRegistry | list[type] | tuple[type, ...] | None = None,
+        unregistered: str = "error",
     ) -> None:
+        if unregistered not in ("error", "keep"):
+            raise ConfigError(f"unregistered must be 'error' or 'keep', got {unregistered!r}")
         self.types = TypeRegistry.coerce(types)
+        #: objects of unregistered classes: an error, or kept as Unregistered (for tools)
+        self._keep_unregistered = unregistered == "keep"
         # The hottest types (tuple, set, frozenset, datetime, UUID, Decimal) are handled
         # inline by the packer's default hook and the unpacker's extension hook: these
         # tables have the rest.
@@ -499,6 +506,9 @@ class MsgpackFormat:
             raise ValueError("container marker out of place")
         return value
 
+    def _unknown(self, tag: object) -> bool:
+        return not isinstance(tag, str) or self.types.class_of(tag) is None
+
     def _registered(self, tag: object) -> type:
         cls = self.types.class_of(tag) if isinstance(tag, str) else None
         if cls is None:
@@ -510,6 +520,8 @@ class MsgpackFormat:
 
     def _dec_object(self, data: bytes) -> Any:
         tag, fields = self._unpack(data)
+        if self._keep_unregistered and self._unknown(tag):
+            return Unregistered(str(tag), fields)
         cls = self._registered(tag)
         if isinstance(fields, list):
             return cls(*fields)
@@ -523,5 +535,7 @@ class MsgpackFormat:
 
     def _dec_enum(self, data: bytes) -> Any:
         tag, name = self._unpack(data)
+        if self._keep_unregistered and self._unknown(tag):
+            return Unregistered(str(tag), name, "enum")
         cls = self._registered(tag)
         return cls[name]  # type: ignore[index]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aws_durable_execution_sdk_python.exceptions import RetryableSerDesError, SerDesError
-from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDes
+from aws_durable_execution_sdk_python.serdes import TYPE_CODEC, SerDes, TypeTag
 
 from durable_ext.errors import (
     ConfigError,
@@ -21,12 +21,14 @@ from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
 from durable_ext.serializers.frames import (
     ARMOR_PREFIX,
+    BUILTIN_NAMES,
     TEXT_PREFIX,
     armor,
     frame,
     is_armored,
     read_frame,
     repad,
+    stage_name_of,
     unarmor,
 )
 from durable_ext.serializers.limits import (
@@ -35,29 +37,19 @@ from durable_ext.serializers.limits import (
     NOT_JSON,
     DecodeBudget,
     DecodeLimits,
+    check_json_text,
     decoding,
     load_json,
 )
-from durable_ext.serializers.shortest import FLOAT64, shorter_armor, shorter_as_json
+from durable_ext.serializers.shortest import FLOAT64, SDK_SPACED, shorter_armor, shorter_as_json
 from durable_ext.serializers.types import TypeRegistry
 from durable_ext.spec import PipelineSpec, parse_pipeline
 
 __all__ = ["Pipeline", "build_pipeline", "serdes"]
 
-#: the frame id of each built-in stage -> its registry name; a third-party stage's id is its
-#: ``wire`` attribute (by convention its name). Each stage has exactly one id.
-_BUILTIN_WIRES: dict[bytes, str] = {
-    b"m": "msgpack",
-    b"j": "json",
-    b"z": "zstd",
-    b"l": "zlib",
-    b"k": "kms",
-    b"K": "localkey",
-    b"s": "s3",
-    b"p": "pickle",
-    b"M": "model",
-}
-_BUILTIN_NAMES = frozenset(_BUILTIN_WIRES.values())
+#: the exact types whose JSON text reads back as the same value (subclasses may not)
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 #: built-in stages a pipeline may load on its own to read old payloads; the others
 #: (keys, buckets, pickle) act on the outside world and must be configured explicitly.
 #: A third-party stage joins them by declaring ``self_contained = True``.
@@ -121,7 +113,6 @@ class Pipeline(SerDes[Any]):
         # Pickle can run code on decode: a payload may only use it if this pipeline does.
         self._allowed = set(allowed) if allowed is not None else None
         self._forbidden = {"pickle"} - {st.name for st in stages}
-        self._sdk_json: SerDes[Any] = ExtendedTypeSerDes()  # type: ignore[no-untyped-call]
         # Formats whose body layout varies per value say which one each body uses.
         self._encode_format: Callable[[Any, SerDesContext], tuple[int, bytes]] = getattr(
             format, "encode_versioned", None
@@ -132,11 +123,15 @@ class Pipeline(SerDes[Any]):
         self._format_header_size = len(self._format_headers[0])
         self._simple = not self.codecs and offload is None
         # Compression may be left out when it does not shorten the string; encryption and
-        # offload may not. A pipeline that reads plain JSON may write it (see shortest).
+        # offload may not. A pipeline that reads plain JSON may write it (see shortest),
+        # when its format says JSON carries its values exactly (not a signed format).
         self._skippable = offload is None and all(
             getattr(c, "skippable", False) is True for c in self.codecs
         )
-        self._json_ok = self._skippable and accept_foreign
+        self._json_ok = (self._skippable and accept_foreign
+                         and getattr(format, "json_exact", False) is True)
+        #: the layout whose bodies are compact ASCII JSON of the value, written unframed
+        self._plain_layout: int | None = getattr(format, "plain_json_layout", None)
         # The fast path decodes a bare format frame with the default limits and no budget
         # object, for strings small enough that their bytes bound what they decode to
         # (COUNTED_BODY_BYTES); larger strings and other limits go through the slow path,
@@ -174,16 +169,50 @@ class Pipeline(SerDes[Any]):
                 "(max_bytes); raise it with limits={'max_bytes': N} on every pipeline "
                 "that reads it"
             )
+        if version == self._plain_layout and self._json_ok and self._simple \
+                and not _envelope_like(value):
+            plain = body.decode("ascii")
+            if self._readable_json(plain):
+                return plain  # JSON text every reader reads as this value, unframed
         if self._simple:
             text = armor(data)
         elif self._skippable:
             text = shorter_armor(data, layered)
         else:
             text = armor(layered)
+        if self._json_ok and type(value) in _JSON_SCALARS:
+            return self._scalar_as_json(value, text)
         if self._json_ok and FLOAT64 in body:
-            return shorter_as_json(value, version, body, text, len(data), self._encode_format,
-                                   serdes_context)
+            chosen = shorter_as_json(value, version, body, text, len(data), self._encode_format,
+                                     serdes_context)
+            if chosen is not text and not self._readable_json(chosen):
+                return text
+            return chosen
         return text
+
+    def _scalar_as_json(self, value: Any, text: str) -> str:
+        # A bare string, number, bool or None reads back from JSON as itself: written as
+        # JSON when no longer, it is what a reader expecting the SDK's JSON sees
+        # (json.loads of a step's result), and shorter besides.
+        try:
+            candidate = SDK_SPACED(value)
+        except ValueError:
+            return text  # NaN and Infinity are not JSON
+        if len(candidate) <= len(text) and self._readable_json(candidate):
+            return candidate
+        return text
+
+    def _readable_json(self, text: str) -> bool:
+        # JSON text is read within the limits by its brackets (strings' included): JSON a
+        # reader would refuse is never written in place of the armored payload.
+        if len(text) <= COUNTED_BODY_BYTES:
+            return True  # its length bounds it (check_json_text counts nothing shorter)
+        try:
+            with decoding(DecodeBudget(self.limits)):
+                check_json_text(text)
+        except SerializationError:
+            return False
+        return True
 
     def _encode_layers(self, data: bytes, ctx: SerDesContext) -> tuple[bytes, int]:
         # Returns the frame chain and the bytes decoding it will produce: every frame in
@@ -279,11 +308,9 @@ class Pipeline(SerDes[Any]):
         stage = self._by_wire.get(wire)
         if stage is not None:
             return stage
-        name = _BUILTIN_WIRES.get(wire)
+        name = stage_name_of(wire)
         if name is None:
-            name = wire.decode("ascii", "replace")
-            if name in _BUILTIN_NAMES or not wire.isascii():
-                raise SerializationError(f"{where}: payload uses unknown stage id {wire[:32]!r}")
+            raise SerializationError(f"{where}: payload uses unknown stage id {wire[:32]!r}")
         if name in self._forbidden or (self._allowed is not None and name not in self._allowed):
             raise self._not_configured(name, where)
         cls = self._load_stage(name, where)
@@ -291,7 +318,7 @@ class Pipeline(SerDes[Any]):
             raise SerializationError(f"{where}: payload uses unknown stage id {wire[:32]!r}")
         self_contained = (
             name in _SELF_CONTAINED
-            if name in _BUILTIN_NAMES
+            if name in BUILTIN_NAMES
             else getattr(cls, "self_contained", False) is True
         )
         if not self_contained and name not in self._options:
@@ -335,13 +362,29 @@ class Pipeline(SerDes[Any]):
                 f"it starts with {data[:20]!r}"
             )
         if isinstance(obj, dict) and len(obj) == 2 and "t" in obj and "v" in obj:
-            try:
-                return self._sdk_json.deserialize(data, SerDesContext())
-            except SerDesError:
-                return obj  # plain JSON that merely looks like the SDK's envelope
-            except RecursionError:
-                raise DecodeBudget(self.limits, where).too_deep("the JSON envelope") from None
+            return self._sdk_envelope(obj, where)
         return obj
+
+    def _sdk_envelope(self, obj: dict[str, Any], where: str) -> Any:
+        # Decoded from the object already parsed (and bounded by load_json), not re-read
+        # from the text: the SDK's own decoder would parse it again without those bounds.
+        try:
+            tag = TypeTag(obj["t"])
+        except (ValueError, TypeError):
+            return obj  # plain JSON that merely looks like the SDK's envelope
+        try:
+            return TYPE_CODEC.decode(tag, obj["v"])
+        except RecursionError:
+            raise DecodeBudget(self.limits, where).too_deep("the JSON envelope") from None
+        except Exception as exc:
+            raise SerializationError(
+                f"{where}: malformed SDK JSON envelope of type {tag.value!r}: {exc}"
+            ) from exc
+
+
+def _envelope_like(value: Any) -> bool:
+    # A two-key {"t", "v"} object reads back as the SDK's type envelope.
+    return type(value) is dict and len(value) == 2 and "t" in value and "v" in value
 
 
 def _check_role(stage: Any, role: str, index: int) -> None:
