@@ -728,7 +728,8 @@ def _logging(args: argparse.Namespace) -> Iterator[None]:
         return
     handler = logging.StreamHandler(sys.stderr)
     fmt = "%(levelname)s %(name)s: %(message)s"
-    handler.setFormatter(logging.Formatter(fmt) if args.verbose else _OneLineErrors(fmt))
+    verbose = getattr(args, "verbose", False)  # serve and worker have --log-level only
+    handler.setFormatter(logging.Formatter(fmt) if verbose else _OneLineErrors(fmt))
     root = logging.getLogger()
     before = root.level
     root.addHandler(handler)
