@@ -1,7 +1,8 @@
 """The ``durable-ext`` command: run handlers locally and inspect executions.
 
 Exit codes: 0 succeeded (or a command that completed), 1 execution failed / timed out /
-stopped, 2 usage error, 3 execution still waiting (for a callback, a timer...).
+stopped, 2 usage error (or a request the execution's status refuses), 3 execution still
+waiting (for a callback, a timer, a resume...).
 
 Subcommands live in a small table (:data:`SUBCOMMANDS`) of modules that each expose
 ``register(subparsers)``; a module that is not installed yet is skipped, so other
@@ -46,6 +47,9 @@ SUBCOMMANDS: dict[str, str] = {
     "callback": "durable_ext.cli",
     "stop": "durable_ext.cli",
     "plugins": "durable_ext.cli",
+    "pause": "durable_ext.cli_control",
+    "resume": "durable_ext.cli_control",
+    "delete": "durable_ext.cli_control",
     "bench": "durable_ext.bench",
     "worker": "durable_ext.fleet.cli",
     "serve": "durable_ext.http.cli",
@@ -56,6 +60,8 @@ SUBCOMMANDS: dict[str, str] = {
     "cost": "durable_ext.cost",
 }
 """Subcommand name -> module exposing ``register(subparsers)`` (imported lazily)."""
+
+_WAITING = frozenset({ExecutionStatus.RUNNING, ExecutionStatus.PAUSING, ExecutionStatus.PAUSED})
 
 
 class UsageError(Exception):
@@ -110,7 +116,7 @@ def exit_code(status: str) -> int:
     """Exit code for an execution status."""
     if status == "SUCCEEDED":
         return EXIT_OK
-    if status == "RUNNING":
+    if status in _WAITING:
         return EXIT_WAITING
     return EXIT_FAILED
 
@@ -722,7 +728,8 @@ def _logging(args: argparse.Namespace) -> Iterator[None]:
     level = args.log_level
     handler = logging.StreamHandler(sys.stderr)
     fmt = "%(levelname)s %(name)s: %(message)s"
-    handler.setFormatter(logging.Formatter(fmt) if args.verbose else _OneLineErrors(fmt))
+    verbose = getattr(args, "verbose", False)  # serve and worker have --log-level only
+    handler.setFormatter(logging.Formatter(fmt) if verbose else _OneLineErrors(fmt))
     root = logging.getLogger()
     before = root.level
     root.addHandler(handler)

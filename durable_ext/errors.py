@@ -10,6 +10,7 @@ also from the standard or SDK class a caller would already catch::
     │   └── UnknownPluginError                    no plugin of that name in a registry
     ├── InvalidParameterValueError (ValueError)   the service refused a request's parameters
     │   └── InvalidCheckpointTokenError           a stale or foreign token (the SDK retries)
+    ├── DeliveryError                             an event sink did not take an event
     ├── MissingDependencyError (ImportError)      an optional library is not installed
     ├── ReplayDivergenceError (AssertionError)    a handler leaves its recorded history
     ├── SerializationError (SDK SerDesError)      permanent: corrupt, tampered, unsupported data
@@ -19,7 +20,8 @@ also from the standard or SDK class a caller would already catch::
     │                                             transient: throttling, timeouts, network
     └── StoreError                                a checkpoint store failed
         ├── ConflictError                         a conditional write lost a race
-        │   └── ExecutionAlreadyStartedError      the name is taken with another input
+        │   ├── ExecutionAlreadyStartedError      the name is taken with another input
+        │   └── ResourceConflictError             the execution's status forbids the request
         ├── NotFoundError                         no such execution, callback or record
         └── StoreUnavailableError                 the store cannot be reached right now
 
@@ -44,6 +46,7 @@ __all__ = [
     "SERVICE_ERRORS",
     "ConfigError",
     "ConflictError",
+    "DeliveryError",
     "DisallowedContentError",
     "DurableExtError",
     "ExecutionAlreadyStartedError",
@@ -54,6 +57,7 @@ __all__ = [
     "MissingDependencyError",
     "NotFoundError",
     "ReplayDivergenceError",
+    "ResourceConflictError",
     "RetryableSerializationError",
     "SerializationError",
     "ServiceCode",
@@ -158,6 +162,14 @@ class InvalidCheckpointTokenError(InvalidParameterValueError):
 
 class ExecutionAlreadyStartedError(ConflictError):
     """The execution name is taken with another input (``DurableExecutionAlreadyStarted``)."""
+
+
+class DeliveryError(DurableExtError):
+    """An event sink did not take a status-change event; the outbox sends it again later."""
+
+
+class ResourceConflictError(ConflictError):
+    """The execution's status forbids the request (e.g. delete of a running execution)."""
 
 
 # -- the service's error codes ----------------------------------------------------------

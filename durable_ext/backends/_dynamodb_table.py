@@ -33,7 +33,7 @@ from durable_ext.backends._remote import RemoteStore, terminal
 from durable_ext.backends.store import CommitBatch, ExecutionHeader
 from durable_ext.errors import ConfigError, StoreError, StoreUnavailableError
 
-__all__ = ["TableBase", "make_client", "translated"]
+__all__ = ["TableBase", "condition_failed", "make_client", "translated"]
 
 T = TypeVar("T")
 
@@ -47,6 +47,11 @@ def _failure(exc: StoreError, code: str) -> dict[str, Any] | None:
         response: dict[str, Any] = dict(cause.response)
         return response
     return None
+
+
+def condition_failed(exc: StoreError) -> bool:
+    """Whether ``exc`` is a request refused because its condition did not hold."""
+    return _failure(exc, "ConditionalCheckFailedException") is not None
 
 
 def translated(what: str, table: str) -> AbstractContextManager[None]:

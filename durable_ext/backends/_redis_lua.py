@@ -20,7 +20,7 @@ single Redis primary (standalone, Sentinel, or a non-cluster managed service).
 
 from __future__ import annotations
 
-__all__ = ["APPLY", "DUE", "TOUCHED"]
+__all__ = ["APPLY", "DELETE", "DUE", "TOUCHED"]
 
 # ARGV: P, id, mode ('create'|'commit'), expected_rev, rev, doc, status, fn, name, arn,
 # list_member, first_event, ttl_ms, terminal ('1'|'0'), commit_id,
@@ -174,4 +174,31 @@ for s = 1, #ids, 1000 do
   for _, r in ipairs(recs) do if r then out[#out + 1] = r end end
 end
 return out
+"""
+
+# ARGV: P, id, arn. Removes the execution's keys, due entries, listing entries and name
+# claim (if it still names arn). Returns 1 if the execution was there, else 0.
+DELETE = r"""
+local P, id, arn = ARGV[1], ARGV[2], ARGV[3]
+local X = P .. 'x:' .. id
+local h, kd = X .. ':h', X .. ':d'
+local doc = redis.call('HGET', h, 'doc')
+if not doc then return 0 end
+local head = cjson.decode(doc)
+if head['arn'] ~= arn then return 0 end
+local fn, name, status = head['function_name'], head['name'], redis.call('HGET', h, 'st')
+local due = redis.call('HGETALL', kd)
+for j = 1, #due, 2 do
+  local kind = string.sub(due[j + 1], 1, string.find(due[j + 1], '|', 1, true) - 1)
+  redis.call('ZREM', P .. 'due:' .. kind, id .. '|' .. due[j])
+  redis.call('ZREM', P .. 'due', id .. '|' .. due[j])
+end
+local member = ARGV[4]
+for _, z in ipairs({'l:a', 'l:f:' .. fn, 'l:s:' .. status, 'l:fs:' .. fn .. ':' .. status}) do
+  redis.call('ZREM', P .. z, member)
+end
+local namekey = P .. 'n:' .. fn .. ':' .. name
+if redis.call('GET', namekey) == arn then redis.call('DEL', namekey) end
+redis.call('DEL', X .. ':o', X .. ':t', X .. ':e', kd, h)
+return 1
 """

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
+from functools import partial
 from typing import Any, ClassVar
 
 from durable_ext.backends._base import page_marker
@@ -48,8 +49,8 @@ from durable_ext.backends._dynamodb_items import (
 )
 from durable_ext.backends._dynamodb_redo import RedoBase
 from durable_ext.backends._dynamodb_schema import TTL_ATTRIBUTE, verify_table
+from durable_ext.backends._dynamodb_table import condition_failed, translated
 from durable_ext.backends._dynamodb_table import make_client as make_client
-from durable_ext.backends._dynamodb_table import translated
 from durable_ext.backends._remote import (
     execution_id_of,
     marker_key,
@@ -269,6 +270,48 @@ class DynamoDBStore(RedoBase):
             ExpressionAttributeNames={"#e": TTL_ATTRIBUTE},
             ExpressionAttributeValues={":e": num_attr(exp)},
         )
+
+    def delete(self, arn: str) -> bool:
+        """Delete every item of ``arn``, then its name claim (if it names ``arn``), then the header.
+
+        The header goes last: a deletion cut short leaves the execution readable (and
+        DELETING), and a repeat finishes it.
+        """
+        try:
+            h = self._settled(arn)
+        except NotFoundError:
+            return False
+        pk = str_attr(self._pk(h.execution_id))
+        keys = [
+            {"pk": item["pk"], "sk": item["sk"]}
+            for item in self._query(
+                f"delete of {arn}",
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": pk},
+                ProjectionExpression="pk, sk",
+                ConsistentRead=True,
+            )
+            if item["sk"]["S"] != "H"
+        ]
+        self._batch_write(f"delete of {arn}", [{"DeleteRequest": {"Key": k}} for k in keys])
+        name_key = {"pk": str_attr(f"{self.prefix}N#{h.function_name}#{h.name}"),
+                    "sk": str_attr("N")}
+        for key, cond in ((name_key, "arn = :arn"), (self._key(h.execution_id, "H"),
+                                                      "attribute_exists(pk)")):
+            values = {":arn": str_attr(arn)} if ":arn" in cond else {}
+            try:
+                self._call(
+                    f"delete of {arn}",
+                    partial(self.client.delete_item, TableName=self.table, Key=key,
+                            ConditionExpression=cond,
+                            **({"ExpressionAttributeValues": values} if values else {})),
+                    write=True,
+                )
+            except StoreError as exc:
+                # another execution holds the name now, or a concurrent delete won
+                if not condition_failed(exc):
+                    raise
+        return True
 
     # ------------------------------------------------------------------ reads
 

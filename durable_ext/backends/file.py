@@ -399,6 +399,44 @@ class FileStore(IndexedStore):
             finally:
                 os.close(fd)
 
+    def delete(self, arn: str) -> bool:
+        """Remove the name claim (if it still names ``arn``), then the journal.
+
+        Under the function's name lock, so no create of the same name runs meanwhile; a
+        deletion cut short between the two leaves the journal, and a repeat finishes it.
+        """
+        try:
+            h = self.header(arn)
+        except NotFoundError:
+            return False
+        fn = _safe("function name", h.function_name)
+        name = _safe("execution name", h.name)
+        journal = self._journal(h.execution_id)
+        fn_where = self.root / "names" / fn
+        with self._lock:
+            execs, names = self._dirs()
+            fn_fd = open_subdir(names, fn, fn_where)
+            try:
+                lock_fd = self._lock_file(fn_fd, fn_where / ".lock")
+                try:
+                    with os_errors(f"cannot lock {fn_where / '.lock'}"):
+                        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                    if self._claimed(fn_fd, name, fn_where / name) == arn:
+                        with os_errors(f"cannot remove {fn_where / name}"):
+                            remove_in(fn_fd, name)
+                    with os_errors(f"cannot remove {journal}"):
+                        remove_in(execs, journal.name)
+                    self._cache.pop(h.execution_id, None)
+                    if self.fsync:
+                        with os_errors(f"cannot flush the directories of {journal}"):
+                            os.fsync(fn_fd)
+                            os.fsync(execs)
+                finally:
+                    os.close(lock_fd)
+            finally:
+                os.close(fn_fd)
+        return True
+
     def _all(self) -> list[ExecutionIndex]:
         """Every execution, fresh, except settled ones, which are served from the cache.
 

@@ -70,6 +70,17 @@ class MemoryStore(IndexedStore):
             check_batch(batch, idx.header)
             idx.apply(batch)
 
+    def delete(self, arn: str) -> bool:
+        """Forget the execution and its name claim; see :meth:`Store.delete`."""
+        with self._lock:
+            idx = self._execs.pop(arn, None)
+            if idx is None:
+                return False
+            h = idx.header
+            if self._names.get((h.function_name, h.name)) == arn:
+                del self._names[(h.function_name, h.name)]
+            return True
+
     def _all(self) -> list[ExecutionIndex]:
         return list(self._execs.values())
 

@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 
 from durable_ext._deps import require
 from durable_ext.backends._base import page_marker
-from durable_ext.backends._redis_lua import APPLY, DUE, TOUCHED
+from durable_ext.backends._redis_lua import APPLY, DELETE, DUE, TOUCHED
 from durable_ext.backends._remote import (
     RemoteStore,
     dumps,
@@ -110,6 +110,7 @@ class RedisStore(RemoteStore):
         self._apply = client.register_script(APPLY)
         self._due = client.register_script(DUE)
         self._touched = client.register_script(TOUCHED)
+        self._delete = client.register_script(DELETE)
 
     @classmethod
     def from_spec(cls, spec: StoreSpec, **kwargs: Any) -> RedisStore:
@@ -240,6 +241,16 @@ class RedisStore(RemoteStore):
                 f"execution {batch.header.arn} changed concurrently: expected revision "
                 f"{batch.expected_revision}, found {reply[1]}"
             )
+
+    def delete(self, arn: str) -> bool:
+        """Remove every key, index entry and the name claim of ``arn``: one script call."""
+        try:
+            h = self.header(arn)
+        except NotFoundError:
+            return False
+        argv = [self.prefix, h.execution_id, arn, list_key(h.start_ms, arn)]
+        done: int = self._call(f"delete of {arn}", lambda: self._delete(args=argv))
+        return bool(done)
 
     def header(self, arn: str) -> ExecutionHeader:
         """Return the current header."""

@@ -54,6 +54,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from durable_ext.spec import StoreSpec
 
 __all__ = [
+    "CLOSED_STATUSES",
     "SECRET_BYTES",
     "TERMINAL_STATUSES",
     "CommitBatch",
@@ -78,6 +79,9 @@ class ExecutionStatus(StrEnum):
     FAILED = "FAILED"
     TIMED_OUT = "TIMED_OUT"
     STOPPED = "STOPPED"
+    PAUSING = "PAUSING"
+    PAUSED = "PAUSED"
+    DELETING = "DELETING"
 
 
 TERMINAL_STATUSES = frozenset({
@@ -86,7 +90,10 @@ TERMINAL_STATUSES = frozenset({
     ExecutionStatus.TIMED_OUT,
     ExecutionStatus.STOPPED,
 })
-"""Execution statuses after which nothing but reads is accepted."""
+"""The statuses an execution ends in (only these can be deleted)."""
+
+CLOSED_STATUSES = TERMINAL_STATUSES | {ExecutionStatus.DELETING}
+"""Statuses after which nothing but reads (and finishing a deletion) is accepted."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,7 +108,7 @@ class ExecutionHeader:
         execution_id: Id of the EXECUTION operation (unique per store).
         function_name: Registered function the execution belongs to.
         name: Execution name, unique per function.
-        status: RUNNING, SUCCEEDED, FAILED, TIMED_OUT or STOPPED.
+        status: One of :class:`ExecutionStatus`.
         start_ms: Start time, epoch ms.
         end_ms: End time once terminal.
         revision: Bumped by one on every commit; the compare-and-set value.
@@ -139,8 +146,8 @@ class ExecutionHeader:
 
     @property
     def terminal(self) -> bool:
-        """True once the execution can no longer change."""
-        return self.status in TERMINAL_STATUSES
+        """True once the execution can no longer change (ended, or being deleted)."""
+        return self.status in CLOSED_STATUSES
 
     def evolve(self, **changes: Any) -> ExecutionHeader:
         """Return a copy with ``changes`` applied (records are immutable)."""
@@ -421,6 +428,16 @@ class Store(Protocol):
         marker: str | None = None,
     ) -> ExecutionPage:
         """Headers newest first (``start_ms`` descending, then ARN), filtered and paged."""
+        ...
+
+    def delete(self, arn: str) -> bool:
+        """Remove the execution and everything the store keeps of it; False if absent.
+
+        Its header, operation records, events, due entries, listing entries and its
+        name claim (when the claim still names ``arn``) go; the header goes last, so a
+        deletion cut short leaves the execution readable and a repeat finishes it. The
+        engine only deletes executions it has made DELETING, so nothing commits to them.
+        """
         ...
 
     def secret(self) -> bytes:

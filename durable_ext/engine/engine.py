@@ -31,7 +31,10 @@ from durable_ext.backends.store import (
     Store,
 )
 from durable_ext.engine import rules, views
+from durable_ext.engine.arns import LATEST, is_version
+from durable_ext.engine.control import ExecutionControl
 from durable_ext.engine.mutation import Mutation, NoCommit, public_op
+from durable_ext.engine.outbox import EventStamp
 from durable_ext.engine.records import CheckpointResult, InvocationInput, creation_batch
 from durable_ext.engine.state import (
     DueKey,
@@ -62,7 +65,7 @@ _CONFLICT_RETRIES = 50
 _MAX_STATE_ITEMS = 1000
 
 
-class Engine:
+class Engine(ExecutionControl):
     """The durable-execution service's semantics over a :class:`Store`.
 
     Args:
@@ -71,12 +74,17 @@ class Engine:
         wall_ms: The real clock, for invocation leases.
         resolve_function: ``name -> "durable" | "plain" | None`` for chained invokes; None
             means unknown (the invoke fails at checkpoint time, as in the service).
+        resolve_version: ``"fn[:qualifier]" -> version`` for chained invokes (None: an
+            unknown alias); by default every target runs ``$LATEST``.
         region: Region used in ARNs.
         account: Account id used in ARNs.
         page_bytes: Byte bound of the invocation input's first page and of deltas.
         max_invocation_failures: Consecutive failed invocations before the execution fails.
         invocation_retry_ms: Delay before re-invoking after a failed invocation.
         lease_ms: How long an invocation may run before another runtime may take over.
+        status_events: Record every status change in the store's outbox
+            (:mod:`~durable_ext.engine.outbox`); every process sharing a store should
+            agree on it.
 
     Example:
         >>> from durable_ext.backends.memory import MemoryStore
@@ -94,23 +102,27 @@ class Engine:
         now_ms: Callable[[], int] | None = None,
         wall_ms: Callable[[], int] | None = None,
         resolve_function: Callable[[str], str | None] | None = None,
+        resolve_version: Callable[[str], str | None] | None = None,
         region: str = "us-east-1",
         account: str = "123456789012",
         page_bytes: int = PAGE_BYTES,
         max_invocation_failures: int = 5,
         invocation_retry_ms: int = 0,
         lease_ms: int = 900_000,
+        status_events: bool = False,
     ) -> None:
         self.store = store
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self.resolve_function = resolve_function or (lambda _name: None)
+        self.resolve_version = resolve_version or (lambda _name: LATEST)
         self.region = region
         self.account = account
         self.page_bytes = page_bytes
         self.max_invocation_failures = max_invocation_failures
         self.invocation_retry_ms = invocation_retry_ms
         self.lease_ms = lease_ms
+        self.stamp = EventStamp(region, account) if status_events else None
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._signer: IdSigner | None = None
@@ -139,7 +151,8 @@ class Engine:
         """
         with self._lock(arn):
             for _ in range(_CONFLICT_RETRIES):
-                tx = Mutation(self.store, self.store.header(arn), self.now_ms(), self.ids)
+                tx = Mutation(self.store, self.store.header(arn), self.now_ms(), self.ids,
+                              self.stamp)
                 out = fn(tx)
                 if isinstance(out, NoCommit):
                     return out.value
@@ -155,9 +168,15 @@ class Engine:
         """Return the unqualified function ARN."""
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{function_name}"
 
-    def execution_arn(self, function_name: str, name: str, execution_id: str) -> str:
-        """Return the execution ARN; its last segment is the EXECUTION operation id."""
-        return f"{self.function_arn(function_name)}:$LATEST/durable-execution/{name}/{execution_id}"
+    def execution_arn(
+        self, function_name: str, name: str, execution_id: str, version: str = LATEST
+    ) -> str:
+        """Return the execution ARN; its last segment is the EXECUTION operation id.
+
+        The version it runs is part of it (``...:function:FN:VERSION/durable-execution/...``).
+        """
+        return (f"{self.function_arn(function_name)}:{version}/durable-execution/{name}/"
+                f"{execution_id}")
 
     def _require(self, arn: str) -> ExecutionHeader:
         try:
@@ -177,8 +196,9 @@ class Engine:
         parent: ParentLink | None = None,
         execution_id: str | None = None,
         attributes: Mapping[str, str] | None = None,
+        version: str = LATEST,
     ) -> tuple[str, bool]:
-        """Create an execution; returns ``(arn, created)``.
+        """Create an execution that runs ``version``; returns ``(arn, created)``.
 
         ``attributes`` are free-form strings kept with the execution (the runtime records
         the handler's reference there, so a later process can run it on).
@@ -196,10 +216,13 @@ class Engine:
                 f"got {execution_timeout}"
             )
         exec_id = execution_id or str(uuid.uuid4())
-        arn = self.execution_arn(function_name, name, exec_id)
+        if not is_version(version):
+            raise InvalidParameterValueError(f"invalid function version {version!r}")
+        arn = self.execution_arn(function_name, name, exec_id, version)
         now = self.now_ms()
         state = EngineState(timeout=timeout, parent=parent, attributes=dict(attributes or {}))
-        batch = creation_batch(arn, exec_id, function_name, name, input_payload, state, now)
+        batch = creation_batch(arn, exec_id, function_name, name, input_payload, state, now,
+                               self.stamp)
         res = self.store.create(batch)
         if res.created:
             return arn, True
@@ -227,6 +250,10 @@ class Engine:
                 return tx.batch(), None
             if tx.state.invoking:
                 return NoCommit(None)
+            if tx.state.pause is not None:
+                # paused: no invocation starts; the resume owes it
+                rules.schedule_invocation(tx, tx.now_ms)
+                return tx.batch(), None
             inv = str(uuid.uuid4())
             request_id = str(uuid.uuid4())
             updated = list(tx.state.updated)
@@ -418,7 +445,12 @@ class Engine:
             rules.fire_due_wakes(tx)
             h = tx.header
             new_seq = h.token_sequence + 1
-            closing = tx.state.closing is not None
+            pausing = h.status == ExecutionStatus.PAUSING
+            if pausing:
+                # the next checkpoint after a pause request: applied, but no token back,
+                # so the SDK ends the invocation (PENDING) and the execution is PAUSED
+                rules.enter_paused(tx, interrupted=True)
+            closing = tx.state.closing is not None or pausing
             first, rest = page(delta(tx), None, self.page_bytes)
             marker = f"d:{new_seq}:{h.handler_seen_seq}:{len(first)}" \
                 if rest and not closing else None
@@ -427,7 +459,7 @@ class Engine:
             )
             tx.evolve(last_checkpoint=LastCheckpoint(
                 client_token, token, out_token, tuple(r.op_id for r in first)
-            ) if client_token else None)
+            ) if client_token and not pausing else None)
             result = CheckpointResult(out_token, [public_op(r.data) for r in first], marker)
             return tx.batch(token_sequence=new_seq, handler_seen_seq=tx.seq), result
 
@@ -449,9 +481,12 @@ class Engine:
         """Resolve a chained-invoke target and name the child execution it will get."""
         target = rules.target_name(function_name)
         kind = self.resolve_function(target) if target else None
+        version = self.resolve_version(function_name) if kind else LATEST
+        if version is None:
+            kind, version = None, LATEST  # an alias nobody here knows: not found
         child_id = str(uuid.uuid4())
-        child_arn = self.execution_arn(target or "unknown", child_id, child_id)
-        return rules.ChainedTarget(target, kind, child_id, child_id, child_arn)
+        child_arn = self.execution_arn(target or "unknown", child_id, child_id, version)
+        return rules.ChainedTarget(target, kind, child_id, child_id, child_arn, version)
 
     def complete_chained(
         self, arn: str, op_id: str, status: str, result: str | None, error: Mapping[str, Any] | None
@@ -483,13 +518,28 @@ class Engine:
 
         self._mutate(entry.arn, fn)
 
-    def clear_due(self, arn: str, key: str) -> None:
-        """Remove one due entry (e.g. once a dispatch or notification was handled)."""
+    def clear_due(self, arn: str, key: str, *more: str) -> None:
+        """Remove due entries (e.g. once a dispatch or notification was handled), in one commit."""
+        wanted = {key, *more}
 
         def fn(tx: Mutation) -> Any:
-            if not any(d.key == key for d in self.store.due(arn=arn)):
+            present = [d.key for d in self.store.due(arn=arn) if d.key in wanted]
+            if not present:
                 return NoCommit(None)
-            tx.clear_due(key)
+            for k in present:
+                tx.clear_due(k)
+            return tx.batch(), None
+
+        self._mutate(arn, fn)
+
+    def defer_due(self, arn: str, key: str, due_ms: int) -> None:
+        """Move one due entry (kept as it is otherwise) to ``due_ms``."""
+
+        def fn(tx: Mutation) -> Any:
+            entry = next((d for d in self.store.due(arn=arn) if d.key == key), None)
+            if entry is None:
+                return NoCommit(None)
+            tx.set_due(key, entry.kind, due_ms, **entry.data)
             return tx.batch(), None
 
         self._mutate(arn, fn)
@@ -569,7 +619,7 @@ class Engine:
     def describe(self, arn: str) -> dict[str, Any]:
         """GetDurableExecution."""
         h = self._require(arn)
-        return views.describe(h, self.function_arn(h.function_name))
+        return views.describe(h, self.function_arn(h.function_name), EngineState.from_dict(h.state))
 
     def history(
         self,

@@ -15,6 +15,7 @@ from durable_ext.backends.store import (
     OperationRecord,
     Store,
 )
+from durable_ext.engine.outbox import EventStamp, outbox_entry
 from durable_ext.engine.state import EngineState
 from durable_ext.engine.tokens import IdSigner
 
@@ -47,6 +48,8 @@ class Mutation:
     header: ExecutionHeader
     now_ms: int
     ids: IdSigner
+    stamp: EventStamp | None = None
+    """Set when status changes are recorded in the outbox (:mod:`durable_ext.engine.outbox`)."""
     state: EngineState = field(init=False)
     header_changes: dict[str, Any] = field(default_factory=dict)
     loaded: dict[str, OperationRecord] = field(default_factory=dict)
@@ -127,15 +130,27 @@ class Mutation:
         self.state = self.state.evolve(open=tuple(i for i in self.state.open if i != op_id))
 
     def batch(self, **header_changes: Any) -> CommitBatch:
-        """Build the CommitBatch of everything changed, with the next header revision."""
+        """Build the CommitBatch of everything changed, with the next header revision.
+
+        A change of status also writes its event to the outbox when events are recorded.
+        """
+        changes = {**self.header_changes, **header_changes}
+        previous = self.header.status
+        emitted = self.stamp is not None and changes.get("status", previous) != previous
+        if emitted:
+            self.state = self.state.evolve(emitted=self.state.emitted + 1)
         header = self.header.evolve(
             revision=self.header.revision + 1,
             seq_counter=self.seq,
             op_count=self.op_count,
             event_count=self.event_count,
             state=self.state.to_dict(),
-            **{**self.header_changes, **header_changes},
+            **changes,
         )
+        if emitted and self.stamp is not None:
+            entry = outbox_entry(header, previous, self.state.emitted, self.now_ms, self.stamp)
+            self.due_clear.discard(entry.key)
+            self.due_set[entry.key] = entry
         ops = sorted(self.changed.values(), key=lambda r: r.index)
         return CommitBatch(
             header=header,

@@ -14,6 +14,7 @@ from durable_ext.backends.store import (
     OperationRecord,
 )
 from durable_ext.engine.history import payload_block, plain_event
+from durable_ext.engine.outbox import EventStamp, outbox_entry
 from durable_ext.engine.state import DueKey, DueKind, EngineState
 
 __all__ = ["CheckpointResult", "InvocationInput", "creation_batch"]
@@ -62,12 +63,16 @@ def creation_batch(
     input_payload: str,
     state: EngineState,
     now: int,
+    stamp: EventStamp | None = None,
 ) -> CommitBatch:
     """Build the batch that creates an execution.
 
     It is RUNNING, with its EXECUTION operation, its ``ExecutionStarted`` event, an
-    invocation due now and the execution deadline.
+    invocation due now and the execution deadline (and, with ``stamp``, its first
+    status-change event in the outbox).
     """
+    if stamp is not None:
+        state = state.evolve(emitted=1)
     header = ExecutionHeader(
         arn=arn,
         execution_id=execution_id,
@@ -90,6 +95,13 @@ def creation_batch(
         "ExecutionDetails": {"InputPayload": input_payload},
     }
     started = {"Input": payload_block(input_payload), "ExecutionTimeout": state.timeout}
+    due = [
+        DueEntry(arn=arn, key=DueKey.INVOKE, kind=DueKind.INVOKE, due_ms=now),
+        DueEntry(arn=arn, key=DueKey.TIMEOUT, kind=DueKind.EXECUTION_TIMEOUT,
+                 due_ms=now + state.timeout * 1000),
+    ]
+    if stamp is not None:
+        due.append(outbox_entry(header, None, 1, now, stamp))
     return CommitBatch(
         header=header,
         expected_revision=0,
@@ -100,9 +112,5 @@ def creation_batch(
                 data=plain_event("ExecutionStarted", now, started, Id=execution_id, Name=name),
             )
         ],
-        due_set=[
-            DueEntry(arn=arn, key=DueKey.INVOKE, kind=DueKind.INVOKE, due_ms=now),
-            DueEntry(arn=arn, key=DueKey.TIMEOUT, kind=DueKind.EXECUTION_TIMEOUT,
-                     due_ms=now + state.timeout * 1000),
-        ],
+        due_set=due,
     )

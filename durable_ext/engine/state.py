@@ -9,19 +9,21 @@ part of the persisted format: executions written by earlier releases read back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 from durable_ext.backends.store import DueEntry
 
 __all__ = [
+    "ClientRequest",
     "DueKey",
     "DueKind",
     "EngineState",
     "LastCheckpoint",
     "Lease",
     "ParentLink",
+    "PauseState",
     "PendingClose",
 ]
 
@@ -32,7 +34,10 @@ class DueKind:
     ``WAKE`` fires waits and retry delays of one operation, ``CALLBACK_TIMEOUT`` and
     ``CALLBACK_HEARTBEAT`` time out a callback, ``EXECUTION_TIMEOUT`` times out the
     execution, ``INVOKE`` asks for an invocation, ``DISPATCH`` sends a chained invoke to
-    its target, ``NOTIFY`` reports a finished chained child to its caller, and ``LEASE``
+    its target, ``NOTIFY`` reports a finished chained child to its caller, ``DELETE``
+    finishes the deletion of a DELETING execution (whoever requested it may have died
+    before removing it), ``EMIT`` holds a status-change event until it is delivered
+    (the outbox), and ``LEASE``
     marks an invocation in flight (its ``due_ms`` is wall-clock time, so a runtime that
     died is noticed even under a virtual clock).
     """
@@ -45,9 +50,12 @@ class DueKind:
     DISPATCH: ClassVar[str] = "dispatch"
     NOTIFY: ClassVar[str] = "notify"
     LEASE: ClassVar[str] = "lease"
+    DELETE: ClassVar[str] = "delete"
+    EMIT: ClassVar[str] = "emit"
 
     ACTIVE: ClassVar[tuple[str, ...]] = (
-        INVOKE, WAKE, CALLBACK_TIMEOUT, CALLBACK_HEARTBEAT, EXECUTION_TIMEOUT, DISPATCH, NOTIFY
+        INVOKE, WAKE, CALLBACK_TIMEOUT, CALLBACK_HEARTBEAT, EXECUTION_TIMEOUT, DISPATCH, NOTIFY,
+        DELETE,
     )
     """What a runtime acts on when it is due (leases are only watched)."""
     PROGRESS: ClassVar[tuple[str, ...]] = (INVOKE, WAKE, DISPATCH, NOTIFY)
@@ -63,6 +71,12 @@ class DueKey:
     TIMEOUT: ClassVar[str] = "timeout"
     LEASE: ClassVar[str] = "lease"
     NOTIFY: ClassVar[str] = "notify"
+    DELETE: ClassVar[str] = "delete"
+
+    @staticmethod
+    def emit(seq: int) -> str:
+        """Return the key of outbox event ``seq`` (zero-padded: keys sort in order)."""
+        return f"emit:{seq:012d}"
 
     @staticmethod
     def wake(op_id: str) -> str:
@@ -112,6 +126,64 @@ class LastCheckpoint:
     op_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class PauseState:
+    """A pause in force: requested (PAUSING) or in effect (PAUSED).
+
+    Attributes:
+        requested_ms: When the pause was requested (PauseRequestTimestamp).
+        reason: The reason given, recorded in the history.
+        timeout_paused: Whether the execution timeout stands still while paused.
+        paused_ms: When the execution became PAUSED (None while PAUSING).
+        deferred: An invocation is owed at resume: the pause interrupted one, or
+            something completed (or came due) while paused.
+        deadline_ms: The execution deadline the pause set aside (timeout paused only).
+
+    """
+
+    requested_ms: int
+    reason: str | None = None
+    timeout_paused: bool = True
+    paused_ms: int | None = None
+    deferred: bool = False
+    deadline_ms: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+        return {"at": self.requested_ms, "reason": self.reason, "tp": self.timeout_paused,
+                "paused": self.paused_ms, "deferred": self.deferred,
+                "deadline": self.deadline_ms}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PauseState:
+        """Read the stored form."""
+        return cls(int(data["at"]), data.get("reason"), bool(data.get("tp", True)),
+                   data.get("paused"), bool(data.get("deferred")), data.get("deadline"))
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRequest:
+    """A control-plane request made with a ClientToken, remembered for idempotent repeats.
+
+    ``params`` is a digest of the request's parameters: a repeat with the same token but
+    other parameters is refused rather than answered as the first one was.
+    """
+
+    token: str
+    action: str
+    params: str
+    at_ms: int
+
+    def to_list(self) -> list[Any]:
+        """Return the stored form."""
+        return [self.token, self.action, self.params, self.at_ms]
+
+    @classmethod
+    def from_list(cls, data: Sequence[Any]) -> ClientRequest:
+        """Read the stored form."""
+        return cls(str(data[0]), str(data[1]), str(data[2]), int(data[3]))
+
+
 Gate = Literal["IDLE", "INVOKING"]
 
 
@@ -134,6 +206,12 @@ class EngineState:
         input_seq: The operation sequence the open invocation's input was taken at.
         closing: The outcome checkpointed by the open invocation.
         last_checkpoint: The last client-token checkpoint, for idempotent repeats.
+        pause: The pause in force (status PAUSING or PAUSED), if any.
+        deadline: The execution deadline, epoch ms (None: start plus ``timeout``); a
+            pause with its timeout paused moves it.
+        requests: Recent control-plane requests made with a ClientToken.
+        deletion_ms: When deletion was requested (status DELETING).
+        emitted: Status-change events written to the outbox so far (the last sequence).
 
     """
 
@@ -151,6 +229,11 @@ class EngineState:
     input_seq: int | None = None
     closing: PendingClose | None = None
     last_checkpoint: LastCheckpoint | None = None
+    pause: PauseState | None = None
+    deadline: int | None = None
+    requests: tuple[ClientRequest, ...] = ()
+    deletion_ms: int | None = None
+    emitted: int = 0
 
     @property
     def invoking(self) -> bool:
@@ -191,6 +274,16 @@ class EngineState:
             cp = self.last_checkpoint
             out["cp"] = {"ct": cp.client_token, "in": cp.token_in, "out": cp.token_out,
                          "ids": list(cp.op_ids)}
+        if self.pause is not None:
+            out["pause"] = self.pause.to_dict()
+        if self.deadline is not None:
+            out["deadline"] = self.deadline
+        if self.requests:
+            out["requests"] = [r.to_list() for r in self.requests]
+        if self.deletion_ms is not None:
+            out["deletion"] = self.deletion_ms
+        if self.emitted:
+            out["emitted"] = self.emitted
         return out
 
     @classmethod
@@ -216,6 +309,11 @@ class EngineState:
             if close else None,
             last_checkpoint=LastCheckpoint(cp["ct"], cp["in"], cp.get("out"), tuple(cp["ids"]))
             if cp else None,
+            pause=PauseState.from_dict(data["pause"]) if data.get("pause") else None,
+            deadline=data.get("deadline"),
+            requests=tuple(ClientRequest.from_list(r) for r in data.get("requests") or ()),
+            deletion_ms=data.get("deletion"),
+            emitted=int(data.get("emitted") or 0),
         )
 
 

@@ -12,11 +12,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from durable_ext.backends.store import ExecutionHeader, HistoryEvent
+from durable_ext.backends.store import ExecutionHeader, ExecutionStatus, HistoryEvent
+from durable_ext.engine.arns import version_of
+from durable_ext.engine.state import EngineState
 
 __all__ = ["describe", "history_page", "listing_item", "ms_to_dt", "render_event"]
 
-_TS_KEYS = ("EventTimestamp", "ScheduledEndTimestamp", "StartTimestamp", "EndTimestamp")
+_TS_KEYS = ("EventTimestamp", "ScheduledEndTimestamp", "StartTimestamp", "EndTimestamp",
+            "PauseRequestTimestamp", "ResumeRequestTimestamp")
+_PAUSED_LIFETIME_MS = 366 * 24 * 3600 * 1000
 
 
 def ms_to_dt(ms: int | None) -> datetime | None:
@@ -26,8 +30,10 @@ def ms_to_dt(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def describe(h: ExecutionHeader, function_arn: str) -> dict[str, Any]:
-    """GetDurableExecution of the execution whose header is ``h``."""
+def describe(
+    h: ExecutionHeader, function_arn: str, state: EngineState | None = None
+) -> dict[str, Any]:
+    """GetDurableExecution of the execution whose header is ``h`` (engine ``state``)."""
     out: dict[str, Any] = {
         "DurableExecutionArn": h.arn,
         "DurableExecutionName": h.name,
@@ -35,7 +41,7 @@ def describe(h: ExecutionHeader, function_arn: str) -> dict[str, Any]:
         "InputPayload": h.input_payload,
         "StartTimestamp": ms_to_dt(h.start_ms),
         "Status": h.status,
-        "Version": "$LATEST",
+        "Version": version_of(h.arn),
     }
     if h.result is not None:
         out["Result"] = h.result
@@ -43,6 +49,23 @@ def describe(h: ExecutionHeader, function_arn: str) -> dict[str, Any]:
         out["Error"] = h.error
     if h.end_ms is not None:
         out["EndTimestamp"] = ms_to_dt(h.end_ms)
+    if state is not None and not h.terminal:
+        pause = state.pause
+        if pause is not None and h.status in (ExecutionStatus.PAUSING, ExecutionStatus.PAUSED):
+            details: dict[str, Any] = {
+                "PauseRequestTimestamp": ms_to_dt(pause.requested_ms),
+                "ExecutionTimeoutPaused": pause.timeout_paused,
+            }
+            if pause.reason is not None:
+                details["Reason"] = pause.reason
+            out["PauseDetails"] = details
+        if pause is not None and pause.paused_ms is not None and pause.timeout_paused:
+            deadline = h.start_ms + _PAUSED_LIFETIME_MS
+        elif state.deadline is not None:
+            deadline = state.deadline
+        else:
+            deadline = h.start_ms + state.timeout * 1000
+        out["ExpectedExecutionTimeoutTimestamp"] = ms_to_dt(deadline)
     return out
 
 

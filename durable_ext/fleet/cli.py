@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from durable_ext.errors import ConfigError
+from durable_ext.events.options import add_event_options
 
 __all__ = ["main", "register"]
 
@@ -67,6 +68,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-seconds", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-id", default=None)
     p.add_argument("--log-level", default="INFO")
+    add_event_options(p)
+    p.add_argument("--alias", action="append", default=[], metavar="FUNCTION:ALIAS=VERSION",
+                   help="resolve chained invokes of FUNCTION:ALIAS to VERSION (repeatable)")
     p.set_defaults(func=run_worker)
 
 
@@ -76,8 +80,10 @@ def run_worker(args: argparse.Namespace) -> int:
 
     # a SIGTERM while the store opens and the handlers import must stop the worker cleanly
     defer_stop_signals()
+    from durable_ext.events.options import sinks_from_args
     from durable_ext.fleet.worker import Worker
     from durable_ext.runtime.handlers import load_handlers
+    from durable_ext.runtime.versions import parse_alias_spec
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -97,11 +103,14 @@ def run_worker(args: argparse.Namespace) -> int:
         invocation_timeout=args.invocation_timeout,
         shutdown_grace=args.grace,
         worker_id=args.worker_id,
+        event_sinks=sinks_from_args(args),
     )
     for item in durable:
         worker.register(item.name, item.handler)
     for item in plain:
         worker.register(item.name, item.handler, durable=False)
+    for spec in args.alias:
+        worker.runtime.alias(*parse_alias_spec(spec))
     worker.install_signal_handlers()
     try:
         stats = worker.run(max_seconds=args.max_seconds)

@@ -30,13 +30,14 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, Literal
 
 from durable_ext.backends.store import DueEntry, Store
 from durable_ext.engine import DueKind, Engine
 from durable_ext.errors import ConfigError, StoreError, StoreUnavailableError
+from durable_ext.events.sinks import EventSink
 from durable_ext.fleet._signals import STOP_SIGNALS, deferred_stop, unblock_stop_signals
 from durable_ext.runtime.clock import Clock, RealClock
 from durable_ext.runtime.runtime import Runtime, RuntimeStats
@@ -81,6 +82,8 @@ class Worker:
             128-bit instance id made when the worker is built.
         host: Host name recorded in leases, for people (default: this host's name); like
             ``pid``, never used to decide a takeover.
+        event_sinks: Where status-change events of its functions' executions go
+            (:mod:`durable_ext.events`); the worker delivers the outbox between claims.
 
     Example:
         >>> w = Worker("redis://127.0.0.1:6379/0", concurrency=4)  # doctest: +SKIP
@@ -104,6 +107,7 @@ class Worker:
         clock: Clock | None = None,
         worker_id: str | None = None,
         host: str | None = None,
+        event_sinks: Sequence[EventSink] = (),
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
@@ -121,6 +125,7 @@ class Worker:
             lease_seconds=lease_seconds,
             name=worker_id,
             host=host,
+            event_sinks=event_sinks,
         )
         self.engine: Engine = self.runtime.engine
         self.store: Store = self.runtime.store
@@ -218,6 +223,7 @@ class Worker:
                             self.poll_interval, self.lease_ms / 4000
                         )
                     started = self._claim()
+                    started += self.runtime.deliver_events()
                     backoff = self.poll_interval
                 except StoreUnavailableError as exc:
                     log.warning("worker %s: store unavailable, retrying: %s", self.id, exc)

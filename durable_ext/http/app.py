@@ -35,6 +35,7 @@ from starlette.routing import Route  # noqa: E402
 from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
 
 from durable_ext.backends.store import ExecutionStatus  # noqa: E402
+from durable_ext.engine.arns import split_qualifier, version_of  # noqa: E402
 from durable_ext.errors import service_code  # noqa: E402
 from durable_ext.http.codec import codec_routes  # noqa: E402
 from durable_ext.http.guard import (  # noqa: E402
@@ -196,9 +197,9 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
 
     @_endpoint
     async def invoke(request: Request) -> Response:
-        qualifier = request.query_params.get("Qualifier")
-        function = service.resolve(_segment(request, "function", "FunctionName", _FUNCTION_MAX),
-                                   qualifier)
+        segment = _segment(request, "function", "FunctionName", _FUNCTION_MAX)
+        qualifier = request.query_params.get("Qualifier") or split_qualifier(segment)[1]
+        function = service.resolve(segment, qualifier)
         kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if kind not in ("RequestResponse", "Event", "DryRun"):
             raise ApiError("InvalidParameterValueException",
@@ -226,8 +227,9 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
                 headers["X-Amz-Function-Error"] = res.function_error
             return Response(res.payload, 200, headers=headers, media_type="application/json")
         name = request.headers.get("X-Amz-Durable-Execution-Name") or None
-        arn = await run_in_threadpool(service.start, function, payload, name)
-        headers = {**version, "X-Amz-Durable-Execution-Arn": arn}
+        target = f"{function}:{qualifier}" if qualifier else function
+        arn = await run_in_threadpool(service.start, target, payload, name)
+        headers = {"X-Amz-Executed-Version": version_of(arn), "X-Amz-Durable-Execution-Arn": arn}
         if kind == "Event":
             return Response(b"", 202, headers=headers)
         outcome = await _wait_for_outcome(service, arn)
@@ -250,6 +252,9 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
         if not include:
             for key in ("InputPayload", "Result", "Error"):
                 desc.pop(key, None)
+            if "PauseDetails" in desc:
+                desc["PauseDetails"] = {k: v for k, v in desc["PauseDetails"].items()
+                                        if k != "Reason"}
         desc["ExecutionDataIncluded"] = include
         return _json(desc)
 
@@ -317,6 +322,47 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
         service.notify()
         return _json(out)
 
+    async def _control_body(request: Request, shape: str, where: str) -> dict[str, Any]:
+        arn = _segment(request, "arn", "DurableExecutionArn")
+        body = await _body_json(request)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise ApiError("InvalidRequestContentException", f"{where}: expected a JSON object")
+        check_shape({**body, "DurableExecutionArn": arn}, shape, where)
+        client_token = body.get("ClientToken")
+        if client_token is not None and not _CLIENT_TOKEN.fullmatch(client_token):
+            raise ApiError("InvalidParameterValueException",
+                           "ClientToken must be 1-64 printable ASCII characters")
+        return {**body, "DurableExecutionArn": arn}
+
+    @_endpoint
+    async def pause(request: Request) -> Response:
+        body = await _control_body(request, "PauseDurableExecutionRequest",
+                                   "PauseDurableExecution body")
+        await run_in_threadpool(
+            rt.pause, body["DurableExecutionArn"], body.get("Reason"), body.get("ClientToken"),
+            body.get("ExecutionTimeoutPaused", True),
+        )
+        service.notify()
+        return _json({}, 202)
+
+    @_endpoint
+    async def resume(request: Request) -> Response:
+        body = await _control_body(request, "ResumeDurableExecutionRequest",
+                                   "ResumeDurableExecution body")
+        await run_in_threadpool(
+            rt.resume, body["DurableExecutionArn"], body.get("Reason"), body.get("ClientToken"),
+        )
+        service.notify()
+        return _json({}, 202)
+
+    @_endpoint
+    async def delete(request: Request) -> Response:
+        arn = _segment(request, "arn", "DurableExecutionArn")
+        out = await run_in_threadpool(rt.delete, arn)
+        return _json(out, 202)
+
     @_endpoint
     async def list_by_function(request: Request) -> Response:
         function = service.resolve(_segment(request, "function", "FunctionName", _FUNCTION_MAX),
@@ -374,6 +420,9 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
         Route(arn + "/state", state, methods=["GET"]),
         Route(arn + "/checkpoint", checkpoint, methods=["POST"]),
         Route(arn + "/stop", stop, methods=["POST"]),
+        Route(arn + "/pause", pause, methods=["POST"]),
+        Route(arn + "/resume", resume, methods=["POST"]),
+        Route(arn, delete, methods=["DELETE"]),
         Route(_V + "/functions/{function}/durable-executions", list_by_function, methods=["GET"]),
         Route(cb + "/succeed", callback_succeed, methods=["POST"]),
         Route(cb + "/fail", callback_fail, methods=["POST"]),

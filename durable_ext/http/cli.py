@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from durable_ext.errors import ConfigError
+from durable_ext.events.options import add_event_options
 
 if TYPE_CHECKING:
     from durable_ext.http.guard import GuardConfig
@@ -46,17 +47,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host in ("0.0.0.0", "::") and not args.allow_host:
         print("durable-ext: note: only loopback names are answered; pass --allow-host NAME "
               "for each name clients use to reach this server", file=sys.stderr)
+    from durable_ext.events.options import sinks_from_args
     from durable_ext.runtime.handlers import load_handlers
+    from durable_ext.runtime.versions import parse_alias_spec
 
     # Imported now also for http isolation: a bad target fails here, not at the first
     # invocation, and FILE.py:HANDLER becomes a reference the workers can load.
     loaded = load_handlers(args.handlers)
     service = LocalService(args.backend or "file://.durable", virtual_time=args.virtual_time,
                            region=args.region, account=args.account,
-                           invocation_timeout=args.invocation_timeout)
+                           invocation_timeout=args.invocation_timeout,
+                           event_sinks=sinks_from_args(args))
     try:
         for item in loaded:
             service.register(item.name, item.handler, isolation=args.isolation)
+        for spec in args.alias:
+            service.runtime.alias(*parse_alias_spec(spec))
         if args.codec is not None:
             service.enable_codec(args.codec)
     except Exception:
@@ -91,6 +97,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--account", default="123456789012")
     p.add_argument("--log-level", default="warning")
+    add_event_options(p)
+    p.add_argument("--alias", action="append", default=[], metavar="FUNCTION:ALIAS=VERSION",
+                   help="serve FUNCTION:ALIAS as VERSION (repeatable; versions are "
+                        "--handlers NAME:VERSION=MODULE:HANDLER)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow a non-loopback --host (with --auth sigv4!)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",

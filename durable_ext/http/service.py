@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from durable_ext.backends.store import TERMINAL_STATUSES, Store
 from durable_ext.engine import CheckpointResult, DueKind, normalize_input
 from durable_ext.errors import ConfigError
+from durable_ext.events.sinks import EventSink
 from durable_ext.http.invokers import RemoteHandler, WorkerPool
 from durable_ext.http.wire import ApiError
 
@@ -78,6 +79,7 @@ class LocalService:
             service has one driver, so invocations run one at a time; more than one
             worker only matters to code that calls the pool from several threads.
         sync_timeout: Longest a RequestResponse Invoke waits for its execution to end.
+        event_sinks: Where status-change events go (:mod:`durable_ext.events`).
 
     Example:
         >>> with LocalService("memory://") as svc:
@@ -96,11 +98,12 @@ class LocalService:
         invocation_timeout: float = 900.0,
         workers: int = 1,
         sync_timeout: float = 900.0,
+        event_sinks: Sequence[EventSink] = (),
     ) -> None:
         self._wake = threading.Event()
         clock: Any = VirtualClock() if virtual_time else WakeableClock(self._wake)
         self.runtime = Runtime(backend, clock=clock, region=region, account=account,
-                               invocation_timeout=invocation_timeout)
+                               invocation_timeout=invocation_timeout, event_sinks=event_sinks)
         self.region = region
         self.sync_timeout = sync_timeout
         self._workers = workers
@@ -185,7 +188,9 @@ class LocalService:
                 name = parts[2]
             else:
                 name = parts[0]
-        if name not in self.runtime.functions():
+        unknown_qualifier = bool(qualifier) and name in self.runtime.functions() and \
+            self.runtime.resolve_version(f"{name}:{qualifier}") is None
+        if name not in self.runtime.functions() or unknown_qualifier:
             raise ApiError(
                 "ResourceNotFoundException",
                 f"Function not found: {self.runtime.engine.function_arn(name or function_name)}"

@@ -1,7 +1,8 @@
 """The control plane: what tools do to executions, wherever they live.
 
 :class:`ControlPlane` is what the CLI, the pytest plugin and the HTTP API program
-against: start, describe, history, list, stop, callbacks, and :meth:`~ControlPlane.settle`
+against: start, describe, history, list, stop, pause, resume, delete, callbacks, and
+:meth:`~ControlPlane.settle`
 (let an execution run on until it needs outside input). Two implementations:
 
 * :class:`~durable_ext.runtime.Runtime` for executions in a checkpoint store
@@ -92,6 +93,26 @@ class ControlPlane(Protocol):
 
     def stop(self, arn: str, error: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """StopDurableExecution."""
+        ...
+
+    def pause(
+        self,
+        arn: str,
+        reason: str | None = None,
+        client_token: str | None = None,
+        execution_timeout_paused: bool = True,
+    ) -> None:
+        """PauseDurableExecution (accepted; the status changes as the service processes it)."""
+        ...
+
+    def resume(
+        self, arn: str, reason: str | None = None, client_token: str | None = None
+    ) -> None:
+        """ResumeDurableExecution."""
+        ...
+
+    def delete(self, arn: str) -> dict[str, Any]:
+        """DeleteDurableExecution: ``{"DeletionRequestTimestamp": datetime}``."""
         ...
 
     def close(self) -> None:

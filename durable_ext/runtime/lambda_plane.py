@@ -2,7 +2,8 @@
 
 ``lambda://FUNCTION[:QUALIFIER]?region=...&endpoint_url=...`` names a durable function.
 :class:`LambdaControlPlane` starts executions by invoking it with an execution name, and
-describes, pages history, lists, completes callbacks and stops through boto3, so the same
+describes, pages history, lists, completes callbacks, stops, pauses, resumes and deletes
+through boto3, so the same
 commands work on executions in a local store and in Lambda (or in anything that speaks the
 Lambda API, such as ``durable-ext serve``).
 
@@ -379,6 +380,32 @@ class LambdaControlPlane:
             params["Error"] = dict(error)
         return _clean(self._call(f"StopDurableExecution {arn}", "stop_durable_execution",
                                  **params))
+
+    def pause(self, arn: str, reason: str | None = None, client_token: str | None = None,
+              execution_timeout_paused: bool = True) -> None:
+        """PauseDurableExecution."""
+        params: dict[str, Any] = {"DurableExecutionArn": arn,
+                                  "ExecutionTimeoutPaused": execution_timeout_paused}
+        if reason is not None:
+            params["Reason"] = reason
+        if client_token is not None:
+            params["ClientToken"] = client_token
+        self._call(f"PauseDurableExecution {arn}", "pause_durable_execution", **params)
+
+    def resume(self, arn: str, reason: str | None = None,
+               client_token: str | None = None) -> None:
+        """ResumeDurableExecution."""
+        params: dict[str, Any] = {"DurableExecutionArn": arn}
+        if reason is not None:
+            params["Reason"] = reason
+        if client_token is not None:
+            params["ClientToken"] = client_token
+        self._call(f"ResumeDurableExecution {arn}", "resume_durable_execution", **params)
+
+    def delete(self, arn: str) -> dict[str, Any]:
+        """DeleteDurableExecution."""
+        return _clean(self._call(f"DeleteDurableExecution {arn}", "delete_durable_execution",
+                                 DurableExecutionArn=arn))
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import TracebackType
 from typing import Any, Literal
@@ -37,6 +37,8 @@ from durable_ext.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
+from durable_ext.events.outbox import Outbox
+from durable_ext.events.sinks import EventSink
 from durable_ext.runtime.clock import Clock, RealClock
 from durable_ext.runtime.handlers import HandlerRef, load_handler, reference_of
 from durable_ext.runtime.invoker import (
@@ -48,10 +50,19 @@ from durable_ext.runtime.invoker import (
     invoke_in_subprocess,
 )
 from durable_ext.runtime.marks import WorkerMarks
+from durable_ext.runtime.versions import (
+    LATEST,
+    FunctionTable,
+    is_version,
+    split_qualifier,
+    version_of,
+)
 
 __all__ = ["PlainOutcome", "Runtime", "RuntimeStats", "function_of"]
 
 _STORE_RETRY_SECONDS = 0.05
+_EVENTS_FIRST_MS = 30_000
+"""How long a deletion waits before looking again whether its execution's events are out."""
 
 
 def function_of(arn: str) -> str:
@@ -66,6 +77,7 @@ class _Function:
     handler: Any
     durable: bool
     ref: HandlerRef | None
+    version: str = LATEST
 
 
 @dataclass
@@ -98,6 +110,12 @@ class PlainOutcome:
 
     result: Any = None
     error: dict[str, Any] | None = None
+
+
+def _records_events(sinks: Sequence[EventSink], asked: bool | None) -> bool:
+    if asked is not None:
+        return asked
+    return bool(sinks) or os.environ.get("DURABLE_EXT_STATUS_EVENTS", "") in ("1", "true")
 
 
 def _open_checkpoint_store(backend: str | Store | None) -> Store:
@@ -144,6 +162,13 @@ class Runtime:
         host: The host name recorded in leases (for people only).
         region: Region used in ARNs.
         account: Account id used in ARNs.
+        event_sinks: Where status-change events go (:mod:`durable_ext.events`): this
+            runtime delivers the outbox of the executions of its functions.
+        status_events: Record status changes in the store's outbox (default: when
+            ``event_sinks`` are given or ``$DURABLE_EXT_STATUS_EVENTS`` is ``1``). A
+            process that changes executions without delivering (the CLI pausing one, an
+            HTTP API) needs it so its changes are delivered by another: set the variable
+            for every process sharing the store.
 
     Example:
         >>> rt = Runtime(backend="memory://", clock=VirtualClock())
@@ -166,6 +191,8 @@ class Runtime:
         host: str | None = None,
         region: str = "us-east-1",
         account: str = "123456789012",
+        event_sinks: Sequence[EventSink] = (),
+        status_events: bool | None = None,
     ) -> None:
         if isolation not in ("inline", "process"):
             raise ConfigError(f"isolation must be 'inline' or 'process', got {isolation!r}")
@@ -184,6 +211,7 @@ class Runtime:
         self.stats = RuntimeStats()
         self.last_store_error: StoreUnavailableError | None = None
         self._functions: dict[str, _Function] = {}
+        self._versions: FunctionTable[_Function] = FunctionTable()
         self._running: dict[str, Running] = {}
         self._invoking: dict[str, int] = {}
         self._running_lock = threading.Lock()
@@ -192,12 +220,15 @@ class Runtime:
             now_ms=self.clock.now_ms,
             wall_ms=self.wall_clock.now_ms,
             resolve_function=self._resolve,
+            resolve_version=self.resolve_version,
             region=region,
             account=account,
             max_invocation_failures=max_invocation_failures,
             invocation_retry_ms=int(invocation_retry_delay * 1000),
             lease_ms=int((lease_seconds or invocation_timeout + 60) * 1000),
+            status_events=_records_events(event_sinks, status_events),
         )
+        self.outbox = Outbox(self.engine, event_sinks) if event_sinks else None
 
     # ------------------------------------------------------------------ handlers
 
@@ -207,10 +238,14 @@ class Runtime:
     ) -> None:
         """Serve ``handler`` (an object, or a target ``"module:attr"``) as ``function_name``.
 
-        ``ref`` says where other processes can load it (found from the object when not
-        given). Registering the same handler again is a no-op; another handler under a
-        taken name is an error.
+        ``function_name`` may name a version: ``orders:2`` (plain ``orders`` is
+        ``orders:$LATEST``; see :mod:`durable_ext.runtime.versions`). ``ref`` says where
+        other processes can load it (found from the object when not given). Registering
+        the same handler again is a no-op; another handler under a taken name and
+        version is an error.
         """
+        function_name, qualifier = split_qualifier(function_name)
+        version = qualifier or LATEST
         validate_name("function name", function_name)
         if isinstance(handler, str):
             ref, handler = load_handler(handler)
@@ -220,15 +255,40 @@ class Runtime:
                 f"handler {handler!r} of {function_name!r} is not importable by reference; "
                 "register it as 'module:attr' to run it with isolation='process'"
             )
-        known = self._functions.get(function_name)
+        if not is_version(version):
+            raise ConfigError(
+                f"{function_name}:{version}: register a version ($LATEST or a number) and "
+                "point an alias at it with alias()"
+            )
+        known = self._versions.get(function_name, version)
         if known is not None:
             if known.handler is handler or (known.ref is not None and known.ref == ref):
                 return
+            shown = function_name if version == LATEST else f"{function_name}:{version}"
             raise ConfigError(
-                f"function name {function_name!r} is taken by {known.ref or known.handler!r}; "
+                f"function name {shown!r} is taken by {known.ref or known.handler!r}; "
                 f"name {ref or handler!r} otherwise (NAME=MODULE:HANDLER)"
             )
-        self._functions[function_name] = _Function(function_name, handler, durable, ref)
+        fn = _Function(function_name, handler, durable, ref, version)
+        self._versions.add(function_name, version, fn)
+        self._functions.setdefault(function_name, fn)
+
+    def alias(self, function_name: str, alias: str, version: str) -> None:
+        """Point ``function_name:alias`` at ``version`` (e.g. ``alias("orders", "live", "2")``).
+
+        Executions started on the alias from here run that version from then on; moving
+        the alias later changes only executions started afterwards.
+        """
+        self._versions.alias(function_name, alias, version)
+
+    def versions(self, function_name: str) -> list[str]:
+        """Return the versions of ``function_name`` this runtime serves."""
+        return self._versions.versions(function_name)
+
+    def resolve_version(self, function_name: str) -> str | None:
+        """Return the version ``fn[:qualifier]`` means here (None: an unknown alias)."""
+        name, qualifier = split_qualifier(function_name)
+        return self._versions.resolve(name, qualifier)
 
     def functions(self) -> list[str]:
         """Names of the registered functions, in registration order."""
@@ -255,8 +315,8 @@ class Runtime:
 
     def _ensure_handler(self, arn: str) -> None:
         """Register the handler an execution recorded, for running it on here."""
-        name = function_of(arn)
-        if name in self._functions:
+        name, version = function_of(arn), version_of(arn)
+        if self._versions.get(name, version) is not None:
             return
         ref = HandlerRef.from_attributes(self.engine.attributes(arn))
         if ref is None:
@@ -269,7 +329,7 @@ class Runtime:
             handler = ref.load()
         except HandlerLoadError as exc:
             raise HandlerLoadError(f"cannot run execution {arn} on: {exc}") from None
-        self.register(name, handler, ref=ref)
+        self.register(name if version == LATEST else f"{name}:{version}", handler, ref=ref)
 
     # ------------------------------------------------------------------ control plane
 
@@ -280,16 +340,27 @@ class Runtime:
         name: str | None = None,
         execution_timeout: int | None = None,
     ) -> str:
-        """Start an execution (idempotent by ``name``); returns its ARN."""
-        fn = self._function(function_name)
+        """Start an execution (idempotent by ``name``); returns its ARN.
+
+        ``function_name`` may carry a qualifier (``orders:2``, ``orders:live``); the
+        version it resolves to is recorded in the ARN and runs every invocation.
+        """
+        base, qualifier = split_qualifier(function_name)
+        fn = self._function(base)
         if not fn.durable:
             raise ConfigError(f"function {function_name!r} is not durable; it can only be invoked")
+        version = self._versions.resolve(base, qualifier)
+        if version is None:
+            raise ConfigError(f"function {base!r} has no version or alias {qualifier!r} here; "
+                              f"versions: {self._versions.versions(base)}")
+        served = self._versions.get(base, version)
         arn, _created = self.engine.start(
-            function_name,
+            base,
             normalize_input(input),
             name=name,
             execution_timeout=execution_timeout,
-            attributes=fn.ref.attributes() if fn.ref else None,
+            attributes=served.ref.attributes() if served and served.ref else None,
+            version=version,
         )
         return arn
 
@@ -365,11 +436,53 @@ class Runtime:
         """StopDurableExecution."""
         return self.engine.stop(arn, error)
 
+    def pause(
+        self,
+        arn: str,
+        reason: str | None = None,
+        client_token: str | None = None,
+        execution_timeout_paused: bool = True,
+    ) -> None:
+        """PauseDurableExecution (see :meth:`Engine.pause <durable_ext.engine.Engine.pause>`)."""
+        self.engine.pause(arn, reason=reason, client_token=client_token,
+                          execution_timeout_paused=execution_timeout_paused)
+
+    def resume(
+        self, arn: str, reason: str | None = None, client_token: str | None = None
+    ) -> None:
+        """ResumeDurableExecution."""
+        self.engine.resume(arn, reason=reason, client_token=client_token)
+
+    def delete(self, arn: str) -> dict[str, Any]:
+        """DeleteDurableExecution: only of an ended execution; its records go with it.
+
+        While status events are recorded the deletion is finished by a runtime's loop
+        once the execution's events (DELETING included) are delivered.
+        """
+        return self.engine.delete(arn, finish=self.engine.stamp is None)
+
+    def deliver_events(self) -> int:
+        """Deliver the outbox of this runtime's functions; how many events went out."""
+        if self.outbox is None:
+            return 0
+        return self.outbox.deliver(accept=self.mine)
+
+    def _finish_deletion(self, entry: DueEntry) -> None:
+        if self.outbox is not None:
+            self.outbox.deliver(arn=entry.arn)
+        pending = self.store.due(arn=entry.arn, kinds=[DueKind.EMIT])
+        if pending and (self.outbox is not None or self.engine.stamp is not None):
+            # the events go first (here, or by a process that delivers them)
+            self.engine.defer_due(entry.arn, entry.key, self.clock.now_ms() + _EVENTS_FIRST_MS)
+            return
+        self.engine.finish_deletion(entry.arn)
+
     # ------------------------------------------------------------------ driving
 
     def mine(self, entry: DueEntry) -> bool:
         """Whether ``entry`` belongs to a function registered here."""
-        return function_of(entry.arn) in self._functions
+        # the version too: an execution runs only the code it started on
+        return self._versions.get(function_of(entry.arn), version_of(entry.arn)) is not None
 
     def run_until_idle(self, timeout: float = 60, *, max_advance: float | None = None) -> None:
         """Run invocations and timers until nothing can progress without outside input.
@@ -419,7 +532,8 @@ class Runtime:
             return
 
     def _run_due(self, deadline: float) -> bool:
-        """Handle every entry due now; False when there was none."""
+        """Handle every entry due now (and deliver events); False when there was none."""
+        self.deliver_events()
         entries = [e for e in self.store.due(self.clock.now_ms(), kinds=DueKind.ACTIVE)
                    if self.mine(e)]
         for entry in entries:
@@ -443,6 +557,8 @@ class Runtime:
             self._dispatch(entry)
         elif entry.kind == DueKind.NOTIFY:
             self._notify(entry)
+        elif entry.kind == DueKind.DELETE:
+            self._finish_deletion(entry)
         else:
             self.engine.fire(entry)
         self.stats.add("timers")
@@ -461,7 +577,8 @@ class Runtime:
         )
 
     def _invoke(self, arn: str) -> None:
-        fn = self._functions[function_of(arn)]
+        fn = self._versions.get(function_of(arn), version_of(arn))
+        assert fn is not None, f"no handler for {arn}"  # mine() said so
         self.marks.hold(self.owner)
         with self._running_lock:
             self._invoking[arn] = self._invoking.get(arn, 0) + 1
@@ -519,6 +636,9 @@ class Runtime:
                 "ErrorMessage": f"Function not found: {d.get('function')}",
             })
         elif target.durable:
+            # the version the caller's checkpoint resolved (and recorded in the child's ARN)
+            version = str(d.get("version") or LATEST)
+            served = self._versions.get(target.name, version)
             # Idempotent by name: a dispatch repeated after a crash finds its child.
             with contextlib.suppress(ExecutionAlreadyStartedError):
                 self.engine.start(
@@ -527,7 +647,8 @@ class Runtime:
                     name=d["child_name"],
                     execution_id=d["child_id"],
                     parent=ParentLink(entry.arn, d["op"]),
-                    attributes=target.ref.attributes() if target.ref else None,
+                    attributes=served.ref.attributes() if served and served.ref else None,
+                    version=version,
                 )
         else:
             payload = d.get("payload")
@@ -544,7 +665,10 @@ class Runtime:
         self.engine.clear_due(entry.arn, entry.key)
 
     def _notify(self, entry: DueEntry) -> None:
-        child = self.store.header(entry.arn)
+        try:
+            child = self.store.header(entry.arn)
+        except NotFoundError:
+            return  # deleted meanwhile (a deletion delivers the outcome first)
         parent_arn = str(entry.data.get("arn"))
         with contextlib.suppress(NotFoundError):  # the caller's execution is gone
             self.engine.complete_chained(

@@ -275,6 +275,26 @@ class StoreContract:
         }
         assert [h.arn for h in store.list_executions(status="SUCCEEDED").headers] == [done.arn]
 
+    def test_delete_removes_the_execution_and_frees_its_name(self, store: Store) -> None:
+        """Delete drops header, records, events, due entries, listing and name claim."""
+        keep = make_create(name="kept")
+        store.create(keep)
+        b = make_create(name="order-9")
+        store.create(b)
+        arn = b.header.arn
+        wake = DueEntry(arn=arn, key="wake:x", kind="wake", due_ms=5000)
+        store.commit(next_batch(b.header, due_set=[wake], status="SUCCEEDED"))
+        assert store.delete(arn) is True
+        with pytest.raises(NotFoundError):
+            store.header(arn)
+        assert not [d for d in store.due(None) if d.arn == arn]
+        assert [h.arn for h in store.list_executions().headers] == [keep.header.arn]
+        assert store.list_executions(status="SUCCEEDED").headers == []
+        assert store.delete(arn) is False
+        again = store.create(make_create(name="order-9"))
+        assert again.created and again.header.arn != arn
+        assert store.header(keep.header.arn) == keep.header
+
     def test_concurrent_commits_serialise(self, store: Store) -> None:
         """Concurrent writers serialise: every accepted commit is kept, in order."""
         b = make_create()

@@ -143,7 +143,7 @@ class ExecutionRun:
 
     @property
     def status(self) -> str:
-        """``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``TIMED_OUT`` or ``STOPPED``."""
+        """The status: ``RUNNING``, ``PAUSING``, ``PAUSED``, ``SUCCEEDED``, ``FAILED``...."""
         return str(self.describe()["Status"])
 
     @property
@@ -242,6 +242,22 @@ class ExecutionRun:
         """Send a heartbeat for a pending callback."""
         self._harness.runtime.send_callback_heartbeat(self.callback_id(name))
         return self
+
+    def pause(self, reason: str | None = None, *,
+              execution_timeout_paused: bool = True) -> ExecutionRun:
+        """Pause the execution (PAUSING while an invocation runs, then PAUSED)."""
+        self._harness.runtime.pause(self.arn, reason,
+                                    execution_timeout_paused=execution_timeout_paused)
+        return self
+
+    def resume(self, reason: str | None = None) -> ExecutionRun:
+        """Resume the execution, then run it on until it waits again."""
+        self._harness.runtime.resume(self.arn, reason)
+        return self._settle()
+
+    def delete(self) -> None:
+        """Delete the (ended) execution and its records."""
+        self._harness.runtime.delete(self.arn)
 
     def _settle(self) -> ExecutionRun:
         self._harness.run_until_idle()

@@ -553,11 +553,15 @@ def test_checkpoint_errors(lam: Any, server: ServerThread) -> None:
 
 def test_unknown_routes_and_bad_bodies_use_the_error_format(server: ServerThread) -> None:
     with httpx.Client(base_url=server.url) as http:
-        r = http.post("/2025-12-01/durable-executions/x/pause")
+        r = http.post("/2025-12-01/durable-executions/x/rewind")
         assert r.status_code == 404
         assert r.headers["x-amzn-errortype"] == "UnknownOperationException"
-        r = http.delete("/2025-12-01/durable-executions/x")
+        r = http.put("/2025-12-01/durable-executions/x")
         assert r.status_code == 405
+        for r in (http.post("/2025-12-01/durable-executions/x/pause"),
+                  http.delete("/2025-12-01/durable-executions/x")):
+            assert r.status_code == 404  # routed: there is no such execution
+            assert r.headers["x-amzn-errortype"] == "ResourceNotFoundException"
         arn = server.service.runtime.engine.execution_arn("adder", "n", "1")
         path = "/2025-12-01/durable-executions/" + httpx.URL(
             "", params={"a": arn}).query.decode()[2:] + "/checkpoint"

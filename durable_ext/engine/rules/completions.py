@@ -9,6 +9,7 @@ from durable_ext.backends.store import DueEntry, ExecutionStatus
 from durable_ext.engine.history import op_event, payload_block
 from durable_ext.engine.mutation import Mutation
 from durable_ext.engine.rules.execution import close_execution
+from durable_ext.engine.rules.pausing import schedule_invocation
 from durable_ext.engine.rules.updates import set_status
 from durable_ext.engine.state import DueKey, DueKind
 from durable_ext.errors import NotFoundError
@@ -35,7 +36,7 @@ def mark_changed(tx: Mutation, op_id: str, *, external: bool = True) -> None:
     if op_id not in tx.state.updated:
         tx.evolve(updated=(*tx.state.updated, op_id))
     if not tx.state.invoking:
-        tx.set_due(DueKey.INVOKE, DueKind.INVOKE, tx.now_ms)
+        schedule_invocation(tx, tx.now_ms)
     elif external:
         tx.evolve(reinvoke=True)
 

@@ -8,6 +8,7 @@ from typing import Any
 from durable_ext.backends.store import ExecutionStatus
 from durable_ext.engine.history import payload_block, plain_event
 from durable_ext.engine.mutation import Mutation
+from durable_ext.engine.rules.pausing import enter_paused, schedule_invocation
 from durable_ext.engine.state import DueKey, DueKind
 from durable_ext.engine.validation import CHAINED_INVOKE_INPUT_LIMIT
 
@@ -39,16 +40,19 @@ def close_execution(
         plain_event(_TERMINAL_EVENT[ExecutionStatus(status)], tx.now_ms, details,
                     Id=h.execution_id, Name=h.name)
     )
+    # what is still owed to others stays: the caller's notification, undelivered events
+    kept = (DueKind.NOTIFY, DueKind.EMIT)
     for d in tx.store.due(arn=tx.arn):
-        if d.kind != DueKind.NOTIFY:
+        if d.kind not in kept:
             tx.clear_due(d.key)
     for key in list(tx.due_set):
-        if tx.due_set[key].kind != DueKind.NOTIFY:
+        if tx.due_set[key].kind not in kept:
             tx.clear_due(key)
     parent = tx.state.parent
     if parent is not None:
         tx.set_due(DueKey.NOTIFY, DueKind.NOTIFY, tx.now_ms, arn=parent.arn, op=parent.op)
     succeeded = status == ExecutionStatus.SUCCEEDED
+    tx.evolve(pause=None)
     tx.header_changes.update(
         status=status,
         end_ms=tx.now_ms,
@@ -90,16 +94,19 @@ def end_invocation(
         close_execution(tx, closing.status, closing.result, closing.error)
     elif released:
         # handed back unfinished: not a failure of the handler, run it again now
-        tx.set_due(DueKey.INVOKE, DueKind.INVOKE, tx.now_ms)
+        schedule_invocation(tx, tx.now_ms)
     elif error is not None:
         fails = tx.state.fails + 1
         tx.evolve(fails=fails)
         if fails >= max_failures:
             close_execution(tx, ExecutionStatus.FAILED, None, error)
         else:
-            tx.set_due(DueKey.INVOKE, DueKind.INVOKE, tx.now_ms + retry_ms)
+            schedule_invocation(tx, tx.now_ms + retry_ms)
     else:
         _apply_output(tx, output or {}, retry_ms)
+    if tx.header_changes.get("status", tx.header.status) == ExecutionStatus.PAUSING:
+        # ended before checkpointing again: nothing is in flight any more
+        enter_paused(tx, interrupted=False)
 
 
 def _apply_output(tx: Mutation, output: Mapping[str, Any], retry_ms: int) -> None:
@@ -133,13 +140,16 @@ def _apply_output(tx: Mutation, output: Mapping[str, Any], retry_ms: int) -> Non
             return
     elif status == "PENDING":
         input_seq = tx.state.input_seq if tx.state.input_seq is not None else tx.seq
-        if _has_pending(tx) or tx.seq > input_seq:
+        pause = tx.state.pause
+        # a pause that withheld the token ends the invocation with PENDING: valid
+        held = pause is not None and pause.deferred
+        if _has_pending(tx) or tx.seq > input_seq or held or tx.state.reinvoke:
             external = tx.state.reinvoke
             tx.evolve(fails=0, invalid=0, reinvoke=False)
             seen = max(tx.state.input_seq or 0, tx.header.handler_seen_seq)
             if external or tx.seq > seen:
                 # Something completed that this invocation may not have acted on.
-                tx.set_due(DueKey.INVOKE, DueKind.INVOKE, tx.now_ms)
+                schedule_invocation(tx, tx.now_ms)
             return
         invalid = "Cannot return PENDING status with no pending operations."
     else:
@@ -149,7 +159,7 @@ def _apply_output(tx: Mutation, output: Mapping[str, Any], retry_ms: int) -> Non
     if status != "PENDING" or tx.state.invalid > _MAX_INVALID_PENDING:
         close_execution(tx, ExecutionStatus.FAILED, None, err)
     else:
-        tx.set_due(DueKey.INVOKE, DueKind.INVOKE, tx.now_ms + retry_ms)
+        schedule_invocation(tx, tx.now_ms + retry_ms)
 
 
 def _has_pending(tx: Mutation) -> bool:

@@ -30,6 +30,7 @@ class ChainedTarget(NamedTuple):
     child_id: str
     child_name: str
     child_arn: str
+    version: str = "$LATEST"
 
 
 def apply_update(
@@ -218,11 +219,11 @@ def _apply_chained_invoke(
     fn_name = str(opts["FunctionName"])
     tenant = opts.get("TenantId")
     payload = u.get("Payload")
-    target, kind, child_id, child_name, child_arn = resolved
+    target, kind, child_id, child_name, child_arn = resolved[:5]
     started: dict[str, Any] = {
         "FunctionName": fn_name,
         "Input": payload_block(payload),
-        "ExecutedVersion": "$LATEST",
+        "ExecutedVersion": resolved.version,
         "DurableExecutionArn": child_arn,
     }
     if tenant is not None:
@@ -255,6 +256,7 @@ def _apply_chained_invoke(
         child_id=child_id,
         child_name=child_name,
         child_arn=child_arn,
+        version=resolved.version,
     )
     tx.event(op_event("ChainedInvokeStarted", data, now, started))
 
