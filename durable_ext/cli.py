@@ -728,8 +728,7 @@ def _logging(args: argparse.Namespace) -> Iterator[None]:
     level = args.log_level
     handler = logging.StreamHandler(sys.stderr)
     fmt = "%(levelname)s %(name)s: %(message)s"
-    verbose = getattr(args, "verbose", False)  # serve and worker have --log-level only
-    handler.setFormatter(logging.Formatter(fmt) if verbose else _OneLineErrors(fmt))
+    handler.setFormatter(logging.Formatter(fmt) if args.verbose else _OneLineErrors(fmt))
     root = logging.getLogger()
     before = root.level
     root.addHandler(handler)
