@@ -225,7 +225,8 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
                 headers["X-Amz-Function-Error"] = res.function_error
             return Response(res.payload, 200, headers=headers, media_type="application/json")
         name = request.headers.get("X-Amz-Durable-Execution-Name") or None
-        arn = await run_in_threadpool(service.start, function, payload, name)
+        trace = request.headers.get("X-Amzn-Trace-Id")  # the caller's trace, continued
+        arn = await run_in_threadpool(service.start, function, payload, name, trace)
         headers = {**version, "X-Amz-Durable-Execution-Arn": arn}
         if kind == "Event":
             return Response(b"", 202, headers=headers)
