@@ -73,6 +73,7 @@ class SpanRecord:
     end_ns: int
     attributes: Mapping[str, Any] = field(default_factory=dict)
     links: tuple[str, ...] = ()
+    service_name: str | None = None
 
     @property
     def execution_arn(self) -> str | None:
@@ -95,7 +96,14 @@ class SpanRecord:
             end_ns=int(span.end_time or 0),
             attributes=dict(span.attributes or {}),
             links=tuple(f"{link.context.span_id:016x}" for link in span.links),
+            service_name=_service_name(span),
         )
+
+
+def _service_name(span: Any) -> str | None:
+    resource = getattr(span, "resource", None)
+    value = resource.attributes.get("service.name") if resource is not None else None
+    return str(value) if value is not None else None
 
 
 class LocalTraces:

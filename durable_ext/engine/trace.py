@@ -8,7 +8,10 @@ instrumentation put there), else the caller's Root.
 
 A top-level execution's Root is derived from its ARN and start time, so it needs no
 storage and is the same in every process; a caller's header is kept in the execution's
-attributes (:data:`TRACE_ATTRIBUTE`).
+attributes (:data:`TRACE_ATTRIBUTE`), and its Root and Sampled are the execution's. The
+caller's Parent is not handed to the child's invocations: on the service it parents the
+Lambda segments, not the handler's spans, and the official OpenTelemetry conformance
+suite checks that the child's spans are not parented on the caller's SDK spans.
 """
 
 from __future__ import annotations
@@ -103,10 +106,10 @@ def invocation_header(
 ) -> str:
     """Return the ``_X_AMZN_TRACE_ID`` of one invocation.
 
-    The Root is the execution's. The Parent is the caller's span when the execution was
-    started with one (so the child's spans hang under the operation that invoked it),
-    else a segment id of its own per invocation, as the service gives.
+    The Root and Sampled are the execution's (its caller's, for a chained invoke); the
+    Parent is a segment id of the invocation's own, as the service gives: a caller's
+    Parent is the service's to hang its segments under, never the handler's parent.
     """
     trace = execution_trace(arn, start_ms, attributes)
-    parent = trace.parent or _hex("invocation", arn, invocation_id, chars=16)
+    parent = _hex("invocation", arn, invocation_id, chars=16)
     return TraceHeader(trace.root, parent, trace.sampled).render()

@@ -25,6 +25,7 @@ TRACE = "_X_AMZN_TRACE_ID"
 #: what :class:`RecordingPlugin` saw at each invocation start, in order
 SEEN_AT_START: list[str | None] = []
 FORWARDED_PARENT = "0af7651916cd43dd"
+FORWARDED_ROOT = "1-5759e988-0af7651916cd43dd8448eb21"
 
 
 def trace_now(_: Any = None) -> str | None:
@@ -44,11 +45,11 @@ class RecordingFactory:
 
 
 class ForwardingPlugin(DurableInstrumentationPlugin):
-    """Hands a chained invoke the invocation's Root with a fixed Parent, like OTel does."""
+    """Hands a chained invoke a trace header of its own choosing, as the OTel plugin does."""
 
     def provide_propagation_metadata(self, info: PropagationInput) -> PropagationMetadata:
-        root = (os.environ.get(TRACE) or "").split(";")[0]
-        return PropagationMetadata(x_amzn_trace_id=f"{root};Parent={FORWARDED_PARENT};Sampled=1")
+        return PropagationMetadata(
+            x_amzn_trace_id=f"Root={FORWARDED_ROOT};Parent={FORWARDED_PARENT};Sampled=0")
 
 
 class ForwardingFactory:
