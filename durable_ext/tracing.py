@@ -155,6 +155,15 @@ class LocalTraces:
         """Return the official plugin factory for ``view``, exporting to this provider."""
         return otel_plugin(view, provider=self.provider)
 
+    def durable_ext_plugin(self) -> Any:
+        """Return durable_ext's own plugin factory (serializer and commit spans), here.
+
+        Register it after :meth:`plugin`, so its spans are in the execution's trace.
+        """
+        from durable_ext.tracing_plugin import DurableExtTracingFactory
+
+        return DurableExtTracingFactory(self.provider)
+
     def spans(self, arn: str | None = None) -> list[SpanRecord]:
         """Finished spans in the order they ended; only the trace(s) of ``arn`` if given.
 
