@@ -50,6 +50,9 @@ class DurableExtTracingPlugin(DurableInstrumentationPlugin):
     def __init__(self, tracer: Any) -> None:
         self._tracer = tracer
         self._context: Any = require("opentelemetry.context", extra="otel", feature="tracing")
+        self._trace: Any = require("opentelemetry.trace", extra="otel", feature="tracing")
+        otel = require("aws_durable_execution_sdk_python_otel", extra="otel", feature="tracing")
+        self._operation_span_id: Callable[[str, str], int] = otel.operation_id_to_span_id
         self._arn: str | None = None
         self._fresh: set[str] = set()
         self._lock = threading.Lock()
@@ -85,24 +88,31 @@ class DurableExtTracingPlugin(DurableInstrumentationPlugin):
                 return run()
         attributes = {"durable_ext.serdes.pipeline": pipeline,
                       "durable.operation.id": operation_id or ""}
-        with self._tracer.start_as_current_span(f"durable_ext.{direction}",
-                                                context=self._operation_context(operation_id),
-                                                attributes=attributes) as span:
+        # not made current: nothing runs under a payload's span, and attaching costs
+        span = self._tracer.start_span(f"durable_ext.{direction}",
+                                       context=self._operation_context(operation_id),
+                                       attributes=attributes)
+        try:
             result = run()
             span.set_attribute("durable_ext.serdes.chars", size(result))
-            return result
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, str(exc)))
+            raise
+        finally:
+            span.end()
+        return result
 
     def _operation_context(self, operation_id: str | None) -> Any:
         # The official plugin gives an operation's span an id derived from the execution
         # and the operation: the payload's span goes under it, in the current trace.
-        trace = require("opentelemetry.trace", extra="otel", feature="tracing")
+        trace = self._trace
         current = trace.get_current_span().get_span_context()
         if not operation_id or self._arn is None or not current.is_valid:
             return None
-        otel = require("aws_durable_execution_sdk_python_otel", extra="otel", feature="tracing")
         parent = trace.SpanContext(
             trace_id=current.trace_id,
-            span_id=otel.operation_id_to_span_id(self._arn, operation_id),
+            span_id=self._operation_span_id(self._arn, operation_id),
             is_remote=False, trace_flags=current.trace_flags, trace_state=current.trace_state)
         return trace.set_span_in_context(trace.NonRecordingSpan(parent))
 

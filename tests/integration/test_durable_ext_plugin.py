@@ -123,3 +123,25 @@ def test_entry_point_is_registered() -> None:
     (ep,) = [e for e in entry_points(group="aws_durable_execution.plugins")
              if e.name == "durable-ext"]
     assert ep.load() is importlib.import_module("durable_ext.tracing_plugin").FACTORY
+
+
+def test_a_failed_encode_is_an_error_span(backend: str) -> None:
+    traces = LocalTraces()
+
+    @durable_execution(plugins=[traces.plugin(), traces.durable_ext_plugin()])
+    @durable_ext.default_serdes("msgpack")
+    def handler(event: Any, ctx: Any) -> str:
+        try:
+            ctx.step(lambda _: object(), name="unencodable")
+        except Exception as exc:  # the step's result cannot be encoded
+            return type(exc).__name__
+        return "encoded"
+
+    with Runtime(backend, clock=VirtualClock()) as rt:
+        rt.register("fn", handler)
+        out = rt.run("fn", {})
+    assert out["Status"] == "SUCCEEDED", out
+    (failed,) = [s for s in traces.spans(out["DurableExecutionArn"])
+                 if s.name == "durable_ext.serialize"]
+    assert failed.status == "ERROR"
+    assert "durable_ext.serdes.chars" not in failed.attributes
