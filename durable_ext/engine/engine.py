@@ -45,6 +45,7 @@ from durable_ext.engine.state import (
     ParentLink,
 )
 from durable_ext.engine.tokens import CheckpointToken, IdSigner
+from durable_ext.engine.trace import invocation_header
 from durable_ext.engine.validation import check_shapes, validate_batch, validate_name
 from durable_ext.engine.visibility import delta, page, state_page, visible
 from durable_ext.errors import (
@@ -273,6 +274,7 @@ class Engine(ExecutionControl):
                 operations=[public_op(r.data) for r in first],
                 next_marker=f"s:{h.token_sequence}:{len(first)}" if rest else "",
                 updated_ids=updated,
+                trace_header=invocation_header(arn, h.start_ms, tx.state.attributes, inv),
             )
             return tx.batch(invocation_id=inv), result
 

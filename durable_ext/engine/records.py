@@ -32,6 +32,8 @@ class InvocationInput:
     operations: list[dict[str, Any]]
     next_marker: str
     updated_ids: list[str]
+    trace_header: str | None = None
+    """The invocation's ``_X_AMZN_TRACE_ID`` (see :mod:`durable_ext.engine.trace`)."""
 
     def to_event(self) -> dict[str, Any]:
         """``DurableExecutionInvocationInput.to_json_dict`` shape."""

@@ -228,7 +228,8 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
             return Response(res.payload, 200, headers=headers, media_type="application/json")
         name = request.headers.get("X-Amz-Durable-Execution-Name") or None
         target = f"{function}:{qualifier}" if qualifier else function
-        arn = await run_in_threadpool(service.start, target, payload, name)
+        trace = request.headers.get("X-Amzn-Trace-Id")  # the caller's trace, continued
+        arn = await run_in_threadpool(service.start, target, payload, name, trace)
         headers = {"X-Amz-Executed-Version": version_of(arn), "X-Amz-Durable-Execution-Arn": arn}
         if kind == "Event":
             return Response(b"", 202, headers=headers)

@@ -24,6 +24,7 @@ from typing import IO, Any
 from durable_ext.errors import ConfigError
 from durable_ext.http.sigv4 import ACCESS_KEY_ENV, SECRET_KEY_ENV
 from durable_ext.runtime.handlers import HandlerRef
+from durable_ext.runtime.trace_env import current_trace
 
 __all__ = ["IMPORT_PATH", "LAMBDA_KEY_ID", "LAMBDA_SECRET", "RemoteHandler", "WorkerPool"]
 
@@ -162,8 +163,11 @@ class WorkerPool:
                 self._all.remove(worker)
 
     def invoke(self, handler: HandlerRef, event: dict[str, Any],
-               context: dict[str, Any]) -> dict[str, Any]:
+               context: dict[str, Any], trace: str | None = None) -> dict[str, Any]:
         """Run one invocation of ``handler`` on ``event``; its output.
+
+        ``trace`` is the invocation's ``_X_AMZN_TRACE_ID``, set in the worker's
+        environment for this invocation alone (a worker runs one at a time).
 
         Raises:
             Exception: the handler's error (its ErrorType as the class name), or
@@ -177,7 +181,8 @@ class WorkerPool:
             worker = self._checkout()
             started = time.monotonic()
             reply = worker.call({"handler": handler.target, "root": handler.root,
-                                 "event": event, "context": context}, self.timeout)
+                                 "event": event, "context": context, "trace": trace},
+                                self.timeout)
             if reply is None or reply.get("timeout"):
                 code: int | None = None
                 if reply is None:
@@ -227,7 +232,7 @@ class RemoteHandler:
         # Lambda event, exactly what the service would send.
         wire = event.to_json_dict() if hasattr(event, "to_json_dict") else dict(event)
         ctx = asdict(context) if hasattr(context, "__dataclass_fields__") else {}
-        return self.pool.invoke(self.ref, dict(wire), ctx)
+        return self.pool.invoke(self.ref, dict(wire), ctx, current_trace())
 
     def __repr__(self) -> str:
         return f"RemoteHandler({self.path!r})"

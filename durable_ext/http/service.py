@@ -200,10 +200,14 @@ class LocalService:
 
     # ------------------------------------------------------------------ invoke
 
-    def start(self, function_name: str, payload: bytes, name: str | None) -> str:
-        """Start (or find, by name) an execution of a durable function; its ARN."""
+    def start(self, function_name: str, payload: bytes, name: str | None,
+              trace: str | None = None) -> str:
+        """Start (or find, by name) an execution of a durable function; its ARN.
+
+        ``trace`` is the request's ``X-Amzn-Trace-Id``: the execution continues it.
+        """
         text = _payload_text(payload)
-        arn = self.runtime.start(function_name, normalize_input(text), name=name)
+        arn = self.runtime.start(function_name, normalize_input(text), name=name, trace=trace)
         self._wake.set()
         return arn
 

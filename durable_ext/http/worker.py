@@ -21,6 +21,7 @@ from typing import Any
 from durable_ext.http.invokers import IMPORT_PATH, LAMBDA_KEY_ID, LAMBDA_SECRET
 from durable_ext.runtime.handlers import HandlerRef
 from durable_ext.runtime.invoker import LambdaContextStub, error_of
+from durable_ext.runtime.trace_env import set_process_trace
 
 
 def _signing_client() -> None:
@@ -64,6 +65,7 @@ def _serve(rfd: int, wfd: int) -> None:
                 handler = handlers.get(path) or handlers.setdefault(
                     path, HandlerRef(path, request.get("root")).load()
                 )
+                set_process_trace(request.get("trace"))
                 result = handler(request["event"], LambdaContextStub(**request["context"]))
                 reply: dict[str, Any] = {"output": dict(result)}
             except Exception as exc:

@@ -24,6 +24,7 @@ from aws_durable_execution_sdk_python.lambda_service import (
 from durable_ext.engine import Engine
 from durable_ext.engine.timestamps import convert_timestamps
 from durable_ext.errors import DurableExtError, service_code
+from durable_ext.observe import OBSERVERS, observed
 
 __all__ = ["EngineClient", "ServiceClient", "sdk_operation"]
 
@@ -81,9 +82,16 @@ class ServiceClient:
     ) -> CheckpointOutput:
         """CheckpointDurableExecution."""
         with _translated(CheckpointError):
-            token, ops, marker = self._checkpoint(
-                durable_execution_arn, checkpoint_token, updates, client_token
-            )
+            obs = observed(durable_execution_arn) if OBSERVERS else None
+            if obs is None:
+                token, ops, marker = self._checkpoint(
+                    durable_execution_arn, checkpoint_token, updates, client_token
+                )
+            else:
+                token, ops, marker = obs.commit(
+                    "checkpoint", durable_execution_arn, len(updates),
+                    lambda: self._checkpoint(durable_execution_arn, checkpoint_token,
+                                             updates, client_token))
         return CheckpointOutput(
             checkpoint_token=token,
             new_execution_state=CheckpointUpdatedExecutionState(

@@ -28,6 +28,7 @@ from durable_ext.errors import (
 )
 from durable_ext.runtime.client import EngineClient, ServiceClient, sdk_operation
 from durable_ext.runtime.handlers import HandlerRef
+from durable_ext.runtime.trace_env import set_process_trace, trace_scope
 
 __all__ = [
     "FencedEngine",
@@ -143,7 +144,7 @@ def invoke_in_process(
 ) -> Outcome:
     """Run ``handler`` on this thread with an :class:`EngineClient`."""
     try:
-        with fast_sdk_stop():
+        with fast_sdk_stop(), trace_scope(inv.trace_header):
             out = handler(_event(inv.to_event(), EngineClient(engine)), context)
     except Exception as exc:
         return None, error_of(exc)
@@ -237,8 +238,10 @@ def _child_main(
     ref: HandlerRef,
     inv_event: dict[str, Any],
     context: LambdaContextStub,
+    trace: str | None = None,
 ) -> None:
     _tune_sdk_for_one_invocation()
+    set_process_trace(trace)  # this process runs this one invocation
     try:
         handler = ref.load()
         out = handler(_event(inv_event, _PipeClient(conn)), context)
@@ -288,7 +291,8 @@ def invoke_in_subprocess(
     """Run the handler ``ref`` names in a new process; a crash ends only this invocation."""
     ctx = _mp_context()
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_child_main, args=(child, ref, inv.to_event(), context), daemon=True)
+    proc = ctx.Process(target=_child_main, daemon=True,
+                       args=(child, ref, inv.to_event(), context, inv.trace_header))
     proc.start()
     child.close()
     deadline = time.monotonic() + timeout

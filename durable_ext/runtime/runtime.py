@@ -29,6 +29,7 @@ from durable_ext.backends import open_store
 from durable_ext.backends.store import TERMINAL_STATUSES, DueEntry, Store
 from durable_ext.engine import DueKind, Engine, InvocationInput, Lease, ParentLink
 from durable_ext.engine.tokens import peek_callback_id
+from durable_ext.engine.trace import TRACE_ATTRIBUTE, TraceHeader, execution_trace, parse_header
 from durable_ext.engine.validation import normalize_input, validate_name
 from durable_ext.errors import (
     ConfigError,
@@ -339,11 +340,14 @@ class Runtime:
         input: Any = None,
         name: str | None = None,
         execution_timeout: int | None = None,
+        trace: str | None = None,
     ) -> str:
         """Start an execution (idempotent by ``name``); returns its ARN.
 
         ``function_name`` may carry a qualifier (``orders:2``, ``orders:live``); the
         version it resolves to is recorded in the ARN and runs every invocation.
+        ``trace`` is the caller's X-Ray header (``X-Amzn-Trace-Id``): the execution
+        continues that trace instead of starting its own.
         """
         base, qualifier = split_qualifier(function_name)
         fn = self._function(base)
@@ -359,10 +363,26 @@ class Runtime:
             normalize_input(input),
             name=name,
             execution_timeout=execution_timeout,
-            attributes=served.ref.attributes() if served and served.ref else None,
+            attributes=self._attributes(served.ref if served else None, trace),
             version=version,
         )
         return arn
+
+    @staticmethod
+    def _attributes(ref: HandlerRef | None, trace: str | None) -> dict[str, str] | None:
+        attrs = ref.attributes() if ref else {}
+        if parse_header(trace) is not None:
+            attrs = {**attrs, TRACE_ATTRIBUTE: str(trace)}
+        return attrs or None
+
+    def _caller_trace(self, entry: DueEntry) -> str:
+        """Return the header a chained invoke hands its child: the caller's own, else its Root."""
+        given = entry.data.get("trace")
+        if isinstance(given, str) and parse_header(given) is not None:
+            return given
+        header = self.store.header(entry.arn)
+        own = execution_trace(entry.arn, header.start_ms, self.engine.attributes(entry.arn))
+        return TraceHeader(own.root, None, own.sampled).render()
 
     def run(
         self, function_name: str, input: Any = None, name: str | None = None, timeout: float = 60
@@ -647,7 +667,8 @@ class Runtime:
                     name=d["child_name"],
                     execution_id=d["child_id"],
                     parent=ParentLink(entry.arn, d["op"]),
-                    attributes=served.ref.attributes() if served and served.ref else None,
+                    attributes=self._attributes(served.ref if served else None,
+                                                self._caller_trace(entry)),
                     version=version,
                 )
         else:

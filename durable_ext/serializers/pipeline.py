@@ -17,6 +17,7 @@ from durable_ext.errors import (
     SerializationError,
     SpecError,
 )
+from durable_ext.observe import OBSERVERS, observed
 from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
 from durable_ext.serializers.frames import (
@@ -153,11 +154,14 @@ class Pipeline(SerDes[Any]):
         self._fast_max = COUNTED_BODY_BYTES if self.limits == DEFAULT_LIMITS else -1
 
     def __repr__(self) -> str:
+        return f"Pipeline({self._spec_text()!r})"
+
+    def _spec_text(self) -> str:
         names = [self.format.name, *([self.fields.name] if self.fields is not None else []),
                  *(c.name for c in self.codecs)]
         if self.offload is not None:
             names.append(self.offload.name)
-        return f"Pipeline({'+'.join(names)!r})"
+        return "+".join(names)
 
     # -- SDK SerDes -----------------------------------------------------------------
 
@@ -167,6 +171,12 @@ class Pipeline(SerDes[Any]):
         A payload that would decode to more than ``limits.max_bytes`` is refused here, so
         the pipeline never stores what it would refuse to read.
         """
+        if OBSERVERS and (obs := observed(serdes_context.durable_execution_arn)) is not None:
+            return obs.serializer("serialize", self._spec_text(), serdes_context.operation_id,
+                                  lambda: self._serialize(value, serdes_context), len)
+        return self._serialize(value, serdes_context)
+
+    def _serialize(self, value: Any, serdes_context: SerDesContext) -> str:
         sealed: bytes | None = None
         unsealed = 0
         if self.fields is not None:
@@ -257,6 +267,14 @@ class Pipeline(SerDes[Any]):
 
     def deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
         """Decode a checkpoint string written by any pipeline, or by the SDK's JSON."""
+        if OBSERVERS and (obs := observed(serdes_context.durable_execution_arn)) is not None:
+            return obs.serializer(
+                "deserialize", self._spec_text(), serdes_context.operation_id,
+                lambda: self._deserialize(data, serdes_context),
+                lambda _: len(data) if isinstance(data, str) else 0)
+        return self._deserialize(data, serdes_context)
+
+    def _deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
         if type(data) is str and len(data) <= self._fast_max:
             first = data[:1]
             raw = None

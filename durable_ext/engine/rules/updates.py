@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from durable_ext.engine.history import op_event, payload_block
 from durable_ext.engine.mutation import Mutation
 from durable_ext.engine.state import DueKey, DueKind, PendingClose
+from durable_ext.engine.trace import parse_header
 
 __all__ = ["TERMINAL_OP", "ChainedTarget", "apply_update", "set_status", "target_name"]
 
@@ -253,12 +254,20 @@ def _apply_chained_invoke(
         target_kind=kind,
         payload=payload,
         tenant=tenant,
+        trace=_caller_trace(opts.get("XAmznTraceId")),
         child_id=child_id,
         child_name=child_name,
         child_arn=child_arn,
         version=resolved.version,
     )
     tx.event(op_event("ChainedInvokeStarted", data, now, started))
+
+
+def _caller_trace(value: Any) -> str | None:
+    # The caller's header rides with the dispatch to the child; one that could not be
+    # read there is not kept (it is the caller's to bound, and the child starts its own).
+    header = value if isinstance(value, str) else None
+    return header if parse_header(header) is not None else None
 
 
 def target_name(function_name: str) -> str | None:
