@@ -11,8 +11,8 @@ Each server runs in the foreground as a direct child of the test process:
 * polled for readiness every 20 ms up to a deadline, with the log tail in the error;
 * stopped by its own pid (SIGTERM to its group, then SIGKILL after 5 s) and reaped.
 
-The pytest fixtures ``moto_server``, ``redis_server`` and ``postgres_server`` (session scope) are made
-available to every test by ``tests/conftest.py``.
+The pytest fixtures ``moto_server``, ``redis_server`` and ``postgres_server`` (session
+scope) are made available to every test by ``tests/conftest.py``.
 """
 
 from __future__ import annotations

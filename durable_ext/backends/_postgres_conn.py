@@ -23,9 +23,11 @@ __all__ = [
     "OPTIONS",
     "PostgresOptions",
     "Secrets",
+    "diagnose_connect",
     "driver",
     "open_pool",
     "parse_options",
+    "pool_timeout",
     "translated",
 ]
 
@@ -65,6 +67,12 @@ def driver() -> Any:
 
 def _pool_module() -> Any:
     return require("psycopg_pool", extra="postgres", feature=FEATURE)
+
+
+def pool_timeout() -> type[BaseException]:
+    """Return the pool's "no connection in time" exception class."""
+    cls: type[BaseException] = _pool_module().PoolTimeout
+    return cls
 
 
 def _flag(value: str, option: str, url: str) -> bool:
@@ -179,6 +187,41 @@ class Secrets:
         return text
 
 
+#: connection failures that retrying cannot fix (libpq reports them without a SQLSTATE)
+_PERMANENT_CONNECT = (
+    "password authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "role",
+    "certificate",
+    "SSL",
+    "invalid",
+)
+
+
+def diagnose_connect(opts: PostgresOptions, secrets: Secrets, what: str) -> None:
+    """After a pool timeout: connect once directly and raise a permanent failure's reason.
+
+    The pool only says it got no connection in time; a wrong password or database name
+    would be retried for nothing. A transient reason (refused, timed out) returns quietly.
+    """
+    psycopg = driver()
+    try:
+        conn = psycopg.connect(opts.conninfo, autocommit=True,
+                               connect_timeout=max(1, int(opts.pool_timeout)))
+    except psycopg.OperationalError as exc:
+        text = str(exc).strip()
+        if "refused" in text or "timeout" in text or "timed out" in text:
+            return
+        if any(marker in text for marker in _PERMANENT_CONNECT):
+            raise StoreError(
+                f"PostgreSQL refused the connection during {what} at {opts.display}: "
+                f"{secrets.mask(text.splitlines()[0])}"
+            ) from exc
+        return
+    conn.close()
+
+
 def _sqlstate(exc: BaseException) -> str:
     return str(getattr(exc, "sqlstate", None) or "")
 
@@ -228,7 +271,7 @@ def configure_session(conn: Any, opts: PostgresOptions) -> None:
 
 
 def open_pool(opts: PostgresOptions) -> Any:
-    """A psycopg pool of autocommit connections (each statement is its own transaction)."""
+    """Open a psycopg pool of autocommit connections (a statement is a transaction)."""
     pool = _pool_module()
 
     def configure(conn: Any) -> None:

@@ -13,6 +13,7 @@ subscriber should look at the due-time index once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -29,7 +30,7 @@ _MAX_BACKOFF = 2.0
 
 
 def channel_of(schema: str) -> str:
-    """The NOTIFY channel of the store in ``schema``."""
+    """Return the NOTIFY channel of the store in ``schema``."""
     return f"{schema}_due"
 
 
@@ -68,9 +69,8 @@ class DueListener:
     def _connect(self) -> Any:
         psycopg = driver()
         conn = psycopg.connect(self._opts.conninfo, autocommit=True)
-        conn.execute(
-            psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel_of(self._opts.schema)))
-        )
+        channel = psycopg.sql.Identifier(channel_of(self._opts.schema))
+        conn.execute(psycopg.sql.SQL("LISTEN {}").format(channel))
         return conn
 
     def _run(self) -> None:
@@ -109,10 +109,8 @@ class DueListener:
                 self.connected.clear()
                 with self._lock:
                     self._conn = None
-                try:
+                with contextlib.suppress(psycopg.Error):  # closing a broken connection
                     conn.close()
-                except psycopg.Error:  # pragma: no cover - closing a broken connection
-                    pass
 
     def _deliver(self, kind: str, due_ms: int) -> None:
         try:

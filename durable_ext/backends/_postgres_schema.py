@@ -89,7 +89,7 @@ def _quoted(schema: str) -> str:
 
 
 def read_version(conn: Any, schema: str) -> int | None:
-    """The stored schema version, or None when the schema has no store in it."""
+    """Return the stored schema version, or None when the schema holds no store."""
     row = conn.execute(
         "SELECT to_regclass(%s) IS NOT NULL", (f"{_quoted(schema)}.meta",)
     ).fetchone()

@@ -41,7 +41,7 @@ NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
 
 def live(alias: str) -> str:
-    """SQL condition: the execution row ``alias`` has not expired."""
+    """Return the SQL condition "the execution row ``alias`` has not expired"."""
     return f"({alias}.expires_ms IS NULL OR {alias}.expires_ms > {NOW_MS})"
 
 

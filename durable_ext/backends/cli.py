@@ -92,7 +92,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("backend", help="prepare or check a checkpoint backend")
     sub = p.add_subparsers(dest="backend_cmd", required=True)
     init = sub.add_parser("init", help="create the DynamoDB table (or check a Redis URL)")
-    init.add_argument("url", help="dynamodb://TABLE?region=..., redis://host:6379/0, postgres://..., ...")
+    init.add_argument(
+        "url", help="dynamodb://TABLE?region=..., redis://host:6379/0, postgres://..., ..."
+    )
     init.set_defaults(func=_run_init)
 
 

@@ -49,9 +49,11 @@ from durable_ext.backends._base import page_marker
 from durable_ext.backends._postgres_conn import (
     PostgresOptions,
     Secrets,
+    diagnose_connect,
     driver,
     open_pool,
     parse_options,
+    pool_timeout,
     translated,
 )
 from durable_ext.backends._postgres_listen import DueListener, channel_of
@@ -126,8 +128,11 @@ class PostgresStore(RemoteStore):
 
     @classmethod
     def from_spec(cls, spec: StoreSpec, **kwargs: Any) -> PostgresStore:
-        """Build from a ``postgres://`` URL; ``schema=``, ``ttl=``, ``pool_size=``,
-        ``init=`` and ``pool=`` (a psycopg pool) may be given as keywords."""
+        """Build from a ``postgres://`` URL.
+
+        ``schema=``, ``ttl=``, ``pool_size=``, ``init=`` and ``pool=`` (a psycopg pool)
+        may be given as keywords.
+        """
         pool = kwargs.pop("pool", None)
         opts = parse_options(spec, kwargs)
         if kwargs:
@@ -140,7 +145,7 @@ class PostgresStore(RemoteStore):
     # ------------------------------------------------------------------ plumbing
 
     def _s(self, template: str) -> str:
-        """A statement with the schema filled in (the name was checked when parsed)."""
+        """Return ``template`` with the schema filled in (checked when the URL was parsed)."""
         text = self._sql.get(template)
         if text is None:
             text = self._sql[template] = template.replace("{s}", f'"{self.schema}"')
@@ -149,19 +154,23 @@ class PostgresStore(RemoteStore):
     def _errors(self, what: str) -> AbstractContextManager[None]:
         return translated(what, self._where, self._secrets)
 
-    def _once(self, fn: Callable[[Any], T]) -> T:
+    def _once(self, fn: Callable[[Any], T], what: str = "request") -> T:
         """Run ``fn(conn)`` on a pooled connection (checking the schema on first use)."""
-        with self.pool.connection() as conn:
-            if not self._ready:
-                self._prepare(conn)
-            return fn(conn)
+        try:
+            with self.pool.connection() as conn:
+                if not self._ready:
+                    self._prepare(conn)
+                return fn(conn)
+        except pool_timeout() as exc:
+            diagnose_connect(self.options, self._secrets, what)
+            raise exc
 
     def _run(self, what: str, fn: Callable[[Any], T]) -> T:
         """``_once`` with the driver's errors translated; transient failures are retried."""
 
         def once() -> T:
             with self._errors(what):
-                return self._once(fn)
+                return self._once(fn, what)
 
         return retrying(once, attempts=_ATTEMPTS, what=what)
 
@@ -193,10 +202,11 @@ class PostgresStore(RemoteStore):
 
     def init_schema(self) -> tuple[int | None, int]:
         """Create or migrate the schema now; returns (version before, version after)."""
-
-        with translated("schema migration", self._where, self._secrets):
-            with self.pool.connection() as conn:
-                result = migrate(conn, self.schema)
+        with (
+            translated("schema migration", self._where, self._secrets),
+            self.pool.connection() as conn,
+        ):
+            result = migrate(conn, self.schema)
         self._ready = True
         return result
 
