@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 
 from durable_ext.runtime.clock import Clock
@@ -28,6 +29,8 @@ class Waker:
         self._next_ms: int | None = None
         self.signals = 0
         """Signals received of the kinds this worker acts on."""
+        self.woke: Counter[str] = Counter()
+        """Why each sleep ended: ``poked``, ``due`` or ``fallback``."""
 
     def signal(self, kind: str, due_ms: int) -> None:
         """Take the store's signal: ``kind`` set due at ``due_ms`` (``""``: look now)."""
@@ -54,7 +57,12 @@ class Waker:
             self._next_ms = None
 
     def sleep(self, clock: Clock, known_next_ms: int | None, max_seconds: float) -> str:
-        """Sleep as described above; returns why it woke (for stats and tests)."""
+        """Sleep as described above; returns why it woke (also counted in ``woke``)."""
+        why = self._sleep(clock, known_next_ms, max_seconds)
+        self.woke[why] += 1
+        return why
+
+    def _sleep(self, clock: Clock, known_next_ms: int | None, max_seconds: float) -> str:
         end = time.monotonic() + max(0.0, max_seconds)
         with self._cond:
             while True:
