@@ -30,10 +30,10 @@ from aws_durable_execution_sdk_python import DurableContext, durable_execution
 from aws_durable_execution_sdk_python.config import Duration
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from servers import postgres_server  # noqa: E402,F401 - session fixture
+from servers import postgres_server  # noqa: F401 - session fixture
 
-from durable_ext.fleet import Worker  # noqa: E402
-from durable_ext.runtime import Runtime  # noqa: E402
+from durable_ext.fleet import Worker
+from durable_ext.runtime import Runtime
 
 ROUNDS = 6
 MODES = {"notify": None, "poll-0.1s": 0.1, "poll-1s": 1.0}
@@ -55,7 +55,8 @@ def lateness_ms(rt: Runtime, arn: str) -> float:
     events = rt.history(arn)["Events"]
     started = next(e for e in events if e["EventType"] == "WaitStarted")
     fired = next(e for e in events if e["EventType"] == "WaitSucceeded")
-    return _ms(fired["EventTimestamp"]) - _ms(started["WaitStartedDetails"]["ScheduledEndTimestamp"])
+    scheduled = started["WaitStartedDetails"]["ScheduledEndTimestamp"]
+    return _ms(fired["EventTimestamp"]) - _ms(scheduled)
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -105,7 +106,9 @@ def report(path: str) -> None:
     with open(path) as fh:
         data = json.load(fh)
     rows = {
-        b["extra_info"]["mode"]: b for b in data["benchmarks"] if b["name"].startswith("test_wakeup")
+        b["extra_info"]["mode"]: b
+        for b in data["benchmarks"]
+        if b["name"].startswith("test_wakeup")
     }
     base = rows["notify"]["extra_info"]["lateness_median_ms"]
     print("| worker | timer fired late by (median) | (max) | vs NOTIFY | round trip (median) |")
