@@ -1,12 +1,12 @@
 """Fleet throughput: 1, 2 and 4 worker processes draining 500 short executions, on Redis
 and on PostgreSQL side by side.
 
-Each round starts the workers (``python -m durable_ext.fleet worker``, two invocations at a
+Each test starts the workers (``python -m durable_ext.fleet worker``, two invocations at a
 time each) on a fresh key prefix of a real redis-server (or a fresh schema of a real
-PostgreSQL server, where workers claim with SKIP LOCKED and are woken by NOTIFY), waits
-until they poll, then
-starts 500 executions of a one-step handler and times until none is RUNNING. Every
-execution is checked to have SUCCEEDED with its result.
+PostgreSQL server, where workers claim with SKIP LOCKED and are woken by NOTIFY) and waits
+until they poll; each of its three rounds then starts 500 executions of a one-step handler
+and times until none is RUNNING (the median round is reported). Every execution is checked
+to have SUCCEEDED with its result.
 
 DynamoDB is not measured here: moto answers one request at a time, so its numbers would
 measure moto. ``benchmarks/bench_stores.py`` has the per-request costs of both stores.
@@ -38,6 +38,7 @@ from servers import postgres_server, redis_server  # noqa: E402,F401 - session f
 from durable_ext.runtime import Runtime  # noqa: E402
 
 EXECUTIONS = 500
+ROUNDS = 3  # backlogs drained by the same workers: the median outlasts bursts of load
 WORKERS = [1, 2, 4]
 BACKENDS = ["redis", "postgres"]
 CONCURRENCY = 2
@@ -103,15 +104,18 @@ def test_drain(
                 time.sleep(0.01)
 
         benchmark.group = "fleet drain"
-        benchmark.pedantic(drain, rounds=1, iterations=1, warmup_rounds=0)
+        benchmark.pedantic(drain, rounds=ROUNDS, iterations=1, warmup_rounds=0)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(30)
     outcomes = [rt.describe(a) for a in arns]
-    assert [o["Status"] for o in outcomes] == ["SUCCEEDED"] * EXECUTIONS
-    assert sorted(int(o["Result"]) for o in outcomes) == [2 * i for i in range(EXECUTIONS)]
+    assert [o["Status"] for o in outcomes] == ["SUCCEEDED"] * len(arns)
+    rounds = len(arns) // EXECUTIONS
+    assert sorted(int(o["Result"]) for o in outcomes) == sorted(
+        2 * i for i in range(EXECUTIONS) for _ in range(rounds)
+    )
     seconds = benchmark.stats.stats.median
     benchmark.extra_info.update(
         backend=backend,

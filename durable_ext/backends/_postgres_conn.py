@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -101,7 +101,7 @@ class PostgresOptions:
 
     """
 
-    conninfo: str
+    conninfo: str = field(repr=False)
     display: str
     schema: str = "durable_ext"
     pool_size: int = 10

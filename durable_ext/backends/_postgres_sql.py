@@ -176,7 +176,7 @@ CLAIM = """
 WITH c AS (
   SELECT d.exec_id, d.key FROM {s}.due AS d
    WHERE d.due_ms <= %(now)s AND d.kind = ANY(%(kinds)s::text[])
-     AND d.function_name = ANY(%(fns)s::text[])
+     AND d.function_name = ANY(%(fns)s::text[]) AND d.arn <> ALL(%(exclude)s::text[])
      AND (d.claimed_until IS NULL OR d.claimed_until <= %(now)s OR d.claimed_by = %(owner)s)
    ORDER BY d.due_ms
    LIMIT %(limit)s

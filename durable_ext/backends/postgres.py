@@ -427,12 +427,14 @@ class PostgresStore(RemoteStore):
         owner: str,
         limit: int,
         hold_ms: int,
+        exclude: Sequence[str] = (),
     ) -> DueClaim:
         """Claim due entries with ``FOR UPDATE SKIP LOCKED`` (see ``ClaimingStore``)."""
         params = {
             "now": int(now_ms),
             "kinds": list(kinds),
             "fns": list(functions),
+            "exclude": list(exclude),
             "owner": owner,
             "limit": int(limit),
             "hold_ms": int(hold_ms),

@@ -482,8 +482,13 @@ class ClaimingStore(Protocol):
         owner: str,
         limit: int,
         hold_ms: int,
+        exclude: Sequence[str] = (),
     ) -> DueClaim:
-        """Claim up to ``limit`` entries due at ``now_ms`` of ``kinds`` and ``functions``."""
+        """Claim up to ``limit`` entries due at ``now_ms`` of ``kinds`` and ``functions``.
+
+        Entries of the executions in ``exclude`` (those the caller is running) are left
+        alone, so a claim never holds back work the caller cannot start.
+        """
         ...
 
 

@@ -77,7 +77,8 @@ class Worker:
         lease_seconds: Lease length; renewed every third of it while an invocation runs.
         skew_margin: Seconds a lease must be past its deadline before another worker takes
             over; it must exceed the clock skew between hosts.
-        poll_interval: Seconds between polls of the due-time index when idle.
+        poll_interval: Seconds between polls of the due-time index when idle (on a store
+            that wakes workers: the first backoff after a store error).
         isolation: ``"inline"`` (threads) or ``"process"`` (a process per invocation, so a
             crash ends only that invocation).
         invocation_timeout: Seconds an invocation may run.
@@ -118,8 +119,10 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
-        if lease_seconds <= 0 or skew_margin < 0 or poll_interval <= 0:
-            raise ConfigError("lease_seconds and poll_interval must be positive, skew_margin >= 0")
+        if lease_seconds <= 0 or skew_margin < 0 or poll_interval <= 0 or idle_wait <= 0:
+            raise ConfigError(
+                "lease_seconds, poll_interval and idle_wait must be positive, skew_margin >= 0"
+            )
         self.clock: Clock = clock or RealClock()
         # Leases are stamped and judged on this worker's wall clock (skewed or not).
         self.runtime = Runtime(
@@ -287,7 +290,8 @@ class Worker:
         if self._claims is not None:
             claim = self._claims.claim_due(
                 self.clock.now_ms(), kinds=DueKind.ACTIVE, functions=self.runtime.functions(),
-                owner=self.owner, limit=free + len(busy), hold_ms=min(self.lease_ms, 5000),
+                owner=self.owner, limit=free, hold_ms=min(self.lease_ms, 5000),
+                exclude=sorted(busy),
             )
             entries, self._next_due = claim.entries, claim.next_due_ms
         else:

@@ -342,6 +342,7 @@ def test_unreachable_server_is_unavailable_and_masks_the_password() -> None:
     finally:
         s.close()
     assert "s3cr" not in str(info.value) and "***" in str(info.value)
+    assert "s3cr" not in repr(s.options) and "s3cr" not in str(s.options)
 
 
 def test_wrong_password_is_permanent_and_masked(postgres_server: Any) -> None:
