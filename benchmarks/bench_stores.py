@@ -216,6 +216,8 @@ def report(path: str) -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for backend in ROUNDS:
+        if (backend, SIZES[0]) not in rows:
+            continue  # not in this run (e.g. -k "not dynamodb")
         base = rows[(backend, SIZES[0])]["stats"]["median"]
         for n in SIZES:
             b = rows[(backend, n)]
