@@ -91,7 +91,9 @@ def register(subparsers: Any) -> None:
     """Add the ``backend`` subcommand group."""
     p = subparsers.add_parser("backend", help="prepare or check a checkpoint backend")
     sub = p.add_subparsers(dest="backend_cmd", required=True)
-    init = sub.add_parser("init", help="create the DynamoDB table (or check a Redis URL)")
+    init = sub.add_parser(
+        "init", help="create the DynamoDB table or the PostgreSQL schema (or check a Redis URL)"
+    )
     init.add_argument(
         "url", help="dynamodb://TABLE?region=..., redis://host:6379/0, postgres://..., ..."
     )
