@@ -385,3 +385,27 @@ def test_event_gap_and_unknown_arn_write_nothing(store: PostgresStore) -> None:
         store.events(make_create().header.arn)
     with pytest.raises(NotFoundError):
         store.due(arn=make_create().header.arn)
+
+
+def test_terminated_connections_are_retried(postgres_server: Any) -> None:
+    """An administrator (or a failover) ends every connection of the store: the next reads
+    and commits go through on new connections, applied once."""
+    import psycopg
+
+    s = _open(_url(postgres_server, application_name="victim", pool_size="3"))
+    b = make_create()
+    s.create(b)
+    header = b.header
+    for _ in range(3):
+        with psycopg.connect(postgres_server.url, autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'victim'"
+            ).fetchone()
+        assert ended is not None and ended[0] >= 1
+        batch = next_batch(header, ops=1, events=1)
+        s.commit(batch)  # AdminShutdown on the dead connection, then a fresh one
+        header = batch.header
+    assert s.header(header.arn).revision == header.revision
+    assert [e.event_id for e in s.events(header.arn)] == [1, 2, 3, 4]
+    s.close()
