@@ -7,8 +7,9 @@ timer writes) to each of them, alternately, so both sizes see the same bursts of
 shared machine; the ratio of their median commit times is the figure. Side by side:
 PostgreSQL (one statement per commit) and Redis (one ``EVALSHA``).
 
-``bench_stores.py`` measures the engine's whole checkpoint path; this measures the commit
-alone, the part whose cost a store decides.
+``test_checkpoint_flat`` does the same with the engine's whole checkpoint path (a STEP
+START + SUCCEED pair through ``Engine.checkpoint``: token check, reads, validation, delta,
+commit), as ``bench_stores.py`` measures it one size after the other.
 
 Run: ``pytest benchmarks/bench_commit_flat.py --benchmark-json=flat.json`` then
 ``python benchmarks/bench_commit_flat.py flat.json`` for the table.
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from checkpoints import prepare
 from servers import postgres_server, redis_server  # noqa: F401 - session fixtures
 
 from durable_ext.backends import open_store
@@ -101,6 +103,7 @@ def test_commit_flat(benchmark: Any, store: Callable[[str], Store], backend: str
     med = {n: statistics.median(v) for n, v in times.items()}
     benchmark.extra_info.update(
         backend=backend,
+        what="commit",
         median_ms={str(n): round(m * 1e3, 3) for n, m in med.items()},
         ratio=med[SIZES[-1]] / med[SIZES[0]],
     )
@@ -109,20 +112,43 @@ def test_commit_flat(benchmark: Any, store: Callable[[str], Store], backend: str
         assert s.header(heads[n].arn).revision == heads[n].revision
 
 
+@pytest.mark.parametrize("backend", ["redis", "postgres"])
+def test_checkpoint_flat(benchmark: Any, store: Callable[[str], Store], backend: str) -> None:
+    s = store(backend)
+    steps = {n: prepare(s, n) for n in SIZES}
+    times: dict[int, list[float]] = {n: [] for n in SIZES}
+
+    def pair() -> None:
+        for n in SIZES:
+            t0 = time.perf_counter()
+            steps[n]()
+            times[n].append(time.perf_counter() - t0)
+
+    benchmark.group = "checkpoint, 10 vs 10,000 operations (interleaved)"
+    benchmark.pedantic(pair, rounds=ROUNDS // 2, iterations=1, warmup_rounds=5)
+    med = {n: statistics.median(v) for n, v in times.items()}
+    benchmark.extra_info.update(
+        backend=backend,
+        what="checkpoint",
+        median_ms={str(n): round(m * 1e3, 3) for n, m in med.items()},
+        ratio=med[SIZES[-1]] / med[SIZES[0]],
+    )
+
+
 def report(path: str) -> None:
     """Print the markdown table of a ``--benchmark-json`` file of this module."""
     with open(path) as fh:
         data = json.load(fh)
-    print("| backend | commit at 10 ops (median) | at 10,000 ops (median) | 10,000 vs 10 |")
-    print("|---|---:|---:|---:|")
+    print("| what | backend | at 10 ops (median) | at 10,000 ops (median) | 10,000 vs 10 |")
+    print("|---|---|---:|---:|---:|")
     for b in data["benchmarks"]:
-        if not b["name"].startswith("test_commit_flat"):
+        if not b["name"].startswith(("test_commit_flat", "test_checkpoint_flat")):
             continue
         info = b["extra_info"]
         m = info["median_ms"]
         print(
-            f"| {info['backend']} | {m['10']:.2f} ms | {m['10000']:.2f} ms | "
-            f"{info['ratio']:.2f}x |"
+            f"| {info.get('what', 'commit')} | {info['backend']} | {m['10']:.2f} ms | "
+            f"{m['10000']:.2f} ms | {info['ratio']:.2f}x |"
         )
 
 

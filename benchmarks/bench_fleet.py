@@ -4,8 +4,11 @@ and on PostgreSQL side by side.
 Each test starts the workers (``python -m durable_ext.fleet worker``, two invocations at a
 time each) on a fresh key prefix of a real redis-server (or a fresh schema of a real
 PostgreSQL server, where workers claim with SKIP LOCKED and are woken by NOTIFY) and waits
-until they poll; each of its three rounds then starts 500 executions of a one-step handler
-and times until none is RUNNING (the median round is reported). Every execution is checked
+until they poll; each of its three rounds then pauses them (SIGSTOP), starts a backlog of 500
+executions of a one-step handler, resumes them (SIGCONT: the clock starts) and times until
+none is RUNNING; the median round is reported. The backlog is made while the workers are
+paused so that the figure is the fleet's drain rate, not how fast this one process can
+start executions while the workers compete with it for the CPU. Every execution is checked
 to have SUCCEEDED with its result.
 
 DynamoDB is not measured here: moto answers one request at a time, so its numbers would
@@ -94,8 +97,14 @@ def test_drain(
     try:
         time.sleep(2.0)  # imports done, every worker polling
 
-        def drain() -> None:
+        def backlog() -> None:
+            for p in procs:
+                p.send_signal(signal.SIGSTOP)
             arns.extend(rt.start("short", {"n": i}) for i in range(EXECUTIONS))
+
+        def drain() -> None:
+            for p in procs:
+                p.send_signal(signal.SIGCONT)
             deadline = time.monotonic() + 300
             while rt.store.list_executions(
                 function_name="short", status="RUNNING", limit=1
@@ -104,8 +113,10 @@ def test_drain(
                 time.sleep(0.01)
 
         benchmark.group = "fleet drain"
-        benchmark.pedantic(drain, rounds=ROUNDS, iterations=1, warmup_rounds=0)
+        benchmark.pedantic(drain, setup=backlog, rounds=ROUNDS, iterations=1, warmup_rounds=0)
     finally:
+        for p in procs:
+            p.send_signal(signal.SIGCONT)  # a stopped process would not act on SIGTERM
         for p in procs:
             p.send_signal(signal.SIGTERM)
         for p in procs:
