@@ -352,6 +352,9 @@ class PostgresServer(Server):
         self.creds = _unprivileged()
         self.datadir = self.workdir / "data"
         if self.creds is not None:
+            # the server user must reach its directory whatever the umask made of the base
+            with contextlib.suppress(OSError):
+                os.chmod(_BASE, os.stat(_BASE).st_mode | 0o711)
             os.chown(self.workdir, *self.creds)
         self._initdb()
 
