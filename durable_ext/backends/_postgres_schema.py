@@ -128,9 +128,10 @@ def migrate(conn: Any, schema: str) -> tuple[int | None, int]:
                 f"schema {schema!r} is at version {current}, newer than this durable_ext "
                 f"understands ({SCHEMA_VERSION}); upgrade durable_ext"
             )
-        for step in _STEPS[current:]:
-            for statement in step:
-                conn.execute(statement.replace("{s}", s))
+        pending = [st.replace("{s}", s) for step in _STEPS[current:] for st in step]
+        if pending:
+            # one round trip: parameterless statements go through the simple protocol
+            conn.execute(";\n".join(pending).encode(), prepare=False)
         conn.execute(
             f"INSERT INTO {s}.meta (key, value) VALUES ('schema_version', %s) "
             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
