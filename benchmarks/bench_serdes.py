@@ -6,6 +6,8 @@ Run: ``pytest benchmarks/bench_serdes.py --benchmark-json=serdes.json`` then
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -40,9 +42,29 @@ CASES = [
 ]
 
 
-# Rows are measured one after another, so a burst of load on a shared machine lands on
-# one side of a ratio; three seconds a row make the median outlast such bursts.
-@pytest.mark.benchmark(max_time=3.0)
+#: seconds a row runs unless ``--benchmark-max-time`` says otherwise. Rows are measured one
+#: after another, so a burst of load on a shared machine lands on one side of a ratio;
+#: three seconds a row make the median outlast such bursts.
+DEFAULT_MAX_TIME = 3.0
+
+
+def _option_given(config: pytest.Config, flag: str) -> bool:
+    args = [
+        *config.invocation_params.args,
+        *shlex.split(os.environ.get("PYTEST_ADDOPTS", "")),
+        *config.getini("addopts"),
+    ]
+    return any(a == flag or a.startswith(flag + "=") for a in map(str, args))
+
+
+@pytest.fixture(autouse=True)
+def _max_time(request: pytest.FixtureRequest) -> None:
+    # A benchmark marker's options override the command line's, so the default is a marker
+    # added only when the flag is absent (autouse fixtures are set up before ``benchmark``).
+    if not _option_given(request.config, "--benchmark-max-time"):
+        request.node.add_marker(pytest.mark.benchmark(max_time=DEFAULT_MAX_TIME))
+
+
 @pytest.mark.parametrize(("family", "serializer"), CASES)
 def test_round_trip(benchmark, family: str, serializer: str) -> None:
     value = FAMILIES[family]()

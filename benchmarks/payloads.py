@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import random
 import uuid
 from decimal import Decimal
@@ -74,13 +76,129 @@ def nested(target_bytes: int = 1024 * 1024) -> dict[str, Any]:
     return tree
 
 
+# -- text-heavy payloads: strings of prose, HTML and JSON documents ------------------------
+
+# fmt: off
+_WORDS = [
+    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "with", "was", "on", "be",
+    "by", "this", "are", "from", "at", "or", "an", "have", "not", "order", "customer", "payment",
+    "invoice", "shipment", "warehouse", "delivery", "address", "package", "return", "refund",
+    "account", "balance", "report", "summary", "quarter", "review", "approval", "request",
+    "service", "team", "product", "feature", "release", "version", "update", "schedule", "meeting",
+    "project", "budget", "estimate", "message", "reply", "thread", "document", "record", "status",
+    "priority", "issue", "ticket", "answer", "question", "morning", "evening", "weekly", "monthly",
+    "early", "late", "quickly", "carefully", "already", "again", "before", "after",
+]
+#: words outside ASCII, about one word in twenty-five of the prose
+_WORDS_UTF8 = [
+    "café", "naïve", "résumé", "façade", "Zürich", "München", "Kraków", "São", "Paulo", "Ångström",
+    "déjà", "señor", "coöperate", "jalapeño", "Ørsted", "Łódź", "—", "…", "“quoted”", "it\u2019s",
+]
+# fmt: on
+#: the generated texts are cut to these many UTF-8 bytes (about)
+TEXT_SIZES = {"1k": 1_000, "16k": 16_000, "250k": 250_000}
+
+
+def _cut(text: str, size: int) -> str:
+    """``text`` cut to at most ``size`` UTF-8 bytes, at a character boundary."""
+    return text.encode()[:size].decode(errors="ignore")
+
+
+def _sentence(rng: random.Random) -> str:
+    words = [
+        rng.choice(_WORDS_UTF8) if rng.random() < 0.04 else rng.choice(_WORDS)
+        for _ in range(rng.randrange(6, 22))
+    ]
+    words[0] = words[0].capitalize()
+    if rng.random() < 0.3:
+        words[rng.randrange(1, len(words))] += ","
+    return " ".join(words) + rng.choice(".....?!")
+
+
+def text_prose(size: int = 16_000) -> str:
+    """Paragraphs of sentences, some words outside ASCII, cut to ``size`` UTF-8 bytes."""
+    rng = random.Random(13)
+    paragraphs: list[str] = []
+    total = 0
+    while total < size:
+        p = " ".join(_sentence(rng) for _ in range(rng.randrange(3, 8)))
+        paragraphs.append(p)
+        total += len(p.encode()) + 2
+    return _cut("\n\n".join(paragraphs), size)
+
+
+def text_html(size: int = 16_000) -> str:
+    """An HTML page of items with attributes, links and prose, about ``size`` UTF-8 bytes."""
+    rng = random.Random(17)
+    head = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        "<title>Order history</title>\n"
+        '<link rel="stylesheet" href="/static/site.css">\n</head>\n<body>\n'
+        '<main class="orders">\n'
+    )
+    tail = "</main>\n</body>\n</html>\n"
+    items: list[str] = []
+    total = len(head) + len(tail)
+    i = 0
+    while True:
+        item = (
+            f'<article class="order status-{rng.choice(["new", "paid", "shipped"])}" '
+            f'id="order-{i}" data-sku="sku-{rng.randrange(500)}">\n'
+            f'  <h2><a href="/orders/{i}?ref=history">Order {i}</a></h2>\n'
+            f"  <p>{_sentence(rng)} {_sentence(rng)}</p>\n"
+            f'  <span class="qty">{rng.randrange(1, 9)}</span> '
+            f'<span class="price">{rng.randrange(100, 10**5) / 100:.2f} &euro;</span>\n'
+            "</article>\n"
+        )
+        n = len(item.encode())
+        if total + n // 2 > size and items:
+            break
+        items.append(item)
+        total += n
+        i += 1
+    return head + "".join(items) + tail
+
+
+def text_json(size: int = 16_000) -> str:
+    """A JSON document held as a string (an API response kept as text), about ``size`` bytes."""
+    rng = random.Random(19)
+    records: list[dict[str, Any]] = []
+    total = 2
+    while True:
+        city = rng.choice(["Zürich", "Kraków", "Lyon", "Seattle", "São Paulo", "Osaka"])
+        record = {
+            "id": f"c-{rng.randrange(10**6):06d}",
+            "name": f"{rng.choice(_WORDS).capitalize()} {rng.choice(_WORDS).capitalize()}",
+            "email": f"user{rng.randrange(10**5)}@example.com",
+            "active": rng.random() < 0.8,
+            "balance": rng.randrange(10**6) / 100,
+            "tags": rng.sample(["vip", "eu", "us", "new", "b2b", "churn-risk"], 2),
+            "address": {"city": city, "zip": f"{rng.randrange(10**5):05d}"},
+            "note": _sentence(rng),
+        }
+        n = len(json.dumps(record, ensure_ascii=False).encode()) + 2
+        if total + n // 2 > size and records:
+            break
+        records.append(record)
+        total += n
+    return json.dumps({"customers": records}, ensure_ascii=False)
+
+
+TEXT_FAMILIES = {
+    f"text_{kind}_{label}": functools.partial(make, size)
+    for kind, make in (("prose", text_prose), ("html", text_html), ("json", text_json))
+    for label, size in TEXT_SIZES.items()
+}
+
+
 FAMILIES = {
     "small_plain": small_plain,
     "small_mixed": small_mixed,
     "orders_1000": orders,
     "blob_100k": blob,
     "nested_1m": nested,
+    **TEXT_FAMILIES,
 }
 #: families whose values plain JSON can carry (JsonSerDes is measured only on these)
-JSON_FAMILIES = {"small_plain", "nested_1m"}
+JSON_FAMILIES = {"small_plain", "nested_1m", *TEXT_FAMILIES}
 MIXED_FAMILIES = {"small_mixed", "orders_1000"}

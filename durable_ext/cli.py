@@ -15,6 +15,7 @@ import contextlib
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import sys
 import threading
@@ -24,9 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from durable_ext.backends.store import ExecutionStatus
+from durable_ext.serializers.decode_cli import add_decoder_options, decoder_from_args
 
 if TYPE_CHECKING:
     from durable_ext.runtime.control import ControlPlane
+    from durable_ext.serializers.readable import Decoder
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "EXIT_WAITING", "SUBCOMMANDS", "main"]
 
@@ -34,6 +37,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_WAITING = 3
+#: the most pages ``executions list --all`` reads
+_MAX_PAGES = 10_000
 
 SUBCOMMANDS: dict[str, str] = {
     "run": "durable_ext.cli",
@@ -46,6 +51,9 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "durable_ext.http.cli",
     "backend": "durable_ext.backends.cli",
     "s3": "durable_ext.serializers.s3_cli",
+    "replay": "durable_ext.testing.replay_cli",
+    "decode": "durable_ext.serializers.decode_cli",
+    "cost": "durable_ext.cost",
 }
 """Subcommand name -> module exposing ``register(subparsers)`` (imported lazily)."""
 
@@ -83,6 +91,13 @@ def _printable(text: str) -> str:
                    for c in text)
 
 
+def _cell(text: object) -> str:
+    """Return stored text as a rich table cell: printable, its brackets shown, not obeyed."""
+    from rich.markup import escape
+
+    return escape(_printable(str(text)))
+
+
 def _console() -> Any:
     try:
         from rich.console import Console
@@ -103,14 +118,42 @@ def exit_code(status: str) -> int:
 # ---------------------------------------------------------------- runtime helpers
 
 
-def _runtime(args: argparse.Namespace) -> ControlPlane:
-    """Open the control plane of ``--backend``: a local Runtime, or Lambda itself."""
+def _runtime(args: argparse.Namespace, *, existing: bool = False) -> ControlPlane:
+    """Open the control plane of ``--backend``: a local Runtime, or Lambda itself.
+
+    ``existing``: the command acts on executions already there, so an absent file store
+    is an error rather than made empty.
+    """
     from durable_ext.runtime import VirtualClock, open_control_plane
+
+    absent = _absent_file_store(args) if existing else None
+    if absent is not None:
+        raise UsageError(f"there is no store at {absent}: no execution to act on "
+                         "(give --backend, or run one with `durable-ext run`)")
 
     url = args.backend or os.environ.get("DURABLE_EXT_BACKEND") or None
     if getattr(args, "virtual_time", False):
         return open_control_plane(url, clock=VirtualClock())
     return open_control_plane(url)
+
+
+def _absent_file_store(args: argparse.Namespace) -> str | None:
+    """Return the path of ``--backend`` when it is a file store not made yet, else None.
+
+    Commands that only read report an absent store instead of creating it.
+    """
+    from durable_ext.backends import DEFAULT_BACKEND
+    from durable_ext.spec import parse_store
+
+    url = args.backend or os.environ.get("DURABLE_EXT_BACKEND") or DEFAULT_BACKEND
+    try:
+        spec = parse_store(url)
+    except ValueError:
+        return None  # opening it reports the error
+    if spec.scheme != "file":
+        return None
+    path = spec.path or ".durable"
+    return None if os.path.lexists(path) else path
 
 
 def _parse_input(text: str | None, option: str = "--input") -> Any:
@@ -168,29 +211,44 @@ def _find_arn(rt: ControlPlane, ref: str) -> str:
 # ---------------------------------------------------------------- run
 
 
-def _operations_table(rt: ControlPlane, arn: str) -> Any:
+def _operations_table(rt: ControlPlane, arn: str, *, last: int | None = 25,
+                      decoder: Decoder | None = None) -> Any:
+    """Return the history as a table: the ``last`` events (all: None), payloads decoded."""
     from rich.table import Table
 
+    history = rt.history(arn)
+    if decoder is not None:
+        history = decoder.history(history, execution_arn=arn)
     table = Table(title=arn.rsplit("/", 2)[-2], expand=False)
     for col in ("#", "event", "operation", "detail"):
         table.add_column(col)
-    for ev in rt.history(arn)["Events"][-25:]:
-        detail = ""
-        for key, value in ev.items():
-            if key.endswith("Details") and isinstance(value, dict):
-                if "CallbackId" in value:
-                    detail = f"callback id {value['CallbackId']}"
-                elif "Result" in value and isinstance(value["Result"], dict):
-                    detail = _printable(str(value["Result"].get("Payload"))[:60])
-                elif "Error" in value and isinstance(value["Error"], dict):
-                    payload = value["Error"].get("Payload") or {}
-                    detail = _printable(
-                        f"{payload.get('ErrorType')}: {payload.get('ErrorMessage')}"[:60]
-                    )
-                elif "Duration" in value:
-                    detail = f"{value['Duration']} s"
-        table.add_row(str(ev["EventId"]), ev["EventType"], str(ev.get("Name") or ""), detail)
+    events = history["Events"] if last is None else history["Events"][-last:]
+    for ev in events:
+        table.add_row(str(ev["EventId"]), ev["EventType"], _cell(ev.get("Name") or ""),
+                      _cell(_event_detail(ev)))
     return table
+
+
+def _event_detail(ev: dict[str, Any]) -> str:
+    for key, value in ev.items():
+        if not (key.endswith("Details") and isinstance(value, dict)):
+            continue
+        if "CallbackId" in value:
+            return f"callback id {value['CallbackId']}"
+        if isinstance(value.get("Result"), dict):
+            result = value["Result"]
+            decoded = result.get("Decoded")
+            if isinstance(decoded, dict) and "Value" in decoded:
+                return json.dumps(decoded["Value"], ensure_ascii=False)[:60]
+            if isinstance(decoded, dict):
+                return f"({decoded['Undecoded'].get('Encoding')}, not decoded)"
+            return str(result.get("Payload"))[:60]
+        if isinstance(value.get("Error"), dict):
+            payload = value["Error"].get("Payload") or {}
+            return f"{payload.get('ErrorType')}: {payload.get('ErrorMessage')}"[:60]
+        if "Duration" in value:
+            return f"{value['Duration']} s"
+    return ""
 
 
 def _drive(rt: ControlPlane, arn: str, timeout: float, live: bool) -> None:
@@ -218,27 +276,61 @@ def _drive(rt: ControlPlane, arn: str, timeout: float, live: bool) -> None:
         raise errors[0]
 
 
-def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "") -> int:
+def _execution_json(rt: ControlPlane, desc: dict[str, Any],
+                    decoder: Decoder | None) -> dict[str, Any]:
+    """Return the one JSON shape of an execution, for every command's ``--json``.
+
+    ``Result`` is the result parsed when it is JSON (the payload string otherwise);
+    ``WaitingCallbacks`` lists ``[name, id]`` of callbacks a running execution waits for;
+    ``DecodedResult`` is there when a decoder is given.
+    """
+    arn = desc["DurableExecutionArn"]
+    raw = desc.get("Result")
+    result: Any = raw
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            result = json.loads(raw)
+    out = {
+        "DurableExecutionArn": arn,
+        "DurableExecutionName": desc.get("DurableExecutionName"),
+        "FunctionArn": desc.get("FunctionArn"),
+        "Status": desc["Status"],
+        "StartTimestamp": desc.get("StartTimestamp"),
+        "EndTimestamp": desc.get("EndTimestamp"),
+        "Result": result,
+        "Error": desc.get("Error"),
+        "WaitingCallbacks": _open_callbacks(rt, arn) if desc["Status"] == "RUNNING" else [],
+    }
+    if decoder is not None:
+        out["DecodedResult"] = decoder.payload(raw, execution_arn=arn)
+    return out
+
+
+def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "",
+            decoder: Decoder | None = None) -> int:
     desc = rt.describe(arn)
     status = desc["Status"]
     if as_json:
-        out = {
-            "DurableExecutionArn": arn,
-            "Status": status,
-            "Result": json.loads(desc["Result"]) if desc.get("Result") else None,
-            "Error": desc.get("Error"),
-            "WaitingCallbacks": _open_callbacks(rt, arn),
-        }
-        _print_json(out)
+        _print_json(_execution_json(rt, desc, decoder))
         return exit_code(status)
-    print(f"execution {desc['DurableExecutionName']}: {status}")
+    print(f"execution {_printable(desc['DurableExecutionName'])}: {status}")
     print(f"arn: {arn}")
     if desc.get("Result") is not None:
-        print(f"result: {_printable(desc['Result'])}")
+        shown = desc["Result"]
+        view = decoder.payload(shown, execution_arn=arn) if decoder is not None else None
+        if view is not None and "Value" in view:
+            shown = json.dumps(view["Value"], ensure_ascii=False)
+        print(f"result: {_printable(shown)}")
     if desc.get("Error"):
         print(f"error: {json.dumps(desc['Error'])}")
-    for name, cb_id in _open_callbacks(rt, arn):
-        print(f"waiting for callback {name or ''}: durable-ext callback succeed {cb_id} '<json>'")
+    waiting = _open_callbacks(rt, arn) if status == "RUNNING" else []
+    names = [n for n, _ in waiting]
+    for name, cb_id in waiting:
+        # By name when that finds it: a callback id is some 300 characters.
+        ref = (f"{desc['DurableExecutionName']} {name}" if name and names.count(name) == 1
+               else cb_id)
+        print(f"waiting for callback {_printable(name or '')}: "
+              f"durable-ext callback succeed {_printable(ref)} '<json>'")
     if status == "RUNNING" and hint:
         print(hint)
     return exit_code(status)
@@ -277,10 +369,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Run ``executions list``."""
+    absent = _absent_file_store(args)
+    if absent is not None:
+        if args.json:
+            _print_json({"DurableExecutions": []})
+        else:
+            print(f"no executions: there is no store at {absent} yet "
+                  "(`durable-ext run` makes one)", file=sys.stderr)
+        return EXIT_OK
     with _runtime(args) as rt:
-        page = rt.list_executions(
-            function_name=args.function, status=args.status, max_items=args.max_items
-        )
+        page = rt.list_executions(function_name=args.function, status=args.status,
+                                  max_items=args.max_items, marker=args.marker)
+        # --all follows the markers to the end, a bounded number of pages at a time
+        for _ in range(_MAX_PAGES if args.all else 0):
+            if not page.get("NextMarker"):
+                break
+            more = rt.list_executions(function_name=args.function, status=args.status,
+                                      max_items=args.max_items, marker=page["NextMarker"])
+            page = {**more, "DurableExecutions": page["DurableExecutions"]
+                    + more["DurableExecutions"]}
     if args.json:
         _print_json(page)
         return EXIT_OK
@@ -290,62 +397,121 @@ def cmd_list(args: argparse.Namespace) -> int:
         from rich.table import Table
 
         table = Table()
-        for col in ("name", "function", "status", "started", "arn"):
+        for col in ("name", "function", "status", "started"):
             table.add_column(col)
+        table.add_column("arn", overflow="fold")  # folded, never cut: it is for copying
         for it in rows:
             table.add_row(
-                it["DurableExecutionName"],
-                it["FunctionArn"].rsplit(":", 1)[-1],
+                _cell(it["DurableExecutionName"]),
+                _cell(it["FunctionArn"].rsplit(":", 1)[-1]),
                 it["Status"],
                 it["StartTimestamp"].isoformat(timespec="seconds"),
-                it["DurableExecutionArn"],
+                _cell(it["DurableExecutionArn"]),
             )
         console.print(table)
     else:
         for it in rows:
-            print(f"{it['DurableExecutionName']}\t{it['Status']}\t{it['DurableExecutionArn']}")
+            print(f"{_printable(it['DurableExecutionName'])}\t{it['Status']}\t"
+                  f"{_printable(it['DurableExecutionArn'])}")
+    if page.get("NextMarker"):
+        print(f"more: --marker {page['NextMarker']} (or --all)", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Run ``executions show ARN|NAME``."""
-    with _runtime(args) as rt:
+    decoder = decoder_from_args(args)
+    with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
-        if args.json:
-            _print_json(rt.describe(arn))
-            return exit_code(rt.describe(arn)["Status"])
-        return _report(rt, arn, False)
+        return _report(rt, arn, args.json, decoder=decoder)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Run ``executions history ARN|NAME``."""
-    with _runtime(args) as rt:
+    with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
+        decoder = decoder_from_args(args)
         hist = rt.history(arn, include_execution_data=True)
+        if decoder is not None:
+            hist = decoder.history(hist, execution_arn=arn)
         if args.json:
             _print_json(hist)
             return EXIT_OK
         console = _console()
         if console is not None:
-            table = _operations_table(rt, arn) if len(hist["Events"]) <= 25 else None
-            if table is not None:
-                console.print(table)
-                return EXIT_OK
+            console.print(_operations_table(rt, arn, last=None, decoder=decoder))
+            return EXIT_OK
         for ev in hist["Events"]:
-            print(f"{ev['EventId']:>4}  {ev['EventType']:<24} {ev.get('Name') or ''}")
+            print(f"{ev['EventId']:>4}  {ev['EventType']:<24} {_printable(ev.get('Name') or '')}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Run ``executions export ARN|NAME``: its history as a JSON file ``replay`` reads."""
+    from durable_ext.testing.recording import Recording
+
+    with _runtime(args) as rt:
+        recording = Recording.from_execution(rt, _find_arn(rt, args.execution))
+    text = json.dumps(recording.to_json(), indent=1) + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(recording.events)} events of {recording.arn} to {args.output}",
+              file=sys.stderr)
     return EXIT_OK
 
 
 # ---------------------------------------------------------------- callback / stop
 
 
+def _is_callback_id(ref: str) -> bool:
+    # Execution names are at most 64 characters and ARNs start with arn:; callback ids
+    # (ours and Lambda's) are long opaque tokens.
+    return len(ref) > 64 and not ref.startswith("arn:")
+
+
+def _split_callback_args(args: argparse.Namespace) -> str | None:
+    """Set ``args.payload`` from ``ID [PAYLOAD]`` or ``EXECUTION NAME [PAYLOAD]``; the NAME."""
+    if _is_callback_id(args.ref):
+        if len(args.rest) > 1:
+            raise UsageError("after a callback id give at most the PAYLOAD")
+        args.payload = args.rest[0] if args.rest else None
+        return None
+    if not args.rest:
+        raise UsageError(f"{args.ref!r} is an execution: give the callback's NAME after it "
+                         "(or the callback id instead)")
+    if len(args.rest) > 2:
+        raise UsageError("expected EXECUTION NAME [PAYLOAD]")
+    args.payload = args.rest[1] if len(args.rest) > 1 else None
+    return str(args.rest[0])
+
+
+def _resolve_callback(rt: ControlPlane, args: argparse.Namespace,
+                      name: str | None) -> tuple[str, str | None]:
+    """Return the callback id and, when known, its execution."""
+    if name is None:
+        return args.ref, None
+    arn = _find_arn(rt, args.ref)
+    waiting = _open_callbacks(rt, arn)
+    ids = [cb_id for cb_name, cb_id in waiting if cb_name == name]
+    if len(ids) != 1:
+        names = sorted({n or "(unnamed)" for n, _ in waiting}) or ["none"]
+        why = "no callback" if not ids else f"{len(ids)} callbacks"
+        raise UsageError(f"{why} named {name!r} waiting in {args.ref}; waiting: "
+                         f"{', '.join(names)}" + ("; give the callback id" if ids else ""))
+    return ids[0], arn
+
+
 def cmd_callback(args: argparse.Namespace) -> int:
-    """Run ``callback succeed|fail|heartbeat ID [PAYLOAD]``, then run the execution on."""
+    """Run ``callback succeed|fail|heartbeat ID|EXECUTION NAME [PAYLOAD]``, then run it on."""
+    name = _split_callback_args(args)
     payload = _callback_payload(args)
-    with _runtime(args) as rt:
+    with _runtime(args, existing=True) as rt:
+        callback_id, arn = _resolve_callback(rt, args, name)
         if args.action == "succeed":
             # Sent as given: the handler gets exactly this text, as from any other sender.
-            rt.send_callback_success(args.callback_id, payload)
+            rt.send_callback_success(callback_id, payload)
         elif args.action == "fail":
             error: dict[str, Any] = {"ErrorMessage": "failed from the command line"}
             if payload:
@@ -354,13 +520,17 @@ def cmd_callback(args: argparse.Namespace) -> int:
                 except ValueError:
                     parsed = payload
                 error = parsed if isinstance(parsed, dict) else {"ErrorMessage": str(parsed)}
-            rt.send_callback_failure(args.callback_id, error)
+            rt.send_callback_failure(callback_id, error)
         else:
-            rt.send_callback_heartbeat(args.callback_id)
+            rt.send_callback_heartbeat(callback_id)
             return EXIT_OK
         # Lambda's callback ids are opaque (and Lambda runs the execution on by itself).
-        arn = rt.execution_of_callback(args.callback_id)
+        arn = arn or rt.execution_of_callback(callback_id)
         if arn is None:
+            if args.json:
+                _print_json({"CallbackId": callback_id, "Sent": args.action})
+            else:
+                print(f"callback {args.action} sent; the service runs the execution on")
             return EXIT_OK
         if not args.no_run:
             with _handler_output_to_stderr(args):
@@ -370,7 +540,7 @@ def cmd_callback(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """``stop ARN|NAME``."""
-    with _runtime(args) as rt:
+    with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
         error = None
         if args.message or args.error_type:
@@ -418,6 +588,7 @@ def register(subparsers: Any) -> None:
                    help="function name to register it under (default: from the module name)")
     p.add_argument("--timeout", type=float, default=300.0, help="real seconds to run for")
     p.add_argument("--virtual-time", action="store_true", help="waits complete instantly")
+    _add_logging_options(p)
     _common(p)
     p.set_defaults(func=cmd_run)
 
@@ -428,7 +599,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--status", default=None, choices=[s.value for s in ExecutionStatus]
     )
-    p.add_argument("--max-items", type=int, default=50)
+    p.add_argument("--max-items", type=int, default=50, help="executions per page")
+    p.add_argument("--marker", default=None,
+                   help="continue from a page's NextMarker (from --json output)")
+    p.add_argument("--all", action="store_true", help="every page, not only the first")
     _common(p)
     p.set_defaults(func=cmd_list)
     for name, func, text in (
@@ -438,17 +612,27 @@ def register(subparsers: Any) -> None:
         p = exs.add_parser(name, help=text)
         p.add_argument("execution", metavar="ARN|NAME")
         _common(p)
+        add_decoder_options(p)
         p.set_defaults(func=func)
+    p = exs.add_parser("export", help="write the history as a JSON file (for replay)")
+    p.add_argument("execution", metavar="ARN|NAME")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="file to write (default: stdout)")
+    p.add_argument("--backend", default=None,
+                   help="store URL (default: $DURABLE_EXT_BACKEND or file://.durable)")
+    p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser("callback", help="complete or heartbeat a callback")
     p.add_argument("action", choices=["succeed", "fail", "heartbeat"])
-    p.add_argument("callback_id", metavar="ID")
+    p.add_argument("ref", metavar="ID|EXECUTION",
+                   help="a callback id, or the execution (name or ARN) followed by the "
+                        "callback's name")
     p.add_argument(
-        "payload",
-        nargs="?",
-        default=None,
-        help="succeed: the result, sent as given (text or JSON); fail: ErrorObject JSON or "
-        "a message",
+        "rest",
+        nargs="*",
+        metavar="[NAME] [PAYLOAD]",
+        help="NAME: the callback's name, after an execution; PAYLOAD: succeed: the result, "
+        "sent as given (text or JSON); fail: ErrorObject JSON or a message",
     )
     p.add_argument("--json-payload", default=None, metavar="JSON",
                    help="the payload, checked to be JSON first")
@@ -460,6 +644,7 @@ def register(subparsers: Any) -> None:
         help="do not run the execution on after completing the callback",
     )
     p.add_argument("--timeout", type=float, default=300.0)
+    _add_logging_options(p)
     _common(p)
     p.set_defaults(func=cmd_callback)
 
@@ -477,9 +662,12 @@ def register(subparsers: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the parser with every subcommand module that is installed."""
+    from durable_ext import __version__
+
     parser = argparse.ArgumentParser(
         prog="durable-ext", description="Run and inspect durable executions locally."
     )
+    parser.add_argument("--version", action="version", version=f"durable-ext {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     registered: set[str] = set()
     for module_name in SUBCOMMANDS.values():
@@ -505,9 +693,64 @@ def _find_spec_safe(name: str) -> bool:
         return False
 
 
+class _OneLineErrors(logging.Formatter):
+    """Log records with their exception folded onto the record's line (-v unfolds it).
+
+    A step that fails and is retried logs its traceback each time; a run of a flaky
+    workflow would be mostly tracebacks of expected retries.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not record.exc_info or record.exc_info[1] is None:
+            return super().format(record)
+        exc = record.exc_info[1]
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            line = super().format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+        return f"{line}: {type(exc).__name__}: {exc}"
+
+
+@contextlib.contextmanager
+def _logging(args: argparse.Namespace) -> Iterator[None]:
+    """Show the handlers' logs on stderr at ``--log-level``, for as long as the command runs."""
+    level = getattr(args, "log_level", None)
+    if level is None:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt) if args.verbose else _OneLineErrors(fmt))
+    root = logging.getLogger()
+    before = root.level
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(before)
+
+
+def _add_logging_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", default="warning",
+                   choices=["debug", "info", "warning", "error"],
+                   help="the handler's logs shown on stderr (default: warning)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="full tracebacks in logs (one line each otherwise)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``durable-ext``; returns the exit code."""
-    from durable_ext.errors import ConfigError, NotFoundError
+    from durable_ext.errors import (
+        ConfigError,
+        DurableExtError,
+        ExecutionAlreadyStartedError,
+        InvalidParameterValueError,
+        NotFoundError,
+    )
 
     try:
         parser = build_parser()
@@ -517,10 +760,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     started = time.monotonic()
     try:
-        return func(args)
-    except (UsageError, ConfigError, NotFoundError) as exc:
-        print(f"durable-ext: error: {exc}", file=sys.stderr)
+        with _logging(args):
+            return func(args)
+    except (UsageError, ConfigError, NotFoundError, InvalidParameterValueError,
+            ExecutionAlreadyStartedError) as exc:
+        # What the user asked for cannot be done as asked: fix the command.
+        print(f"durable-ext: error: {_printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except DurableExtError as exc:
+        # The command was right but the store, a key or a payload failed it: one line, not
+        # a traceback (the exception's type says which part).
+        print(f"durable-ext: error: {type(exc).__name__}: {_printable(str(exc))}",
+              file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"durable-ext: interrupted after {time.monotonic() - started:.1f} s", file=sys.stderr)
         return 130

@@ -11,6 +11,7 @@ also from the standard or SDK class a caller would already catch::
     ├── InvalidParameterValueError (ValueError)   the service refused a request's parameters
     │   └── InvalidCheckpointTokenError           a stale or foreign token (the SDK retries)
     ├── MissingDependencyError (ImportError)      an optional library is not installed
+    ├── ReplayDivergenceError (AssertionError)    a handler leaves its recorded history
     ├── SerializationError (SDK SerDesError)      permanent: corrupt, tampered, unsupported data
     │   ├── IntegrityError                        a checksum, signature or AEAD tag did not verify
     │   └── DisallowedContentError                content this pipeline refuses to decode
@@ -52,6 +53,7 @@ __all__ = [
     "InvalidParameterValueError",
     "MissingDependencyError",
     "NotFoundError",
+    "ReplayDivergenceError",
     "RetryableSerializationError",
     "SerializationError",
     "ServiceCode",
@@ -97,6 +99,14 @@ class MissingDependencyError(DurableExtError, ImportError):
         super().__init__(message)
         self.extra = extra
         self.module = module
+
+
+class ReplayDivergenceError(DurableExtError, AssertionError):
+    """A handler does not replay its recorded history; ``result`` says where and why."""
+
+    def __init__(self, message: str, *, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class SerializationError(DurableExtError, SerDesError):

@@ -161,6 +161,7 @@ SERIALIZERS = PluginRegistry(
         "zlib": ("durable_ext.serializers.compression:ZlibCodec", None),
         "kms": ("durable_ext.serializers.kms:KmsCodec", "kms"),
         "localkey": ("durable_ext.serializers.kms:LocalKeyCodec", "kms"),
+        "fields": ("durable_ext.serializers.fields:FieldsStage", "msgpack"),
         "s3": ("durable_ext.serializers.s3:S3Offload", "s3"),
         "pickle": ("durable_ext.serializers.pickle_format:PickleFormat", "pickle"),
         "model": ("durable_ext.serializers.model_format:ModelFormat", "models"),

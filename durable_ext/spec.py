@@ -6,6 +6,8 @@ Serializer pipelines are stages joined by ``+``::
     msgpack+zstd                 a format, then a codec
     msgpack+kms:alias/orders     a stage argument follows the first colon (ARNs survive)
     msgpack+kms+s3://bucket/pfx  a ``name://`` stage takes the rest of the spec and is last
+    msgpack+fields:kms=alias/pii;paths=a.b,c[*].d
+                                 a stage reads its own argument (here ``;``-separated options)
 
 Store URLs are ordinary URLs: ``memory://``, ``file://.durable``,
 ``redis://127.0.0.1:6379/0``, ``dynamodb://table?region=eu-west-1``.

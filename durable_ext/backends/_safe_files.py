@@ -22,6 +22,7 @@ __all__ = [
     "DIR_MODE",
     "FILE_MODE",
     "cause",
+    "check_private",
     "close_all",
     "create_in",
     "datasync",
@@ -133,6 +134,30 @@ def create_in(dir_fd: int, name: str, flags: int, where: object) -> int:
     return fd
 
 
+def check_private(fd: int, where: object, *, secret: bool = False) -> None:
+    """Refuse a store directory or file that another user could change (or read, if secret).
+
+    What the store makes is private already; this catches what was there before it, made
+    by another user or with a loose mode: whoever can write there can forge records and
+    ids, and whoever reads the secret can forge callback ids.
+    """
+    with os_errors(f"cannot inspect {where}"):
+        st = os.fstat(fd)
+    if st.st_uid != os.geteuid():
+        raise StoreError(
+            f"{where} belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()}); "
+            "a file store must be owned by the user running it"
+        )
+    loose = st.st_mode & (0o077 if secret else 0o022)
+    if loose:
+        fix = "go-rwx" if secret else "go-w"
+        raise StoreError(
+            f"{where} has mode {stat.S_IMODE(st.st_mode):04o}: "
+            f"{'readable or writable' if secret else 'writable'} by other users; "
+            f"run `chmod {fix}` on it if you trust its contents"
+        )
+
+
 def open_subdir(dir_fd: int, name: str, where: object) -> int:
     """Open directory ``name`` under ``dir_fd``, made 0700 if missing; never through a link."""
     made = True
@@ -143,13 +168,14 @@ def open_subdir(dir_fd: int, name: str, where: object) -> int:
     except OSError as exc:
         raise StoreError(f"cannot create {where}: {cause(exc)}") from exc
     fd = open_in(dir_fd, name, os.O_RDONLY | os.O_DIRECTORY, where)
-    if made:
-        try:
+    try:
+        if made:
             with os_errors(f"cannot set the mode of {where}"):
                 os.fchmod(fd, DIR_MODE)
-        except BaseException:
-            os.close(fd)
-            raise
+        check_private(fd, where)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 

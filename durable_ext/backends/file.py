@@ -45,6 +45,7 @@ from durable_ext.backends._journal import (
 )
 from durable_ext.backends._safe_files import (
     DIR_MODE,
+    check_private,
     close_all,
     create_in,
     lstat_in,
@@ -144,6 +145,11 @@ class FileStore(IndexedStore):
                 os.fchmod(fd, DIR_MODE)
         except OSError as exc:
             raise ConfigError(f"cannot use {self.root} as a file store: {exc}") from exc
+        try:
+            check_private(fd, self.root)
+        except BaseException:
+            os.close(fd)
+            raise
         return fd
 
     def _dirs(self) -> tuple[int, int]:
@@ -457,6 +463,7 @@ class FileStore(IndexedStore):
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode):
                     raise StoreError(f"{where} is not a regular file")
+                check_private(fd, where, secret=True)
                 value = pread_all(fd, 0, SECRET_BYTES) if st.st_size == SECRET_BYTES else b""
         finally:
             os.close(fd)

@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
 
 from durable_ext.backends.store import ExecutionStatus  # noqa: E402
 from durable_ext.errors import service_code  # noqa: E402
+from durable_ext.http.codec import codec_routes  # noqa: E402
 from durable_ext.http.guard import (  # noqa: E402
     AUTH_SCOPE_KEY,
     DEFAULT_LIMIT,
@@ -378,6 +379,7 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
         Route(cb + "/fail", callback_fail, methods=["POST"]),
         Route(cb + "/heartbeat", callback_heartbeat, methods=["POST"]),
         Route("/_durable_ext/health", health, methods=["GET"]),
+        *codec_routes(service.codec, _endpoint),
     ]
     app = Starlette(routes=routes,
                     exception_handlers={HTTPException: unknown, Exception: internal})

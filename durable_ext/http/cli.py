@@ -57,6 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         for item in loaded:
             service.register(item.name, item.handler, isolation=args.isolation)
+        if args.codec is not None:
+            service.enable_codec(args.codec)
     except Exception:
         service.close()
         raise
@@ -97,6 +99,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="let web pages of this origin (https://console.example) call the "
                         "API (repeatable)")
+    p.add_argument("--codec", default=None, metavar="SPEC",
+                   help="serve a codec server under /_durable_ext/codec decoding and "
+                        "encoding payloads with this serializer spec (off by default)")
     p.add_argument("--auth", choices=["none", "sigv4"], default="none",
                    help="sigv4: answer only requests signed with a configured key (from "
                         "$DURABLE_EXT_AUTH_ACCESS_KEY_ID/$DURABLE_EXT_AUTH_SECRET_ACCESS_KEY "

@@ -77,6 +77,8 @@ ERROR_BODY_LIMIT = ERROR_OBJECT_LIMIT + 65_536
 """An ErrorObject body (callback failure, stop): the service's 1 MB error limit, plus
 room for JSON escaping of its field names and punctuation."""
 DEFAULT_LIMIT = 65_536
+#: the codec server's routes (durable_ext.http.codec), which take a page of payloads
+CODEC_PREFIX = "/_durable_ext/codec/"
 """Every other request (reads, heartbeats, unknown routes)."""
 
 AUTH_SCOPE_KEY = "durable_ext.principal"
@@ -176,6 +178,8 @@ class GuardConfig:
 def body_limit(method: str, raw_path: str, invocation_type: str | None) -> tuple[int, str]:
     """Return the most body bytes a request may send, and the error code past it."""
     parts = raw_path.split("/")
+    if method == "POST" and raw_path.startswith(CODEC_PREFIX):
+        return INVOKE_LIMIT, "RequestTooLargeException"  # many payloads of a history
     if method == "POST" and len(parts) == 5:
         if parts[1] == "2015-03-31" and parts[2] == "functions" and parts[4] == "invocations":
             limit = EVENT_INVOKE_LIMIT if invocation_type == "Event" else INVOKE_LIMIT

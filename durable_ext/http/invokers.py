@@ -22,13 +22,16 @@ from dataclasses import asdict
 from typing import IO, Any
 
 from durable_ext.errors import ConfigError
+from durable_ext.http.sigv4 import ACCESS_KEY_ENV, SECRET_KEY_ENV
 from durable_ext.runtime.handlers import HandlerRef
 
-__all__ = ["LAMBDA_KEY_ID", "LAMBDA_SECRET", "RemoteHandler", "WorkerPool"]
+__all__ = ["IMPORT_PATH", "LAMBDA_KEY_ID", "LAMBDA_SECRET", "RemoteHandler", "WorkerPool"]
 
 #: the environment variables that give workers the key they sign checkpoints with
 LAMBDA_KEY_ID = "DURABLE_EXT_LAMBDA_ACCESS_KEY_ID"
 LAMBDA_SECRET = "DURABLE_EXT_LAMBDA_SECRET_ACCESS_KEY"
+#: where workers import handlers from: the server's import path, appended to theirs
+IMPORT_PATH = "DURABLE_EXT_WORKER_PATH"
 
 
 def _error_class(name: str) -> type[Exception]:
@@ -48,7 +51,9 @@ class _Worker:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "durable_ext.http.worker", str(to_child_r), str(from_child_w)],
+            # -P: the working directory is not put ahead of the standard library either.
+            [sys.executable, "-P", "-m", "durable_ext.http.worker", str(to_child_r),
+             str(from_child_w)],
             pass_fds=(to_child_r, from_child_w),
             stdin=subprocess.DEVNULL,
             env=env,
@@ -117,7 +122,8 @@ class WorkerPool:
     @staticmethod
     def _environment(endpoint_url: str, region: str,
                      credentials: tuple[str, str] | None) -> dict[str, str]:
-        env = dict(os.environ)
+        # The server's own API keys are not the handlers' to read.
+        env = {k: v for k, v in os.environ.items() if k not in (ACCESS_KEY_ENV, SECRET_KEY_ENV)}
         env["AWS_ENDPOINT_URL_LAMBDA"] = endpoint_url
         env.setdefault("AWS_DEFAULT_REGION", region)
         if credentials is not None:
@@ -129,11 +135,11 @@ class WorkerPool:
         if "AWS_ACCESS_KEY_ID" not in env and "AWS_PROFILE" not in env:
             env["AWS_ACCESS_KEY_ID"] = "local"
             env["AWS_SECRET_ACCESS_KEY"] = "local"
-        # Workers import handlers by module path, from wherever the server can import them.
+        # Workers import handlers by module path, from wherever the server can import them;
+        # the worker appends these to its path (PYTHONPATH would put them ahead of the
+        # standard library).
         paths = [p for p in sys.path if p]
-        if env.get("PYTHONPATH"):
-            paths.append(env["PYTHONPATH"])
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([os.getcwd(), *paths]))
+        env[IMPORT_PATH] = os.pathsep.join(dict.fromkeys([os.getcwd(), *paths]))
         return env
 
     def _checkout(self) -> _Worker:

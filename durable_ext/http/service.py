@@ -16,13 +16,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from durable_ext.backends.store import TERMINAL_STATUSES, Store
 from durable_ext.engine import CheckpointResult, DueKind, normalize_input
 from durable_ext.errors import ConfigError
 from durable_ext.http.invokers import RemoteHandler, WorkerPool
 from durable_ext.http.wire import ApiError
+
+if TYPE_CHECKING:
+    from durable_ext.http.codec import Codec
 from durable_ext.runtime import ControlPlane, Runtime, VirtualClock
 from durable_ext.runtime.handlers import HandlerRef, reference_of
 from durable_ext.runtime.runtime import function_of
@@ -108,6 +111,8 @@ class LocalService:
         self._worker_credentials: tuple[str, str] | None = None
         self._stop = threading.Event()
         self._driver: threading.Thread | None = None
+        #: the codec server's decoder, when turned on (see enable_codec)
+        self.codec: Codec | None = None
         self.driver_error: BaseException | None = None
 
     # ------------------------------------------------------------------ functions
@@ -281,6 +286,18 @@ class LocalService:
             # A timer that is still due right after a pass belongs to work in flight
             # elsewhere; a short pause keeps the loop from spinning on it.
             self._wake.wait(max(delay, 0.002))
+
+    def enable_codec(self, serdes: Any = None, *, types: Sequence[type] | None = None,
+                     options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Turn on the codec server with the handlers' serdes (a spec string or a SerDes).
+
+        It decodes and encodes with whatever keys and buckets ``serdes`` is given, for
+        anyone who passes the server's guard: enable it on a server as private as those.
+        """
+        from durable_ext.http.codec import Codec
+        from durable_ext.serializers.readable import Decoder
+
+        self.codec = Codec(Decoder(serdes, types=types, options=options))
 
     def close(self) -> None:
         """Stop the driver, the workers and the runtime."""

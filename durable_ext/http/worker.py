@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from durable_ext.http.invokers import LAMBDA_KEY_ID, LAMBDA_SECRET
+from durable_ext.http.invokers import IMPORT_PATH, LAMBDA_KEY_ID, LAMBDA_SECRET
 from durable_ext.runtime.handlers import HandlerRef
 from durable_ext.runtime.invoker import LambdaContextStub, error_of
 
@@ -30,7 +30,8 @@ def _signing_client() -> None:
     (``LambdaClient.initialize_client``); a client set there first is the one it uses, so
     the handler's own boto3 clients keep the process's ordinary credentials.
     """
-    key_id, secret = os.environ.get(LAMBDA_KEY_ID), os.environ.get(LAMBDA_SECRET)
+    # Taken out of the environment: handler code and the processes it starts never see them.
+    key_id, secret = os.environ.pop(LAMBDA_KEY_ID, None), os.environ.pop(LAMBDA_SECRET, None)
     if not key_id or not secret:
         return
     from aws_durable_execution_sdk_python.lambda_service import LambdaClient
@@ -44,7 +45,14 @@ def _signing_client() -> None:
     )
 
 
+def _import_path() -> None:
+    for entry in os.environ.pop(IMPORT_PATH, "").split(os.pathsep):
+        if entry and entry not in sys.path:
+            sys.path.append(entry)
+
+
 def _serve(rfd: int, wfd: int) -> None:
+    _import_path()
     _signing_client()
     handlers: dict[str, Any] = {}
     with os.fdopen(rfd, "r", encoding="utf-8") as inp, \

@@ -4,9 +4,10 @@
 <durable_ext.runtime.Runtime.register>` and the docs all take a handler as ``TARGET`` or
 ``NAME=TARGET``, where ``TARGET`` is:
 
-* ``package.module:attr`` (dots in ``attr`` walk attributes), imported as ``python -m``
-  would: the current directory is importable;
-* ``path/to/file.py:attr``, loaded from that file (its directory becomes importable);
+* ``package.module:attr`` (dots in ``attr`` walk attributes): the current directory is
+  importable, as for ``python -m``, but after the standard library and installed packages;
+* ``path/to/file.py:attr``, loaded from that file (its directory becomes importable, after
+  the standard library and installed packages, so it shadows none of them);
 * ``package.module`` alone, meaning ``package.module:handler`` (the Lambda convention).
 
 The function a handler is served as is ``NAME`` when given, else the module's last name
@@ -22,7 +23,9 @@ one line, never a traceback.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import os
 import re
 import sys
@@ -100,8 +103,37 @@ def _is_file(module: str) -> bool:
 
 
 def _importable(directory: str) -> None:
+    # Appended, not prepended: a file in a handler's directory that shares a name with the
+    # standard library or an installed package never shadows it for the whole process.
     if directory not in sys.path:
-        sys.path.insert(0, directory)
+        sys.path.append(directory)
+
+
+def _import_file(path: Path) -> Any:
+    """Import the module at ``path``, under its stem unless another module holds that name."""
+    name = path.stem
+    held = sys.modules.get(name)
+    if held is not None:
+        if _same_file(getattr(held, "__file__", None), path):
+            return held
+        name = f"{name}__{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
+        if name in sys.modules:
+            return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} is not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before running it, as import does (dataclasses need it)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def _same_file(file: str | None, path: Path) -> bool:
+    return file is not None and Path(file).resolve() == path
 
 
 def load_handler(target: str, *, root: str | None = None) -> tuple[HandlerRef, Any]:
@@ -119,17 +151,17 @@ def load_handler(target: str, *, root: str | None = None) -> tuple[HandlerRef, A
         path = Path(module_name).resolve()
         if not path.is_file():
             raise HandlerLoadError(f"cannot load handler {target!r}: no such file {path}")
-        _importable(str(path.parent))
+        _importable(str(path.parent))  # for the modules next to it that it imports
         module_name, where = path.stem, str(path)
         ref = HandlerRef(f"{path}:{attr}")
     else:
-        _importable(os.getcwd())
         if root:
             _importable(root)
+        _importable(os.getcwd())
         where = module_name
         ref = None
     try:
-        module = importlib.import_module(module_name)
+        module = _import_file(path) if ref is not None else importlib.import_module(module_name)
     except ImportError as exc:
         hint = f" from {root}" if root else f" from {os.getcwd()}"
         raise HandlerLoadError(

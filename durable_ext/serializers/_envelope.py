@@ -118,26 +118,32 @@ class EnvelopeCodec:
             cached = m.headers[key] = (header, self._prefix + header)
         return cached
 
-    def encode(self, data: bytes, ctx: SerDesContext) -> bytes:
-        """Seal ``data`` under the current data key."""
+    def encode(self, data: bytes, ctx: SerDesContext, aad: bytes = b"") -> bytes:
+        """Seal ``data`` under the current data key.
+
+        ``aad`` is more associated data, after the binding (the ``fields`` stage binds
+        the field paths with it); ``decode`` must be given the same.
+        """
         reuse_key = None
         if self.reuse_min_bytes is not None and len(data) >= self.reuse_min_bytes:
-            reuse_key = (ctx.durable_execution_arn, ctx.operation_id,
-                         hashlib.sha256(data).digest())
+            digest = hashlib.sha256(data)
+            if aad:
+                digest.update(hashlib.sha256(aad).digest())
+            reuse_key = (ctx.durable_execution_arn, ctx.operation_id, digest.digest())
             sealed = self._reuse.get(reuse_key)
             if sealed is not None:
                 return sealed
         m = self.cache._material(self._material_key, self.provider, self.encryption_context,
                                  len(data), self._where(ctx))
-        header, aad = self._header(m)
+        header, prefix = self._header(m)
         nonce = os.urandom(NONCE_BYTES)
         sealed = header + nonce + m.aead.encrypt(nonce, data,
-                                                 aad + binding(self._flags, ctx))
+                                                 prefix + binding(self._flags, ctx) + aad)
         if reuse_key is not None:
             self._reuse.put(reuse_key, sealed, len(sealed))
         return sealed
 
-    def decode(self, body: bytes, version: int, ctx: SerDesContext) -> bytes:
+    def decode(self, body: bytes, version: int, ctx: SerDesContext, aad: bytes = b"") -> bytes:
         """Open a sealed body: decrypt its data key (cached), then verify and decrypt."""
         where = self._where(ctx)
         if version != self.version:
@@ -162,7 +168,7 @@ class EnvelopeCodec:
                 "verify_keys)"
             )
         aead = self.cache._aead(cache_key, self.provider, key_id, edk, context, where)
-        aad = self._prefix + header + binding(flags, ctx)
+        aad = self._prefix + header + binding(flags, ctx) + aad
         try:
             # Views, not slices: a slice would copy the whole ciphertext once more.
             view = memoryview(body)

@@ -35,6 +35,8 @@ EXT_ENUM = 12
 EXT_BATCH_RESULT = 13
 EXT_DATETIME_STATE = 14
 EXT_MARK = 15
+EXT_SEALED = 16
+EXT_REDACTED = 17
 # UTC datetimes use msgpack's own Timestamp extension (-1).
 
 _TZ_NAIVE, _TZ_UTC, _TZ_FIXED, _TZ_ZONE = 0, 1, 2, 3

@@ -4,6 +4,10 @@ A pipeline turns a value into a checkpoint string in three layers::
 
     value --Format--> bytes --Codec--> bytes ... --Offload--> pointer bytes --armor--> str
 
+A ``fields`` stage (:mod:`durable_ext.serializers.fields`) may sit between the value and
+the format: it encrypts or redacts chosen fields of the value, and wraps the format's frame
+in its own.
+
 Every layer's output is wrapped in a *frame* that names the stage and its version,
 so a payload says how to decode it: decoding follows the frames, not the pipeline
 configured today. A stage only produces and consumes frame *bodies*; the pipeline
@@ -18,7 +22,7 @@ from aws_durable_execution_sdk_python.serdes import SerDesContext
 
 __all__ = ["Codec", "Format", "Offload", "Role", "SerDesContext", "Stage", "VersionedFormat"]
 
-Role = Literal["format", "codec", "offload"]
+Role = Literal["format", "fields", "codec", "offload"]
 
 
 @runtime_checkable

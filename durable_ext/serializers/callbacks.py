@@ -16,8 +16,9 @@ from typing import Any
 
 from aws_durable_execution_sdk_python.serdes import SerDes
 
+from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import SerDesContext
-from durable_ext.serializers.frames import ARMOR_PREFIX, MAGIC, TEXT_PREFIX, repad
+from durable_ext.serializers.frames import ARMOR_PREFIX, MAGIC, TEXT_PREFIX, repad, stage_name_of
 
 __all__ = ["CallbackSerDes", "is_framed"]
 
@@ -26,7 +27,8 @@ def is_framed(text: str) -> bool:
     """Whether ``text`` is a durable_ext payload (a frame in either armor), not outside text.
 
     The whole string must decode (base64 armor) or encode (text armor) to bytes that start
-    with a frame header; natural text never does.
+    with the header of a frame of a known stage (built in or registered); natural text
+    (``"wQ== is a key"``, a latin-1 sentence after a 0xC1 byte) does not.
     """
     if not isinstance(text, str) or len(text) < 4:
         return False
@@ -42,7 +44,10 @@ def is_framed(text: str) -> bool:
             return False
     else:
         return False
-    return len(raw) >= 4 and raw[0] == MAGIC and 0 < raw[1] <= 32 and len(raw) > 2 + raw[1]
+    if len(raw) < 4 or raw[0] != MAGIC or not 0 < raw[1] <= 32 or len(raw) <= 2 + raw[1]:
+        return False
+    name = stage_name_of(raw[2 : 2 + raw[1]])
+    return name is not None and name in SERIALIZERS.names()
 
 
 class CallbackSerDes(SerDes[Any]):

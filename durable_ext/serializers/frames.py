@@ -23,6 +23,8 @@ from durable_ext.errors import SerializationError
 
 __all__ = [
     "ARMOR_PREFIX",
+    "BUILTIN_NAMES",
+    "BUILTIN_WIRES",
     "MAGIC",
     "PADDING",
     "TEXT_PREFIX",
@@ -32,6 +34,7 @@ __all__ = [
     "is_armored",
     "read_frame",
     "repad",
+    "stage_name_of",
     "unarmor",
 ]
 
@@ -45,6 +48,37 @@ PADDING = ("", "===", "==", "=")
 #: the largest frame whose armor is written without padding
 UNPADDED_MAX = 4096
 _HEADERS: dict[tuple[bytes, int], bytes] = {}
+
+#: the frame id of each built-in stage -> its registry name; a third-party stage's id is its
+#: ``wire`` attribute (by convention its name). Each stage has exactly one id.
+BUILTIN_WIRES: dict[bytes, str] = {
+    b"m": "msgpack",
+    b"j": "json",
+    b"z": "zstd",
+    b"l": "zlib",
+    b"k": "kms",
+    b"K": "localkey",
+    b"F": "fields",
+    b"s": "s3",
+    b"p": "pickle",
+    b"M": "model",
+}
+BUILTIN_NAMES = frozenset(BUILTIN_WIRES.values())
+
+
+def stage_name_of(wire: bytes) -> str | None:
+    """Return the registry name frames of id ``wire`` are read by, None for no stage.
+
+    A built-in stage has one short id (``s3`` is no id of the S3 stage); a third-party
+    stage's id is its name.
+    """
+    name = BUILTIN_WIRES.get(wire)
+    if name is not None:
+        return name
+    if not wire.isascii():
+        return None
+    name = wire.decode("ascii")
+    return None if name in BUILTIN_NAMES else name
 
 
 def frame(wire: bytes, version: int, body: bytes) -> bytes:

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, NoReturn, TypeVar, overload
 
 from durable_ext._deps import require
 from durable_ext.errors import ConfigError, SerializationError, SpecError
+from durable_ext.serializers._field_marks import Deferred, RawObject, open_count
 from durable_ext.serializers._msgpack_ext import _Unsupported
 from durable_ext.serializers.base import Role, SerDesContext
 from durable_ext.serializers.msgpack_format import LAYOUT_MARKED, MsgpackFormat
@@ -406,6 +407,32 @@ class ModelFormat(MsgpackFormat):
         finally:
             local.depth -= 1
 
+    def object_data(self, obj: Any) -> tuple[str, Any, Any, Callable[[Any], Any]] | None:
+        """Models are selected into by their stored field data (see the base class)."""
+        adapter = self.models.adapter_for_class(type(obj))
+        if adapter is None:
+            return super().object_data(obj)
+        try:
+            fields = adapter.dump(obj)
+        except Exception as exc:
+            raise SerializationError(
+                f"the model format cannot dump {adapter.tag!r} ({type(exc).__name__}: {exc})"
+            ) from exc
+        if not isinstance(fields, dict):
+            return None  # json=True models are one JSON text: nothing to select inside
+        tag = adapter.tag
+
+        def pack(data: Any) -> Any:
+            local = self._in_model
+            local.depth = getattr(local, "depth", 0) + 1
+            try:
+                return msgpack.ExtType(EXT_MODEL, self._pack([tag, data]))
+            finally:
+                local.depth -= 1
+
+        keymap = _aliases(adapter.cls)
+        return "map", fields, keymap, lambda f: RawObject(f, pack, "map", keymap)
+
     def _unsupported(self, exc: _Unsupported, ctx: SerDesContext) -> NoReturn:
         t = exc.obj_type
         if not exc.why and (issubclass(t, pydantic.BaseModel) or dataclasses.is_dataclass(t)
@@ -418,6 +445,7 @@ class ModelFormat(MsgpackFormat):
         super()._unsupported(exc, ctx)
 
     def _dec_model(self, data: bytes) -> Any:
+        before = open_count()
         tag, fields = self._unpack(data)
         adapter = self.models.adapter_for_tag(tag) if isinstance(tag, str) else None
         if adapter is None:
@@ -425,4 +453,28 @@ class ModelFormat(MsgpackFormat):
                 f"payload holds a model of unregistered tag {str(tag)[:80]!r}; register its "
                 "class in the ModelRegistry passed as types="
             )
+        if open_count() != before:
+            # Encrypted fields inside: validated once the fields stage has put them back.
+            return Deferred("object", tag, fields, adapter.load, _aliases(adapter.cls))
         return adapter.load(fields)
+
+
+_ALIASES: dict[type, dict[str, str] | None] = {}
+
+
+def _aliases(cls: type) -> dict[str, str] | None:
+    """Field name -> the key a model dumps it under (by alias), where they differ."""
+    try:
+        return _ALIASES[cls]
+    except KeyError:
+        pass
+    fields = getattr(cls, "model_fields", None) if issubclass(cls, pydantic.BaseModel) else None
+    out = {}
+    for name, info in (fields or {}).items():
+        key = info.serialization_alias or info.alias
+        if key and key != name:
+            out[name] = key
+    if len(_ALIASES) > 4096:
+        _ALIASES.clear()
+    _ALIASES[cls] = out or None
+    return _ALIASES[cls]

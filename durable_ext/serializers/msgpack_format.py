@@ -30,7 +30,15 @@ from typing import Any, ClassVar, NoReturn
 from aws_durable_execution_sdk_python.concurrency.models import BatchResult
 
 from durable_ext._deps import require
-from durable_ext.errors import SerializationError, SpecError
+from durable_ext.errors import ConfigError, SerializationError, SpecError
+from durable_ext.serializers._field_marks import (
+    OPEN,
+    SEALED,
+    Deferred,
+    RawObject,
+    Redacted,
+    open_count,
+)
 from durable_ext.serializers._msgpack_bounds import _counting_hooks, _NestedState
 from durable_ext.serializers._msgpack_ext import (
     _UTC,
@@ -44,6 +52,8 @@ from durable_ext.serializers._msgpack_ext import (
     EXT_FROZENSET,
     EXT_MARK,
     EXT_OBJECT,
+    EXT_REDACTED,
+    EXT_SEALED,
     EXT_SET,
     EXT_TIME,
     EXT_TIMEDELTA,
@@ -82,7 +92,7 @@ from durable_ext.serializers.limits import (
     decoding,
     has_budget,
 )
-from durable_ext.serializers.types import TypeRegistry
+from durable_ext.serializers.types import TypeRegistry, Unregistered
 
 msgpack = require("msgpack", extra="msgpack", feature="the msgpack serializer")
 
@@ -97,6 +107,8 @@ __all__ = [
     "EXT_FROZENSET",
     "EXT_MARK",
     "EXT_OBJECT",
+    "EXT_REDACTED",
+    "EXT_SEALED",
     "EXT_SET",
     "EXT_TIME",
     "EXT_TIMEDELTA",
@@ -151,12 +163,19 @@ class MsgpackFormat:
     name: ClassVar[str] = "msgpack"
     role: ClassVar[Role] = "format"
     wire: ClassVar[bytes] = b"m"
+    #: a value JSON carries exactly may be written as the plain JSON it reads back from
+    json_exact: ClassVar[bool] = True
     version: ClassVar[int] = LAYOUT_MARKED
 
     def __init__(
-        self, *, types: TypeRegistry | list[type] | tuple[type, ...] | None = None
+        self, *, types: TypeRegistry | list[type] | tuple[type, ...] | None = None,
+        unregistered: str = "error",
     ) -> None:
+        if unregistered not in ("error", "keep"):
+            raise ConfigError(f"unregistered must be 'error' or 'keep', got {unregistered!r}")
         self.types = TypeRegistry.coerce(types)
+        #: objects of unregistered classes: an error, or kept as Unregistered (for tools)
+        self._keep_unregistered = unregistered == "keep"
         # The hottest types (tuple, set, frozenset, datetime, UUID, Decimal) are handled
         # inline by the packer's default hook and the unpacker's extension hook: these
         # tables have the rest.
@@ -166,6 +185,8 @@ class MsgpackFormat:
             dt.timedelta: _enc_timedelta,
             int: _enc_bigint,
             BatchResult: lambda o: _ext(EXT_BATCH_RESULT, self._pack(o.to_dict())),
+            Redacted: lambda o: _ext(EXT_REDACTED, o.body()),
+            RawObject: lambda o: o.pack(o.fields),
         }
         self._decoders: dict[int, Callable[[bytes], Any]] = {
             EXT_TUPLE: lambda d: tuple(self._unpack(d)),
@@ -179,7 +200,9 @@ class MsgpackFormat:
             EXT_BIGINT: _dec_bigint,
             EXT_OBJECT: self._dec_object,
             EXT_ENUM: self._dec_enum,
-            EXT_BATCH_RESULT: lambda d: BatchResult.from_dict(self._unpack(d)),
+            EXT_BATCH_RESULT: self._dec_batch,
+            EXT_SEALED: _dec_sealed,
+            EXT_REDACTED: Redacted.from_body,
         }
         self._fields: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._local = threading.local()
@@ -326,6 +349,8 @@ class MsgpackFormat:
         # With open_marks (one marked body), container markers are counted as they are
         # read; without it a marker is an error.
         decoders = self._decoders
+        # The fields frame being decoded, if any, looked up once per hook, not per mark.
+        fields_state = OPEN.get() if open_marks is not None else None
 
         def ext_hook(code: int, data: bytes) -> Any:
             if code == EXT_UUID:
@@ -338,6 +363,11 @@ class MsgpackFormat:
                 return u
             if code == EXT_DECIMAL:
                 return _Decimal(data.decode("ascii"))
+            if code == EXT_SEALED:
+                if fields_state is None or data:
+                    return _dec_sealed(data)
+                fields_state.count += 1
+                return SEALED
             if code == EXT_MARK:
                 mark = _mark_of(data) if open_marks is not None else None
                 if mark is None:
@@ -362,6 +392,37 @@ class MsgpackFormat:
             names, _ = self._field_names(cls)
             return _ext(EXT_OBJECT, self._pack([tag, {n: getattr(obj, n) for n in names}]))
         raise _Unsupported(obj)
+
+    # -- field protection (see durable_ext.serializers.fields) -------------------------
+
+    #: what an encrypted field is packed as (a native msgpack value: no hook call)
+    sealed_mark: ClassVar[Any] = ExtType(EXT_SEALED, b"")
+
+    def object_data(self, obj: Any) -> tuple[str, Any, Any, Callable[[Any], Any]] | None:
+        """Return how an object is stored, for selecting fields inside it, or ``None``.
+
+        The result is ``(kind, fields, keymap, rebuild)``: the field data this format
+        packs for ``obj``, the stored key of each field name that differs from it, and
+        a function turning changed field data into something this format packs as it
+        would pack ``obj``.
+        """
+        t = type(obj)
+        if t is BatchResult:
+            return ("batch", obj.to_dict(), None,
+                    lambda f: RawObject(f, lambda d: _ext(EXT_BATCH_RESULT, self._pack(d)),
+                                        "batch"))
+        tag = self.types.tag_of(t)
+        if tag is None or isinstance(obj, enum.Enum):
+            return None
+
+        def pack(fields: Any) -> Any:
+            return _ext(EXT_OBJECT, self._pack([tag, fields]))
+
+        if isinstance(obj, tuple):
+            keymap = {n: i for i, n in enumerate(t._fields)}
+            return "seq", list(obj), keymap, lambda f: RawObject(f, pack, "seq", keymap)
+        names, _ = self._field_names(t)
+        return "map", {n: getattr(obj, n) for n in names}, None, lambda f: RawObject(f, pack)
 
     def _field_names(self, cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
         known = self._fields.get(cls)
@@ -499,6 +560,9 @@ class MsgpackFormat:
             raise ValueError("container marker out of place")
         return value
 
+    def _unknown(self, tag: object) -> bool:
+        return not isinstance(tag, str) or self.types.class_of(tag) is None
+
     def _registered(self, tag: object) -> type:
         cls = self.types.class_of(tag) if isinstance(tag, str) else None
         if cls is None:
@@ -509,8 +573,26 @@ class MsgpackFormat:
         return cls
 
     def _dec_object(self, data: bytes) -> Any:
+        before = open_count()
         tag, fields = self._unpack(data)
+        if self._keep_unregistered and self._unknown(tag):
+            return Unregistered(str(tag), fields)
         cls = self._registered(tag)
+        if open_count() != before:
+            # Encrypted fields inside: built once the fields stage has put them back.
+            keymap = ({n: i for i, n in enumerate(cls._fields)}  # type: ignore[attr-defined]
+                      if isinstance(fields, list) else None)
+            return Deferred("object", tag, fields, lambda f: self._build_object(cls, f), keymap)
+        return self._build_object(cls, fields)
+
+    def _dec_batch(self, data: bytes) -> Any:
+        before = open_count()
+        fields = self._unpack(data)
+        if open_count() != before:
+            return Deferred("batch", "BatchResult", fields, BatchResult.from_dict)
+        return BatchResult.from_dict(fields)
+
+    def _build_object(self, cls: type, fields: Any) -> Any:
         if isinstance(fields, list):
             return cls(*fields)
         _, no_init = self._field_names(cls)
@@ -523,5 +605,16 @@ class MsgpackFormat:
 
     def _dec_enum(self, data: bytes) -> Any:
         tag, name = self._unpack(data)
+        if self._keep_unregistered and self._unknown(tag):
+            return Unregistered(str(tag), name, "enum")
         cls = self._registered(tag)
         return cls[name]  # type: ignore[index]
+
+
+def _dec_sealed(data: bytes) -> Any:
+    # Only a fields frame may hold encrypted fields: it counts them, and puts every one back.
+    state = OPEN.get()
+    if state is None or data:
+        raise ValueError("an encrypted field outside a fields frame (or a malformed one)")
+    state.count += 1
+    return SEALED

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aws_durable_execution_sdk_python.exceptions import RetryableSerDesError, SerDesError
-from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDes
+from aws_durable_execution_sdk_python.serdes import TYPE_CODEC, SerDes, TypeTag
 
 from durable_ext.errors import (
     ConfigError,
@@ -21,12 +21,14 @@ from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, Stage
 from durable_ext.serializers.frames import (
     ARMOR_PREFIX,
+    BUILTIN_NAMES,
     TEXT_PREFIX,
     armor,
     frame,
     is_armored,
     read_frame,
     repad,
+    stage_name_of,
     unarmor,
 )
 from durable_ext.serializers.limits import (
@@ -35,29 +37,19 @@ from durable_ext.serializers.limits import (
     NOT_JSON,
     DecodeBudget,
     DecodeLimits,
+    check_json_text,
     decoding,
     load_json,
 )
-from durable_ext.serializers.shortest import FLOAT64, shorter_armor, shorter_as_json
+from durable_ext.serializers.shortest import FLOAT64, SDK_SPACED, shorter_armor, shorter_as_json
 from durable_ext.serializers.types import TypeRegistry
 from durable_ext.spec import PipelineSpec, parse_pipeline
 
 __all__ = ["Pipeline", "build_pipeline", "serdes"]
 
-#: the frame id of each built-in stage -> its registry name; a third-party stage's id is its
-#: ``wire`` attribute (by convention its name). Each stage has exactly one id.
-_BUILTIN_WIRES: dict[bytes, str] = {
-    b"m": "msgpack",
-    b"j": "json",
-    b"z": "zstd",
-    b"l": "zlib",
-    b"k": "kms",
-    b"K": "localkey",
-    b"s": "s3",
-    b"p": "pickle",
-    b"M": "model",
-}
-_BUILTIN_NAMES = frozenset(_BUILTIN_WIRES.values())
+#: the exact types whose JSON text reads back as the same value (subclasses may not)
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 #: built-in stages a pipeline may load on its own to read old payloads; the others
 #: (keys, buckets, pickle) act on the outside world and must be configured explicitly.
 #: A third-party stage joins them by declaring ``self_contained = True``.
@@ -68,6 +60,9 @@ _a2b = binascii.a2b_base64
 
 class Pipeline(SerDes[Any]):
     """An SDK ``SerDes`` made of one format, codecs in order, and an optional offload.
+
+    A ``fields`` stage (:mod:`durable_ext.serializers.fields`) may follow the format: it
+    encrypts or redacts chosen fields of the value before the format encodes it.
 
     ``serialize`` returns an ASCII ``str``. ``deserialize`` follows the frames in the
     payload, so it reads everything any pipeline wrote (stages missing here are loaded
@@ -93,19 +88,29 @@ class Pipeline(SerDes[Any]):
         accept_foreign: bool = True,
         allowed: Iterable[str] | None = None,
         limits: DecodeLimits | Mapping[str, int] | None = None,
+        fields: Any = None,
     ) -> None:
         self.format = format
+        self.fields = fields
         self.codecs = tuple(codecs)
         self.offload = offload
         self.accept_foreign = accept_foreign
         self.limits = DecodeLimits.coerce(limits)
         self._options = {k: dict(v) for k, v in (options or {}).items()}
         _check_role(format, "format", 0)
+        if fields is not None:
+            _check_role(fields, "fields", 1)
+            if not hasattr(format, "sealed_mark"):
+                raise SpecError(
+                    f"the fields stage needs the msgpack or model format, not {format.name!r}"
+                )
+            fields.check_format(format)
         for i, c in enumerate(self.codecs, 1):
             _check_role(c, "codec", i)
         if offload is not None:
             _check_role(offload, "offload", len(self.codecs) + 1)
-        stages: list[Stage] = [format, *self.codecs, *([offload] if offload else [])]
+        stages: list[Stage] = [format, *([fields] if fields is not None else []), *self.codecs,
+                               *([offload] if offload else [])]
         self._by_wire: dict[bytes, Stage] = {}
         #: how often a frame id may occur in one payload: as often as this pipeline uses the
         #: stage, and once for stages it only reads (no chain of nested bombs)
@@ -121,7 +126,6 @@ class Pipeline(SerDes[Any]):
         # Pickle can run code on decode: a payload may only use it if this pipeline does.
         self._allowed = set(allowed) if allowed is not None else None
         self._forbidden = {"pickle"} - {st.name for st in stages}
-        self._sdk_json: SerDes[Any] = ExtendedTypeSerDes()  # type: ignore[no-untyped-call]
         # Formats whose body layout varies per value say which one each body uses.
         self._encode_format: Callable[[Any, SerDesContext], tuple[int, bytes]] = getattr(
             format, "encode_versioned", None
@@ -130,13 +134,18 @@ class Pipeline(SerDes[Any]):
         # Hot path: a payload that is a bare frame of this pipeline's format, by its header.
         self._format_versions = {h: v for v, h in enumerate(self._format_headers)}
         self._format_header_size = len(self._format_headers[0])
-        self._simple = not self.codecs and offload is None
+        self._simple = not self.codecs and offload is None and fields is None
         # Compression may be left out when it does not shorten the string; encryption and
-        # offload may not. A pipeline that reads plain JSON may write it (see shortest).
+        # offload may not. A pipeline that reads plain JSON may write it (see shortest),
+        # when its format says JSON carries its values exactly (not a signed format).
         self._skippable = offload is None and all(
             getattr(c, "skippable", False) is True for c in self.codecs
         )
-        self._json_ok = self._skippable and accept_foreign
+        # Never with fields: the JSON would be the value as given, protected fields and all.
+        self._json_ok = (self._skippable and accept_foreign and fields is None
+                         and getattr(format, "json_exact", False) is True)
+        #: the layout whose bodies are compact ASCII JSON of the value, written unframed
+        self._plain_layout: int | None = getattr(format, "plain_json_layout", None)
         # The fast path decodes a bare format frame with the default limits and no budget
         # object, for strings small enough that their bytes bound what they decode to
         # (COUNTED_BODY_BYTES); larger strings and other limits go through the slow path,
@@ -144,7 +153,8 @@ class Pipeline(SerDes[Any]):
         self._fast_max = COUNTED_BODY_BYTES if self.limits == DEFAULT_LIMITS else -1
 
     def __repr__(self) -> str:
-        names = [self.format.name, *(c.name for c in self.codecs)]
+        names = [self.format.name, *([self.fields.name] if self.fields is not None else []),
+                 *(c.name for c in self.codecs)]
         if self.offload is not None:
             names.append(self.offload.name)
         return f"Pipeline({'+'.join(names)!r})"
@@ -157,16 +167,26 @@ class Pipeline(SerDes[Any]):
         A payload that would decode to more than ``limits.max_bytes`` is refused here, so
         the pipeline never stores what it would refuse to read.
         """
+        sealed: bytes | None = None
+        unsealed = 0
+        if self.fields is not None:
+            value, sealed, unsealed = self.fields.protect(value, serdes_context, self.format)
         if self._fast_max < 0:
             with decoding(DecodeBudget(self.limits)):
                 version, body = self._encode_format(value, serdes_context)
         else:
             version, body = self._encode_format(value, serdes_context)
         data = self._format_headers[version] + body
+        if sealed is not None:
+            data = frame(self.fields.wire, self.fields.version, sealed + data)
+            data_produced = len(data) + unsealed
+        else:
+            data_produced = len(data)
         if self._simple:
-            produced = len(data)
+            produced = data_produced
         else:
             layered, produced = self._encode_layers(data, serdes_context)
+            produced += data_produced - len(data)
         if produced > self.limits.max_bytes:
             raise SerializationError(
                 f"operation {serdes_context.operation_id!r}: the payload decodes through "
@@ -174,16 +194,50 @@ class Pipeline(SerDes[Any]):
                 "(max_bytes); raise it with limits={'max_bytes': N} on every pipeline "
                 "that reads it"
             )
+        if version == self._plain_layout and self._json_ok and self._simple \
+                and not _envelope_like(value):
+            plain = body.decode("ascii")
+            if self._readable_json(plain):
+                return plain  # JSON text every reader reads as this value, unframed
         if self._simple:
             text = armor(data)
         elif self._skippable:
             text = shorter_armor(data, layered)
         else:
             text = armor(layered)
+        if self._json_ok and type(value) in _JSON_SCALARS:
+            return self._scalar_as_json(value, text)
         if self._json_ok and FLOAT64 in body:
-            return shorter_as_json(value, version, body, text, len(data), self._encode_format,
-                                   serdes_context)
+            chosen = shorter_as_json(value, version, body, text, len(data), self._encode_format,
+                                     serdes_context)
+            if chosen is not text and not self._readable_json(chosen):
+                return text
+            return chosen
         return text
+
+    def _scalar_as_json(self, value: Any, text: str) -> str:
+        # A bare string, number, bool or None reads back from JSON as itself: written as
+        # JSON when no longer, it is what a reader expecting the SDK's JSON sees
+        # (json.loads of a step's result), and shorter besides.
+        try:
+            candidate = SDK_SPACED(value)
+        except ValueError:
+            return text  # NaN and Infinity are not JSON
+        if len(candidate) <= len(text) and self._readable_json(candidate):
+            return candidate
+        return text
+
+    def _readable_json(self, text: str) -> bool:
+        # JSON text is read within the limits by its brackets (strings' included): JSON a
+        # reader would refuse is never written in place of the armored payload.
+        if len(text) <= COUNTED_BODY_BYTES:
+            return True  # its length bounds it (check_json_text counts nothing shorter)
+        try:
+            with decoding(DecodeBudget(self.limits)):
+                check_json_text(text)
+        except SerializationError:
+            return False
+        return True
 
     def _encode_layers(self, data: bytes, ctx: SerDesContext) -> tuple[bytes, int]:
         # Returns the frame chain and the bytes decoding it will produce: every frame in
@@ -251,6 +305,9 @@ class Pipeline(SerDes[Any]):
             try:
                 if stage.role == "format":
                     return stage.decode(body, version, ctx)  # type: ignore[attr-defined]
+                if stage.role == "fields":
+                    return stage.open(body, version, ctx,  # type: ignore[attr-defined]
+                                      self._stage_for)
                 if stage.role == "offload":
                     raw = stage.load(body, version, ctx)  # type: ignore[attr-defined]
                 else:
@@ -279,11 +336,9 @@ class Pipeline(SerDes[Any]):
         stage = self._by_wire.get(wire)
         if stage is not None:
             return stage
-        name = _BUILTIN_WIRES.get(wire)
+        name = stage_name_of(wire)
         if name is None:
-            name = wire.decode("ascii", "replace")
-            if name in _BUILTIN_NAMES or not wire.isascii():
-                raise SerializationError(f"{where}: payload uses unknown stage id {wire[:32]!r}")
+            raise SerializationError(f"{where}: payload uses unknown stage id {wire[:32]!r}")
         if name in self._forbidden or (self._allowed is not None and name not in self._allowed):
             raise self._not_configured(name, where)
         cls = self._load_stage(name, where)
@@ -291,14 +346,14 @@ class Pipeline(SerDes[Any]):
             raise SerializationError(f"{where}: payload uses unknown stage id {wire[:32]!r}")
         self_contained = (
             name in _SELF_CONTAINED
-            if name in _BUILTIN_NAMES
+            if name in BUILTIN_NAMES
             else getattr(cls, "self_contained", False) is True
         )
         if not self_contained and name not in self._options:
             raise self._not_configured(name, where)
         try:
             stage = cls.from_spec(None, **self._options.get(name, {}))
-            if getattr(stage, "role", None) not in ("format", "codec", "offload"):
+            if getattr(stage, "role", None) not in ("format", "fields", "codec", "offload"):
                 raise TypeError(f"{cls!r} is not a serializer stage")
         except Exception as exc:
             raise SerializationError(
@@ -335,13 +390,29 @@ class Pipeline(SerDes[Any]):
                 f"it starts with {data[:20]!r}"
             )
         if isinstance(obj, dict) and len(obj) == 2 and "t" in obj and "v" in obj:
-            try:
-                return self._sdk_json.deserialize(data, SerDesContext())
-            except SerDesError:
-                return obj  # plain JSON that merely looks like the SDK's envelope
-            except RecursionError:
-                raise DecodeBudget(self.limits, where).too_deep("the JSON envelope") from None
+            return self._sdk_envelope(obj, where)
         return obj
+
+    def _sdk_envelope(self, obj: dict[str, Any], where: str) -> Any:
+        # Decoded from the object already parsed (and bounded by load_json), not re-read
+        # from the text: the SDK's own decoder would parse it again without those bounds.
+        try:
+            tag = TypeTag(obj["t"])
+        except (ValueError, TypeError):
+            return obj  # plain JSON that merely looks like the SDK's envelope
+        try:
+            return TYPE_CODEC.decode(tag, obj["v"])
+        except RecursionError:
+            raise DecodeBudget(self.limits, where).too_deep("the JSON envelope") from None
+        except Exception as exc:
+            raise SerializationError(
+                f"{where}: malformed SDK JSON envelope of type {tag.value!r}: {exc}"
+            ) from exc
+
+
+def _envelope_like(value: Any) -> bool:
+    # A two-key {"t", "v"} object reads back as the SDK's type envelope.
+    return type(value) is dict and len(value) == 2 and "t" in value and "v" in value
 
 
 def _check_role(stage: Any, role: str, index: int) -> None:
@@ -351,7 +422,8 @@ def _check_role(stage: Any, role: str, index: int) -> None:
         where = "first" if index == 0 else f"at position {index}"
         raise SpecError(
             f"stage {name!r} ({actual}) cannot be {where} of a pipeline: expected a {role}; "
-            "a pipeline is one format, then codecs, then at most one offload"
+            "a pipeline is one format, an optional fields stage, then codecs, then at most "
+            "one offload"
         )
 
 
@@ -389,8 +461,9 @@ def build_pipeline(
         except TypeError as exc:
             raise ConfigError(f"stage {st.name!r}: {exc}") from None
     fmt, rest = stages[0], stages[1:]
+    fields = rest.pop(0) if rest and getattr(rest[0], "role", None) == "fields" else None
     offload = rest.pop() if rest and getattr(rest[-1], "role", None) == "offload" else None
-    return Pipeline(fmt, rest, offload, options=options, limits=limits)
+    return Pipeline(fmt, rest, offload, options=options, limits=limits, fields=fields)
 
 
 def serdes(

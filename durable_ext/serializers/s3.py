@@ -58,7 +58,7 @@ from durable_ext.errors import (
 from durable_ext.registry import SERIALIZERS
 from durable_ext.serializers._aws import BoundedCache, LazyClient, aws_errors
 from durable_ext.serializers.base import Role, SerDesContext
-from durable_ext.serializers.frames import is_armored, read_frame, unarmor
+from durable_ext.serializers.frames import BUILTIN_WIRES, is_armored, read_frame, unarmor
 from durable_ext.serializers.limits import current_budget
 
 msgpack = require("msgpack", extra="s3", feature="the s3 offload")
@@ -435,11 +435,9 @@ class S3Offload:
 
     def _plain_value(self, data: bytes, ctx: SerDesContext) -> Any:
         """Decode our own input back to the value, unless a stage hides it (encryption)."""
-        from durable_ext.serializers.pipeline import _BUILTIN_WIRES
-
         for _ in range(16):
             wire, version, body = read_frame(data, "preview")
-            name = _BUILTIN_WIRES.get(wire)
+            name = BUILTIN_WIRES.get(wire)
             if name not in _PLAIN_STAGES:
                 raise SerializationError(f"stage {name or wire!r} is not shown in previews")
             stage = self._plain_stages.get(wire)

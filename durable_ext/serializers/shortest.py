@@ -30,7 +30,7 @@ from typing import Any
 from durable_ext.serializers.base import SerDesContext
 from durable_ext.serializers.frames import armor
 
-__all__ = ["FLOAT64", "SLACK", "shorter_as_json"]
+__all__ = ["COMPACT", "FLOAT64", "SDK_SPACED", "SLACK", "shorter_as_json"]
 
 SLACK = 16
 """Most characters a pipeline's string may exceed the SDK's JSON of the same value by."""
@@ -39,7 +39,15 @@ FLOAT64 = b"\xcb"
 _SAMPLE = 64
 #: the frame header, in base64 characters: the part of the excess that is not floats
 _HEADER_CHARS = 6
+#: armored payloads up to this long are measured against the SDK's JSON when in doubt
+_MEASURED_MAX = 512
 _unpack_float = struct.Struct(">d").unpack_from
+#: JSON text as the SDK spaces it, and compact; NaN and Infinity are refused (not JSON).
+#: Encoders made once: json.dumps with options builds one per call.
+SDK_SPACED = json.JSONEncoder(allow_nan=False).encode
+COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: compact JSON as the SDK's encoders write it, NaN and Infinity included
+_COMPACT_NAN = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _json_saving(body: bytes, chars_per_byte: float) -> float:
@@ -77,12 +85,39 @@ def shorter_as_json(
     ``version`` and ``body`` are the format's encoding of ``value``; exact means the JSON
     read back encodes to the same body, so it is the same value to every reader.
     """
-    if _json_saving(body, len(text) / frame_len) + _HEADER_CHARS <= SLACK:
-        return text
+    ratio = len(text) / frame_len
+    excess = _json_saving(body, ratio) + _HEADER_CHARS
+    if excess <= SLACK:
+        # In a short payload, base64's third on every other byte (whose JSON is otherwise
+        # at least as long as its msgpack) may still take the armor past the bound: then
+        # measure it, against compact JSON, a lower bound of what the SDK writes (its
+        # JsonSerDes spaces items, its ExtendedTypeSerDes adds envelopes). In a long one
+        # the SDK's spacing outgrows the header and the few floats.
+        if len(text) > _MEASURED_MAX or excess + max(ratio - 1.0, 0.0) * (
+            len(body) - 9 * body.count(FLOAT64)
+        ) <= SLACK:
+            return text
+        try:
+            if len(text) <= len(_COMPACT_NAN(value)) + SLACK:
+                return text
+        except (TypeError, ValueError, RecursionError):
+            return text  # not a JSON value
+        over_bound = True
+    else:
+        over_bound = False
     try:
-        # NaN and Infinity are not JSON: readers other than Python's refuse them.
-        candidate = json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
+        candidate = COMPACT(value)
+    except ValueError:
+        # NaN and Infinity are not JSON: readers other than Python's refuse them, so they
+        # are written only where the SDK would write them too and the armor is too long.
+        try:
+            over_bound = over_bound or len(text) > len(_COMPACT_NAN(value)) + SLACK
+            if not over_bound:
+                return text
+            candidate = _COMPACT_NAN(value)
+        except (TypeError, ValueError, RecursionError):
+            return text
+    except (TypeError, RecursionError):
         return text  # not a JSON value
     if len(candidate) >= len(text):
         return text

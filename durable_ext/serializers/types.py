@@ -13,9 +13,29 @@ from typing import Any, TypeVar
 
 from durable_ext.errors import ConfigError
 
-__all__ = ["TypeRegistry"]
+__all__ = ["TypeRegistry", "Unregistered"]
 
 T = TypeVar("T", bound=type)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unregistered:
+    """An object of a class the reader did not register, kept as its tag and its fields.
+
+    What a format built with ``unregistered="keep"`` decodes such an object to, so tools
+    can show a payload without the handler's classes; never built into the class itself.
+
+    Attributes:
+        tag: The class's tag, as written.
+        fields: Its fields (a dict, or a list for a NamedTuple) or, for an Enum, its
+            member's name.
+        kind: ``"object"`` or ``"enum"``.
+
+    """
+
+    tag: str
+    fields: Any
+    kind: str = "object"
 
 
 class TypeRegistry:

@@ -36,7 +36,7 @@ import pytest
 if TYPE_CHECKING:
     from durable_ext.runtime import Runtime
 
-__all__ = ["DurableTestRuntime", "ExecutionRun", "OperationView"]
+__all__ = ["DurableTestRuntime", "ExecutionRun", "OperationView", "Responders"]
 
 _BACKENDS = ("memory", "file")
 _CLOCKS = ("virtual", "real")
@@ -66,10 +66,15 @@ class OperationView:
     attempt: int | None = None
     callback_id: str | None = None
     execution_arn: str = field(default="", repr=False)
+    serdes: Any = field(default=None, repr=False, compare=False)
 
     @property
     def value(self) -> Any:
-        """The result decoded the way the SDK reads it back (any durable_ext pipeline too).
+        """The result decoded as the handler reads it back.
+
+        With the serdes (and so the types) the operation was configured with, when it
+        ran in this test; else as the SDK's default reads it (any durable_ext
+        pipeline's frames too).
 
         Raises:
             durable_ext.errors.SerializationError: the payload cannot be decoded here.
@@ -77,6 +82,10 @@ class OperationView:
         """
         if self.result is None:
             return None
+        if self.serdes is not None:
+            from aws_durable_execution_sdk_python.serdes import deserialize
+
+            return deserialize(self.serdes, self.result, self.id, self.execution_arn)
         from aws_durable_execution_sdk_python.serdes import SerDesContext
 
         from durable_ext.serializers.pipeline import build_pipeline
@@ -85,7 +94,8 @@ class OperationView:
         return build_pipeline("json").deserialize(self.result, ctx)
 
 
-def _operations(arn: str, events: Sequence[Mapping[str, Any]]) -> list[OperationView]:
+def _operations(arn: str, events: Sequence[Mapping[str, Any]],
+                serdes: Mapping[tuple[str, str], Any] | None = None) -> list[OperationView]:
     ops: dict[str, dict[str, Any]] = {}
     for event in events:
         m = _EVENT.match(str(event.get("EventType", "")))
@@ -110,7 +120,8 @@ def _operations(arn: str, events: Sequence[Mapping[str, Any]]) -> list[Operation
             op["attempt"] = attempt
         if details.get("CallbackId"):
             op["callback_id"] = details["CallbackId"]
-    return [OperationView(**op) for op in ops.values()]
+    known = serdes or {}
+    return [OperationView(**op, serdes=known.get((arn, op["id"]))) for op in ops.values()]
 
 
 # -- one execution ----------------------------------------------------------------------
@@ -159,10 +170,16 @@ class ExecutionRun:
                 break
         return events
 
+    def recording(self) -> Any:
+        """Return this execution as a :class:`~durable_ext.testing.recording.Recording`."""
+        from durable_ext.testing.recording import Recording
+
+        return Recording.from_execution(self._harness.runtime, self.arn)
+
     @property
     def operations(self) -> list[OperationView]:
         """The operations in the order they started."""
-        return _operations(self.arn, self.history())
+        return _operations(self.arn, self.history(), self._harness.serdes_seen())
 
     def operation(self, name: str) -> OperationView:
         """Return the one operation called ``name``.
@@ -180,6 +197,10 @@ class ExecutionRun:
         if not found:
             raise LookupError(f"no operation named {name!r} in {self.arn}; there are: {names}")
         raise LookupError(f"{len(found)} operations are named {name!r}; use .operations")
+
+    def operation_status(self, op_id: str) -> str | None:
+        """Return the status of operation ``op_id`` (None when it has none yet)."""
+        return next((op.status for op in self.operations if op.id == op_id), None)
 
     def callback_id(self, name: str | None = None) -> str:
         """Return the id of the pending callback ``name`` (or of the only pending one).
@@ -239,11 +260,17 @@ class DurableTestRuntime:
     (callback and heartbeat timeouts included).
     """
 
-    def __init__(self, runtime: Runtime, *, timeout: float = 30.0) -> None:
+    def __init__(self, runtime: Runtime, *, timeout: float = 30.0,
+                 always_replay: bool = False) -> None:
         self.runtime = runtime
         self.timeout = timeout
+        self.always_replay = always_replay
         self._names: dict[int, str] = {}
         self._seq = itertools.count(1)
+        self._mocks: dict[str, Callable[..., Any]] = {}
+        self._sessions: dict[int, Any] = {}
+        self._wrapped: dict[int, Callable[..., Any]] = {}
+        self._responders = Responders(self)
 
     @property
     def clock(self) -> Any:
@@ -260,8 +287,72 @@ class DurableTestRuntime:
             base = re.sub(r"[^A-Za-z0-9_-]", "-", getattr(handler, "__name__", "handler"))[:48]
             name = f"{base or 'handler'}-{next(self._seq)}"
         self._names[key] = name
-        self.runtime.register(name, handler, durable=durable)
+        self.runtime.register(name, self._watched(handler) if durable else handler,
+                              durable=durable)
         return name
+
+    def _watched(self, handler: Callable[..., Any] | str) -> Callable[..., Any]:
+        """Return the handler under a session of this test (mocks, always-replay, findings)."""
+        key = id(handler)
+        if key not in self._wrapped:
+            from durable_ext.testing.session import TestSession, wrap_handler
+
+            target = handler
+            if isinstance(handler, str):
+                from durable_ext.runtime.handlers import load_handler
+
+                target = load_handler(handler)[1]
+            session = TestSession(always_replay=self.always_replay, mocks=self._mocks)
+            self._sessions[key] = session
+            self._wrapped[key] = wrap_handler(target, session)  # type: ignore[arg-type]
+        return self._wrapped[key]
+
+    # -- step mocks and callback responders -------------------------------------------
+
+    def mock_step(self, name: str, body: Callable[..., Any] | None = None, *,
+                  value: Any = None, raises: BaseException | None = None) -> None:
+        """Run ``body`` (a ``(step_context) -> result`` function) for every step ``name``.
+
+        Without ``body``, the step returns ``value``, or raises ``raises``. The handler
+        is not touched: its step keeps its name, config, retries and serdes.
+        """
+        if body is None:
+            def body(_step_context: Any) -> Any:
+                if raises is not None:
+                    raise raises
+                return value
+
+        self._mocks[name] = body
+
+    def respond(self, name: str, value: Any = None, *, error: str | None = None,
+                error_type: str = "CallbackFailed", timeout: bool = False,
+                after: float = 0, times: int | None = None) -> None:
+        """Answer callbacks named ``name`` as they open, while the test runs them.
+
+        Succeed with ``value`` (JSON-encoded unless str/bytes), fail with ``error``
+        (and ``error_type``), or let the callback time out (``timeout=True``: the clock
+        moves to its timeout); ``after`` seconds of (virtual) time pass first. Each
+        callback is answered once, every one with that name (``times`` bounds how many).
+        """
+        self._responders.add(name, value=value, error=error, error_type=error_type,
+                             timeout=timeout, after=after, times=times)
+
+    @property
+    def findings(self) -> list[str]:
+        """What the sessions found so far (replay mismatches, culprits), as text."""
+        return [p for s in self._sessions.values() for p in s.problems()]
+
+    def check(self) -> None:
+        """Raise :class:`~durable_ext.errors.ReplayDivergenceError` on any finding."""
+        for session in self._sessions.values():
+            session.check()
+
+    def serdes_seen(self) -> dict[tuple[str, str], Any]:
+        """Return ``(execution ARN, operation id) -> serdes`` of the operations run here."""
+        out: dict[tuple[str, str], Any] = {}
+        for session in self._sessions.values():
+            out.update(session.serdes)
+        return out
 
     def start(self, handler: Callable[..., Any] | str, input: Any = None, *,
               name: str | None = None, execution_timeout: int | None = None) -> ExecutionRun:
@@ -279,8 +370,18 @@ class DurableTestRuntime:
         return run
 
     def run_until_idle(self) -> None:
-        """Run everything runnable, jumping a virtual clock over waits and retry delays."""
-        self.runtime.run_until_idle(self.timeout)
+        """Run everything runnable, jumping a virtual clock over waits and retry delays.
+
+        Callbacks with a responder are answered as they open. Raises
+        :class:`~durable_ext.errors.ReplayDivergenceError` when a replay diverged (or,
+        with always-replay, code outside steps read the clock, randomness, uuids or the
+        environment).
+        """
+        for _ in range(10_000):  # bounded: each round answers at least one callback
+            self.runtime.run_until_idle(self.timeout)
+            if not self._responders.answer_one():
+                break
+        self.check()
 
     def advance(self, seconds: float = 0, *, minutes: float = 0, hours: float = 0,
                 days: float = 0) -> None:
@@ -289,6 +390,95 @@ class DurableTestRuntime:
         if total < 0:
             raise ValueError("time cannot go backwards")
         self.runtime.run_until_idle(self.timeout, max_advance=total)
+        self.check()
+
+    def executions(self) -> list[str]:
+        """ARNs of every execution in this test's store, oldest first."""
+        arns: list[str] = []
+        marker = None
+        for _ in range(10_000):
+            page = self.runtime.list_executions(max_items=1000, marker=marker)
+            arns += [str(i["DurableExecutionArn"]) for i in page["DurableExecutions"]]
+            marker = page.get("NextMarker")
+            if not marker:
+                break
+        return list(reversed(arns))
+
+
+class _Responder:
+    def __init__(self, name: str, *, value: Any, error: str | None, error_type: str,
+                 timeout: bool, after: float, times: int | None) -> None:
+        if after < 0:
+            raise ValueError("after cannot be negative")
+        if timeout and error is not None:
+            raise ValueError("a callback either fails or times out: give error or timeout")
+        self.name, self.value, self.error, self.error_type = name, value, error, error_type
+        self.timeout, self.after, self.left = timeout, after, times
+
+    def matches(self, op: OperationView) -> bool:
+        return self.left != 0 and (op.name == self.name
+                                   or (op.name or "").startswith(f"{self.name} "))
+
+
+class Responders:
+    """The declared answers to callbacks, applied between runs of the runtime."""
+
+    def __init__(self, harness: DurableTestRuntime) -> None:
+        self._harness = harness
+        self._declared: list[_Responder] = []
+        self._answered: set[str] = set()
+
+    def add(self, name: str, **how: Any) -> None:
+        """Declare how callbacks named ``name`` are answered (see ``respond``)."""
+        self._declared.append(_Responder(name, **how))
+
+    def answer_one(self) -> bool:
+        """Answer the first open callback that has a responder; False when there is none."""
+        if not self._declared:
+            return False
+        h = self._harness
+        for arn in h.executions():
+            run = ExecutionRun(h, arn)
+            for op in run.operations:
+                if op.type != "Callback" or op.status != "STARTED" or not op.callback_id \
+                        or op.callback_id in self._answered:
+                    continue
+                responder = next((r for r in self._declared if r.matches(op)), None)
+                if responder is None:
+                    continue
+                self._answered.add(op.callback_id)
+                if responder.left is not None:
+                    responder.left -= 1
+                self._send(responder, run, op)
+                return True
+        return False
+
+    def _send(self, r: _Responder, run: ExecutionRun, op: OperationView) -> None:
+        rt = self._harness.runtime
+        if r.after:
+            rt.run_until_idle(self._harness.timeout, max_advance=r.after)
+            if ExecutionRun(self._harness, run.arn).operation_status(op.id) != "STARTED":
+                return  # it timed out (or the execution ended) while time passed
+        if r.timeout:
+            seconds = _callback_timeout(run, op.id)
+            if seconds is None:
+                raise LookupError(f"callback {op.name!r} has no timeout: it cannot time out")
+            rt.run_until_idle(self._harness.timeout, max_advance=seconds)
+        elif r.error is not None:
+            rt.send_callback_failure(op.callback_id or "",
+                                     {"ErrorMessage": r.error, "ErrorType": r.error_type})
+        else:
+            plain = isinstance(r.value, str | bytes) or r.value is None
+            rt.send_callback_success(op.callback_id or "",
+                                     r.value if plain else json.dumps(r.value))
+
+
+def _callback_timeout(run: ExecutionRun, op_id: str) -> float | None:
+    for event in run.history():
+        if event.get("EventType") == "CallbackStarted" and event.get("Id") == op_id:
+            timeout = (event.get("CallbackStartedDetails") or {}).get("Timeout")
+            return float(timeout) if timeout else None
+    return None
 
 
 # -- pytest hooks and fixtures ------------------------------------------------------------
@@ -301,7 +491,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="store for the durable_runtime fixture (default: memory)")
     group.addoption("--durable-clock", choices=_CLOCKS, default=None,
                     help="clock for the durable_runtime fixture (default: virtual)")
+    group.addoption("--durable-always-replay", action="store_true", default=None,
+                    help="durable_runtime suspends after every operation and replays from "
+                    "the top, and fails on reads of time, randomness, uuids or the "
+                    "environment outside steps")
     parser.addini("durable_backend", "store for durable_runtime: memory or file", default="memory")
+    parser.addini("durable_always_replay", "durable_runtime replays after every operation",
+                  type="bool", default=False)
     parser.addini("durable_clock", "clock for durable_runtime: virtual or real", default="virtual")
 
 
@@ -309,7 +505,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the ``durable`` marker."""
     config.addinivalue_line(
         "markers",
-        f"{_MARKER}(backend='memory'|'file', clock='virtual'|'real', timeout=30): "
+        f"{_MARKER}(backend='memory'|'file', clock='virtual'|'real', timeout=30, "
+        "always_replay=False): "
         "settings of the durable_runtime fixture for this test",
     )
 
@@ -351,6 +548,10 @@ def durable_runtime(request: pytest.FixtureRequest, durable_backend: str,
 
     marker = request.node.get_closest_marker(_MARKER)
     timeout = float(marker.kwargs.get("timeout", 30.0)) if marker else 30.0
+    always = marker.kwargs.get("always_replay") if marker else None
+    if always is None:
+        always = request.config.getoption("--durable-always-replay") or request.config.getini(
+            "durable_always_replay")
     with Runtime(backend=durable_backend, clock=durable_clock) as runtime:
-        yield DurableTestRuntime(runtime, timeout=timeout)
+        yield DurableTestRuntime(runtime, timeout=timeout, always_replay=bool(always))
 

@@ -7,4 +7,6 @@ import importlib.util
 
 SUITE_INSTALLED = importlib.util.find_spec("aws_durable_execution_conformance_tests") is not None
 
-collect_ignore = [] if SUITE_INSTALLED else ["test_conformance.py", "test_service_model.py"]
+collect_ignore = [] if SUITE_INSTALLED else [
+    "test_conformance.py", "test_service_model.py", "test_replay_clean.py",
+    "test_always_replay.py"]

@@ -99,3 +99,20 @@ def test_callback_serdes_decodes_framed_payloads_and_hands_over_the_rest() -> No
 
     out = _run(handler, [framed, "plain text from a webhook"])
     assert out == {"first_is_tuple": True, "second": "plain text from a webhook"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u00c1\x03abc\x01 and then some words",  # a latin-1 sentence shaped like a header
+        "wQFxAWJvZHk=",  # base64 of a header naming no stage ("q")
+        "wQJzMwE",  # the S3 stage spelled by its name, which is no stage id
+    ],
+)
+def test_text_shaped_like_a_frame_of_no_known_stage_is_handed_over(text: str) -> None:
+    @durable_execution
+    @durable_ext.default_serdes("msgpack", callback_serdes=True)
+    def handler(event: Any, ctx: DurableContext) -> Any:
+        return {"got": ctx.create_callback(name="a").result()}
+
+    assert _run(handler, [text]) == {"got": text}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -13,7 +15,9 @@ import pytest
 from aws_durable_execution_sdk_python import DurableContext, durable_execution
 from aws_durable_execution_sdk_python.config import Duration
 
+import durable_ext
 from durable_ext.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_WAITING, SUBCOMMANDS, main
+from durable_ext.logging import replay_aware
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -294,16 +298,19 @@ def test_callback_payloads_are_sent_as_given_and_json_stdout_is_only_json(
     assert "handler got successful" in captured.err
 
 
+FAKE_ID = "A" * 100  # shaped like a callback id: longer than any execution name
+
+
 def test_callback_payload_options_say_what_is_wrong(
     capsys: pytest.CaptureFixture[str], backend: str, tmp_path: Path
 ) -> None:
-    code = main(["callback", "succeed", "x", "--json-payload", "{nope", "--backend", backend])
+    code = main(["callback", "succeed", FAKE_ID, "--json-payload", "{nope", "--backend", backend])
     assert code == EXIT_USAGE
     assert "--json-payload is not valid JSON" in capsys.readouterr().err
-    code = main(["callback", "succeed", "x", "a", "--json-payload", "1", "--backend", backend])
+    code = main(["callback", "succeed", FAKE_ID, "a", "--json-payload", "1", "--backend", backend])
     assert code == EXIT_USAGE
     assert "give the payload once" in capsys.readouterr().err
-    code = main(["callback", "succeed", "x", "--payload-file", str(tmp_path / "none"),
+    code = main(["callback", "succeed", FAKE_ID, "--payload-file", str(tmp_path / "none"),
                  "--backend", backend])
     assert code == EXIT_USAGE
     assert "--payload-file" in capsys.readouterr().err
@@ -337,3 +344,190 @@ def test_payload_previews_never_reach_the_terminal_as_control_sequences(
     main(["executions", "history", "esc", "--backend", backend])
     history = capsys.readouterr().out
     assert "\x1b" not in history and "\\x1b]0;owned" in history  # shown, escaped
+
+
+@durable_execution
+def markup_names(event: Any, ctx: DurableContext) -> Any:
+    ctx.step(lambda _: "[red]x[/red]", name="[i]pay[/i]")
+    return "done"
+
+
+def test_stored_names_and_payloads_are_shown_not_read_as_markup(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    main(["run", "test_cli:markup_names", "--name", "mk", "--backend", backend,
+          "--virtual-time"])
+    capsys.readouterr()
+    assert main(["executions", "history", "mk", "--backend", backend]) == EXIT_OK
+    shown = capsys.readouterr().out
+    assert "[i]pay[/i]" in shown
+    assert "[red]x[/red]" in shown
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import durable_ext
+
+    assert main(["--version"]) == EXIT_OK
+    assert capsys.readouterr().out.strip() == f"durable-ext {durable_ext.__version__}"
+
+
+def test_refused_names_and_reused_names_are_one_line_usage_errors(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    assert main(["run", "test_cli:markup_names", "--name", "order 1", "--backend", backend,
+                 "--virtual-time"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("durable-ext: error: invalid execution name 'order 1'")
+    assert "Traceback" not in err and err.count("\n") == 1
+    main(["run", "test_cli:quiet_approve", "--name", "o-1", "--input", '{"a": 1}',
+          "--backend", backend, "--virtual-time"])
+    capsys.readouterr()
+    assert main(["run", "test_cli:quiet_approve", "--name", "o-1", "--input", '{"a": 2}',
+                 "--backend", backend, "--virtual-time"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("durable-ext: error:") and "Traceback" not in err
+
+
+def test_reading_commands_do_not_create_a_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DURABLE_EXT_BACKEND", raising=False)
+    assert main(["executions", "list"]) == EXIT_OK
+    assert "no store at .durable" in capsys.readouterr().err
+    assert main(["executions", "list", "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == {"DurableExecutions": []}
+    for argv in (["executions", "show", "o-1"], ["executions", "history", "o-1"],
+                 ["stop", "o-1"]):
+        assert main(argv) == EXIT_USAGE
+        assert "there is no store at .durable" in capsys.readouterr().err
+    assert not (tmp_path / ".durable").exists()
+
+
+@dataclasses.dataclass
+class Parcel:
+    sku: str
+    grams: int
+
+
+@durable_execution
+@durable_ext.default_serdes("msgpack+zstd", types=[Parcel])
+def parcels(event: Any, ctx: DurableContext) -> Any:
+    ctx.step(lambda _: [Parcel("a", 5), Parcel("b", 7)], name="pack")
+    return {"count": 2}
+
+
+def test_history_and_show_decode_payloads_with_serdes(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    main(["run", "test_cli:parcels", "--name", "p-1", "--backend", backend, "--virtual-time"])
+    capsys.readouterr()
+    code, hist = run_json(capsys, "executions", "history", "p-1", "--backend", backend,
+                          "--json", "--serdes", "msgpack")
+    assert code == EXIT_OK
+    [step] = [e for e in hist["Events"] if e["EventType"] == "StepSucceeded"]
+    assert step["StepSucceededDetails"]["Result"]["Decoded"]["Value"] == [
+        {"$type": "Parcel", "sku": "a", "grams": 5}, {"$type": "Parcel", "sku": "b", "grams": 7}]
+    assert main(["executions", "history", "p-1", "--backend", backend,
+                 "--types", "test_cli:PARCEL_TYPES"]) == EXIT_OK
+    assert '"sku": "a"' in capsys.readouterr().out
+    code, desc = run_json(capsys, "executions", "show", "p-1", "--backend", backend, "--json",
+                          "--serdes", "msgpack")
+    assert desc["DecodedResult"]["Value"] == {"count": 2}
+
+
+PARCEL_TYPES = [Parcel]
+
+
+def test_decode_reads_a_payload_from_an_argument_or_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = durable_ext.serdes("msgpack").serialize({"ids": (1, 2)}, None)
+    assert main(["decode", text]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["Value"] == {"ids": [1, 2]}
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("wQFrAQAAAA\n"))
+    assert main(["decode"]) == EXIT_FAILED  # a kms frame it has no key for
+    assert "Undecoded" in json.loads(capsys.readouterr().out)
+
+
+@durable_execution
+def two_approvals(event: Any, ctx: DurableContext) -> Any:
+    first = ctx.create_callback(name="manager").result()
+    second = ctx.create_callback(name="finance").result()
+    return {"manager": first, "finance": second}
+
+
+def test_callbacks_by_execution_and_name_and_one_json_shape(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    code, run = run_json(capsys, "run", "test_cli:two_approvals", "--name", "a-1",
+                         "--backend", backend, "--json", "--virtual-time")
+    assert code == EXIT_WAITING and [n for n, _ in run["WaitingCallbacks"]] == ["manager"]
+    assert main(["executions", "show", "a-1", "--backend", backend]) == EXIT_WAITING
+    assert "durable-ext callback succeed a-1 manager '<json>'" in capsys.readouterr().out
+    code, out = run_json(capsys, "callback", "succeed", "a-1", "manager", "yes",
+                         "--backend", backend, "--json")
+    assert code == EXIT_WAITING and [n for n, _ in out["WaitingCallbacks"]] == ["finance"]
+    assert main(["callback", "succeed", "a-1", "nobody", "x", "--backend", backend]) \
+        == EXIT_USAGE
+    assert "waiting: finance" in capsys.readouterr().err
+    code, shown = run_json(capsys, "executions", "show", "a-1", "--backend", backend, "--json")
+    assert set(shown) == set(out) and shown["WaitingCallbacks"] == out["WaitingCallbacks"]
+    # a stopped execution advertises no callback to complete
+    code, stopped = run_json(capsys, "stop", "a-1", "--backend", backend, "--json")
+    assert stopped["Status"] == "STOPPED" and stopped["WaitingCallbacks"] == []
+    assert main(["executions", "show", "a-1", "--backend", backend]) == EXIT_FAILED
+    assert "callback succeed" not in capsys.readouterr().out
+
+
+def test_list_pages_with_marker_and_all(capsys: pytest.CaptureFixture[str],
+                                        backend: str) -> None:
+    for i in range(5):
+        main(["run", "test_cli:markup_names", "--name", f"l-{i}", "--backend", backend,
+              "--virtual-time"])
+    capsys.readouterr()
+    _, first = run_json(capsys, "executions", "list", "--max-items", "2", "--backend", backend,
+                        "--json")
+    assert len(first["DurableExecutions"]) == 2 and first["NextMarker"]
+    _, second = run_json(capsys, "executions", "list", "--max-items", "2", "--marker",
+                         first["NextMarker"], "--backend", backend, "--json")
+    names = {e["DurableExecutionName"] for e in first["DurableExecutions"]}
+    assert not names & {e["DurableExecutionName"] for e in second["DurableExecutions"]}
+    _, every = run_json(capsys, "executions", "list", "--max-items", "2", "--all",
+                        "--backend", backend, "--json")
+    assert sorted(e["DurableExecutionName"] for e in every["DurableExecutions"]) == [
+        f"l-{i}" for i in range(5)]
+
+
+ATTEMPTS: dict[str, int] = {}
+
+
+def _declined_once(_: Any) -> str:
+    ATTEMPTS["pay"] = ATTEMPTS.get("pay", 0) + 1
+    if ATTEMPTS["pay"] == 1:
+        raise ValueError("card declined")
+    return "paid"
+
+
+@durable_execution
+@replay_aware
+def flaky_payment(event: Any, ctx: DurableContext) -> Any:
+    logging.getLogger("shop.payments").info("charging %s", event["order"])
+    return ctx.step(_declined_once, name="pay")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_retries_log_one_line_and_log_level_shows_the_handlers_logs(
+    capsys: pytest.CaptureFixture[str], backend: str, verbose: bool
+) -> None:
+    ATTEMPTS.clear()
+    argv = ["run", "test_cli:flaky_payment", "--name", f"f-{verbose}", "--input",
+            '{"order": "o-9"}', "--backend", backend, "--virtual-time", "--log-level", "info"]
+    assert main(argv + (["-v"] if verbose else [])) == EXIT_OK
+    err = capsys.readouterr().err
+    assert err.count("INFO shop.payments: charging o-9") == 1  # not again on the replay
+    failed = [line for line in err.splitlines() if "failed step" in line]
+    assert len(failed) == 1 and failed[0].endswith("ValueError: card declined") != verbose
+    assert ("Traceback (most recent call last)" in err) == verbose

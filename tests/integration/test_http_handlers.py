@@ -7,6 +7,7 @@ module holds no tests.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ def steps(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
         "total": total,
         "pid": os.getpid(),
         "endpoint": client.meta.endpoint_url if client is not None else None,
+        "durable_ext_env": sorted(k for k in os.environ if k.startswith("DURABLE_EXT_")),
+        "path_head": sys.path[:3],
     }
 
 

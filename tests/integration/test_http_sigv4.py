@@ -323,7 +323,9 @@ class SignedApiServer(HttpApiServer):
     def argv(self, port: int) -> list[str]:
         keys = self.workdir / "keys"
         keys.write_text(f"{KEY_ID} {SECRET}\n")
-        return [*super().argv(port), "--auth", "sigv4", "--auth-keys", str(keys)]
+        # a second key in the server's environment, which its handlers must not see
+        return ["env", f"{ACCESS_KEY_ENV}=AKIDSERVER", f"{SECRET_KEY_ENV}=server-secret",
+                *super().argv(port), "--auth", "sigv4", "--auth-keys", str(keys)]
 
 
 @pytest.fixture(scope="module")
@@ -341,6 +343,8 @@ def test_worker_processes_sign_their_checkpoints(signed_api: SignedApiServer) ->
     out = json.loads(res["Payload"].read())
     assert "FunctionError" not in res, out
     assert out["total"] == 3 and out["pid"] != signed_api.pid  # ran in a worker, over HTTP
+    assert out["durable_ext_env"] == []  # no server key, no worker signing key, for handlers
+    assert not any(str(signed_api.workdir) in p for p in out["path_head"])
     events = lam.get_durable_execution_history(DurableExecutionArn=res["DurableExecutionArn"])
     assert [e["Name"] for e in events["Events"] if e["EventType"] == "StepSucceeded"] == [
         "s0", "s1", "s2"]

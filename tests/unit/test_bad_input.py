@@ -114,3 +114,32 @@ def test_decompression_bomb_is_refused_not_inflated():
 def test_non_string_input_is_refused():
     with pytest.raises(SerDesError, match="expected a str"):
         PIPELINES["msgpack"].deserialize(b"bytes", CTX)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    ['{"t":"dt","v":"not a date"}', '{"t":"d","v":"1.2.3"}', '{"t":"u","v":"zz"}',
+     '{"t":"D","v":[]}', '{"t":"l","v":5}'],
+)
+def test_malformed_sdk_envelopes_are_serdes_errors(envelope):
+    for p in PIPELINES.values():
+        with pytest.raises(SerDesError, match=r"op-bad.*malformed SDK JSON envelope"):
+            p.deserialize(envelope, CTX)
+
+
+@FUZZ
+@given(st.sampled_from(["dt", "d", "u", "D", "t", "B", "l", "m", "br"]),
+       st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c,
+                                                                        max_size=3),
+                    max_leaves=8))
+def test_fuzzed_sdk_envelopes_raise_only_serdes_errors(tag, value):
+    import json
+
+    assert_rejected(PIPELINES["msgpack"], json.dumps({"t": tag, "v": value}))
+
+
+def test_json_that_merely_looks_like_an_envelope_is_plain_json():
+    assert PIPELINES["msgpack"].deserialize('{"t":"nope","v":1}', CTX) == {"t": "nope", "v": 1}
+    assert PIPELINES["msgpack"].deserialize('{"t":"dt","v":"2024-01-01T00:00:00"}', CTX) \
+        == dt.datetime(2024, 1, 1)

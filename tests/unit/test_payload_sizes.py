@@ -17,7 +17,7 @@ import pytest
 from aws_durable_execution_sdk_python import DurableContext, durable_execution
 from aws_durable_execution_sdk_python.constants import CHECKPOINT_SIZE_LIMIT_BYTES
 from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, JsonSerDes, SerDesContext
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import durable_ext
@@ -54,6 +54,7 @@ JSON_VALUES = st.recursive(
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
 @given(JSON_VALUES)
+@example({"0000000000000000": 0.0})  # base64 armor's third on the key outweighed one float
 def test_every_json_value_is_within_the_bound(value: Any) -> None:
     assert_within_bound(value)
 
@@ -89,11 +90,13 @@ def test_values_json_cannot_carry_exactly_keep_their_types() -> None:
         text = PIPELINES[0].serialize(value, CTX)
         assert PIPELINES[0].deserialize(text, CTX) == value
         assert type(PIPELINES[0].deserialize(text, CTX)) is type(value)
-    # NaN and Infinity are not JSON, however short their Python spelling
-    for value in ([0.5] * 100 + [math.nan], [0.25] * 100 + [math.inf]):
+    # NaN and Infinity are not JSON: written (as the SDK writes them) only where the armor
+    # would break the size bound, and read back exactly either way
+    for value in ([0.5] * 100 + [math.nan], [0.25] * 100 + [math.inf], [math.nan]):
         text = PIPELINES[0].serialize(value, CTX)
-        assert "NaN" not in text and "Infinity" not in text
+        assert len(text) <= sdk_length(value) + SLACK
         assert repr(PIPELINES[0].deserialize(text, CTX)) == repr(value)
+    assert "NaN" not in PIPELINES[0].serialize({"x": "y" * 400, "nan": math.nan}, CTX)
     # a {"t", "v"} object would read back as the SDK's type envelope
     envelope_like = {"t": [0.5] * 100, "v": [0.25] * 100}
     assert PIPELINES[0].deserialize(PIPELINES[0].serialize(envelope_like, CTX), CTX) \
@@ -128,3 +131,30 @@ def test_a_250_kb_text_child_result_fits_the_checkpoint_as_under_json() -> None:
         rt.run_until_idle(60)
         assert rt.describe(arn)["Status"] == "SUCCEEDED"
     assert all(s == {"data": big} for s in seen)
+
+
+def test_json_a_reader_would_refuse_is_never_written_instead_of_the_armor() -> None:
+    # float-heavy, so JSON is shorter; but its brackets (in a string) exceed max_items
+    value = {"data": "[" * 9_000_000, "f": [0.1] * 2_000}
+    text = PIPELINES[0].serialize(value, CTX)
+    assert not text.startswith("{")
+    assert PIPELINES[0].deserialize(text, CTX) == value
+
+
+@pytest.mark.parametrize("value", ["nested step result", "", "日本", 0, -7, 10**9, 0.1, 1e300,
+                                   True, False, None])
+def test_bare_json_scalars_are_written_as_the_json_the_sdk_would_write(value: Any) -> None:
+    for pipeline in PIPELINES:
+        text = pipeline.serialize(value, CTX)
+        assert text == json.dumps(value)  # what json.loads of a step's result expects
+        back = pipeline.deserialize(text, CTX)
+        assert back == value and type(back) is type(value)
+
+
+def test_scalars_json_would_change_or_lengthen_keep_the_format() -> None:
+    for value in (math.nan, -math.inf, b"bytes", 2**80):
+        text = PIPELINES[0].serialize(value, CTX)
+        assert not text[:1].isascii() or text.startswith("w")  # armored, not JSON
+        assert repr(PIPELINES[0].deserialize(text, CTX)) == repr(value)
+    signed = durable_ext.serdes("pickle", options={"pickle": {"key": b"k" * 32}})
+    assert signed.serialize("x", CTX) != '"x"'  # a signed format signs its scalars too

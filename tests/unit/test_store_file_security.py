@@ -255,6 +255,7 @@ def test_secret_is_read_once_per_store(tmp_path: Path) -> None:
 def test_secret_of_the_wrong_size_is_an_error(tmp_path: Path, size: int) -> None:
     store = FileStore(tmp_path / "s")
     (store.root / "secret").write_bytes(b"k" * size)
+    (store.root / "secret").chmod(0o600)
     with pytest.raises(StoreError, match=f"holds {size} bytes"):
         store.secret()
 
@@ -304,3 +305,36 @@ def test_processes_racing_for_the_secret_get_the_same_bytes(tmp_path: Path) -> N
         assert FileStore(root).secret() == value
         assert sorted(os.listdir(root)) == ["executions", "names", "secret"]
         (root / "secret").unlink()
+
+
+@pytest.mark.parametrize("where", ["", "executions", "names"])
+def test_store_directories_writable_by_others_are_refused(tmp_path: Path, where: str) -> None:
+    FileStore(tmp_path / "s").close()
+    (tmp_path / "s" / where).chmod(0o777 if where else 0o775)
+    with pytest.raises(StoreError, match=r"writable by other users.*chmod go-w"):
+        FileStore(tmp_path / "s")
+
+
+def test_a_secret_other_users_can_read_is_refused(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "s")
+    store.secret()
+    (store.root / "secret").chmod(0o644)
+    with pytest.raises(StoreError, match="readable or writable by other users"):
+        FileStore(tmp_path / "s").secret()
+
+
+def test_a_readable_but_not_writable_store_directory_is_accepted(tmp_path: Path) -> None:
+    FileStore(tmp_path / "s").close()
+    (tmp_path / "s").chmod(0o755)
+    assert len(FileStore(tmp_path / "s").secret()) == SECRET_BYTES
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize("where", ["", "executions", "secret"])
+def test_store_files_of_another_user_are_refused(tmp_path: Path, where: str) -> None:
+    store = FileStore(tmp_path / "s")
+    store.secret()
+    store.close()
+    os.chown(tmp_path / "s" / where, 65534, 65534)
+    with pytest.raises(StoreError, match="belongs to uid 65534, not to this user"):
+        FileStore(tmp_path / "s").secret()
