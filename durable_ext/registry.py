@@ -176,5 +176,7 @@ BACKENDS = PluginRegistry(
         "redis": ("durable_ext.backends.redis:RedisStore", "redis"),
         "rediss": ("durable_ext.backends.redis:RedisStore", "redis"),
         "dynamodb": ("durable_ext.backends.dynamodb:DynamoDBStore", "dynamodb"),
+        "postgres": ("durable_ext.backends.postgres:PostgresStore", "postgres"),
+        "postgresql": ("durable_ext.backends.postgres:PostgresStore", "postgres"),
     },
 )

@@ -1,4 +1,4 @@
-"""Real servers for integration tests: a moto server (S3, KMS, DynamoDB) and redis-server.
+"""Real servers for integration tests: moto (S3, KMS, DynamoDB), redis-server and PostgreSQL.
 
 Each server runs in the foreground as a direct child of the test process:
 
@@ -11,8 +11,8 @@ Each server runs in the foreground as a direct child of the test process:
 * polled for readiness every 20 ms up to a deadline, with the log tail in the error;
 * stopped by its own pid (SIGTERM to its group, then SIGKILL after 5 s) and reaped.
 
-The pytest fixtures ``moto_server`` and ``redis_server`` (session scope) are made
-available to every test by ``tests/conftest.py``.
+The pytest fixtures ``moto_server``, ``redis_server`` and ``postgres_server`` (session
+scope) are made available to every test by ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -42,12 +42,14 @@ import pytest
 __all__ = [
     "FaultProxy",
     "MotoServer",
+    "PostgresServer",
     "RedisServer",
     "RequestCounter",
     "SerialMotoServer",
     "Server",
     "moto_serial_server",
     "moto_server",
+    "postgres_server",
     "redis_server",
 ]
 
@@ -137,6 +139,10 @@ class Server:
     def ready(self) -> bool:
         raise NotImplementedError
 
+    def popen_options(self) -> dict[str, Any]:
+        """Further ``subprocess.Popen`` arguments (e.g. the user to run as)."""
+        return {}
+
     def start(self, port: int | None = None) -> None:
         """Start on a free port (or on ``port``, to restart where clients expect it); retry
         on a collision; raise with the log tail on failure."""
@@ -150,6 +156,7 @@ class Server:
                     self.argv(self.port), stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
                     preexec_fn=_child_setup,  # safe: spawned from the main thread only
+                    **self.popen_options(),
                 )
             deadline = time.monotonic() + READY_TIMEOUT
             while time.monotonic() < deadline:
@@ -295,6 +302,115 @@ class RedisServer(Server):
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+
+def postgres_bindir() -> Path:
+    """Directory of PostgreSQL's ``initdb`` and ``postgres``: PATH, else Debian's layout."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if versions:
+        return versions[-1].parent
+    raise RuntimeError(
+        "PostgreSQL is not installed: `apt-get install postgresql` (scripts/test does it)"
+    )
+
+
+def _unprivileged() -> tuple[int, int] | None:
+    """(uid, gid) to run PostgreSQL as when we are root (it refuses to run as root)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    for name in ("postgres", "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return entry.pw_uid, entry.pw_gid
+    raise RuntimeError("running as root, and there is no 'postgres' or 'nobody' user")
+
+
+class PostgresServer(Server):
+    """A throwaway PostgreSQL cluster (initdb once) whose ``postgres`` runs in the foreground.
+
+    As root, ``initdb`` and ``postgres`` run as the ``postgres`` user (or ``nobody``),
+    switched to by ``subprocess`` itself between fork and exec, so the pid we hold is the
+    server's own. No Unix socket, TCP on 127.0.0.1 only, trust authentication for the
+    ``durable`` superuser, fsync off (throwaway data; a restart keeps it, a machine crash
+    would not).
+    """
+
+    name = "postgres"
+    user = "durable"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bindir = postgres_bindir()
+        self.creds = _unprivileged()
+        self.datadir = self.workdir / "data"
+        if self.creds is not None:
+            # the server user must reach its directory whatever the umask made of the base
+            with contextlib.suppress(OSError):
+                os.chmod(_BASE, os.stat(_BASE).st_mode | 0o711)
+            os.chown(self.workdir, *self.creds)
+        self._initdb()
+
+    def _as_server_user(self) -> dict[str, Any]:
+        if self.creds is None:
+            return {}
+        uid, gid = self.creds
+        return {"user": uid, "group": gid, "extra_groups": []}
+
+    def _initdb(self) -> None:
+        argv = [str(self.bindir / "initdb"), "-D", str(self.datadir), "-A", "trust",
+                "-U", self.user, "-E", "UTF8", "--locale=C", "--no-sync"]
+        with open(self.log_path, "ab") as log:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                  stderr=subprocess.STDOUT, cwd=self.workdir, timeout=120,
+                                  check=False, **self._as_server_user())
+        if done.returncode != 0:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise RuntimeError(f"initdb failed ({done.returncode}); log tail:\n{tail}")
+
+    @property
+    def url(self) -> str:
+        return f"postgres://{self.user}@{HOST}:{self.port}/postgres"
+
+    def argv(self, port: int) -> list[str]:
+        return [str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(port),
+                "-c", f"listen_addresses={HOST}", "-c", "unix_socket_directories=",
+                "-c", "fsync=off", "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off", "-c", "max_connections=200",
+                "-c", "shared_buffers=64MB", "-c", "log_min_messages=warning"]
+
+    def popen_options(self) -> dict[str, Any]:
+        return self._as_server_user()
+
+    def ready(self) -> bool:
+        # A startup packet answered with an authentication request (R) means the
+        # postmaster accepts connections; during recovery it answers with an error (E).
+        try:
+            with socket.create_connection((HOST, self.port), timeout=1) as s:
+                params = b"user\0" + self.user.encode() + b"\0database\0postgres\0\0"
+                body = (196608).to_bytes(4, "big") + params
+                s.sendall((len(body) + 4).to_bytes(4, "big") + body)
+                return s.recv(1)[:1] == b"R"
+        except OSError:
+            return False
+
+    def stop(self, keep_files: bool = False) -> None:
+        """Fast shutdown (SIGINT: roll back sessions, checkpoint), then the base class."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(STOP_TIMEOUT)
+        super().stop(keep_files=keep_files)
 
 
 class RequestCounter:
@@ -469,4 +585,12 @@ def redis_server() -> Iterator[RedisServer]:
     """A redis-server on 127.0.0.1 for the whole session."""
     with running(RedisServer()) as server:
         assert isinstance(server, RedisServer)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on 127.0.0.1 for the whole session."""
+    with running(PostgresServer()) as server:
+        assert isinstance(server, PostgresServer)
         yield server

@@ -4,6 +4,8 @@
   exists, verifies its schema and says what differs);
 * ``redis://`` / ``rediss://``: connects, checks the server version (6.2 or later) and that
   Lua scripting works;
+* ``postgres://`` / ``postgresql://``: creates the store's schema and tables, or migrates
+  them to this version (idempotent, safe to run from several hosts at once);
 * any other URL: opens the store once, which is its own check.
 """
 
@@ -61,18 +63,40 @@ def init_backend(url: str) -> str:
         if parts < MIN_REDIS:
             raise ConfigError(f"Redis {version} at {spec} is too old; the store needs 6.2 or later")
         return f"Redis {version} at {spec} is ready (key prefix {store.prefix!r})"
+    if spec.scheme in ("postgres", "postgresql"):
+        return _init_postgres(spec)
     from durable_ext.backends import open_store
 
     open_store(spec).close()
     return f"{spec} is ready"
 
 
+def _init_postgres(spec: Any) -> str:
+    from durable_ext.backends.postgres import PostgresStore
+
+    store = PostgresStore.from_spec(spec)
+    try:
+        before, after = store.init_schema()
+    finally:
+        store.close()
+    where = f"schema {store.schema!r} at {spec}"
+    if before is None:
+        return f"PostgreSQL store created in {where} (version {after})"
+    if before == after:
+        return f"PostgreSQL store in {where} is already at version {after}"
+    return f"PostgreSQL store in {where} migrated from version {before} to {after}"
+
+
 def register(subparsers: Any) -> None:
     """Add the ``backend`` subcommand group."""
     p = subparsers.add_parser("backend", help="prepare or check a checkpoint backend")
     sub = p.add_subparsers(dest="backend_cmd", required=True)
-    init = sub.add_parser("init", help="create the DynamoDB table (or check a Redis URL)")
-    init.add_argument("url", help="dynamodb://TABLE?region=..., redis://host:6379/0, ...")
+    init = sub.add_parser(
+        "init", help="create the DynamoDB table or the PostgreSQL schema (or check a Redis URL)"
+    )
+    init.add_argument(
+        "url", help="dynamodb://TABLE?region=..., redis://host:6379/0, postgres://..., ..."
+    )
     init.set_defaults(func=_run_init)
 
 

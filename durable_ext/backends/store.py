@@ -46,7 +46,7 @@ Third-party stores test themselves with :class:`durable_ext.testing.contract.Sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -57,8 +57,10 @@ __all__ = [
     "CLOSED_STATUSES",
     "SECRET_BYTES",
     "TERMINAL_STATUSES",
+    "ClaimingStore",
     "CommitBatch",
     "CreateResult",
+    "DueClaim",
     "DueEntry",
     "ExecutionHeader",
     "ExecutionPage",
@@ -66,6 +68,8 @@ __all__ = [
     "HistoryEvent",
     "OperationRecord",
     "Store",
+    "Subscription",
+    "WakingStore",
 ]
 
 SECRET_BYTES = 32
@@ -453,4 +457,75 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release files, connections and locks."""
+        ...
+
+
+# ---------------------------------------------------------------- optional capabilities
+# A store may offer these on top of the Store protocol; a fleet worker uses them when the
+# store has them (``isinstance(store, ClaimingStore)``) and polls ``due()`` otherwise.
+
+
+@dataclass(frozen=True, slots=True)
+class DueClaim:
+    """Outcome of :meth:`ClaimingStore.claim_due`.
+
+    Attributes:
+        entries: The entries now claimed by the caller, earliest first.
+        next_due_ms: The earliest later due time among the entries asked for (None: none),
+            so an idle worker knows how long it may sleep.
+
+    """
+
+    entries: list[DueEntry]
+    next_due_ms: int | None = None
+
+
+@runtime_checkable
+class ClaimingStore(Protocol):
+    """A store whose workers claim due entries instead of all racing for the first ones.
+
+    A claim marks entries as the caller's for ``hold_ms`` so other workers pass over them;
+    it steers workers apart, it decides nothing: the engine's compare-and-set commit still
+    makes each entry take effect once, and an entry whose claimer died is free again when
+    the hold has passed. Replacing an entry (``CommitBatch.due_set``) drops its claim.
+    """
+
+    def claim_due(
+        self,
+        now_ms: int,
+        *,
+        kinds: Sequence[str],
+        functions: Sequence[str],
+        owner: str,
+        limit: int,
+        hold_ms: int,
+        exclude: Sequence[str] = (),
+    ) -> DueClaim:
+        """Claim up to ``limit`` entries due at ``now_ms`` of ``kinds`` and ``functions``.
+
+        Entries of the executions in ``exclude`` (those the caller is running) are left
+        alone, so a claim never holds back work the caller cannot start.
+        """
+        ...
+
+
+class Subscription(Protocol):
+    """A running subscription; ``close()`` ends it."""
+
+    def close(self) -> None:
+        """Stop delivering and release the connection."""
+        ...
+
+
+@runtime_checkable
+class WakingStore(Protocol):
+    """A store that pushes a signal whenever a commit sets due entries (e.g. LISTEN/NOTIFY).
+
+    ``on_due(kind, due_ms)`` is called from a thread of the store, once per kind and
+    commit, with the earliest ``due_ms`` of that kind the commit set; ``on_due("", 0)``
+    means signals may have been missed (the connection was re-established): poll now.
+    """
+
+    def listen_due(self, on_due: Callable[[str, int], None]) -> Subscription:
+        """Start delivering signals to ``on_due`` until the subscription is closed."""
         ...

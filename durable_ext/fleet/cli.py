@@ -26,12 +26,13 @@ def register(subparsers: Any) -> None:
         "worker",
         help="run a fleet worker on a shared backend",
         description="Claim and run durable executions and timers from a shared backend "
-        "(Redis or DynamoDB) until SIGTERM.",
+        "(Redis, DynamoDB or PostgreSQL) until SIGTERM.",
     )
     p.add_argument(
         "--backend",
         required=True,
-        help="store URL, e.g. redis://host:6379/0 or dynamodb://TABLE?region=eu-west-1",
+        help="store URL, e.g. redis://host:6379/0, dynamodb://TABLE?region=eu-west-1 or "
+        "postgres://user@host:5432/db?schema=durable",
     )
     p.add_argument(
         "--handlers",
@@ -57,6 +58,13 @@ def register(subparsers: Any) -> None:
         help="seconds past a lease deadline before taking over (default 5)",
     )
     p.add_argument("--poll", type=float, default=0.1, help="idle poll interval (default 0.1 s)")
+    p.add_argument(
+        "--idle-wait",
+        type=float,
+        default=5.0,
+        help="on a store that wakes workers (PostgreSQL), the longest idle sleep without a "
+        "wake-up (default 5 s)",
+    )
     p.add_argument("--isolation", choices=("inline", "process"), default="inline")
     p.add_argument("--invocation-timeout", type=float, default=900.0)
     p.add_argument(
@@ -99,6 +107,7 @@ def run_worker(args: argparse.Namespace) -> int:
         lease_seconds=args.lease,
         skew_margin=args.skew_margin,
         poll_interval=args.poll,
+        idle_wait=args.idle_wait,
         isolation=args.isolation,
         invocation_timeout=args.invocation_timeout,
         shutdown_grace=args.grace,

@@ -18,6 +18,13 @@ same entry exactly one wins:
   old worker's checkpoint tokens name the old invocation, so every commit it still tries
   is refused, and its late result is ignored.
 
+On a store that offers them (PostgreSQL), a worker **claims** due entries
+(:class:`~durable_ext.backends.store.ClaimingStore`: ``FOR UPDATE SKIP LOCKED``), so
+workers spread over the backlog instead of racing for the same entries, and sleeps until
+the store **wakes** it (:class:`~durable_ext.backends.store.WakingStore`: LISTEN/NOTIFY)
+when new work is committed or its earliest known timer comes due, instead of polling;
+``idle_wait`` bounds such a sleep all the same.
+
 On SIGTERM (:meth:`Worker.install_signal_handlers`) a worker stops claiming, lets
 running invocations finish for ``shutdown_grace`` seconds, then releases the rest so
 another worker re-runs them at once.
@@ -34,11 +41,12 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, Literal
 
-from durable_ext.backends.store import DueEntry, Store
+from durable_ext.backends.store import ClaimingStore, DueEntry, Store, Subscription, WakingStore
 from durable_ext.engine import DueKind, Engine
 from durable_ext.errors import ConfigError, StoreError, StoreUnavailableError
 from durable_ext.events.sinks import EventSink
 from durable_ext.fleet._signals import STOP_SIGNALS, deferred_stop, unblock_stop_signals
+from durable_ext.fleet._waker import Waker
 from durable_ext.runtime.clock import Clock, RealClock
 from durable_ext.runtime.runtime import Runtime, RuntimeStats
 
@@ -70,7 +78,8 @@ class Worker:
         lease_seconds: Lease length; renewed every third of it while an invocation runs.
         skew_margin: Seconds a lease must be past its deadline before another worker takes
             over; it must exceed the clock skew between hosts.
-        poll_interval: Seconds between polls of the due-time index when idle.
+        poll_interval: Seconds between polls of the due-time index when idle (on a store
+            that wakes workers: the first backoff after a store error).
         isolation: ``"inline"`` (threads) or ``"process"`` (a process per invocation, so a
             crash ends only that invocation).
         invocation_timeout: Seconds an invocation may run.
@@ -84,6 +93,8 @@ class Worker:
             ``pid``, never used to decide a takeover.
         event_sinks: Where status-change events of its functions' executions go
             (:mod:`durable_ext.events`); the worker delivers the outbox between claims.
+        idle_wait: With a store that pushes wake-ups, the longest an idle worker sleeps
+            without one before it looks at the due-time index anyway.
 
     Example:
         >>> w = Worker("redis://127.0.0.1:6379/0", concurrency=4)  # doctest: +SKIP
@@ -108,11 +119,14 @@ class Worker:
         worker_id: str | None = None,
         host: str | None = None,
         event_sinks: Sequence[EventSink] = (),
+        idle_wait: float = 5.0,
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
-        if lease_seconds <= 0 or skew_margin < 0 or poll_interval <= 0:
-            raise ConfigError("lease_seconds and poll_interval must be positive, skew_margin >= 0")
+        if lease_seconds <= 0 or skew_margin < 0 or poll_interval <= 0 or idle_wait <= 0:
+            raise ConfigError(
+                "lease_seconds, poll_interval and idle_wait must be positive, skew_margin >= 0"
+            )
         self.clock: Clock = clock or RealClock()
         # Leases are stamped and judged on this worker's wall clock (skewed or not).
         self.runtime = Runtime(
@@ -141,6 +155,14 @@ class Worker:
         self._stopping = threading.Event()
         self._closed = threading.Event()
         self._renewer: threading.Thread | None = None
+        self.idle_wait = idle_wait
+        # optional store capabilities: claims instead of races, wake-ups instead of polls
+        self._claims = self.store if isinstance(self.store, ClaimingStore) else None
+        self.waker: Waker | None = (
+            Waker(DueKind.ACTIVE) if isinstance(self.store, WakingStore) else None
+        )
+        self._subscription: Subscription | None = None
+        self._next_due: int | None = None
 
     @property
     def owner(self) -> str:
@@ -195,6 +217,26 @@ class Worker:
     def stop(self) -> None:
         """Ask :meth:`run` to stop claiming work and shut down."""
         self._stopping.set()
+        if self.waker is not None:
+            self.waker.poke()
+
+    def _listen(self) -> None:
+        if self.waker is None:
+            return
+        assert isinstance(self.store, WakingStore)
+        try:
+            self._subscription = self.store.listen_due(self.waker.signal)
+        except ConfigError as exc:  # the store was told not to send wake-ups: poll
+            log.info("worker %s: no wake-ups (%s); polling", self.id, exc)
+            self.waker = None
+
+    def _idle(self, backoff: float, next_sweep: float) -> None:
+        """Wait for work: woken by the store, or after ``backoff`` when it cannot wake us."""
+        if self.waker is None or backoff > self.poll_interval:
+            self._stopping.wait(backoff)
+            return
+        until_sweep = max(0.0, next_sweep - time.monotonic())
+        self.waker.sleep(self.clock, self._next_due, min(self.idle_wait, until_sweep))
 
     # ------------------------------------------------------------------ main loop
 
@@ -207,6 +249,7 @@ class Worker:
         self.runtime.marks.hold(self.owner)
         self._renewer = threading.Thread(target=self._renew_loop, name="lease-renewer", daemon=True)
         self._renewer.start()
+        self._listen()
         next_sweep = 0.0
         backoff = self.poll_interval
         try:
@@ -216,6 +259,8 @@ class Worker:
                 if until is not None and until():
                     break
                 self._reap()
+                if self.waker is not None:
+                    self.waker.reset()  # what is signalled from now on is seen by _idle
                 try:
                     if time.monotonic() >= next_sweep:
                         self.runtime.recover_leases(self.margin_ms)
@@ -231,7 +276,7 @@ class Worker:
                     started = 0
                     backoff = min(backoff * 2, 2.0)
                 if not started:
-                    self._stopping.wait(backoff)
+                    self._idle(backoff, next_sweep)
         finally:
             self._shutdown()
         return self.stats
@@ -246,13 +291,22 @@ class Worker:
             free = self.concurrency - len(self._busy)
             busy = set(self._busy)
         if free <= 0:
+            self._next_due = None
             return 0
-        entries = self.store.due(self.clock.now_ms(), kinds=DueKind.ACTIVE,
-                                 limit=max(32, free * 16))
+        if self._claims is not None:
+            claim = self._claims.claim_due(
+                self.clock.now_ms(), kinds=DueKind.ACTIVE, functions=self.runtime.functions(),
+                owner=self.owner, limit=free, hold_ms=min(self.lease_ms, 5000),
+                exclude=sorted(busy),
+            )
+            entries, self._next_due = claim.entries, claim.next_due_ms
+        else:
+            entries = self.store.due(self.clock.now_ms(), kinds=DueKind.ACTIVE,
+                                     limit=max(32, free * 16))
+            # Workers see the same earliest entries; a random pick spreads them out
+            # instead of making every worker race for the first one.
+            random.shuffle(entries)
         picked: dict[str, DueEntry] = {}
-        # Workers see the same earliest entries; a random pick spreads them out instead
-        # of making every worker race for the first one.
-        random.shuffle(entries)
         for entry in entries:
             if entry.arn in busy or entry.arn in picked or not self.runtime.mine(entry):
                 continue
@@ -270,6 +324,13 @@ class Worker:
         return len(picked)
 
     def _work(self, entry: DueEntry) -> None:
+        try:
+            self._handle(entry)
+        finally:
+            if self.waker is not None:
+                self.waker.poke()  # a slot is free: look for more work at once
+
+    def _handle(self, entry: DueEntry) -> None:
         try:
             self.runtime.handle(entry)
         except (StoreError, OSError) as exc:
@@ -322,6 +383,9 @@ class Worker:
             except StoreError as exc:
                 log.warning("worker %s: could not release %s: %s", self.id, r.arn, exc)
         self._closed.set()
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
         if self._renewer is not None:
             self._renewer.join(timeout=5)
         self.runtime.marks.release(self.owner)

@@ -1,4 +1,4 @@
-"""Fleet workers on real Redis and DynamoDB (moto) servers, under faults.
+"""Fleet workers on real Redis, DynamoDB (moto) and PostgreSQL servers, under faults.
 
 Worker processes are started with ``python -m durable_ext.fleet worker`` (the same code as
 ``durable-ext worker``), killed with SIGKILL at random points, paused with SIGSTOP, and
@@ -47,12 +47,15 @@ FUNCTIONS = {
 # ---------------------------------------------------------------- backends
 
 
-@pytest.fixture(params=["redis", "dynamodb"])
+@pytest.fixture(params=["redis", "dynamodb", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
     """A fresh, empty store URL on each real server."""
     if request.param == "redis":
         server = request.getfixturevalue("redis_server")
         return f"{server.url}?prefix=fl{uuid.uuid4().hex[:8]}:"
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        return f"{server.url}?schema=fl{uuid.uuid4().hex[:10]}&init=true"
     moto = request.getfixturevalue("moto_serial_server")
     table = moto.unique("fleet")
     create_table(moto.client("dynamodb"), table)
@@ -157,7 +160,7 @@ def fleet(backend: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]
     # three workers from saturating it (real DynamoDB takes the Redis settings)
     timing = (
         ["--lease", "1.5", "--skew-margin", "0.5", "--poll", "0.05"]
-        if backend.startswith("redis")
+        if not backend.startswith("dynamodb")
         else ["--lease", "4", "--skew-margin", "1", "--poll", "0.25"]
     )
 
@@ -233,7 +236,7 @@ def test_sigkill_workers_at_random_points(
 ) -> None:
     """3 workers share the backend; one is SIGKILLed and replaced again and again."""
     rng = random.Random(6)
-    redis = backend.startswith("redis")
+    redis = not backend.startswith("dynamodb")  # Redis and PostgreSQL take the same load
     count, kills = (16, 8) if redis else (8, 4)
     arns = [control.start("chain", {"id": f"k{i}", "pause": 0.1}) for i in range(count)]
     workers = [fleet() for _ in range(3)]

@@ -22,7 +22,8 @@ def test_builtin_names_are_listed_without_importing_them():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     names, loaded = out.stdout.splitlines()
-    for name in ("msgpack", "zstd", "kms", "s3", "pickle", "memory", "file", "redis", "dynamodb"):
+    for name in ("msgpack", "zstd", "kms", "s3", "pickle", "memory", "file", "redis", "dynamodb",
+                 "postgres", "postgresql"):
         assert repr(name) in names
     assert loaded == "[]"
 
@@ -34,7 +35,7 @@ def test_unknown_name_suggests_close_matches_and_lists_all():
     assert "'msgpack'" in msg and "Did you mean" in msg and "Available:" in msg and "zstd" in msg
     assert info.value.group == "durable_ext.serializers"
     with pytest.raises(UnknownPluginError, match="backend"):
-        BACKENDS.info("postgres")
+        BACKENDS.info("cassandra")
 
 
 def test_register_is_idempotent_and_refuses_silent_replacement():
