@@ -18,6 +18,7 @@ __all__ = [
     "CLAIM",
     "COMMIT",
     "CREATE",
+    "DELETE",
     "DUE_ALL",
     "DUE_OF",
     "EVENTS_AFTER",
@@ -201,6 +202,20 @@ SECRET_PUT = "INSERT INTO {s}.meta (key, value) VALUES ('secret', %s) ON CONFLIC
 SECRET_GET = "SELECT value FROM {s}.meta WHERE key = 'secret'"
 
 #: delete up to %(limit)s expired executions and everything that belongs to them
+#: one execution and every row of it, in one statement; its name is free again after
+DELETE = """
+WITH x AS (
+  DELETE FROM {s}.executions WHERE exec_id = %(id)s AND arn = %(arn)s RETURNING exec_id
+), o AS (
+  DELETE FROM {s}.operations WHERE exec_id IN (SELECT exec_id FROM x)
+), e AS (
+  DELETE FROM {s}.events WHERE exec_id IN (SELECT exec_id FROM x)
+), d AS (
+  DELETE FROM {s}.due WHERE exec_id IN (SELECT exec_id FROM x)
+)
+SELECT count(*) FROM x
+"""
+
 PURGE = (
     """
 WITH x AS (

@@ -345,6 +345,16 @@ class PostgresStore(RemoteStore):
 
         return self._run("clean-up of expired executions", run)
 
+    def delete(self, arn: str) -> bool:
+        """Remove the execution with all its rows and its name claim, in one statement."""
+        params = {"id": execution_id_of(arn), "arn": arn}
+
+        def run(conn: Any) -> bool:
+            row = conn.execute(self._s(q.DELETE), params).fetchone()
+            return bool(row and row[0])
+
+        return self._run(f"deletion of {arn}", run)
+
     def header(self, arn: str) -> ExecutionHeader:
         """Return the current header."""
         exec_id = execution_id_of(arn)

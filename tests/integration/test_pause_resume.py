@@ -72,7 +72,7 @@ def long_wait(event: Any, ctx: DurableContext) -> Any:
 
 def store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
               monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh store of ``kind``: memory, file, or on the session's Redis / moto server."""
+    """A fresh store of ``kind``: memory, file, or on the session's Redis / moto / PostgreSQL."""
     if kind == "memory":
         return "memory://"
     if kind == "file":
@@ -80,6 +80,9 @@ def store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
     if kind == "redis":
         server = request.getfixturevalue("redis_server")
         return f"{server.url}?prefix=pr{uuid.uuid4().hex[:8]}:"
+    if kind == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        return f"{server.url}?schema=pr{uuid.uuid4().hex[:10]}&init=true"
     moto = request.getfixturevalue("moto_serial_server")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -88,7 +91,7 @@ def store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
     return f"dynamodb://{table}?region=us-east-1&endpoint_url={moto.endpoint_url}"
 
 
-@pytest.fixture(params=["memory", "file", "redis", "dynamodb"])
+@pytest.fixture(params=["memory", "file", "redis", "dynamodb", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> str:
     return store_url(request.param, request, tmp_path, monkeypatch)
