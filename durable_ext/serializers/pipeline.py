@@ -218,7 +218,7 @@ class Pipeline(SerDes[Any]):
         if self._json_ok and type(value) in _JSON_SCALARS:
             return self._scalar_as_json(value, text)
         if self._json_ok and FLOAT64 in body:
-            chosen = shorter_as_json(value, version, body, text, len(data), self._encode_format,
+            chosen = shorter_as_json(value, version, body, text, data, self._encode_format,
                                      serdes_context)
             if chosen is not text and not self._readable_json(chosen):
                 return text

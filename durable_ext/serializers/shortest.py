@@ -76,7 +76,7 @@ def shorter_as_json(
     version: int,
     body: bytes,
     text: str,
-    frame_len: int,
+    frame_bytes: bytes,
     encode_format: Callable[[Any, SerDesContext], tuple[int, bytes]],
     ctx: SerDesContext,
 ) -> str:
@@ -85,26 +85,21 @@ def shorter_as_json(
     ``version`` and ``body`` are the format's encoding of ``value``; exact means the JSON
     read back encodes to the same body, so it is the same value to every reader.
     """
-    ratio = len(text) / frame_len
+    ratio = len(text) / len(frame_bytes)
     excess = _json_saving(body, ratio) + _HEADER_CHARS
+    over_bound = False
     if excess <= SLACK:
         # In a short payload, base64's third on every other byte (whose JSON is otherwise
-        # at least as long as its msgpack) may still take the armor past the bound: then
-        # measure it, against compact JSON, a lower bound of what the SDK writes (its
-        # JsonSerDes spaces items, its ExtendedTypeSerDes adds envelopes). In a long one
-        # the SDK's spacing outgrows the header and the few floats.
+        # at least as long as its msgpack) may still take the armor past the bound. Then it
+        # goes out in text armor instead, one character per byte: within the bound by the
+        # estimate (exact for the few floats a short payload holds), and nothing encoded
+        # twice. In a long one the SDK's spacing outgrows the header and the few floats.
         if len(text) > _MEASURED_MAX or excess + max(ratio - 1.0, 0.0) * (
             len(body) - 9 * body.count(FLOAT64)
         ) <= SLACK:
             return text
-        try:
-            if len(text) <= len(_COMPACT_NAN(value)) + SLACK:
-                return text
-        except (TypeError, ValueError, RecursionError):
-            return text  # not a JSON value
-        over_bound = True
-    else:
-        over_bound = False
+        plain = frame_bytes.decode("latin-1")
+        return plain if len(plain) < len(text) else text
     try:
         candidate = COMPACT(value)
     except ValueError:
