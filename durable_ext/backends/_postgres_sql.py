@@ -202,11 +202,8 @@ SECRET_PUT = "INSERT INTO {s}.meta (key, value) VALUES ('secret', %s) ON CONFLIC
 SECRET_GET = "SELECT value FROM {s}.meta WHERE key = 'secret'"
 
 #: delete up to %(limit)s expired executions and everything that belongs to them
-#: one execution and every row of it, in one statement; its name is free again after
-DELETE = """
-WITH x AS (
-  DELETE FROM {s}.executions WHERE exec_id = %(id)s AND arn = %(arn)s RETURNING exec_id
-), o AS (
+#: removes the rows of the executions a statement's ``x`` deleted, and counts them
+_CASCADE = """), o AS (
   DELETE FROM {s}.operations WHERE exec_id IN (SELECT exec_id FROM x)
 ), e AS (
   DELETE FROM {s}.events WHERE exec_id IN (SELECT exec_id FROM x)
@@ -215,6 +212,12 @@ WITH x AS (
 )
 SELECT count(*) FROM x
 """
+
+#: one execution and every row of it, in one statement; its name is free again after
+DELETE = """
+WITH x AS (
+  DELETE FROM {s}.executions WHERE exec_id = %(id)s AND arn = %(arn)s RETURNING exec_id
+""" + _CASCADE
 
 PURGE = (
     """
@@ -227,13 +230,6 @@ WITH x AS (
        AND (%(arn)s::text IS NULL OR arn = %(arn)s::text)
      LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
   RETURNING exec_id
-), o AS (
-  DELETE FROM {s}.operations WHERE exec_id IN (SELECT exec_id FROM x)
-), e AS (
-  DELETE FROM {s}.events WHERE exec_id IN (SELECT exec_id FROM x)
-), d AS (
-  DELETE FROM {s}.due WHERE exec_id IN (SELECT exec_id FROM x)
-)
-SELECT count(*) FROM x
 """
+    + _CASCADE
 )

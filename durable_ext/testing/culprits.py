@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from durable_ext.runtime.trace_env import _TraceAwareEnviron
 from durable_ext.testing._source import Location, is_user_file, location_of
 
 __all__ = ["Culprit", "CulpritWatch", "stepping"]
@@ -61,6 +62,8 @@ _MODULE_OF = {
     secrets.token_hex.__code__.co_filename: "secrets",
     os.getenv.__code__.co_filename: "os",
     _collections_abc.Mapping.get.__code__.co_filename: "os.environ",
+    # the runtime's os.environ, which answers the trace header per invocation
+    _TraceAwareEnviron.__getitem__.__code__.co_filename: "os.environ",
 }
 _THROUGH = frozenset(_MODULE_OF)
 
