@@ -31,6 +31,8 @@ import re
 import stat
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -252,6 +254,23 @@ class FileStore(IndexedStore):
         journal = self._journal(h.execution_id)
         fn_where = self.root / "names" / fn
         record = encode_record(batch)
+        with self._name_lock(fn) as (execs, fn_fd):
+            existing = self._claimed(fn_fd, name, fn_where / name)
+            if existing is not None:
+                try:
+                    return CreateResult(False, self.header(existing))
+                except NotFoundError:
+                    self._drop_stale(existing)
+            if lstat_in(execs, journal.name, journal) is not None:
+                raise ConflictError(f"execution {h.arn} already exists")
+            self._claim(fn_fd, name, h.arn, fn_where)
+            self._write_first(execs, fn_fd, name, journal, record)
+            return CreateResult(True, h)
+
+    @contextmanager
+    def _name_lock(self, fn: str) -> Iterator[tuple[int, int]]:
+        """Hold function ``fn``'s name lock; yield the executions and ``names/<fn>`` fds."""
+        fn_where = self.root / "names" / fn
         with self._lock:
             execs, names = self._dirs()
             fn_fd = open_subdir(names, fn, fn_where)
@@ -260,17 +279,7 @@ class FileStore(IndexedStore):
                 try:
                     with os_errors(f"cannot lock {fn_where / '.lock'}"):
                         fcntl.flock(lock_fd, fcntl.LOCK_EX)
-                    existing = self._claimed(fn_fd, name, fn_where / name)
-                    if existing is not None:
-                        try:
-                            return CreateResult(False, self.header(existing))
-                        except NotFoundError:
-                            self._drop_stale(existing)
-                    if lstat_in(execs, journal.name, journal) is not None:
-                        raise ConflictError(f"execution {h.arn} already exists")
-                    self._claim(fn_fd, name, h.arn, fn_where)
-                    self._write_first(execs, fn_fd, name, journal, record)
-                    return CreateResult(True, h)
+                    yield execs, fn_fd
                 finally:
                     os.close(lock_fd)
             finally:
@@ -413,28 +422,17 @@ class FileStore(IndexedStore):
         name = _safe("execution name", h.name)
         journal = self._journal(h.execution_id)
         fn_where = self.root / "names" / fn
-        with self._lock:
-            execs, names = self._dirs()
-            fn_fd = open_subdir(names, fn, fn_where)
-            try:
-                lock_fd = self._lock_file(fn_fd, fn_where / ".lock")
-                try:
-                    with os_errors(f"cannot lock {fn_where / '.lock'}"):
-                        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-                    if self._claimed(fn_fd, name, fn_where / name) == arn:
-                        with os_errors(f"cannot remove {fn_where / name}"):
-                            remove_in(fn_fd, name)
-                    with os_errors(f"cannot remove {journal}"):
-                        remove_in(execs, journal.name)
-                    self._cache.pop(h.execution_id, None)
-                    if self.fsync:
-                        with os_errors(f"cannot flush the directories of {journal}"):
-                            os.fsync(fn_fd)
-                            os.fsync(execs)
-                finally:
-                    os.close(lock_fd)
-            finally:
-                os.close(fn_fd)
+        with self._name_lock(fn) as (execs, fn_fd):
+            if self._claimed(fn_fd, name, fn_where / name) == arn:
+                with os_errors(f"cannot remove {fn_where / name}"):
+                    remove_in(fn_fd, name)
+            with os_errors(f"cannot remove {journal}"):
+                remove_in(execs, journal.name)
+            self._cache.pop(h.execution_id, None)
+            if self.fsync:
+                with os_errors(f"cannot flush the directories of {journal}"):
+                    os.fsync(fn_fd)
+                    os.fsync(execs)
         return True
 
     def _all(self) -> list[ExecutionIndex]:
