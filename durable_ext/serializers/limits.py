@@ -37,6 +37,7 @@ from durable_ext.errors import ConfigError, SerializationError
 
 __all__ = [
     "COUNTED_BODY_BYTES",
+    "CURRENT_BUDGET",
     "DEFAULT_LIMITS",
     "NOT_JSON",
     "DecodeBudget",
@@ -173,6 +174,8 @@ class DecodeBudget:
 
 
 _current: ContextVar[DecodeBudget | None] = ContextVar("durable_ext_decode_budget", default=None)
+CURRENT_BUDGET = _current
+"""The budget of the payload being decoded, or None: read directly on hot paths."""
 
 
 def counting_budget(body_bytes: int) -> DecodeBudget | None:

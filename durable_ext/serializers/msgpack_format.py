@@ -86,6 +86,7 @@ from durable_ext.serializers._msgpack_marks import (
 from durable_ext.serializers.base import Role, SerDesContext
 from durable_ext.serializers.limits import (
     COUNTED_BODY_BYTES,
+    CURRENT_BUDGET,
     DecodeBudget,
     counting_budget,
     current_budget,
@@ -232,18 +233,29 @@ class MsgpackFormat:
 
         Unsupported types raise naming the type and the operation.
         """
+        version, body, _ = self.encode_layout(value, ctx)
+        return version, body
+
+    def encode_layout(self, value: Any, ctx: SerDesContext) -> tuple[int, bytes, bool]:
+        """Pack ``value``; return the layout, the body, and whether JSON may carry it.
+
+        The flag is False when the packer met a type JSON lacks (tuples, sets, datetimes,
+        UUIDs, Decimals, registered classes...): the pipeline then never tries the value
+        as JSON. True says only that no such type was met (bytes and non-string keys are
+        native to msgpack and go unnoticed).
+        """
         try:
-            packer, marked = self._local.encoder
+            packer, flags = self._local.encoder
         except AttributeError:
-            packer, marked = self._local.encoder = self._new_encoder()
-        marked[0] = False
+            packer, flags = self._local.encoder = self._new_encoder()
+        flags[0] = flags[1] = False
         try:
             try:
                 body = packer.pack(value)
             except UnicodeEncodeError:
                 packer.reset()
-                marked[0] = False
-                body = self._new_encoder(marked, surrogates=True)[0].pack(value)
+                flags[0] = flags[1] = False
+                body = self._new_encoder(flags, surrogates=True)[0].pack(value)
         except _Unsupported as exc:
             packer.reset()
             self._unsupported(exc, ctx)
@@ -252,23 +264,26 @@ class MsgpackFormat:
             raise SerializationError(
                 f"msgpack cannot serialize the result of operation {ctx.operation_id!r}: {exc}"
             ) from exc
-        return (LAYOUT_MARKED if marked[0] else LAYOUT_PLAIN), body
+        if flags[0]:
+            return LAYOUT_MARKED, body, False
+        return LAYOUT_PLAIN, body, not flags[1]
 
     def _new_encoder(
-        self, marked: list[bool] | None = None, *, surrogates: bool = False
+        self, flags: list[bool] | None = None, *, surrogates: bool = False
     ) -> tuple[Any, list[bool]]:
-        # A packer and the flag its default hook raises when it writes a container marker.
-        # Strings with lone surrogates need unicode_errors, which makes msgpack copy every
-        # string through an encoder: only the retry after a UnicodeEncodeError sets it.
-        marked = [False] if marked is None else marked
+        # A packer and the flags its default hook raises: [0] when it writes a container
+        # marker, [1] when it packs another type JSON lacks. Strings with lone surrogates
+        # need unicode_errors, which makes msgpack copy every string through an encoder:
+        # only the retry after a UnicodeEncodeError sets it.
+        flags = [False, False] if flags is None else flags
         packer = msgpack.Packer(
-            default=self._make_default(marked),
+            default=self._make_default(flags),
             strict_types=True,
             use_bin_type=True,
             unicode_errors="surrogatepass" if surrogates else None,
             autoreset=True,
         )
-        return packer, marked
+        return packer, flags
 
     def _pack(self, value: Any) -> bytes:
         # Packing from inside the default hook needs another packer: the thread's
@@ -311,7 +326,7 @@ class MsgpackFormat:
             )
         return body
 
-    def _make_default(self, marked: list[bool]) -> Callable[[Any], Any]:
+    def _make_default(self, flags: list[bool]) -> Callable[[Any], Any]:
         encoders = self._encoders
         registered = self._registered_default
 
@@ -319,8 +334,10 @@ class MsgpackFormat:
             # Called by the C packer for every value it has no native form for.
             t = type(obj)
             if t is tuple:
-                marked[0] = True
+                flags[0] = True
                 return [*obj, _TUPLE_END]
+            if t is not int:
+                flags[1] = True  # JSON carries ints of any size, and nothing else met here
             if t is _datetime:
                 if obj.tzinfo is not _UTC or obj.fold:
                     return _enc_datetime_state(obj)
@@ -335,10 +352,10 @@ class MsgpackFormat:
             if t is _Decimal:
                 return _new_tuple(ExtType, (EXT_DECIMAL, str(obj).encode("ascii")))
             if t is set:
-                marked[0] = True
+                flags[0] = True
                 return [*obj, _SET_END]
             if t is frozenset:
-                marked[0] = True
+                flags[0] = True
                 return [*obj, _FROZENSET_END]
             enc = encoders.get(t)
             return enc(obj) if enc is not None else registered(obj)
@@ -451,6 +468,18 @@ class MsgpackFormat:
 
     def decode(self, body: bytes, version: int, ctx: SerDesContext) -> Any:
         """Unpack a body of any layout up to this version, within the decode limits."""
+        if len(body) <= COUNTED_BODY_BYTES and LAYOUT_PLAIN <= version <= LAYOUT_MARKED:
+            budget = CURRENT_BUDGET.get()
+            if budget is None or budget.used <= COUNTED_BODY_BYTES:
+                # The hot path, as _decode would take it: a body this small bounds what
+                # it decodes to by its bytes, so it is unpacked without counting hooks.
+                try:
+                    if version == LAYOUT_PLAIN:
+                        return _unpackb(body, ext_hook=self._ext_hook, timestamp=3,
+                                        strict_map_key=False, unicode_errors="surrogatepass")
+                    return self._unpack(body, nested=False)
+                except Exception as exc:
+                    raise self._decode_error(exc, ctx) from None
         if len(body) > COUNTED_BODY_BYTES and not has_budget():
             # Called outside a pipeline: the bodies nested in this one share one count.
             with decoding(DecodeBudget()):
@@ -472,25 +501,8 @@ class MsgpackFormat:
                         unicode_errors="surrogatepass",
                     )
                 return _unpackb(body, **self._plain_options, **_counting_hooks(budget, None))
-        except SerializationError as exc:
-            # Extension hooks run without the context: say where here.
-            where = f"operation {ctx.operation_id!r}"
-            if where in str(exc):
-                raise
-            raise SerializationError(f"{where}: {exc}") from exc
         except Exception as exc:
-            if isinstance(exc, ValueError) and "exceeds max_" in str(exc):
-                # msgpack's own per-container bound (max_array_len / max_map_len), which
-                # counted bodies set to max_items
-                exc = current_budget().too_many_items("a msgpack container")
-                where = f"operation {ctx.operation_id!r}"
-                raise SerializationError(
-                    str(exc) if where in str(exc) else f"{where}: {exc}"
-                ) from None
-            raise SerializationError(
-                f"operation {ctx.operation_id!r}: corrupt msgpack payload "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
+            raise self._decode_error(exc, ctx) from None
         if version > self.version:
             raise SerializationError(
                 f"operation {ctx.operation_id!r}: msgpack payload version {version} is newer "
@@ -498,6 +510,25 @@ class MsgpackFormat:
             )
         raise SerializationError(
             f"operation {ctx.operation_id!r}: msgpack payload has unknown layout {version}"
+        )
+
+    @staticmethod
+    def _decode_error(exc: Exception, ctx: SerDesContext) -> Exception:
+        """Return the error to raise for ``exc`` from unpacking a body, saying where."""
+        where = f"operation {ctx.operation_id!r}"
+        if isinstance(exc, SerializationError):
+            # Extension hooks run without the context: say where here.
+            if where in str(exc):
+                return exc
+            return _caused(SerializationError(f"{where}: {exc}"), exc)
+        if isinstance(exc, ValueError) and "exceeds max_" in str(exc):
+            # msgpack's own per-container bound (max_array_len / max_map_len), which
+            # counted bodies set to max_items
+            err = current_budget().too_many_items("a msgpack container")
+            return SerializationError(str(err) if where in str(err) else f"{where}: {err}")
+        return _caused(
+            SerializationError(f"{where}: corrupt msgpack payload ({type(exc).__name__}: {exc})"),
+            exc,
         )
 
     def _unpack(self, data: bytes, *, nested: bool = True) -> Any:
@@ -609,6 +640,11 @@ class MsgpackFormat:
             return Unregistered(str(tag), name, "enum")
         cls = self._registered(tag)
         return cls[name]  # type: ignore[index]
+
+
+def _caused(err: Exception, cause: Exception) -> Exception:
+    err.__cause__ = cause
+    return err
 
 
 def _dec_sealed(data: bytes) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import binascii
-import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -23,12 +22,12 @@ from durable_ext.serializers.base import Codec, Format, Offload, SerDesContext, 
 from durable_ext.serializers.frames import (
     ARMOR_PREFIX,
     BUILTIN_NAMES,
+    PADDING,
     TEXT_PREFIX,
     armor,
     frame,
     is_armored,
     read_frame,
-    repad,
     stage_name_of,
     unarmor,
 )
@@ -127,10 +126,14 @@ class Pipeline(SerDes[Any]):
         # Pickle can run code on decode: a payload may only use it if this pipeline does.
         self._allowed = set(allowed) if allowed is not None else None
         self._forbidden = {"pickle"} - {st.name for st in stages}
-        # Formats whose body layout varies per value say which one each body uses.
+        # Formats whose body layout varies per value say which one each body uses, and
+        # formats that can tell say whether JSON may carry the value at all.
         self._encode_format: Callable[[Any, SerDesContext], tuple[int, bytes]] = getattr(
             format, "encode_versioned", None
         ) or (lambda value, ctx: (format.version, format.encode(value, ctx)))
+        self._encode_layout: Callable[[Any, SerDesContext], tuple[int, bytes, bool]] = getattr(
+            format, "encode_layout", None
+        ) or (lambda value, ctx: (*self._encode_format(value, ctx), True))
         self._format_headers = tuple(frame(format.wire, v, b"") for v in range(format.version + 1))
         # Hot path: a payload that is a bare frame of this pipeline's format, by its header.
         self._format_versions = {h: v for v, h in enumerate(self._format_headers)}
@@ -183,9 +186,9 @@ class Pipeline(SerDes[Any]):
             value, sealed, unsealed = self.fields.protect(value, serdes_context, self.format)
         if self._fast_max < 0:
             with decoding(DecodeBudget(self.limits)):
-                version, body = self._encode_format(value, serdes_context)
+                version, body, maybe_json = self._encode_layout(value, serdes_context)
         else:
-            version, body = self._encode_format(value, serdes_context)
+            version, body, maybe_json = self._encode_layout(value, serdes_context)
         data = self._format_headers[version] + body
         if sealed is not None:
             data = frame(self.fields.wire, self.fields.version, sealed + data)
@@ -193,7 +196,7 @@ class Pipeline(SerDes[Any]):
         else:
             data_produced = len(data)
         if self._simple:
-            produced = data_produced
+            layered, produced = data, data_produced
         else:
             layered, produced = self._encode_layers(data, serdes_context)
             produced += data_produced - len(data)
@@ -204,20 +207,16 @@ class Pipeline(SerDes[Any]):
                 "(max_bytes); raise it with limits={'max_bytes': N} on every pipeline "
                 "that reads it"
             )
-        if version == self._plain_layout and self._json_ok and self._simple \
-                and not _envelope_like(value):
+        if not (self._json_ok and maybe_json):
+            return self._armor(data, layered)
+        if version == self._plain_layout and self._simple and not _envelope_like(value):
             plain = body.decode("ascii")
             if self._readable_json(plain):
                 return plain  # JSON text every reader reads as this value, unframed
-        if self._simple:
-            text = armor(data)
-        elif self._skippable:
-            text = shorter_armor(data, layered)
-        else:
-            text = armor(layered)
-        if self._json_ok and type(value) in _JSON_SCALARS:
-            return self._scalar_as_json(value, text)
-        if self._json_ok and FLOAT64 in body:
+        if type(value) in _JSON_SCALARS:
+            return self._scalar_as_json(value, self._armor(data, layered))
+        text = self._armor(data, layered)
+        if FLOAT64 in body:
             chosen = shorter_as_json(value, version, body, text, data, self._encode_format,
                                      serdes_context)
             if chosen is not text and not self._readable_json(chosen):
@@ -225,10 +224,20 @@ class Pipeline(SerDes[Any]):
             return chosen
         return text
 
+    def _armor(self, data: bytes, layered: bytes) -> str:
+        # Compression may be dropped where it does not shorten the string; nothing else may.
+        if layered is data:
+            return armor(data)
+        if self._skippable:
+            return shorter_armor(data, layered)
+        return armor(layered)
+
     def _scalar_as_json(self, value: Any, text: str) -> str:
         # A bare string, number, bool or None reads back from JSON as itself: written as
         # JSON when no longer, it is what a reader expecting the SDK's JSON sees
         # (json.loads of a step's result), and shorter besides.
+        if type(value) is str and len(text) < _json_string_min(value):
+            return text  # the armor is shorter than any JSON of the string: not encoded
         try:
             candidate = SDK_SPACED(value)
         except ValueError:
@@ -280,11 +289,15 @@ class Pipeline(SerDes[Any]):
             raw = None
             # Not the armor it looks like after all: the slow path says why.
             if first == ARMOR_PREFIX:
-                with contextlib.suppress(binascii.Error, ValueError):
-                    raw = _a2b(repad(data), strict_mode=True)
+                try:
+                    raw = _a2b(data + PADDING[len(data) & 3], strict_mode=True)
+                except (binascii.Error, ValueError):
+                    raw = None  # (a with-statement costs three calls on this path)
             elif first == TEXT_PREFIX:
-                with contextlib.suppress(UnicodeEncodeError):
+                try:
                     raw = data.encode("latin-1")
+                except UnicodeEncodeError:
+                    raw = None
             if raw is not None:
                 n = self._format_header_size
                 version = self._format_versions.get(raw[:n])
@@ -426,6 +439,19 @@ class Pipeline(SerDes[Any]):
             raise SerializationError(
                 f"{where}: malformed SDK JSON envelope of type {tag.value!r}: {exc}"
             ) from exc
+
+
+def _json_string_min(value: str) -> int:
+    r"""Return the fewest characters the SDK's JSON of ``value`` can take, unencoded.
+
+    Quotes, and six characters (``\uXXXX``) for every character outside ASCII, of which
+    there are at least a third of the bytes UTF-8 adds (1 to 3 for each). ``isascii`` is a
+    flag of the string, so ASCII text costs nothing to measure.
+    """
+    if value.isascii():
+        return len(value) + 2
+    extra = len(value.encode("utf-8", "surrogatepass")) - len(value)
+    return len(value) + 2 + 5 * ((extra + 2) // 3)
 
 
 def _envelope_like(value: Any) -> bool:
