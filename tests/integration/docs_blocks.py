@@ -10,8 +10,9 @@ fence (blank lines between are fine) says how it runs:
     a Python block that builds on the previous Python block of the same file: it runs
     after that one's code (and whatever that one continued), in one process.
 A Python block whose first line is a comment naming a file (``# handlers.py``) is that
-file: it is written into the working directory of every later block of its page, so
-``# test_order.py`` can import ``handlers``. Blocks are run as follows:
+file (``# app/handlers.py`` a module of a package): it is written into the working
+directory of every later block of its page, so ``# test_order.py`` can import
+``handlers``. Blocks are run as follows:
 
 * a block that defines ``test_...`` functions is run by pytest (the durable_runtime
   fixture comes from the installed plugin), as the page tells its reader to;
@@ -36,7 +37,7 @@ LANGUAGES = {"python": "python", "bash": "shell", "shell": "shell", "console": "
 _FENCE = re.compile(r"^(?P<indent> {0,3})```(?P<lang>[A-Za-z0-9_+-]*)\s*$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<verb>skip|continue)\b"
                         r"(?P<arg>.*?)-->\s*$")
-_FILE_NAME = re.compile(r"^#\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*\.py)\b")
+_FILE_NAME = re.compile(r"^#\s*(?P<name>(?:[A-Za-z_]\w*/){0,3}[A-Za-z_]\w*\.py)\b")
 _TEST_FUNCTION = re.compile(r"^def test_\w*\(", re.M)
 
 #: what a shell block's text names, and the fixture of tests/servers.py that stands in

@@ -68,12 +68,14 @@ def _write(workdir: Path, block: Block) -> list[str]:
     """Lay out the block's files in ``workdir``; return the command that runs it."""
     for name, code in block.files.items():
         if name != block.file_name:
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
             (workdir / name).write_text(code)
     if block.language == "shell":
         (workdir / "block.sh").write_text(block.code)
         return ["bash", "-c", _shell_script(block.code)]
     code = "\n".join((*block.before, block.code))
     name = block.file_name or ("test_block.py" if block.is_test else "block.py")
+    (workdir / name).parent.mkdir(parents=True, exist_ok=True)
     (workdir / name).write_text(code)
     if block.is_test:
         return [sys.executable, "-m", "pytest", name]
