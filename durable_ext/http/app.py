@@ -55,8 +55,13 @@ from durable_ext.http.wire import (  # noqa: E402
     operation_to_wire,
     parse_json,
 )
+from durable_ext.serializers.readable import Decoder  # noqa: E402
 
-__all__ = ["create_app", "to_api_error"]
+__all__ = ["DECODED_HEADER", "create_app", "to_api_error"]
+
+DECODED_HEADER = "X-Durable-Ext-Decoded"
+"""Asks for decoded views, as ``decoded=true`` in the query does (for clients that set
+headers more easily than query parameters, such as boto3's event hooks)."""
 
 _V = "/2025-12-01"
 _EXECUTION_STATUSES = frozenset(s.value for s in ExecutionStatus)
@@ -131,6 +136,30 @@ def _bool(request: Request, name: str, default: bool) -> bool:
     if raw.lower() in ("true", "false"):
         return raw.lower() == "true"
     raise ApiError("InvalidParameterValueException", f"{name} must be true or false, got {raw!r}")
+
+
+def _decoder_asked(request: Request, service: LocalService) -> Decoder | None:
+    """Return the decoder when the request asks for decoded views (and they are on)."""
+    header = request.headers.get(DECODED_HEADER)
+    asked = _bool(request, "decoded", False) or (header or "").lower() == "true"
+    if header is not None and header.lower() not in ("true", "false"):
+        raise ApiError("InvalidParameterValueException",
+                       f"{DECODED_HEADER} must be true or false, got {header[:16]!r}")
+    if not asked:
+        return None
+    if service.decoder is None:
+        raise ApiError("InvalidParameterValueException",
+                       "decoded views are off on this server; start it with --decode SPEC "
+                       "(or --codec SPEC)")
+    return service.decoder
+
+
+def _decoded_execution(decoder: Decoder, desc: dict[str, Any]) -> dict[str, Any]:
+    arn = str(desc.get("DurableExecutionArn", ""))
+    for key in ("InputPayload", "Result"):
+        if isinstance(desc.get(key), str):
+            desc[f"Decoded{key}"] = decoder.payload(desc[key], execution_arn=arn)
+    return desc
 
 
 def _int(request: Request, name: str, low: int, high: int) -> int | None:
@@ -257,6 +286,9 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
                 desc["PauseDetails"] = {k: v for k, v in desc["PauseDetails"].items()
                                         if k != "Reason"}
         desc["ExecutionDataIncluded"] = include
+        decoder = _decoder_asked(request, service)
+        if decoder is not None:
+            desc = await run_in_threadpool(_decoded_execution, decoder, desc)
         return _json(desc)
 
     @_endpoint
@@ -270,6 +302,9 @@ def create_app(service: LocalService, *, guard: GuardConfig | None = None) -> AS
             marker=request.query_params.get("Marker") or None,
             reverse_order=_bool(request, "ReverseOrder", False),
         )
+        decoder = _decoder_asked(request, service)
+        if decoder is not None:
+            page = await run_in_threadpool(decoder.history, page, execution_arn=arn)
         return _json(page)
 
     @_endpoint

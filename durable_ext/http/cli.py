@@ -63,8 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             service.register(item.name, item.handler, isolation=args.isolation)
         for spec in args.alias:
             service.runtime.alias(*parse_alias_spec(spec))
-        if args.codec is not None:
-            service.enable_codec(args.codec)
+        _enable_decoding(service, args)
     except Exception:
         service.close()
         raise
@@ -74,6 +73,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve(service, args.host, args.port, log_level=args.log_level,
           allow_remote=args.allow_remote, guard=guard)
     return 0
+
+
+def _enable_decoding(service: Any, args: argparse.Namespace) -> None:
+    """Turn on the codec server and the decoded views ``--codec``/``--decode`` ask for."""
+    types: list[type] | None = None
+    if args.types is not None:
+        from durable_ext.serializers.decode_cli import load_object
+
+        found = load_object(args.types)
+        if not isinstance(found, (list, tuple)):
+            raise ConfigError(f"--types {args.types} must be a list of classes")
+        if args.codec is None and args.decode is None:
+            raise ConfigError("--types goes with --decode SPEC or --codec SPEC")
+        types = list(found)
+    if args.codec is not None:
+        service.enable_codec(args.codec, types=types)
+    if args.decode is not None:
+        service.enable_decoded_views(args.decode, types=types)
 
 
 def register(subparsers: Any) -> None:
@@ -111,7 +128,15 @@ def register(subparsers: Any) -> None:
                         "API (repeatable)")
     p.add_argument("--codec", default=None, metavar="SPEC",
                    help="serve a codec server under /_durable_ext/codec decoding and "
-                        "encoding payloads with this serializer spec (off by default)")
+                        "encoding payloads with this serializer spec (off by default); "
+                        "also answers decoded views, as --decode does")
+    p.add_argument("--decode", default=None, metavar="SPEC",
+                   help="answer GetDurableExecution(History) requests that ask for it "
+                        "(?decoded=true) with decoded views of the payloads, by this "
+                        "serializer spec, keys and buckets included (off by default)")
+    p.add_argument("--types", default=None, metavar="MODULE:ATTR",
+                   help="a list of classes to decode objects with, for --codec and "
+                        "--decode; other objects are shown by type tag and fields")
     p.add_argument("--auth", choices=["none", "sigv4"], default="none",
                    help="sigv4: answer only requests signed with a configured key (from "
                         "$DURABLE_EXT_AUTH_ACCESS_KEY_ID/$DURABLE_EXT_AUTH_SECRET_ACCESS_KEY "

@@ -27,6 +27,7 @@ from durable_ext.http.wire import ApiError
 
 if TYPE_CHECKING:
     from durable_ext.http.codec import Codec
+    from durable_ext.serializers.readable import Decoder
 from durable_ext.runtime import ControlPlane, Runtime, VirtualClock
 from durable_ext.runtime.handlers import HandlerRef, reference_of
 from durable_ext.runtime.runtime import function_of
@@ -116,6 +117,8 @@ class LocalService:
         self._driver: threading.Thread | None = None
         #: the codec server's decoder, when turned on (see enable_codec)
         self.codec: Codec | None = None
+        #: decodes payloads for responses that ask for it (see enable_decoded_views)
+        self.decoder: Decoder | None = None
         self.driver_error: BaseException | None = None
 
     # ------------------------------------------------------------------ functions
@@ -307,6 +310,25 @@ class LocalService:
         from durable_ext.serializers.readable import Decoder
 
         self.codec = Codec(Decoder(serdes, types=types, options=options))
+        if self.decoder is None:
+            # Whoever may call the codec server can decode any payload already: the
+            # decoded views of executions give away nothing more.
+            self.decoder = self.codec.decoder
+
+    def enable_decoded_views(self, serdes: Any = None, *,
+                             types: Sequence[type] | None = None,
+                             options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Let GetDurableExecution and its history answer decoded views, on request.
+
+        A request with ``decoded=true`` (query) or ``X-Durable-Ext-Decoded: true`` gets
+        ``Decoded...`` views beside the payloads, decoded with ``serdes`` (a spec string
+        or a SerDes, with its keys and buckets); every other response stays as Lambda
+        answers it. Anyone who passes the server's guard may ask: enable it on a server
+        as private as those keys.
+        """
+        from durable_ext.serializers.readable import Decoder
+
+        self.decoder = Decoder(serdes, types=types, options=options)
 
     def close(self) -> None:
         """Stop the driver, the workers and the runtime."""

@@ -11,7 +11,7 @@ from typing import Any
 from durable_ext.errors import ConfigError
 from durable_ext.serializers.readable import Decoder
 
-__all__ = ["add_decoder_options", "decoder_from_args", "register"]
+__all__ = ["add_decoder_options", "decoder_from_args", "load_object", "register"]
 
 #: the most a payload read from stdin may be (a checkpoint is at most 256 KiB; S3 pointers
 #: and exported payloads stay far below this)
@@ -35,7 +35,7 @@ def decoder_from_args(args: argparse.Namespace, *, default: bool = False) -> Dec
         return None
     if target is None:
         return Decoder(spec)
-    found = _import(target)
+    found = load_object(target)
     if isinstance(found, (list, tuple)):
         return Decoder(spec, types=list(found))
     if spec is not None:
@@ -43,7 +43,8 @@ def decoder_from_args(args: argparse.Namespace, *, default: bool = False) -> Dec
     return Decoder(found)
 
 
-def _import(target: str) -> Any:
+def load_object(target: str) -> Any:
+    """Return the object ``MODULE:ATTR`` names (``ConfigError`` when it cannot be loaded)."""
     module, sep, attr = target.partition(":")
     if not sep or not module or not attr:
         raise ConfigError(f"expected MODULE:ATTR, got {target!r}")

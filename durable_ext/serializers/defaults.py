@@ -43,7 +43,9 @@ from aws_durable_execution_sdk_python.waits import WaitForConditionConfig
 from durable_ext._context import ContextProxy
 from durable_ext.spec import PipelineSpec
 
-__all__ = ["DefaultSerdesContext", "default_serdes"]
+__all__ = ["DefaultSerdesContext", "default_serdes", "handler_serdes"]
+
+_SERDES_ATTR = "__durable_ext_serdes__"
 
 R = TypeVar("R")
 C = TypeVar("C")
@@ -196,6 +198,21 @@ def default_serdes(
         def run(event: Any, context: DurableContext) -> R:
             return handler(event, DefaultSerdesContext(context, serdes, callbacks))
 
+        # functools.wraps copies __dict__, so this survives @durable_execution above: tools
+        # that hold only the handler (the pytest plugin) decode with the handler's serdes.
+        setattr(run, _SERDES_ATTR, serdes)
         return run
 
     return decorate
+
+
+def handler_serdes(handler: Any) -> SerDes[Any] | None:
+    """Return the serdes a handler decorated with :func:`default_serdes` uses, else None."""
+    for _ in range(32):  # bounded: a chain of functools.wraps layers
+        found = getattr(handler, _SERDES_ATTR, None)
+        if isinstance(found, SerDes):
+            return found
+        handler = getattr(handler, "__wrapped__", None)
+        if handler is None:
+            break
+    return None

@@ -67,17 +67,22 @@ class OperationView:
     callback_id: str | None = None
     execution_arn: str = field(default="", repr=False)
     serdes: Any = field(default=None, repr=False, compare=False)
+    #: the fallback for operations whose own serdes was not seen (see ``value``)
+    decoder: Any = field(default=None, repr=False, compare=False)
 
     @property
     def value(self) -> Any:
         """The result decoded as the handler reads it back.
 
         With the serdes (and so the types) the operation was configured with, when it
-        ran in this test; else as the SDK's default reads it (any durable_ext
-        pipeline's frames too).
+        ran in this test; else with the handler's ``default_serdes``, else with the
+        ``types=``/``serdes=`` the runtime was given (:meth:`DurableTestRuntime.decode_with`
+        or the marker), else as the SDK's default reads it (any durable_ext pipeline's
+        frames too).
 
         Raises:
-            durable_ext.errors.SerializationError: the payload cannot be decoded here.
+            durable_ext.errors.SerializationError: the payload cannot be decoded here
+                (an object of a class none of these was given, a key not at hand).
 
         """
         if self.result is None:
@@ -86,6 +91,9 @@ class OperationView:
             from aws_durable_execution_sdk_python.serdes import deserialize
 
             return deserialize(self.serdes, self.result, self.id, self.execution_arn)
+        if self.decoder is not None:
+            return self.decoder.value(self.result, operation_id=self.id,
+                                      execution_arn=self.execution_arn)
         from aws_durable_execution_sdk_python.serdes import SerDesContext
 
         from durable_ext.serializers.pipeline import build_pipeline
@@ -93,9 +101,26 @@ class OperationView:
         ctx = SerDesContext(operation_id=self.id, durable_execution_arn=self.execution_arn)
         return build_pipeline("json").deserialize(self.result, ctx)
 
+    @property
+    def view(self) -> dict[str, Any] | None:
+        """The result as readable JSON (``{"Value": ..., "Encoding": ..., "Chars": ...}``).
+
+        What ``durable-ext executions history --serdes`` shows: objects as their fields
+        with a ``"$type"``, and a payload that cannot be opened as what it is, not an error.
+        """
+        from durable_ext.serializers.readable import Decoder
+
+        if self.serdes is not None:
+            decoder = Decoder(self.serdes)
+        else:
+            decoder = self.decoder if self.decoder is not None else Decoder()
+        return decoder.payload(self.result, operation_id=self.id,
+                               execution_arn=self.execution_arn)
+
 
 def _operations(arn: str, events: Sequence[Mapping[str, Any]],
-                serdes: Mapping[tuple[str, str], Any] | None = None) -> list[OperationView]:
+                serdes: Mapping[tuple[str, str], Any] | None = None,
+                decoder: Any = None) -> list[OperationView]:
     ops: dict[str, dict[str, Any]] = {}
     for event in events:
         m = _EVENT.match(str(event.get("EventType", "")))
@@ -121,7 +146,8 @@ def _operations(arn: str, events: Sequence[Mapping[str, Any]],
         if details.get("CallbackId"):
             op["callback_id"] = details["CallbackId"]
     known = serdes or {}
-    return [OperationView(**op, serdes=known.get((arn, op["id"]))) for op in ops.values()]
+    return [OperationView(**op, serdes=known.get((arn, op["id"])), decoder=decoder)
+            for op in ops.values()]
 
 
 # -- one execution ----------------------------------------------------------------------
@@ -179,7 +205,8 @@ class ExecutionRun:
     @property
     def operations(self) -> list[OperationView]:
         """The operations in the order they started."""
-        return _operations(self.arn, self.history(), self._harness.serdes_seen())
+        return _operations(self.arn, self.history(), self._harness.serdes_seen(),
+                           self._harness.decoder_for(self.arn))
 
     def operation(self, name: str) -> OperationView:
         """Return the one operation called ``name``.
@@ -274,13 +301,23 @@ class DurableTestRuntime:
     outside input; with the virtual clock (the default) waits and retry delays take no
     real time. ``advance`` moves the clock by an exact amount, firing what falls due
     (callback and heartbeat timeouts included).
+
+    ``types``, ``serdes`` and ``options`` (as for :func:`durable_ext.serdes`) decode the
+    results of operations whose serdes the test did not see run, such as those of
+    executions started on :attr:`runtime` directly (see :attr:`OperationView.value`).
     """
 
     def __init__(self, runtime: Runtime, *, timeout: float = 30.0,
-                 always_replay: bool = False) -> None:
+                 always_replay: bool = False, types: Sequence[type] | None = None,
+                 serdes: Any = None,
+                 options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.runtime = runtime
         self.timeout = timeout
         self.always_replay = always_replay
+        self._decoder: Any = None
+        self._function_serdes: dict[str, Any] = {}
+        if types or serdes is not None or options:
+            self.decode_with(serdes, types=types, options=options)
         self._names: dict[int, str] = {}
         self._seq = itertools.count(1)
         self._mocks: dict[str, Callable[..., Any]] = {}
@@ -303,9 +340,50 @@ class DurableTestRuntime:
             base = re.sub(r"[^A-Za-z0-9_-]", "-", getattr(handler, "__name__", "handler"))[:48]
             name = f"{base or 'handler'}-{next(self._seq)}"
         self._names[key] = name
-        self.runtime.register(name, self._watched(handler) if durable else handler,
-                              durable=durable)
+        watched = self._watched(handler) if durable else handler
+        from durable_ext.serializers.defaults import handler_serdes
+
+        own = handler_serdes(watched)
+        if own is not None:
+            self._function_serdes[name] = own
+        self.runtime.register(name, watched, durable=durable)
         return name
+
+    def decode_with(self, serdes: Any = None, *, types: Sequence[type] | None = None,
+                    options: Mapping[str, Mapping[str, Any]] | None = None
+                    ) -> DurableTestRuntime:
+        """Decode results the test did not see encoded with these types, serdes, options.
+
+        ``serdes`` is a spec string (default ``"msgpack"``, which reads every
+        self-contained stage) or an SDK ``SerDes``; ``types`` and ``options`` go with a
+        spec, as for :func:`durable_ext.serdes`. Returns the runtime, for chaining.
+        """
+        from durable_ext.serializers.readable import Decoder
+
+        if serdes is not None and not isinstance(serdes, str):
+            self._decoder = Decoder(serdes, types=types, options=options)
+        else:
+            # Decoder keeps objects of unknown classes as tagged fields, for views; here a
+            # value stands for what the handler reads, so a missing class stays an error.
+            opts = {k: dict(v) for k, v in (options or {}).items()}
+            opts.setdefault("msgpack", {}).setdefault("unregistered", "error")
+            self._decoder = Decoder(serdes, types=types, options=opts)
+        return self
+
+    def decoder_for(self, arn: str) -> Any:
+        """Return the decoder of results of execution ``arn`` whose serdes was not seen.
+
+        The handler's own ``default_serdes`` when it has one, else what
+        :meth:`decode_with` configured, else None (the SDK's default reading).
+        """
+        from durable_ext.runtime.runtime import function_of
+
+        own = self._function_serdes.get(function_of(arn))
+        if own is not None:
+            from durable_ext.serializers.readable import Decoder
+
+            return Decoder(own)
+        return self._decoder
 
     def _watched(self, handler: Callable[..., Any] | str) -> Callable[..., Any]:
         """Return the handler under a session of this test (mocks, always-replay, findings)."""
@@ -522,8 +600,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{_MARKER}(backend='memory'|'file', clock='virtual'|'real', timeout=30, "
-        "always_replay=False): "
-        "settings of the durable_runtime fixture for this test",
+        "always_replay=False, types=[...], serdes='msgpack', options={...}): "
+        "settings of the durable_runtime fixture for this test (types, serdes and options "
+        "decode results the test did not see encoded)",
     )
 
 
@@ -568,6 +647,9 @@ def durable_runtime(request: pytest.FixtureRequest, durable_backend: str,
     if always is None:
         always = request.config.getoption("--durable-always-replay") or request.config.getini(
             "durable_always_replay")
+    decoding = {k: marker.kwargs[k] for k in ("types", "serdes", "options")
+                if marker and k in marker.kwargs}
     with Runtime(backend=durable_backend, clock=durable_clock) as runtime:
-        yield DurableTestRuntime(runtime, timeout=timeout, always_replay=bool(always))
+        yield DurableTestRuntime(runtime, timeout=timeout, always_replay=bool(always),
+                                 **decoding)
 
