@@ -450,8 +450,12 @@ def _printable(text: str) -> str:
 # ---------------------------------------------------------------- rich
 
 
-def render_live(state: LiveState, *, backend: str | None = None) -> Any:
-    """Return the live view of ``state`` as a rich renderable (its height is bounded)."""
+def render_live(state: LiveState, *, backend: str | None = None, width: int = 100) -> Any:
+    """Return the live view of ``state`` as a rich renderable for a ``width`` terminal.
+
+    Its height is bounded by the state's operations; the detail column gives way to
+    the others, so no row is wider than the terminal.
+    """
     from rich.console import Group
     from rich.markup import escape
     from rich.table import Table
@@ -484,11 +488,13 @@ def render_live(state: LiveState, *, backend: str | None = None) -> Any:
              _printable(op.detail)) for op in state.operations]
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="dim")
     heads = ("operation", "type", "status", "attempts", "detail")
-    for i, col in enumerate(heads):
-        # Every column but the detail keeps its width; the detail takes what is left.
-        widest = max([len(col), *(len(r[i]) for r in rows)])
-        table.add_column(col, no_wrap=True, overflow="ellipsis",
-                         min_width=None if col == "detail" else min(widest, 32))
+    widths = [min(32, max([len(col), *(len(r[i]) for r in rows)]))
+              for i, col in enumerate(heads[:-1])]
+    for col, w in zip(heads[:-1], widths, strict=True):
+        table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=w, max_width=w)
+    # the detail takes what is left of the line (one space between columns)
+    table.add_column(heads[-1], no_wrap=True, overflow="ellipsis",
+                     max_width=max(8, width - sum(widths) - 2 * len(widths)))
     for name, kind, status, attempts, detail in rows:
         style = _STYLE.get(status)
         table.add_row(escape(name), kind, f"[{style}]{status}[/]" if style else status,
@@ -566,12 +572,13 @@ def follow(rt: ControlPlane, arn: str, *, timeout: float, console: Any,
     worker = threading.Thread(target=work, name="durable-ext-run", daemon=True)
     worker.start()
     state = current()
-    with Live(render_live(state, backend=backend), console=console, transient=True,
-              refresh_per_second=max(1, round(1 / refresh)), redirect_stderr=False) as view:
+    with Live(render_live(state, backend=backend, width=console.width), console=console,
+              transient=True, refresh_per_second=max(1, round(1 / refresh)),
+              redirect_stderr=False) as view:
         while worker.is_alive():
             worker.join(refresh)
             state = current()
-            view.update(render_live(state, backend=backend))
+            view.update(render_live(state, backend=backend, width=console.width))
     if errors:
         raise errors[0]
     return current()
