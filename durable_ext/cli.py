@@ -269,13 +269,16 @@ def _drive_live(rt: ControlPlane, arn: str, args: argparse.Namespace, console: A
     began = time.monotonic()
     state = follow(rt, arn, timeout=args.timeout, console=console, now_ms=now_ms,
                    decoder=_view_decoder(args), backend=args.backend)
-    # settle also returns early, when only an outside callback can move the execution on
-    timed_out = time.monotonic() - began >= args.timeout
     for line in summary_lines(state, resume=_resume_command(args, state.name),
                               backend=args.backend,
-                              timeout=args.timeout if timed_out else None):
+                              timeout=args.timeout if _timed_out(began, args) else None):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     return exit_code(state.status)
+
+
+def _timed_out(began: float, args: argparse.Namespace) -> bool:
+    # settle also returns early, when only an outside callback can move the execution on
+    return time.monotonic() - began >= float(args.timeout)
 
 
 def _view_decoder(args: argparse.Namespace) -> Decoder | None:
@@ -387,11 +390,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         console = _console() if not args.json and sys.stdout.isatty() else None
         if console is not None:
             return _drive_live(rt, arn, args, console)
+        began = time.monotonic()
         with _handler_output_to_stderr(args):
             rt.settle(arn, args.timeout)
         name = rt.describe(arn)["DurableExecutionName"]
-        return _report(rt, arn, args.json, hint=f"run it on: {_resume_command(args, name)}",
-                       backend=args.backend)
+        hint = f"run it on: {_resume_command(args, name)}" if _timed_out(began, args) else ""
+        return _report(rt, arn, args.json, hint=hint, backend=args.backend)
 
 
 # ---------------------------------------------------------------- executions
@@ -744,6 +748,26 @@ class _OneLineErrors(logging.Formatter):
         return f"{line}: {type(exc).__name__}: {exc}"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler on ``sys.stderr`` as it is when a record comes.
+
+    The live view of ``run`` takes stderr over while it draws, so that log lines go above
+    its frame instead of through it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        """Return the current ``sys.stderr``."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # always the current one
+
+
 @contextlib.contextmanager
 def _logging(args: argparse.Namespace) -> Iterator[None]:
     """Show the handlers' logs on stderr at ``--log-level``, for as long as the command runs."""
@@ -751,7 +775,7 @@ def _logging(args: argparse.Namespace) -> Iterator[None]:
         yield
         return
     level = args.log_level
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     fmt = "%(levelname)s %(name)s: %(message)s"
     handler.setFormatter(logging.Formatter(fmt) if args.verbose else _OneLineErrors(fmt))
     root = logging.getLogger()

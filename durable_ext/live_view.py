@@ -433,7 +433,9 @@ def summary_lines(state: LiveState, *, resume: str | None = None,
     if state.status in ("PAUSING", "PAUSED"):
         lines.append(f"resume: durable-ext resume {shlex.quote(state.name)}"
                      + (f" --backend {shlex.quote(backend)}" if backend else ""))
-    elif state.status == "RUNNING" and resume:
+    elif state.status == "RUNNING" and resume and timeout is not None:
+        # (stopped early only: otherwise it waits for a callback, and running it again
+        # would wait for the same one)
         lines.append(f"run it on: {resume}")
     return [_printable(line) for line in lines]
 
@@ -573,8 +575,7 @@ def follow(rt: ControlPlane, arn: str, *, timeout: float, console: Any,
     worker.start()
     state = current()
     with Live(render_live(state, backend=backend, width=console.width), console=console,
-              transient=True, refresh_per_second=max(1, round(1 / refresh)),
-              redirect_stderr=False) as view:
+              transient=True, refresh_per_second=max(1, round(1 / refresh))) as view:
         while worker.is_alive():
             worker.join(refresh)
             state = current()

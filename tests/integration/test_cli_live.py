@@ -169,6 +169,7 @@ def test_a_callback_alone_ends_the_command_with_how_to_complete_it(
              f"'<json>' --backend {store}")
     assert shown in summary
     assert "operations: 1 Callback · 1 invocation" in summary
+    assert "run it on" not in summary  # running it again would wait for the same callback
     terminal.type(command("callback", "succeed", "q-1", "answer", "42", "--backend", store))
     done = terminal.wait_for(lambda s: "execution q-1: SUCCEEDED" in s, "success")
     assert 'result: {"answer": "42"}' in done
