@@ -29,13 +29,24 @@ SCREEN_SECONDS = 60
 
 APP = textwrap.dedent(
     """
+    import logging
+
     from aws_durable_execution_sdk_python import DurableContext, durable_execution
-    from aws_durable_execution_sdk_python.config import Duration
+    from aws_durable_execution_sdk_python.config import Duration, StepConfig
+
+    import durable_ext
+
+    PACKED = durable_ext.serdes("msgpack+zstd")
+
+
+    def price(_):
+        logging.getLogger("app").warning("priced the order")
+        return {"total": 42, "note": "n" * 200}
 
 
     @durable_execution
     def flow(event, ctx: DurableContext):
-        total = ctx.step(lambda _: {"total": 42, "note": "n" * 200}, name="price")
+        total = ctx.step(price, name="price", config=StepConfig(serdes=PACKED))
         rest, approved = ctx.parallel([
             lambda c: c.wait(Duration.from_seconds(16), name="cool-down"),
             lambda c: c.create_callback(name="approval").result(),
@@ -118,9 +129,11 @@ COUNTDOWN = re.compile(r"^next timer  cool-down \(wait\)  in (\d+) s", re.M)
 def test_the_countdown_moves_and_the_summary_stays(terminal: Terminal, project: Path) -> None:
     store = f"file://{project / 'store'}"
     terminal.type(command("run", "app.py:flow", "--name", "t-1", "--backend", store,
-                          "--timeout", "6") + "; echo EXIT=$?")
+                          "--timeout", "6", "--serdes", "msgpack+zstd") + "; echo EXIT=$?")
     first = terminal.wait_for(COUNTDOWN.search, "countdown")
-    assert "t-1  RUNNING  elapsed" in first
+    # one frame, redrawn in place; the handler's log line went above it
+    assert first.count("t-1  RUNNING  elapsed") == 1
+    assert first.index("WARNING app: priced the order") < first.index("t-1  RUNNING")
     left = int(COUNTDOWN.findall(first)[-1])
     assert 0 < left <= 16
     # a later screen shows fewer seconds left: the view moves while the wait waits
@@ -132,6 +145,7 @@ def test_the_countdown_moves_and_the_summary_stays(terminal: Terminal, project: 
         assert callback in " ".join(shown.split())  # the frame wraps it at a space
         assert "parallel  together  0/2 done" in shown
         assert re.search(r"cool-down +Wait +WAITING +16 s", shown)
+        # the step's msgpack+zstd result, decoded and cut to the line
         assert re.search(r"price +Step +SUCCEEDED +1 +\{\"total\": 42, \"note\": \"n+…$",
                          shown, re.M)
 
