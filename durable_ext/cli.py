@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from durable_ext.backends.store import ExecutionStatus
 from durable_ext.live_view import CallbackView, callback_command
+from durable_ext.live_view import printable as _printable
 from durable_ext.serializers.decode_cli import add_decoder_options, decoder_from_args
 
 if TYPE_CHECKING:
@@ -83,18 +84,6 @@ def _jsonable(value: Any) -> Any:
 
 def _print_json(value: Any) -> None:
     print(json.dumps(_jsonable(value), indent=2, sort_keys=False))
-
-
-def _printable(text: str) -> str:
-    """Payload text as a terminal may show it: control characters escaped, not obeyed.
-
-    Payloads come from handlers and outside senders; an escape sequence in one must not
-    reach the terminal (text-armored payloads hold control characters too).
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
 
 
 def _cell(text: object) -> str:

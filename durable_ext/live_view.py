@@ -41,6 +41,7 @@ __all__ = [
     "callback_command",
     "follow",
     "live_state",
+    "printable",
     "render_live",
     "summary_lines",
 ]
@@ -437,12 +438,15 @@ def summary_lines(state: LiveState, *, resume: str | None = None,
         # (stopped early only: otherwise it waits for a callback, and running it again
         # would wait for the same one)
         lines.append(f"run it on: {resume}")
-    return [_printable(line) for line in lines]
+    return [printable(line) for line in lines]
 
 
-def _printable(text: str) -> str:
-    # Names and payloads come from handlers and outside senders: control characters
-    # (an escape sequence among them) are shown, not obeyed.
+def printable(text: str) -> str:
+    """Return text as a terminal may show it: control characters escaped, not obeyed.
+
+    Names and payloads come from handlers and outside senders; an escape sequence in one
+    must not reach the terminal (text-armored payloads hold control characters too).
+    """
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
@@ -464,7 +468,7 @@ def render_live(state: LiveState, *, backend: str | None = None, width: int = 10
     from rich.text import Text
 
     def t(text: str, style: str = "") -> Text:
-        return Text(_printable(text), style=style)
+        return Text(printable(text), style=style)
 
     lines: list[Any] = []
     head = Text.assemble(t(state.name, "bold"), "  ", t(state.status, _STYLE.get(
@@ -486,8 +490,8 @@ def render_live(state: LiveState, *, backend: str | None = None, width: int = 10
         failed = f", {p.failed} failed" if p.failed else ""
         lines.append(Text.assemble(f"{p.kind.lower()}  ", t(p.name, "bold"),
                                    f"  {p.done}/{p.started} done{failed}"))
-    rows = [(_printable(op.name), op.kind, op.status, str(op.attempts) if op.attempts else "",
-             _printable(op.detail)) for op in state.operations]
+    rows = [(printable(op.name), op.kind, op.status, str(op.attempts) if op.attempts else "",
+             printable(op.detail)) for op in state.operations]
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="dim")
     heads = ("operation", "type", "status", "attempts", "detail")
     widths = [min(32, max([len(col), *(len(r[i]) for r in rows)]))
