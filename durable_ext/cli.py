@@ -248,20 +248,26 @@ def _event_detail(ev: dict[str, Any]) -> str:
 
 def _drive_live(rt: ControlPlane, arn: str, args: argparse.Namespace, console: Any) -> int:
     """Run the execution on with its live view; leave its summary on screen."""
-    from durable_ext.live_view import follow, summary_lines
+    from durable_ext.live_view import LiveState, follow, summary_lines
 
     def now_ms() -> int:
         # The runtime's own clock, so a virtual one counts its timers down with it.
         clock = getattr(rt, "clock", None)
         return int(clock.now_ms()) if clock is not None else int(time.time() * 1000)
 
+    def summary(state: LiveState, *, timed_out: bool = False,
+                interrupted: bool = False) -> None:
+        for line in summary_lines(state, resume=_resume_command(args, state.name),
+                                  backend=args.backend, interrupted=interrupted,
+                                  timeout=args.timeout if timed_out else None):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
     began = time.monotonic()
+    # Ctrl-C leaves the summary too, with the command that runs it on
     state = follow(rt, arn, timeout=args.timeout, console=console, now_ms=now_ms,
-                   decoder=_view_decoder(args), backend=args.backend)
-    for line in summary_lines(state, resume=_resume_command(args, state.name),
-                              backend=args.backend,
-                              timeout=args.timeout if _timed_out(began, args) else None):
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+                   decoder=_view_decoder(args), backend=args.backend,
+                   interrupted=lambda last: summary(last, interrupted=True))
+    summary(state, timed_out=_timed_out(began, args))
     return exit_code(state.status)
 
 

@@ -409,14 +409,19 @@ def operation_counts(state: LiveState) -> str:
 
 
 def summary_lines(state: LiveState, *, resume: str | None = None,
-                  backend: str | None = None, timeout: float | None = None) -> list[str]:
+                  backend: str | None = None, timeout: float | None = None,
+                  interrupted: bool = False) -> list[str]:
     """Return the summary left on screen when the command ends (plain text lines).
 
     ``resume`` is the command that runs a still running execution on; ``backend`` goes
-    into the callback commands; ``timeout`` is given when the command stopped at it.
+    into the callback commands; ``timeout`` is given when the command stopped at it,
+    ``interrupted`` when Ctrl-C stopped it.
     """
     head = f"execution {state.name}: {state.status} after {duration(state.elapsed_seconds)}"
-    if state.status == "RUNNING" and timeout is not None:
+    stopped = interrupted or timeout is not None
+    if state.status == "RUNNING" and interrupted:
+        head += ", still running when the command was interrupted"
+    elif state.status == "RUNNING" and timeout is not None:
         head += f", still running when --timeout {timeout:g} s ran out"
     elif state.status == "RUNNING" and state.callbacks:
         head += ", waiting for a callback"
@@ -434,7 +439,7 @@ def summary_lines(state: LiveState, *, resume: str | None = None,
     if state.status in ("PAUSING", "PAUSED"):
         lines.append(f"resume: durable-ext resume {shlex.quote(state.name)}"
                      + (f" --backend {shlex.quote(backend)}" if backend else ""))
-    elif state.status == "RUNNING" and resume and timeout is not None:
+    elif state.status == "RUNNING" and resume and stopped:
         # (stopped early only: otherwise it waits for a callback, and running it again
         # would wait for the same one)
         lines.append(f"run it on: {resume}")
@@ -550,12 +555,13 @@ class HistoryFollower:
 
 def follow(rt: ControlPlane, arn: str, *, timeout: float, console: Any,
            now_ms: Callable[[], int], decoder: Decoder | None = None,
-           backend: str | None = None, refresh: float = 0.25) -> LiveState:
+           backend: str | None = None, refresh: float = 0.25,
+           interrupted: Callable[[LiveState], None] | None = None) -> LiveState:
     """Run the execution on for at most ``timeout`` s with its live view; return its state.
 
     The view is transient: what stays on screen is for the caller to print (a
     :func:`summary_lines`), so it is complete and in the scrollback. Ctrl-C ends the
-    view and is raised on.
+    view, hands the last state to ``interrupted`` and is raised on.
     """
     from rich.live import Live
 
@@ -580,10 +586,16 @@ def follow(rt: ControlPlane, arn: str, *, timeout: float, console: Any,
     state = current()
     with Live(render_live(state, backend=backend, width=console.width), console=console,
               transient=True, refresh_per_second=max(1, round(1 / refresh))) as view:
-        while worker.is_alive():
-            worker.join(refresh)
-            state = current()
-            view.update(render_live(state, backend=backend, width=console.width))
+        try:
+            while worker.is_alive():
+                worker.join(refresh)
+                state = current()
+                view.update(render_live(state, backend=backend, width=console.width))
+        except KeyboardInterrupt:
+            view.stop()
+            if interrupted is not None:
+                interrupted(state)
+            raise
     if errors:
         raise errors[0]
     return current()

@@ -187,3 +187,20 @@ def test_a_callback_alone_ends_the_command_with_how_to_complete_it(
     terminal.type(command("callback", "succeed", "q-1", "answer", "42", "--backend", store))
     done = terminal.wait_for(lambda s: "execution q-1: SUCCEEDED" in s, "success")
     assert 'result: {"answer": "42"}' in done
+
+
+def test_ctrl_c_leaves_the_summary_and_the_command_to_go_on(
+    terminal: Terminal, project: Path
+) -> None:
+    store = f"file://{project / 'store'}"
+    terminal.type(command("run", "app.py:flow", "--name", "c-1", "--backend", store)
+                  + "; echo EXIT=$?")
+    terminal.wait_for(COUNTDOWN.search, "countdown")
+    terminal.tmux("send-keys", "-t", "live", "C-c")
+    summary = terminal.wait_for(EXITED.search, "exit")
+    assert EXITED.findall(summary) == ["130"]
+    assert re.search(r"^execution c-1: RUNNING after \d+\.\d s, "
+                     r"still running when the command was interrupted$", summary, re.M)
+    assert f"run it on: durable-ext run app.py:flow --name c-1 --backend {store}" in summary
+    assert re.search(r"^durable-ext: interrupted after \d+\.\d s$", summary, re.M)
+    assert "operation  type" not in summary

@@ -255,6 +255,12 @@ def test_the_summary_says_how_it_ended_and_how_to_go_on() -> None:
     assert lines[2] == "operations: 1 Step, 1 Wait · 1 retry, 1 invocation"
     assert "next timer: nap (wait) in 9 m 30 s" in lines
     assert lines[-1] == "run it on: durable-ext run app:main --name o-1"
+    stopped = summary_lines(state, resume="durable-ext run app:main --name o-1",
+                            interrupted=True)
+    assert stopped[0].endswith(", still running when the command was interrupted")
+    assert stopped[-1] == lines[-1]
+    # not stopped early: it waits for outside input, and the same run would wait again
+    assert not any("run it on" in x for x in summary_lines(state, resume="x"))
     done = live_state(running(Status="SUCCEEDED", Result='{"ok": true}',
                              EndTimestamp=T0 + 2000), h.events, now_ms=T0 + 9000,
                       decoder=Decoder())
