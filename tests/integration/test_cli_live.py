@@ -69,6 +69,7 @@ class Terminal:
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("PYTHONPATH", "DURABLE_EXT_BACKEND", "TMUX")}
         self.cwd = cwd
+        self.socket_path: Path | None = None
 
     def tmux(self, *args: str) -> str:
         done = subprocess.run(["tmux", "-L", self.socket, *args], env=self.env, cwd=self.cwd,
@@ -78,6 +79,7 @@ class Terminal:
     def start(self) -> None:
         self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "live", "-x", str(WIDTH),
                   "-y", str(HEIGHT), "bash --norc --noprofile")
+        self.socket_path = Path(self.tmux("display-message", "-p", "#{socket_path}").strip())
 
     def type(self, line: str) -> None:
         self.tmux("send-keys", "-t", "live", "-l", line)
@@ -100,6 +102,8 @@ class Terminal:
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], env=self.env,
                        capture_output=True, timeout=30, check=False)
+        if self.socket_path is not None:  # the server leaves its socket file behind
+            self.socket_path.unlink(missing_ok=True)
 
 
 @pytest.fixture
