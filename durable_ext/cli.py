@@ -19,13 +19,14 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from durable_ext.backends.store import ExecutionStatus
+from durable_ext.live_view import CallbackView, callback_command
+from durable_ext.live_view import printable as _printable
 from durable_ext.serializers.decode_cli import add_decoder_options, decoder_from_args
 
 if TYPE_CHECKING:
@@ -83,18 +84,6 @@ def _jsonable(value: Any) -> Any:
 
 def _print_json(value: Any) -> None:
     print(json.dumps(_jsonable(value), indent=2, sort_keys=False))
-
-
-def _printable(text: str) -> str:
-    """Payload text as a terminal may show it: control characters escaped, not obeyed.
-
-    Payloads come from handlers and outside senders; an escape sequence in one must not
-    reach the terminal (text-armored payloads hold control characters too).
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
 
 
 def _cell(text: object) -> str:
@@ -257,29 +246,62 @@ def _event_detail(ev: dict[str, Any]) -> str:
     return ""
 
 
-def _drive(rt: ControlPlane, arn: str, timeout: float, live: bool) -> None:
-    """Let the execution run on, showing a live view of the history when asked."""
-    if not live:
-        rt.settle(arn, timeout)
-        return
-    from rich.live import Live
+def _drive_live(rt: ControlPlane, arn: str, args: argparse.Namespace, console: Any) -> int:
+    """Run the execution on with its live view; leave its summary on screen."""
+    from durable_ext.live_view import LiveState, follow, summary_lines
 
-    errors: list[BaseException] = []
+    def now_ms() -> int:
+        # The runtime's own clock, so a virtual one counts its timers down with it.
+        clock = getattr(rt, "clock", None)
+        return int(clock.now_ms()) if clock is not None else int(time.time() * 1000)
 
-    def work() -> None:
-        try:
-            rt.settle(arn, timeout)
-        except BaseException as exc:
-            errors.append(exc)
+    def summary(state: LiveState, *, timed_out: bool = False,
+                interrupted: bool = False) -> None:
+        for line in summary_lines(state, resume=_resume_command(args, state.name),
+                                  backend=args.backend, interrupted=interrupted,
+                                  timeout=args.timeout if timed_out else None):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    worker = threading.Thread(target=work, name="durable-ext-run", daemon=True)
-    worker.start()
-    with Live(_operations_table(rt, arn), refresh_per_second=8) as view:
-        while worker.is_alive():
-            worker.join(0.12)
-            view.update(_operations_table(rt, arn))
-    if errors:
-        raise errors[0]
+    began = time.monotonic()
+    # Ctrl-C leaves the summary too, with the command that runs it on
+    state = follow(rt, arn, timeout=args.timeout, console=console, now_ms=now_ms,
+                   decoder=_view_decoder(args), backend=args.backend,
+                   interrupted=lambda last: summary(last, interrupted=True))
+    summary(state, timed_out=_timed_out(began, args))
+    return exit_code(state.status)
+
+
+def _timed_out(began: float, args: argparse.Namespace) -> bool:
+    # settle also returns early, when only an outside callback can move the execution on
+    return time.monotonic() - began >= float(args.timeout)
+
+
+def _view_decoder(args: argparse.Namespace) -> Decoder | None:
+    """Return the decoder for the live view: ``--serdes/--types``, or the default one.
+
+    Without options, payloads are read as far as the default decoder goes; one that
+    cannot be built (msgpack not installed) leaves them shown as stored.
+    """
+    from durable_ext.errors import MissingDependencyError
+
+    if args.serdes is not None or args.types is not None:
+        return decoder_from_args(args)
+    try:
+        return decoder_from_args(args, default=True)
+    except MissingDependencyError:
+        return None
+
+
+def _resume_command(args: argparse.Namespace, name: str) -> str:
+    """Return the ``durable-ext run`` that runs this execution on (same name and input)."""
+    import shlex
+
+    parts = ["durable-ext", "run", args.target, "--name", name]
+    for option, value in (("--input", args.input), ("--function", args.function),
+                          ("--backend", args.backend)):
+        if value is not None:
+            parts += [option, value]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _execution_json(rt: ControlPlane, desc: dict[str, Any],
@@ -313,7 +335,7 @@ def _execution_json(rt: ControlPlane, desc: dict[str, Any],
 
 
 def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "",
-            decoder: Decoder | None = None) -> int:
+            decoder: Decoder | None = None, backend: str | None = None) -> int:
     desc = rt.describe(arn)
     status = desc["Status"]
     if as_json:
@@ -333,10 +355,10 @@ def _report(rt: ControlPlane, arn: str, as_json: bool, hint: str = "",
     names = [n for n, _ in waiting]
     for name, cb_id in waiting:
         # By name when that finds it: a callback id is some 300 characters.
-        ref = (f"{desc['DurableExecutionName']} {name}" if name and names.count(name) == 1
-               else cb_id)
+        cb = CallbackView(name=name, callback_id=cb_id,
+                          by_name=bool(name) and names.count(name) == 1)
         print(f"waiting for callback {_printable(name or '')}: "
-              f"durable-ext callback succeed {_printable(ref)} '<json>'")
+              f"{_printable(callback_command(desc['DurableExecutionName'], cb, backend))}")
     if status == "RUNNING" and hint:
         print(hint)
     return exit_code(status)
@@ -360,14 +382,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _runtime(args) as rt:
         rt.register(function, args.target)  # imports it: a bad target is a one-line error
         arn = rt.start(function, _parse_input(args.input), name=args.name)
+        console = _console() if not args.json and sys.stdout.isatty() else None
+        if console is not None:
+            return _drive_live(rt, arn, args, console)
+        began = time.monotonic()
         with _handler_output_to_stderr(args):
-            _drive(
-                rt,
-                arn,
-                args.timeout,
-                live=not args.json and _console() is not None and sys.stdout.isatty(),
-            )
-        return _report(rt, arn, args.json)
+            rt.settle(arn, args.timeout)
+        name = rt.describe(arn)["DurableExecutionName"]
+        hint = f"run it on: {_resume_command(args, name)}" if _timed_out(began, args) else ""
+        return _report(rt, arn, args.json, hint=hint, backend=args.backend)
 
 
 # ---------------------------------------------------------------- executions
@@ -429,7 +452,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     decoder = decoder_from_args(args)
     with _runtime(args, existing=True) as rt:
         arn = _find_arn(rt, args.execution)
-        return _report(rt, arn, args.json, decoder=decoder)
+        return _report(rt, arn, args.json, decoder=decoder, backend=args.backend)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -541,7 +564,7 @@ def cmd_callback(args: argparse.Namespace) -> int:
         if not args.no_run:
             with _handler_output_to_stderr(args):
                 rt.settle(arn, args.timeout)
-        return _report(rt, arn, args.json)
+        return _report(rt, arn, args.json, backend=args.backend)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -556,7 +579,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
                 if v
             }
         rt.stop(arn, error)
-        return _report(rt, arn, args.json)
+        return _report(rt, arn, args.json, backend=args.backend)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -596,6 +619,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--virtual-time", action="store_true", help="waits complete instantly")
     _add_logging_options(p)
     _common(p)
+    add_decoder_options(p)
     p.set_defaults(func=cmd_run)
 
     ex = subparsers.add_parser("executions", help="list and inspect executions")
@@ -719,6 +743,26 @@ class _OneLineErrors(logging.Formatter):
         return f"{line}: {type(exc).__name__}: {exc}"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler on ``sys.stderr`` as it is when a record comes.
+
+    The live view of ``run`` takes stderr over while it draws, so that log lines go above
+    its frame instead of through it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        """Return the current ``sys.stderr``."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # always the current one
+
+
 @contextlib.contextmanager
 def _logging(args: argparse.Namespace) -> Iterator[None]:
     """Show the handlers' logs on stderr at ``--log-level``, for as long as the command runs."""
@@ -726,7 +770,7 @@ def _logging(args: argparse.Namespace) -> Iterator[None]:
         yield
         return
     level = args.log_level
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     fmt = "%(levelname)s %(name)s: %(message)s"
     handler.setFormatter(logging.Formatter(fmt) if args.verbose else _OneLineErrors(fmt))
     root = logging.getLogger()

@@ -34,7 +34,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Run ``replay``."""
     from durable_ext.cli import EXIT_FAILED, EXIT_OK, UsageError, _handler_output_to_stderr
     from durable_ext.cli import _print_json as print_json
-    from durable_ext.cli import _printable as printable
+    from durable_ext.live_view import printable
     from durable_ext.runtime.handlers import function_name_for, load_handler
     from durable_ext.testing.replayer import ReplayResult, replay_many
 
