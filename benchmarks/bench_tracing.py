@@ -69,7 +69,7 @@ def test_serdes_round_trip(benchmark: Any, observing: Any, family: str, side: st
     value = FAMILIES[family]()
     if side == "body":
         def run() -> Any:
-            return PIPELINE._deserialize(PIPELINE._serialize(value, CTX), CTX)
+            return PIPELINE.deserialize(PIPELINE.serialize(value, CTX, False), CTX, False)
     else:
         if side == "on":
             observing(ARN)

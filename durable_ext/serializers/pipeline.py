@@ -41,7 +41,13 @@ from durable_ext.serializers.limits import (
     decoding,
     load_json,
 )
-from durable_ext.serializers.shortest import FLOAT64, SDK_SPACED, shorter_armor, shorter_as_json
+from durable_ext.serializers.shortest import (
+    FLOAT64,
+    SDK_SPACED,
+    armor_within_bound,
+    shorter_armor,
+    shorter_as_json,
+)
 from durable_ext.serializers.types import TypeRegistry
 from durable_ext.spec import PipelineSpec, parse_pipeline
 
@@ -168,18 +174,20 @@ class Pipeline(SerDes[Any]):
 
     # -- SDK SerDes -----------------------------------------------------------------
 
-    def serialize(self, value: Any, serdes_context: SerDesContext) -> str:
+    def serialize(self, value: Any, serdes_context: SerDesContext, _observe: bool = True) -> str:
         """Encode ``value`` into the checkpoint string.
 
         A payload that would decode to more than ``limits.max_bytes`` is refused here, so
         the pipeline never stores what it would refuse to read.
         """
-        if OBSERVERS and (obs := observed(serdes_context.durable_execution_arn)) is not None:
+        # An observer runs this again inside its span, unobserved (one frame less on the
+        # hot path than a separate unobserved method: a Python call is most of a small
+        # payload's cost).
+        if _observe and OBSERVERS and (
+            obs := observed(serdes_context.durable_execution_arn)
+        ) is not None:
             return obs.serializer("serialize", self._spec_text(), serdes_context.operation_id,
-                                  lambda: self._serialize(value, serdes_context), len)
-        return self._serialize(value, serdes_context)
-
-    def _serialize(self, value: Any, serdes_context: SerDesContext) -> str:
+                                  lambda: self.serialize(value, serdes_context, False), len)
         sealed: bytes | None = None
         unsealed = 0
         if self.fields is not None:
@@ -215,14 +223,19 @@ class Pipeline(SerDes[Any]):
                 return plain  # JSON text every reader reads as this value, unframed
         if type(value) in _JSON_SCALARS:
             return self._scalar_as_json(value, self._armor(data, layered))
+        floats = body.count(FLOAT64)
+        if not floats:
+            return self._armor(data, layered)
+        if layered is data:
+            short = armor_within_bound(body, data, floats)
+            if short is not None:
+                return short
         text = self._armor(data, layered)
-        if FLOAT64 in body:
-            chosen = shorter_as_json(value, version, body, text, data, self._encode_format,
-                                     serdes_context)
-            if chosen is not text and not self._readable_json(chosen):
-                return text
-            return chosen
-        return text
+        chosen = shorter_as_json(value, version, body, text, data, self._encode_format,
+                                 serdes_context)
+        if chosen is not text and not self._readable_json(chosen):
+            return text
+        return chosen
 
     def _armor(self, data: bytes, layered: bytes) -> str:
         # Compression may be dropped where it does not shorten the string; nothing else may.
@@ -274,16 +287,15 @@ class Pipeline(SerDes[Any]):
                 produced += len(data)
         return data, produced
 
-    def deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
+    def deserialize(self, data: str, serdes_context: SerDesContext, _observe: bool = True) -> Any:
         """Decode a checkpoint string written by any pipeline, or by the SDK's JSON."""
-        if OBSERVERS and (obs := observed(serdes_context.durable_execution_arn)) is not None:
+        if _observe and OBSERVERS and (
+            obs := observed(serdes_context.durable_execution_arn)
+        ) is not None:
             return obs.serializer(
                 "deserialize", self._spec_text(), serdes_context.operation_id,
-                lambda: self._deserialize(data, serdes_context),
+                lambda: self.deserialize(data, serdes_context, False),
                 lambda _: len(data) if isinstance(data, str) else 0)
-        return self._deserialize(data, serdes_context)
-
-    def _deserialize(self, data: str, serdes_context: SerDesContext) -> Any:
         if type(data) is str and len(data) <= self._fast_max:
             first = data[:1]
             raw = None

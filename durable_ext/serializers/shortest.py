@@ -30,7 +30,7 @@ from typing import Any
 from durable_ext.serializers.base import SerDesContext
 from durable_ext.serializers.frames import armor
 
-__all__ = ["COMPACT", "FLOAT64", "SDK_SPACED", "SLACK", "shorter_as_json"]
+__all__ = ["COMPACT", "FLOAT64", "SDK_SPACED", "SLACK", "armor_within_bound", "shorter_as_json"]
 
 SLACK = 16
 """Most characters a pipeline's string may exceed the SDK's JSON of the same value by."""
@@ -41,6 +41,12 @@ _SAMPLE = 64
 _HEADER_CHARS = 6
 #: armored payloads up to this long are measured against the SDK's JSON when in doubt
 _MEASURED_MAX = 512
+#: the most characters the SDK's JSON of a float is shorter than its 9 msgpack bytes by
+#: ("0.0"). On any other value JSON carries, a body of at most _MEASURED_MAX bytes is no
+#: longer than the JSON: ints, true/false/null and fixstr headers take fewer characters
+#: than JSON spends on them, a str8 header as many as the quotes, and the brackets of the
+#: container around a str16 pay for its third header byte.
+_FLOAT_GAIN = 6
 _unpack_float = struct.Struct(">d").unpack_from
 #: JSON text as the SDK spaces it, and compact; NaN and Infinity are refused (not JSON).
 #: Encoders made once: json.dumps with options builds one per call.
@@ -50,7 +56,7 @@ COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _COMPACT_NAN = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _json_saving(body: bytes, chars_per_byte: float) -> float:
+def _json_saving(body: bytes, chars_per_byte: float, count: int) -> float:
     """Estimate how many characters JSON would save on the body's floats.
 
     What armor spends on each float's 9 bytes, against its JSON text and a separator:
@@ -58,7 +64,6 @@ def _json_saving(body: bytes, chars_per_byte: float) -> float:
     body otherwise. A marker byte inside a string is counted too: the estimate errs
     towards trying JSON, which the length comparison then settles.
     """
-    count = body.count(FLOAT64)
     spent = 9 * chars_per_byte
     saved = 0.0
     seen = 0
@@ -69,6 +74,33 @@ def _json_saving(body: bytes, chars_per_byte: float) -> float:
         seen += 1
         at = body.find(FLOAT64, max(at + 9, seen * step))
     return saved / seen * count if seen else 0.0
+
+
+def armor_within_bound(
+    body: bytes, frame_bytes: bytes, count: int, text: str | None = None
+) -> str | None:
+    """Return an armor of a short frame with few floats that keeps the bound, else None.
+
+    Such a body's JSON has at least ``len(body)`` less :data:`_FLOAT_GAIN` a float
+    characters, so its text armor (the frame, one character a byte) is within the bound,
+    and base64 is when no longer than that floor allows; no JSON is made. None for long
+    frames and float-heavy ones: their JSON may be shorter, and is measured. ``count``
+    is the body's float markers; ``text`` the armor already made (of a compressed chain,
+    say), made here if None.
+    """
+    size = len(frame_bytes)
+    body_size = len(body)
+    if size > _MEASURED_MAX or _FLOAT_GAIN * count + size - body_size > SLACK:
+        return None
+    limit = body_size - _FLOAT_GAIN * count + SLACK
+    if text is None:
+        if (size * 4 + 2) // 3 <= limit:
+            return armor(frame_bytes)  # base64 (unpadded) fits, so either armor does
+        return frame_bytes.decode("latin-1")
+    if len(text) <= limit:
+        return text
+    plain = frame_bytes.decode("latin-1")
+    return plain if len(plain) < len(text) else text
 
 
 def shorter_as_json(
@@ -85,8 +117,12 @@ def shorter_as_json(
     ``version`` and ``body`` are the format's encoding of ``value``; exact means the JSON
     read back encodes to the same body, so it is the same value to every reader.
     """
+    count = body.count(FLOAT64)
+    short = armor_within_bound(body, frame_bytes, count, text)
+    if short is not None:
+        return short
     ratio = len(text) / len(frame_bytes)
-    excess = _json_saving(body, ratio) + _HEADER_CHARS
+    excess = _json_saving(body, ratio, count) + _HEADER_CHARS
     over_bound = False
     if excess <= SLACK:
         # In a short payload, base64's third on every other byte (whose JSON is otherwise
@@ -95,7 +131,7 @@ def shorter_as_json(
         # estimate (exact for the few floats a short payload holds), and nothing encoded
         # twice. In a long one the SDK's spacing outgrows the header and the few floats.
         if len(text) > _MEASURED_MAX or excess + max(ratio - 1.0, 0.0) * (
-            len(body) - 9 * body.count(FLOAT64)
+            len(body) - 9 * count
         ) <= SLACK:
             return text
         plain = frame_bytes.decode("latin-1")
