@@ -77,19 +77,20 @@ def _config(service: LocalService, host: str, port: int, log_level: str,
 
 def serve(service: LocalService, host: str = "127.0.0.1", port: int = 9000, *,
           log_level: str = "warning", allow_remote: bool = False,
-          guard: GuardConfig | None = None) -> None:
+          guard: GuardConfig | None = None, wrap: Callable[[Any], Any] | None = None) -> None:
     """Serve ``service`` in the foreground until interrupted.
 
     ``guard`` (default: loopback names and ``host``, unsigned) says which hosts and
     origins are answered and whether requests must be signed; with SigV4, worker
     processes of functions registered before this call sign with its first key.
+    ``wrap`` puts ASGI middleware in front of the API (the console beside it).
     """
     check_bind(host, allow_remote, signed=guard is not None and guard.auth is not None)
     uvicorn = require("uvicorn", extra="serve")
     service.set_endpoint(_endpoint(host, port), credentials=_worker_credentials(guard))
     service.start_driver()
     try:
-        uvicorn.Server(_config(service, host, port, log_level, guard=guard)).run()
+        uvicorn.Server(_config(service, host, port, log_level, wrap, guard)).run()
     finally:
         service.close()
 
