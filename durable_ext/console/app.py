@@ -152,8 +152,15 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["iso"] = lambda v: v.isoformat() if v is not None else ""
-    env.filters["dollars"] = lambda v: f"${v:,.8f}".rstrip("0").rstrip(".") if v else "$0"
+    env.filters["dollars"] = _dollars
     return env
+
+
+def _dollars(value: float) -> str:
+    """Show cents for dollars, and enough digits for the fractions of a cent one run costs."""
+    if value >= 1:
+        return f"${value:,.2f}"
+    return f"${value:.8f}".rstrip("0").rstrip(".") if value else "$0"
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -200,16 +207,18 @@ def create_console_app(plane: ControlPlane, settings: ConsoleSettings) -> ASGIAp
     async def executions(request: Request) -> Response:
         try:
             query = ListQuery.parse(request.query_params.get, request.query_params.getlist)
-            view = await run_in_threadpool(list_view, plane, query)
+            view = await run_in_threadpool(list_view, plane, query, now=_now(plane))
         except Exception as exc:
             return failure(exc)
-        template = "rows.html" if request.query_params.get("fragment") == "rows" else "list.html"
+        fragment = request.query_params.get("fragment") == "rows"
+        template = "rows_fragment.html" if fragment else "list.html"
         return page(template, view=view, query=query)
 
     async def execution(request: Request) -> Response:
         try:
             arn = _arn(request.query_params.get("arn"))
-            view = await run_in_threadpool(execution_view, plane, arn, settings.decoder)
+            view = await run_in_threadpool(execution_view, plane, arn, settings.decoder,
+                                           now=_now(plane))
         except Exception as exc:
             return failure(exc)
         fragment = request.query_params.get("fragment") == "main"
@@ -280,6 +289,15 @@ def create_console_app(plane: ControlPlane, settings: ConsoleSettings) -> ASGIAp
     if settings.token is not None:
         app = _TokenGate(app, settings.token, base or "/")
     return app
+
+
+def _now(plane: ControlPlane) -> dt.datetime:
+    """Return the time on the plane's clock (a local runtime's may be virtual)."""
+    clock = getattr(plane, "clock", None)
+    now_ms = getattr(clock, "now_ms", None)
+    if callable(now_ms):
+        return dt.datetime.fromtimestamp(now_ms() / 1000, dt.UTC)
+    return dt.datetime.now(dt.UTC)
 
 
 def _arn(value: str | None) -> str:

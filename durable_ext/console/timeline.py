@@ -165,12 +165,14 @@ def build_timeline(events: Iterable[Mapping[str, Any]], now_ms: int) -> Timeline
     rows: dict[str, Row] = {}
     invocations: list[Span] = []
     first_ms: int | None = None
+    last_ms = now_ms
     ended_ms: int | None = None
     status = "RUNNING"
     for event in events:
         kind = str(event.get("EventType", ""))
         ts = to_ms(event.get("EventTimestamp")) or 0
         first_ms = ts if first_ms is None else min(first_ms, ts)
+        last_ms = max(last_ms, ts)
         if kind in _EXECUTION_ENDS:
             ended_ms, status = ts, _outcome(kind[len("Execution"):])
             continue
@@ -194,7 +196,8 @@ def build_timeline(events: Iterable[Mapping[str, Any]], now_ms: int) -> Timeline
             row.event_ids.append(event["EventId"])
         _apply(row, kind[len(op_type):], ts, event.get(f"{kind}Details") or {})
     start = first_ms if first_ms is not None else now_ms
-    until = ended_ms if ended_ms is not None else max(now_ms, start)
+    # "now" is never before the history's last event, whichever clock wrote it
+    until = ended_ms if ended_ms is not None else max(last_ms, start)
     for row in rows.values():
         _close_open_spans(row, until)
     ordered = _tree_order(rows)

@@ -1,0 +1,63 @@
+"""A real headless Chromium (Debian's /usr/bin/chromium) driven through Playwright.
+
+The browser is started once per session with a fresh profile; every test gets its own
+page with bounded waits. Without chromium the tests are skipped, saying so
+(``scripts/test`` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("DURABLE_EXT_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WAIT_MS = 15_000
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+
+
+@pytest.fixture(scope="session")
+def browser_context() -> Iterator[Any]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium; scripts/test does)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is in the test extra")
+    profile = tempfile.mkdtemp(prefix="durable-ext-chromium-")
+    try:
+        with sync_api.sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=ARGS,
+                timeout=60_000, viewport={"width": 1400, "height": 900})
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser_context: Any) -> Iterator[Any]:
+    page = browser_context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.set_default_navigation_timeout(WAIT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"),
+                                      dialog.dismiss()))
+    yield page
+    page.close()
+    assert errors == [], errors  # no script error, and nothing a payload made pop up
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Save the page for the docs (docs/console/NAME.png)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
