@@ -1,0 +1,99 @@
+"""The console's HTTP surface: the API's guards, the token, security headers, action errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from aws_durable_execution_sdk_python import DurableContext, durable_execution
+
+from durable_ext import cli
+from durable_ext.console.app import COOKIE, ConsoleSettings
+from durable_ext.console.server import ConsoleServer, guarded_console
+from durable_ext.runtime import Runtime, VirtualClock
+from durable_ext.serializers.readable import Decoder
+
+TOKEN = "t" * 24
+
+
+@durable_execution
+def done(event: Any, ctx: DurableContext) -> str:
+    return "ok"
+
+
+@pytest.fixture
+def setup() -> Iterator[tuple[Runtime, str]]:
+    with Runtime("memory://", clock=VirtualClock()) as rt:
+        rt.register("done", done)
+        arn = rt.start("done", {}, name="ended")
+        rt.run_until_idle()
+        yield rt, arn
+
+
+def serve(rt: Runtime, **settings: Any) -> ConsoleServer:
+    return ConsoleServer(guarded_console(rt, ConsoleSettings(decoder=Decoder(), **settings)))
+
+
+def test_actions_pass_the_api_s_host_and_cross_site_guards(setup: tuple[Runtime, str]) -> None:
+    rt, arn = setup
+    with serve(rt) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        body = {"arn": arn}
+        same = {"Origin": server.url}
+        # a same-origin request reaches the action, which the ended execution refuses
+        assert http.post("/api/pause", json=body, headers=same).status_code == 409
+        evil = http.post("/api/delete", json=body, headers={"Origin": "http://evil.example"})
+        assert evil.status_code == 403 and "may not change state" in evil.text
+        form = http.post("/api/delete", content=b"arn=x",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert form.status_code == 415
+        rebound = http.get("/", headers={"Host": "attacker.example"})
+        assert rebound.status_code == 403
+        assert rt.describe(arn)["Status"] == "SUCCEEDED"  # nothing above touched it
+        assert http.post("/api/delete", json=body, headers=same).json() == {
+            "message": "deleted", "location": "/"}
+
+
+def test_pages_carry_a_strict_content_security_policy(setup: tuple[Runtime, str]) -> None:
+    rt, arn = setup
+    with serve(rt) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        page = http.get("/execution", params={"arn": arn})
+        assert page.status_code == 200
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert "<script src=" in page.text and "<script>" not in page.text
+
+
+def test_bad_requests_are_answered_with_their_reason(setup: tuple[Runtime, str]) -> None:
+    rt, arn = setup
+    with serve(rt) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get("/execution", params={"arn": "nope"}).status_code == 400
+        missing = http.get("/execution", params={"arn": arn.replace("ended", "other")})
+        assert missing.status_code == 404
+        assert http.get("/", params={"status": "SLEEPING"}).status_code == 400
+        assert http.post("/api/fly", json={}).status_code == 404
+        assert http.post("/api/pause", json={"arn": arn}).status_code == 409
+        bad = http.post("/api/callback", json={"callback_id": "x", "outcome": "maybe"})
+        assert bad.status_code == 400 and "outcome" in bad.json()["message"]
+        assert http.get("/static/../app.py").status_code == 404
+
+
+def test_with_a_token_requests_need_the_cookie_the_token_url_sets(
+        setup: tuple[Runtime, str]) -> None:
+    rt, _ = setup
+    with serve(rt, token=TOKEN) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get("/").status_code == 403
+        assert http.get("/", params={"token": "w" * 24}).status_code == 403
+        opened = http.get("/", params={"token": TOKEN, "size": "25"})
+        assert opened.status_code == 303 and opened.headers["location"] == "/?size=25"
+        cookie = opened.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+        http.cookies.set(COOKIE, TOKEN)
+        assert http.get("/").status_code == 200
+
+
+def test_the_console_subcommand_refuses_a_remote_bind_without_being_asked(capsys: Any) -> None:
+    assert cli.main(["console", "--backend", "memory://", "--host", "0.0.0.0"]) == 2
+    assert "--allow-remote" in capsys.readouterr().err
