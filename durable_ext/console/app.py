@@ -1,8 +1,9 @@
 """The console's Starlette app: pages rendered from templates, and a few JSON actions.
 
 Pages (``GET``): the executions list at ``/``, one execution at ``/execution?arn=...``,
-its raw history at ``/history?arn=...``; ``fragment=`` answers only the part the page's
-script swaps in when it refreshes. ``GET /api/state?arn=...`` says whether anything
+one of its operations with its payloads decoded at ``/operation?arn=...&op=ID`` (loaded
+when a timeline line is opened), its raw history at ``/history?arn=...``; ``fragment=``
+answers only the part the page's script swaps in. ``GET /api/state?arn=...`` says whether anything
 changed (status and last event id), so a page polls cheaply.
 
 Actions (``POST /api/ACTION`` with a JSON body: ``stop``, ``pause``, ``resume``,
@@ -51,6 +52,7 @@ from durable_ext.console.views import (  # noqa: E402
     ListQuery,
     execution_view,
     list_view,
+    operation_detail,
 )
 from durable_ext.errors import (  # noqa: E402
     ConflictError,
@@ -224,6 +226,18 @@ def create_console_app(plane: ControlPlane, settings: ConsoleSettings) -> ASGIAp
         fragment = request.query_params.get("fragment") == "main"
         return page("execution_main.html" if fragment else "execution.html", view=view)
 
+    async def operation(request: Request) -> Response:
+        try:
+            arn = _arn(request.query_params.get("arn"))
+            op = _text_param(request.query_params.get("op"), "op")
+            detail = await run_in_threadpool(operation_detail, plane, arn, op,
+                                             settings.decoder, now=_now(plane))
+        except Exception as exc:
+            return failure(exc)
+        fragment = request.query_params.get("fragment") == "detail"
+        return page("operation_detail.html" if fragment else "operation.html",
+                    d=detail)
+
     async def history(request: Request) -> Response:
         try:
             arn = _arn(request.query_params.get("arn"))
@@ -278,6 +292,7 @@ def create_console_app(plane: ControlPlane, settings: ConsoleSettings) -> ASGIAp
     routes = [
         Route(base + "/", executions, methods=["GET"]),
         Route(base + "/execution", execution, methods=["GET"]),
+        Route(base + "/operation", operation, methods=["GET"]),
         Route(base + "/history", history, methods=["GET"]),
         Route(base + "/api/state", state, methods=["GET"]),
         Route(base + "/api/{action}", action, methods=["POST"]),
@@ -303,6 +318,12 @@ def _now(plane: ControlPlane) -> dt.datetime:
 def _arn(value: str | None) -> str:
     if not value or len(value) > 1024 or not value.startswith("arn:"):
         raise InvalidParameterValueError("expected ?arn= an execution ARN")
+    return value
+
+
+def _text_param(value: str | None, name: str, longest: int = 1024) -> str:
+    if not value or len(value) > longest:
+        raise InvalidParameterValueError(f"expected ?{name}= of 1 to {longest} characters")
     return value
 
 

@@ -6,14 +6,13 @@ first (Host, cross-site refusal, body limits), configured as ``durable-ext serve
 
 from __future__ import annotations
 
-import threading
-import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from durable_ext._deps import require
 from durable_ext.console.app import ConsoleSettings, create_console_app
 from durable_ext.http.guard import GuardConfig, RequestGuard
+from durable_ext.http.server import BackgroundServer
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -60,8 +59,7 @@ class ConsoleServer:
         self.app = app
         self.host = host
         self.port = port
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._runner = BackgroundServer("the console", "durable-ext-console")
 
     @property
     def url(self) -> str:
@@ -73,26 +71,12 @@ class ConsoleServer:
         uvicorn = require("uvicorn", extra="console")
         config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning",
                                 access_log=False, lifespan="off", timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="durable-ext-console",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the console did not start on {self.host}:{self.port}")
-            time.sleep(0.01)
-        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        self.port = self._runner.start(config, timeout)
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._runner.stop()
 
     def __enter__(self) -> ConsoleServer:
         return self.start()

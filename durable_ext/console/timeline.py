@@ -26,7 +26,7 @@ from typing import Any
 
 __all__ = ["Row", "Span", "Timeline", "build_timeline", "to_ms"]
 
-#: event-type prefixes of operations, longest first (``ChainedInvoke`` before ``Invocation``)
+#: event-type prefixes of operations
 _OPERATION_TYPES = ("ChainedInvoke", "Callback", "Context", "Step", "Wait")
 _OUTCOMES = {
     "Succeeded": "SUCCEEDED",
@@ -35,6 +35,9 @@ _OUTCOMES = {
     "Stopped": "STOPPED",
     "Cancelled": "CANCELLED",
 }
+#: event type -> (operation type, what happened), for every operation event
+_KINDS = {f"{op}{what}": (op, what)
+          for op in _OPERATION_TYPES for what in (*_OUTCOMES, "Started")}
 _EXECUTION_ENDS = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut",
                              "ExecutionStopped"})
 _OPEN_STATUSES = frozenset({"STARTED", "PENDING"})
@@ -183,9 +186,10 @@ def build_timeline(events: Iterable[Mapping[str, Any]], now_ms: int) -> Timeline
             invocations.append(Span("run", start, end, "SUCCEEDED",
                                     f"invocation {len(invocations) + 1}"))
             continue
-        op_type = _operation_type(kind)
-        if op_type is None or not event.get("Id"):
+        known = _KINDS.get(kind)
+        if known is None or not event.get("Id"):
             continue  # the execution's own events (started, paused, resumed)
+        op_type, what = known
         row = rows.get(str(event["Id"]))
         if row is None:
             row = Row(id=str(event["Id"]), name=event.get("Name"), type=op_type,
@@ -194,7 +198,7 @@ def build_timeline(events: Iterable[Mapping[str, Any]], now_ms: int) -> Timeline
             rows[row.id] = row
         if isinstance(event.get("EventId"), int):
             row.event_ids.append(event["EventId"])
-        _apply(row, kind[len(op_type):], ts, event.get(f"{kind}Details") or {})
+        _apply(row, what, ts, event.get(f"{kind}Details") or {})
     start = first_ms if first_ms is not None else now_ms
     # "now" is never before the history's last event, whichever clock wrote it
     until = ended_ms if ended_ms is not None else max(last_ms, start)
@@ -205,13 +209,6 @@ def build_timeline(events: Iterable[Mapping[str, Any]], now_ms: int) -> Timeline
                         and r.due_ms is not None)])
     return Timeline(rows=tuple(ordered), start_ms=start, end_ms=max(end, start + 1),
                     invocations=tuple(invocations), execution_status=status)
-
-
-def _operation_type(event_type: str) -> str | None:
-    for prefix in _OPERATION_TYPES:
-        if event_type.startswith(prefix) and event_type[len(prefix):] in (*_OUTCOMES, "Started"):
-            return prefix
-    return None
 
 
 def _outcome(suffix: str) -> str:

@@ -19,7 +19,7 @@ from durable_ext.backends.store import TERMINAL_STATUSES, ExecutionStatus
 from durable_ext.console.timeline import Row, Span, Timeline, build_timeline, to_ms
 from durable_ext.cost import Estimate, estimate
 from durable_ext.engine.arns import version_of
-from durable_ext.errors import InvalidParameterValueError
+from durable_ext.errors import InvalidParameterValueError, NotFoundError
 from durable_ext.runtime.listing import list_filtered
 from durable_ext.serializers.readable import Decoder
 
@@ -33,10 +33,12 @@ __all__ = [
     "ExecutionView",
     "ListQuery",
     "ListView",
+    "OperationDetail",
     "OperationView",
     "PayloadView",
     "execution_view",
     "list_view",
+    "operation_detail",
     "payload_view",
 ]
 
@@ -280,30 +282,30 @@ class Bar:
 
 @dataclass(frozen=True, slots=True)
 class OperationView:
-    """A timeline row with its bars placed and its payloads decoded."""
+    """A timeline row with its bars placed (payloads are decoded when it is opened)."""
 
     row: Row
     bars: tuple[Bar, ...]
     started: float
     duration: str
-    result: PayloadView | None
-    input: PayloadView | None
-    error: str | None
     due: dt.datetime | None
 
 
 @dataclass(frozen=True, slots=True)
-class ExecutionView:
-    """Everything the execution page shows."""
+class OperationDetail:
+    """One operation opened: its row and its payloads decoded."""
 
     arn: str
-    name: str
-    function: str
-    version: str
-    status: str
-    start: dt.datetime | None
-    end: dt.datetime | None
-    duration: str
+    operation: OperationView
+    result: PayloadView | None
+    input: PayloadView | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionView(ExecutionRow):
+    """Everything the execution page shows: its list line, and the rest."""
+
     input: PayloadView | None
     result: PayloadView | None
     error: str | None
@@ -335,7 +337,7 @@ def execution_view(plane: ControlPlane, arn: str, decoder: Decoder, *,
     desc = plane.describe(arn)
     events = plane.history(arn, include_execution_data=True)["Events"]
     timeline = build_timeline(events, to_ms(now) or 0)
-    operations = tuple(_operation(timeline, row, decoder, arn) for row in timeline.rows)
+    operations = tuple(_operation(timeline, row) for row in timeline.rows)
     start, end = desc.get("StartTimestamp"), desc.get("EndTimestamp")
     pause = desc.get("PauseDetails") or {}
     return ExecutionView(
@@ -361,7 +363,28 @@ def _bar(timeline: Timeline, span: Span) -> Bar:
     return Bar(span, left, width)
 
 
-def _operation(timeline: Timeline, row: Row, decoder: Decoder, arn: str) -> OperationView:
+def operation_detail(plane: ControlPlane, arn: str, operation_id: str, decoder: Decoder, *,
+                     now: dt.datetime | None = None) -> OperationDetail:
+    """Return one operation of ``arn`` with its payloads decoded.
+
+    Raises:
+        NotFoundError: the execution has no such operation.
+
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    events = plane.history(arn, include_execution_data=True)["Events"]
+    timeline = build_timeline(events, to_ms(now) or 0)
+    row = next((r for r in timeline.rows if r.id == operation_id), None)
+    if row is None:
+        raise NotFoundError(f"execution {arn} has no operation {operation_id[:80]!r}")
+    return OperationDetail(
+        arn=arn, operation=_operation(timeline, row),
+        result=payload_view(decoder, row.result, operation_id=row.id, execution_arn=arn),
+        input=payload_view(decoder, row.input, operation_id=row.id, execution_arn=arn),
+        error=_error_text(row.error))
+
+
+def _operation(timeline: Timeline, row: Row) -> OperationView:
     due = None
     if row.due_ms is not None and row.is_open:
         due = dt.datetime.fromtimestamp(row.due_ms / 1000, dt.UTC)
@@ -370,9 +393,7 @@ def _operation(timeline: Timeline, row: Row, decoder: Decoder, arn: str) -> Oper
     return OperationView(
         row=row, bars=tuple(_bar(timeline, s) for s in row.spans),
         started=timeline.offset(row.start_ms), duration=seconds_text((end - row.start_ms) / 1000),
-        result=payload_view(decoder, row.result, operation_id=row.id, execution_arn=arn),
-        input=payload_view(decoder, row.input, operation_id=row.id, execution_arn=arn),
-        error=_error_text(row.error), due=due)
+        due=due)
 
 
 def _error_text(error: Mapping[str, Any] | None) -> str | None:

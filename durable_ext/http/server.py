@@ -16,7 +16,7 @@ from durable_ext.http.service import LocalService
 if TYPE_CHECKING:
     from durable_ext.http.guard import GuardConfig
 
-__all__ = ["ServerThread", "check_bind", "serve"]
+__all__ = ["BackgroundServer", "ServerThread", "check_bind", "serve"]
 
 
 
@@ -95,6 +95,48 @@ def serve(service: LocalService, host: str = "127.0.0.1", port: int = 9000, *,
         service.close()
 
 
+class BackgroundServer:
+    """A uvicorn server on a background thread: started, waited for, stopped.
+
+    Args:
+        what: Says what it serves in the error when it does not start.
+        thread_name: Name of the thread it runs on.
+
+    """
+
+    def __init__(self, what: str, thread_name: str) -> None:
+        self._what = what
+        self._thread_name = thread_name
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, config: Any, timeout: float = 10.0) -> int:
+        """Serve ``config`` (a ``uvicorn.Config``); the port it listens on, once it does."""
+        uvicorn = require("uvicorn", extra="serve")
+        # uvicorn binds (port 0: the kernel picks a free port, no race) and we read the
+        # port back. Handing it a pre-bound socket instead loses TCP_NODELAY on accepted
+        # connections, which costs ~40 ms per request in delayed ACKs.
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=self._thread_name,
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self._what} did not start on {config.host}:{config.port}")
+            time.sleep(0.01)
+        return int(self._server.servers[0].sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        """Ask the server to exit and wait for its thread (bounded)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+
 class ServerThread:
     """The API on a background thread, on a free loopback port (tests, benchmarks, embedding).
 
@@ -125,8 +167,7 @@ class ServerThread:
         self._drive = drive
         self.host = host
         self.port = port
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._runner = BackgroundServer("the HTTP API", "durable-ext-http")
 
     @property
     def url(self) -> str:
@@ -135,22 +176,12 @@ class ServerThread:
 
     def start(self, timeout: float = 10.0) -> ServerThread:
         """Start serving; returns once the server accepts connections."""
-        uvicorn = require("uvicorn", extra="serve")
-        # uvicorn binds (port 0: the kernel picks a free port, no race) and we read the
-        # port back. Handing it a pre-bound socket instead loses TCP_NODELAY on accepted
-        # connections, which costs ~40 ms per request in delayed ACKs.
-        self._server = uvicorn.Server(_config(self.service, self.host, self.port, "warning",
-                                                self._wrap, self._guard))
-        self._thread = threading.Thread(target=self._server.run, name="durable-ext-http",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the HTTP API did not start on {self.host}:{self.port}")
-            time.sleep(0.01)
-        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        try:
+            self.port = self._runner.start(_config(self.service, self.host, self.port,
+                                                   "warning", self._wrap, self._guard), timeout)
+        except RuntimeError:
+            self.service.close()
+            raise
         self.service.set_endpoint(self.url, credentials=_worker_credentials(self._guard))
         if self._drive:
             self.service.start_driver()
@@ -158,11 +189,7 @@ class ServerThread:
 
     def stop(self) -> None:
         """Stop serving, then close the service."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._runner.stop()
         self.service.close()
 
     def __enter__(self) -> ServerThread:

@@ -14,10 +14,11 @@ from durable_ext.console.views import (
     ListQuery,
     execution_view,
     list_view,
+    operation_detail,
     payload_view,
     seconds_text,
 )
-from durable_ext.errors import InvalidParameterValueError
+from durable_ext.errors import InvalidParameterValueError, NotFoundError
 from durable_ext.runtime import Runtime, VirtualClock
 from durable_ext.serializers.base import SerDesContext
 from durable_ext.serializers.readable import Decoder
@@ -90,8 +91,11 @@ def test_views_of_a_runtime_list_and_lay_out_its_executions() -> None:
         assert list_view(rt, ListQuery(statuses=("SUCCEEDED",))).rows == ()
         view = execution_view(rt, arn, Decoder())
         assert [o.row.name for o in view.operations] == ["load", "ok"]
-        assert view.operations[0].result is not None
-        assert view.operations[0].result.encoding == "msgpack+zstd"
+        load = operation_detail(rt, arn, view.operations[0].row.id, Decoder())
+        assert load.result is not None and load.result.encoding == "msgpack+zstd"
+        assert '"big": "yyy' in load.result.text
+        with pytest.raises(NotFoundError):
+            operation_detail(rt, arn, "no-such-operation", Decoder())
         assert [o.row.name for o in view.waiting_callbacks] == ["ok"]
         assert view.cost.operations >= 3 and view.event_count >= 4
         assert view.input is not None and '"n": 1' in view.input.text

@@ -73,6 +73,26 @@
     }, refreshMs);
   }
 
+  // ---- a timeline line opened: load its details and decoded payloads once
+  async function loadDetail(details) {
+    const slot = details.querySelector(".op-detail[data-op]");
+    const root = current();
+    if (!slot || !root || slot.dataset.loading) return;
+    slot.dataset.loading = "1";
+    try {
+      const doc = await fetchFragment(root.dataset.operation + "&op=" + encodeURIComponent(slot.dataset.op));
+      const detail = doc.querySelector(".op-detail.loaded");
+      if (detail && slot.isConnected) slot.replaceWith(document.importNode(detail, true));
+    } catch (err) {
+      slot.dataset.loading = "";
+      slot.append(document.createTextNode(" (loading failed: " + err.message + ")"));
+    }
+  }
+  document.addEventListener("toggle", function (event) {
+    const details = event.target;
+    if (details.open && details.closest && details.closest("li.op")) loadDetail(details);
+  }, true);
+
   // ---- actions: JSON POSTs (the server refuses form posts from other sites)
   document.addEventListener("submit", async function (event) {
     const form = event.target.closest("form.action");
