@@ -65,7 +65,7 @@ def console() -> Iterator[tuple[Runtime, TestClient, str]]:
 
 
 def test_list_template_with_10000_rows(benchmark: Any, console: tuple[Any, ...]) -> None:
-    rt, client, _ = console
+    rt, _, _ = console
     view = list_view(rt, ListQuery(function="many", page_size=1000))
     rows = []
     marker = None

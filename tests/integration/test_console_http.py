@@ -97,3 +97,33 @@ def test_with_a_token_requests_need_the_cookie_the_token_url_sets(
 def test_the_console_subcommand_refuses_a_remote_bind_without_being_asked(capsys: Any) -> None:
     assert cli.main(["console", "--backend", "memory://", "--host", "0.0.0.0"]) == 2
     assert "--allow-remote" in capsys.readouterr().err
+
+
+def test_serve_console_with_sigv4_asks_the_console_for_its_token_and_the_api_for_signatures(
+        setup: tuple[Runtime, str], monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    import argparse
+
+    from durable_ext.http import LocalService, ServerThread
+    from durable_ext.http.cli import _console
+    from durable_ext.http.guard import GuardConfig
+    from durable_ext.http.sigv4 import SigV4Verifier
+
+    monkeypatch.setenv("DURABLE_EXT_CONSOLE_TOKEN", TOKEN)
+    service = LocalService("memory://", virtual_time=True)
+    service.register("done", done)
+    guard = GuardConfig.build(auth=SigV4Verifier({"AKIDCONSOLETEST": "s" * 40}))
+    wrap = _console(service, argparse.Namespace(codec=None, host="127.0.0.1", port=0), guard)
+    assert f"/console/?token={TOKEN}" in capsys.readouterr().err
+    with ServerThread(service, wrap=wrap, guard=guard) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get("/console/").status_code == 403  # no token yet
+        assert http.get("/console/", params={"token": TOKEN}).status_code == 303
+        http.cookies.set(COOKIE, TOKEN)
+        assert http.get("/console/").status_code == 200
+        assert http.get("/console/static/console.js").status_code == 200
+        # the API beside it still wants signatures, the console's cookie notwithstanding
+        unsigned = http.get("/2025-12-01/functions/done/durable-executions")
+        assert unsigned.status_code == 403
+        assert unsigned.headers["x-amzn-ErrorType"] in ("AccessDeniedException",
+                                                        "MissingAuthenticationTokenException",
+                                                        "IncompleteSignatureException")
