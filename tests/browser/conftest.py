@@ -11,16 +11,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-CHROMIUM = os.environ.get("DURABLE_EXT_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-WAIT_MS = 15_000
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+from chromium import ARGS, CHROMIUM, WAIT_MS
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +50,3 @@ def page(browser_context: Any) -> Iterator[Any]:
     page.close()
     assert errors == [], errors  # no script error, and nothing a payload made pop up
 
-
-def screenshot(page: Any, name: str) -> None:
-    """Save the page for the docs (docs/console/NAME.png)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)

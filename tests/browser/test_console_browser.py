@@ -10,13 +10,15 @@ from urllib.parse import quote
 
 import console_handlers as handlers
 import pytest
-from conftest import WAIT_MS, screenshot
-from playwright.sync_api import expect
+from chromium import WAIT_MS, screenshot
 
 from durable_ext.console.app import ConsoleSettings, Settler
 from durable_ext.console.server import ConsoleServer, guarded_console
 from durable_ext.runtime import Runtime, VirtualClock
 from durable_ext.serializers.readable import Decoder
+
+expect = pytest.importorskip("playwright.sync_api",
+                             reason="playwright is in the test extra").expect
 
 
 @dataclass

@@ -14,8 +14,7 @@ from typing import Any
 
 import console_handlers as handlers
 import pytest
-from conftest import WAIT_MS, screenshot
-from playwright.sync_api import expect
+from chromium import WAIT_MS, screenshot
 
 from durable_ext.console.app import ConsoleSettings
 from durable_ext.console.server import ConsoleServer, guarded_console
@@ -24,6 +23,8 @@ from durable_ext.runtime import open_control_plane
 from durable_ext.runtime.control import ControlPlane
 from durable_ext.serializers.readable import Decoder
 
+expect = pytest.importorskip("playwright.sync_api",
+                             reason="playwright is in the test extra").expect
 HERE = Path(__file__).resolve().parent
 READY_SECONDS = 30
 
