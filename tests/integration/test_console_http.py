@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,3 +128,58 @@ def test_serve_console_with_sigv4_asks_the_console_for_its_token_and_the_api_for
         assert unsigned.headers["x-amzn-ErrorType"] in ("AccessDeniedException",
                                                         "MissingAuthenticationTokenException",
                                                         "IncompleteSignatureException")
+
+
+def test_durable_ext_console_runs_a_file_store_s_execution_on_after_a_callback(
+        tmp_path: Any) -> None:
+    """The command as a user runs it: another process started the execution."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from servers import free_port
+
+    root = Path(__file__).resolve().parents[2]
+    store = f"file://{tmp_path / 'store'}"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DURABLE_EXT_BACKEND")}
+    cli_cmd = [sys.executable, "-m", "durable_ext.cli"]
+    ran = subprocess.run([*cli_cmd, "run", "examples/order_workflow.py:handler", "--name", "o-1",
+                          "--input", json.dumps({"order_id": "o-1"}),
+                          "--virtual-time", "--backend", store, "--json"],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 3, ran.stderr  # waiting for its approval callback
+    callback_id = json.loads(ran.stdout)["WaitingCallbacks"][0][1]
+    port = free_port()
+    proc = subprocess.Popen([*cli_cmd, "console", "--backend", store, "--port", str(port)],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            deadline = time.monotonic() + 30
+            while True:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                try:
+                    listing = http.get("/")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the console did not come up"
+                    time.sleep(0.1)
+            assert "o-1" in listing.text and "RUNNING" in listing.text
+            arn = json.loads(ran.stdout)["DurableExecutionArn"]
+            sent = http.post("/api/callback", headers={"Origin": url},
+                             json={"arn": arn, "callback_id": callback_id, "outcome": "succeed",
+                                   "payload": '{"approved": true}'})
+            assert sent.status_code == 200, sent.text
+            status = ""
+            while status != "SUCCEEDED":  # the console runs it on, loading its handler
+                assert time.monotonic() < deadline + 60, f"still {status}"
+                status = http.get("/api/state", params={"arn": arn}).json()["status"]
+                time.sleep(0.1)
+            page = http.get("/execution", params={"arn": arn}).text
+            assert "shipment-o-1" in page
+    finally:
+        proc.terminate()
+        proc.wait(10)
