@@ -54,6 +54,14 @@ def status_of(page: Any) -> Any:
     return page.locator("#execution h1 .status")
 
 
+def assert_every_control_is_labelled(page: Any) -> None:
+    controls = page.locator("input:not([type=hidden]), select, textarea")
+    assert controls.count() > 0
+    unlabelled = controls.evaluate_all(
+        "cs => cs.filter(c => c.labels.length === 0).map(c => c.outerHTML)")
+    assert unlabelled == []
+
+
 def test_the_list_shows_and_filters_executions(console: Console, page: Any) -> None:
     for i in range(3):
         console.start("quick", {"i": i}, f"quick-{i}")
@@ -66,6 +74,7 @@ def test_the_list_shows_and_filters_executions(console: Console, page: Any) -> N
     expect(first.nth(1)).to_have_text("approval")
     expect(first.nth(2)).to_have_text("RUNNING")
     expect(first.nth(3)).to_contain_text("UTC")
+    assert_every_control_is_labelled(page)
     screenshot(page, "list")
 
     page.get_by_label("SUCCEEDED").check()
@@ -133,6 +142,7 @@ def test_an_execution_shows_its_timeline_and_decoded_msgpack_zstd_payloads(
     expect(detail.locator("pre")).to_contain_text('"order_id": "o-7"')
     expect(detail.locator("pre")).to_contain_text("keep this order")
     expect(page.locator(".callbacks")).to_contain_text("manager-approval")
+    assert_every_control_is_labelled(page)
     expect(page.locator(".cost")).to_contain_text("Durable operations")
     load.evaluate("e => e.scrollIntoView()")
     screenshot(page, "payload")
