@@ -59,6 +59,7 @@ SUBCOMMANDS: dict[str, str] = {
     "replay": "durable_ext.testing.replay_cli",
     "decode": "durable_ext.serializers.decode_cli",
     "cost": "durable_ext.cost",
+    "console": "durable_ext.console.cli",
 }
 """Subcommand name -> module exposing ``register(subparsers)`` (imported lazily)."""
 

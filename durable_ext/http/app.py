@@ -55,6 +55,7 @@ from durable_ext.http.wire import (  # noqa: E402
     operation_to_wire,
     parse_json,
 )
+from durable_ext.runtime.listing import SCAN_CAP, list_filtered  # noqa: E402
 from durable_ext.serializers.readable import Decoder  # noqa: E402
 
 __all__ = ["DECODED_HEADER", "create_app", "to_api_error"]
@@ -66,14 +67,11 @@ headers more easily than query parameters, such as boto3's event hooks)."""
 _V = "/2025-12-01"
 _EXECUTION_STATUSES = frozenset(s.value for s in ExecutionStatus)
 _DEFAULT_PAGE = 100
-_LIST_SCAN_CAP = 100_000
-"""Most executions one filtered listing call scans (the store pages newest first)."""
 _ID_MAX = 1024
 """The model's longest DurableExecutionArn and CallbackId."""
 _FUNCTION_MAX = 256
 _CALLBACK_ID = re.compile(r"[A-Za-z0-9+/=_-]+")
 _CLIENT_TOKEN = re.compile(r"[\x21-\x7e]{1,64}")
-_STORE_MARKER = re.compile(r"[0-9]{1,20}:\S+")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _log = logging.getLogger(__name__)
@@ -496,54 +494,14 @@ def _list_page(service: LocalService, function: str, request: Request) -> dict[s
             known = sorted(_EXECUTION_STATUSES)
             raise ApiError("InvalidParameterValueException",
                            f"Statuses: unknown status {s!r}; expected one of {known}")
-    limit = _int(request, "MaxItems", 0, 1000) or _DEFAULT_PAGE
-    marker = params.get("Marker") or None
-    name = params.get("DurableExecutionName")
     after = _timestamp(params.get("StartedAfter"), "StartedAfter")
     before = _timestamp(params.get("StartedBefore"), "StartedBefore")
-    reverse = _bool(request, "ReverseOrder", False)
-    simple = not (name or after is not None or before is not None or reverse or len(statuses) > 1)
-    if simple:
-        # The stores' markers are "<start ms>:<arn>"; anything else is the caller's error.
-        if marker is not None and not _STORE_MARKER.fullmatch(marker):
-            raise ApiError("InvalidParameterValueException", "Invalid marker")
-        page: dict[str, Any] = rt.list_executions(
-            function_name=function, status=statuses[0] if statuses else None,
-            max_items=limit, marker=marker)
-        return page
-    # Filters the store cannot apply: scan its pages (bounded), filter, page by offset.
-    matches: list[dict[str, Any]] = []
-    store_marker: str | None = None
-    scanned = 0
-    while scanned < _LIST_SCAN_CAP:
-        chunk = rt.list_executions(function_name=function, max_items=1000, marker=store_marker)
-        items = chunk["DurableExecutions"]
-        scanned += len(items)
-        for it in items:
-            ts = it["StartTimestamp"].timestamp()
-            if statuses and it["Status"] not in statuses:
-                continue
-            if name and it["DurableExecutionName"] != name:
-                continue
-            if (after is not None and ts < after) or (before is not None and ts > before):
-                continue
-            matches.append(it)
-        store_marker = chunk.get("NextMarker")
-        if not store_marker:
-            break
-    if reverse:
-        matches.reverse()
-    offset = 0
-    if marker:
-        digits = marker[2:]
-        if not (marker.startswith("o:") and digits.isascii() and digits.isdigit()
-                and len(digits) <= 9):
-            raise ApiError("InvalidParameterValueException", "Invalid marker")
-        offset = int(digits)
-    out: dict[str, Any] = {"DurableExecutions": matches[offset:offset + limit]}
-    if offset + limit < len(matches):
-        out["NextMarker"] = f"o:{offset + limit}"
-    return out
+    return list_filtered(
+        rt, function_name=function, statuses=statuses,
+        name=params.get("DurableExecutionName") or None,
+        started_after=after, started_before=before, reverse=_bool(request, "ReverseOrder", False),
+        max_items=_int(request, "MaxItems", 0, 1000) or _DEFAULT_PAGE,
+        marker=params.get("Marker") or None, scan_cap=SCAN_CAP)
 
 
 def _timestamp(raw: str | None, name: str) -> float | None:

@@ -63,20 +63,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
             service.register(item.name, item.handler, isolation=args.isolation)
         for spec in args.alias:
             service.runtime.alias(*parse_alias_spec(spec))
-        _enable_decoding(service, args)
+        types = _enable_decoding(service, args)
     except Exception:
         service.close()
         raise
     print(f"durable-ext: serving {', '.join(service.functions()) or 'no functions'} on "
           f"http://{args.host}:{args.port} (backend {args.backend or 'file://.durable'})",
           file=sys.stderr)
+    wrap = _console(service, args, guard, types) if args.console else None
     serve(service, args.host, args.port, log_level=args.log_level,
-          allow_remote=args.allow_remote, guard=guard)
+          allow_remote=args.allow_remote, guard=guard, wrap=wrap)
     return 0
 
 
-def _enable_decoding(service: Any, args: argparse.Namespace) -> None:
-    """Turn on the codec server and the decoded views ``--codec``/``--decode`` ask for."""
+def _enable_decoding(service: Any, args: argparse.Namespace) -> list[type] | None:
+    """Turn on the codec server and the decoded views ``--codec``/``--decode`` ask for.
+
+    Returns the ``--types`` classes, which the console decodes with too.
+    """
     types: list[type] | None = None
     if args.types is not None:
         from durable_ext.serializers.decode_cli import load_object
@@ -91,6 +95,37 @@ def _enable_decoding(service: Any, args: argparse.Namespace) -> None:
         service.enable_codec(args.codec, types=types)
     if args.decode is not None:
         service.enable_decoded_views(args.decode, types=types)
+    return types
+
+
+CONSOLE_PREFIX = "/console"
+
+
+def _console(service: Any, args: argparse.Namespace, guard: GuardConfig,
+             types: list[type] | None) -> Any:
+    """Return middleware serving the console under /console beside the API.
+
+    Browsers cannot sign requests: with ``--auth sigv4`` the console asks for a token of
+    its own instead, printed here.
+    """
+    import dataclasses
+
+    from durable_ext.console.app import ConsoleSettings
+    from durable_ext.console.cli import console_token
+    from durable_ext.console.server import beside, guarded_console
+    from durable_ext.serializers.readable import Decoder
+
+    token = console_token(guard.auth is not None)
+    console_guard = dataclasses.replace(guard, unsigned_prefixes=(CONSOLE_PREFIX,))
+    # The service's driver runs executions on by itself once woken.
+    settings = ConsoleSettings(decoder=Decoder(args.decode or args.codec, types=types),
+                               prefix=CONSOLE_PREFIX, token=token,
+                               on_change=lambda _arn: service.notify())
+    console = guarded_console(service.control, settings, console_guard)
+    query = f"?token={token}" if token else ""
+    print(f"durable-ext: console on http://{args.host}:{args.port}{CONSOLE_PREFIX}/{query}",
+          file=sys.stderr)
+    return lambda api: beside(api, console, CONSOLE_PREFIX)
 
 
 def register(subparsers: Any) -> None:
@@ -137,6 +172,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--types", default=None, metavar="MODULE:ATTR",
                    help="a list of classes to decode objects with, for --codec and "
                         "--decode; other objects are shown by type tag and fields")
+    p.add_argument("--console", action="store_true",
+                   help="also serve the web console under /console/ (with --auth sigv4 it "
+                        "asks for a token of its own, printed at start)")
     p.add_argument("--auth", choices=["none", "sigv4"], default="none",
                    help="sigv4: answer only requests signed with a configured key (from "
                         "$DURABLE_EXT_AUTH_ACCESS_KEY_ID/$DURABLE_EXT_AUTH_SECRET_ACCESS_KEY "

@@ -152,6 +152,8 @@ class GuardConfig:
         allow_hosts: Host names (normalised, no port) requests may be addressed to.
         allow_origins: Web origins whose pages may change state and read answers.
         auth: Verifies SigV4 signatures; None accepts unsigned requests.
+        unsigned_prefixes: Paths SigV4 does not cover because they authenticate their
+            own way (the console, which browsers use, under its token).
 
     Example:
         >>> guard = GuardConfig.build(bind="127.0.0.1", hosts=["durable.internal"])
@@ -163,6 +165,7 @@ class GuardConfig:
     allow_hosts: frozenset[str] = LOOPBACK_HOSTS
     allow_origins: frozenset[str] = field(default_factory=frozenset)
     auth: SigV4Verifier | None = None
+    unsigned_prefixes: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, *, bind: str = "127.0.0.1", hosts: Iterable[str] = (),
@@ -325,6 +328,9 @@ class RequestGuard:
             return None
         if method == "GET" and raw_path == _HEALTH and "authorization" not in headers:
             return None  # load balancers probe it unsigned; it answers less (see the app)
+        if any(raw_path == p or raw_path.startswith(p + "/")
+               for p in self.config.unsigned_prefixes):
+            return None
         return auth.check_headers(headers)
 
     async def _preflight(self, scope: Scope, receive: Receive, send: Send, headers: Headers,

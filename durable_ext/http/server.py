@@ -16,7 +16,7 @@ from durable_ext.http.service import LocalService
 if TYPE_CHECKING:
     from durable_ext.http.guard import GuardConfig
 
-__all__ = ["ServerThread", "check_bind", "serve"]
+__all__ = ["BackgroundServer", "ServerThread", "check_bind", "serve"]
 
 
 
@@ -77,21 +77,64 @@ def _config(service: LocalService, host: str, port: int, log_level: str,
 
 def serve(service: LocalService, host: str = "127.0.0.1", port: int = 9000, *,
           log_level: str = "warning", allow_remote: bool = False,
-          guard: GuardConfig | None = None) -> None:
+          guard: GuardConfig | None = None, wrap: Callable[[Any], Any] | None = None) -> None:
     """Serve ``service`` in the foreground until interrupted.
 
     ``guard`` (default: loopback names and ``host``, unsigned) says which hosts and
     origins are answered and whether requests must be signed; with SigV4, worker
     processes of functions registered before this call sign with its first key.
+    ``wrap`` puts ASGI middleware in front of the API (the console beside it).
     """
     check_bind(host, allow_remote, signed=guard is not None and guard.auth is not None)
     uvicorn = require("uvicorn", extra="serve")
     service.set_endpoint(_endpoint(host, port), credentials=_worker_credentials(guard))
     service.start_driver()
     try:
-        uvicorn.Server(_config(service, host, port, log_level, guard=guard)).run()
+        uvicorn.Server(_config(service, host, port, log_level, wrap, guard)).run()
     finally:
         service.close()
+
+
+class BackgroundServer:
+    """A uvicorn server on a background thread: started, waited for, stopped.
+
+    Args:
+        what: Says what it serves in the error when it does not start.
+        thread_name: Name of the thread it runs on.
+
+    """
+
+    def __init__(self, what: str, thread_name: str) -> None:
+        self._what = what
+        self._thread_name = thread_name
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, config: Any, timeout: float = 10.0) -> int:
+        """Serve ``config`` (a ``uvicorn.Config``); the port it listens on, once it does."""
+        uvicorn = require("uvicorn", extra="serve")
+        # uvicorn binds (port 0: the kernel picks a free port, no race) and we read the
+        # port back. Handing it a pre-bound socket instead loses TCP_NODELAY on accepted
+        # connections, which costs ~40 ms per request in delayed ACKs.
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=self._thread_name,
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self._what} did not start on {config.host}:{config.port}")
+            time.sleep(0.01)
+        return int(self._server.servers[0].sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        """Ask the server to exit and wait for its thread (bounded)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
 
 
 class ServerThread:
@@ -124,8 +167,7 @@ class ServerThread:
         self._drive = drive
         self.host = host
         self.port = port
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._runner = BackgroundServer("the HTTP API", "durable-ext-http")
 
     @property
     def url(self) -> str:
@@ -134,22 +176,12 @@ class ServerThread:
 
     def start(self, timeout: float = 10.0) -> ServerThread:
         """Start serving; returns once the server accepts connections."""
-        uvicorn = require("uvicorn", extra="serve")
-        # uvicorn binds (port 0: the kernel picks a free port, no race) and we read the
-        # port back. Handing it a pre-bound socket instead loses TCP_NODELAY on accepted
-        # connections, which costs ~40 ms per request in delayed ACKs.
-        self._server = uvicorn.Server(_config(self.service, self.host, self.port, "warning",
-                                                self._wrap, self._guard))
-        self._thread = threading.Thread(target=self._server.run, name="durable-ext-http",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the HTTP API did not start on {self.host}:{self.port}")
-            time.sleep(0.01)
-        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        try:
+            self.port = self._runner.start(_config(self.service, self.host, self.port,
+                                                   "warning", self._wrap, self._guard), timeout)
+        except RuntimeError:
+            self.service.close()
+            raise
         self.service.set_endpoint(self.url, credentials=_worker_credentials(self._guard))
         if self._drive:
             self.service.start_driver()
@@ -157,11 +189,7 @@ class ServerThread:
 
     def stop(self) -> None:
         """Stop serving, then close the service."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._runner.stop()
         self.service.close()
 
     def __enter__(self) -> ServerThread:

@@ -314,8 +314,13 @@ class Runtime:
                 f"function {name!r} is not registered; known: {sorted(self._functions)}"
             ) from None
 
-    def _ensure_handler(self, arn: str) -> None:
-        """Register the handler an execution recorded, for running it on here."""
+    def ensure_handler(self, arn: str) -> None:
+        """Register the handler an execution recorded, for running it (or a re-run) here.
+
+        Raises:
+            HandlerLoadError: it recorded none, or that one cannot be imported.
+
+        """
         name, version = function_of(arn), version_of(arn)
         if self._versions.get(name, version) is not None:
             return
@@ -399,7 +404,7 @@ class Runtime:
         here (:class:`~durable_ext.errors.HandlerLoadError` says why when it cannot be).
         """
         if self.describe(arn)["Status"] not in TERMINAL_STATUSES:
-            self._ensure_handler(arn)
+            self.ensure_handler(arn)
             self.run_until_idle(timeout)
         return self.describe(arn)
 
