@@ -20,8 +20,13 @@ directory of every later block of its page, so ``# test_order.py`` can import
 * a shell block by bash, command by command (``\\`` continues a line); each command
   must exit 0, or 3, which durable-ext uses for "the execution is still waiting".
 
-Shell commands find ``127.0.0.1:6379`` (Redis) and ``postgres://`` URLs rewritten to the
-test's own servers: see :data:`SERVICES`.
+Blocks find ``127.0.0.1:6379`` (Redis) and ``postgres://`` URLs rewritten to the
+test's own servers: see :data:`SERVICES`. A block that names an AWS service (:data:`AWS`)
+runs with ``AWS_ENDPOINT_URL`` pointing at the test's moto server and test credentials,
+so boto3 and durable_ext's own clients talk to moto while the block reads like real
+usage; the KMS aliases and S3 buckets it names exist there (in ``us-east-1``, the
+region it gets). A block that names one of the key variables of :data:`SECRETS`, which
+pages tell the reader to set in the function's environment, gets a fresh key in it.
 """
 
 from __future__ import annotations
@@ -43,6 +48,12 @@ _TEST_FUNCTION = re.compile(r"^def test_\w*\(", re.M)
 #: what a shell block's text names, and the fixture of tests/servers.py that stands in
 SERVICES = {"redis": re.compile(r"redis://127\.0\.0\.1:6379(/\d+)?"),
             "postgres": re.compile(r"postgres://[^\s'\"?]+")}
+#: what names an AWS service in a block's text: it runs against the test's moto server
+AWS = re.compile(r"\bboto3\b|\bkms[:=]alias/|\bs3://|\bdynamodb://")
+_ALIAS = re.compile(r"\balias/[A-Za-z0-9/_-]+")
+_BUCKET = re.compile(r"\bs3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])")
+#: environment variables holding keys (``[ID:]BASE64``) that pages tell the reader to set
+SECRETS = ("DURABLE_EXT_PICKLE_KEY", "DURABLE_EXT_REDACT_KEY", "MY_REDACT_KEY")
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,24 @@ class Block:
         """The servers the block's text names (keys of :data:`SERVICES`)."""
         text = "\n".join((*self.before, self.code))
         return [name for name, pattern in SERVICES.items() if pattern.search(text)]
+
+    def _text_with_files(self) -> str:
+        return "\n".join((*self.files.values(), *self.before, self.code))
+
+    def aws(self) -> tuple[list[str], list[str]] | None:
+        """The KMS aliases and S3 buckets the block (or a file of its page) names.
+
+        None when it names no AWS service.
+        """
+        text = self._text_with_files()
+        if not AWS.search(text):
+            return None
+        return sorted(set(_ALIAS.findall(text))), sorted(set(_BUCKET.findall(text)))
+
+    def secrets(self) -> list[str]:
+        """The key variables of :data:`SECRETS` the block (or a file of its page) names."""
+        text = self._text_with_files()
+        return [name for name in SECRETS if re.search(rf"\b{name}\b", text)]
 
 
 def documents(root: Path) -> list[Path]:
