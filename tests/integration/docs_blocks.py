@@ -14,11 +14,12 @@ file (``# app/handlers.py`` a module of a package): it is written into the worki
 directory of every later block of its page, so ``# test_order.py`` can import
 ``handlers``. Blocks are run as follows:
 
-* a block that defines ``test_...`` functions is run by pytest (the durable_runtime
+* a block that defines ``test_...`` functions or ``Test...`` classes is run by pytest (the durable_runtime
   fixture comes from the installed plugin), as the page tells its reader to;
 * any other Python block by the interpreter, as a script;
 * a shell block by bash, command by command (``\\`` continues a line); each command
-  must exit 0, or 3, which durable-ext uses for "the execution is still waiting".
+  must exit 0, or 3, which durable-ext uses for "the execution is still waiting", or
+  the code its comment names (``durable-ext stop o-2  # exits 1``).
 
 Blocks find ``127.0.0.1:6379`` (Redis) and ``postgres://`` URLs rewritten to the
 test's own servers: see :data:`SERVICES`. A block that names an AWS service (:data:`AWS`)
@@ -43,7 +44,7 @@ _FENCE = re.compile(r"^(?P<indent> {0,3})```(?P<lang>[A-Za-z0-9_+-]*)\s*$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<verb>skip|continue)\b"
                         r"(?P<arg>.*?)-->\s*$")
 _FILE_NAME = re.compile(r"^#\s*(?P<name>(?:[A-Za-z_]\w*/){0,3}[A-Za-z_]\w*\.py)\b")
-_TEST_FUNCTION = re.compile(r"^def test_\w*\(", re.M)
+_TEST_FUNCTION = re.compile(r"^(?:def test_\w*\(|class Test\w*[(:])", re.M)
 
 #: what a shell block's text names, and the fixture of tests/servers.py that stands in
 SERVICES = {"redis": re.compile(r"redis://127\.0\.0\.1:6379(/\d+)?"),

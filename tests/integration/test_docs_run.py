@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -25,11 +26,14 @@ ROOT = Path(__file__).resolve().parents[2]
 BLOCK_SECONDS = 60
 """Most a block may take: the slowest run a wait of a few real seconds."""
 
+#: a command's comment that says which exit it must have: ``durable-ext stop o-2  # exits 1``
+_EXITS = re.compile(r"#.*\bexits (\d+)\b")
+
 CASES = [b for doc in documents(ROOT) for b in blocks(ROOT, doc)]
 
 
 def _shell_script(code: str) -> str:
-    """Bash that runs each command and stops at the first exit other than 0 or 3."""
+    """Bash that runs each command and stops at the first exit it should not have."""
     out = ["set -u"]
     logical = ""
     for line in code.splitlines():
@@ -38,8 +42,11 @@ def _shell_script(code: str) -> str:
             continue
         logical += line
         if logical.strip() and not logical.lstrip().startswith("#"):
-            out.append(f"{{ {logical}\n}}; rc=$?; if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then "
-                       f"echo \"exit $rc: {_quoted(logical)}\" >&2; exit $rc; fi")
+            exits = _EXITS.search(logical)
+            wrong = (f"[ $rc -ne {exits.group(1)} ]" if exits
+                     else "[ $rc -ne 0 ] && [ $rc -ne 3 ]")
+            out.append(f"{{ {logical}\n}}; rc=$?; if {wrong}; then "
+                       f"echo \"exit $rc: {_quoted(logical)}\" >&2; exit 1; fi")
         logical = ""
     return "\n".join(out) + "\n"
 
