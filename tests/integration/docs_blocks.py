@@ -14,8 +14,9 @@ file (``# app/handlers.py`` a module of a package): it is written into the worki
 directory of every later block of its page, so ``# test_order.py`` can import
 ``handlers``. Blocks are run as follows:
 
-* a block that defines ``test_...`` functions or ``Test...`` classes is run by pytest (the durable_runtime
-  fixture comes from the installed plugin), as the page tells its reader to;
+* a block that defines ``test_...`` functions or ``Test...`` classes is run by pytest
+  (the durable_runtime fixture comes from the installed plugin), as the page tells its
+  reader to;
 * any other Python block by the interpreter, as a script;
 * a shell block by bash, command by command (``\\`` continues a line); each command
   must exit 0, or 3, which durable-ext uses for "the execution is still waiting", or
