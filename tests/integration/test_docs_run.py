@@ -71,7 +71,8 @@ def _env(workdir: Path) -> dict[str, str]:
 def _aws_env(moto: MotoServer, aliases: list[str], buckets: list[str]) -> dict[str, str]:
     """Create what the block names in moto; the variables that send boto3 there."""
     kms, s3 = moto.client("kms"), moto.client("s3")
-    known = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+    known = {a["AliasName"] for page in kms.get_paginator("list_aliases").paginate()
+             for a in page["Aliases"]}
     for alias in set(aliases) - known:
         kms.create_alias(AliasName=alias, TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
     known = {b["Name"] for b in s3.list_buckets()["Buckets"]}
