@@ -14,14 +14,21 @@ file (``# app/handlers.py`` a module of a package): it is written into the worki
 directory of every later block of its page, so ``# test_order.py`` can import
 ``handlers``. Blocks are run as follows:
 
-* a block that defines ``test_...`` functions is run by pytest (the durable_runtime
-  fixture comes from the installed plugin), as the page tells its reader to;
+* a block that defines ``test_...`` functions or ``Test...`` classes is run by pytest
+  (the durable_runtime fixture comes from the installed plugin), as the page tells its
+  reader to;
 * any other Python block by the interpreter, as a script;
 * a shell block by bash, command by command (``\\`` continues a line); each command
-  must exit 0, or 3, which durable-ext uses for "the execution is still waiting".
+  must exit 0, or 3, which durable-ext uses for "the execution is still waiting", or
+  the code its comment names (``durable-ext stop o-2  # exits 1``).
 
-Shell commands find ``127.0.0.1:6379`` (Redis) and ``postgres://`` URLs rewritten to the
-test's own servers: see :data:`SERVICES`.
+Blocks find ``127.0.0.1:6379`` (Redis) and ``postgres://`` URLs rewritten to the
+test's own servers: see :data:`SERVICES`. A block that names an AWS service (:data:`AWS`)
+runs with ``AWS_ENDPOINT_URL`` pointing at the test's moto server and test credentials,
+so boto3 and durable_ext's own clients talk to moto while the block reads like real
+usage; the KMS aliases and S3 buckets it names exist there (in ``us-east-1``, the
+region it gets). A block that names one of the key variables of :data:`SECRETS`, which
+pages tell the reader to set in the function's environment, gets a fresh key in it.
 """
 
 from __future__ import annotations
@@ -38,11 +45,17 @@ _FENCE = re.compile(r"^(?P<indent> {0,3})```(?P<lang>[A-Za-z0-9_+-]*)\s*$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<verb>skip|continue)\b"
                         r"(?P<arg>.*?)-->\s*$")
 _FILE_NAME = re.compile(r"^#\s*(?P<name>(?:[A-Za-z_]\w*/){0,3}[A-Za-z_]\w*\.py)\b")
-_TEST_FUNCTION = re.compile(r"^def test_\w*\(", re.M)
+_TEST_FUNCTION = re.compile(r"^(?:def test_\w*\(|class Test\w*[(:])", re.M)
 
 #: what a shell block's text names, and the fixture of tests/servers.py that stands in
 SERVICES = {"redis": re.compile(r"redis://127\.0\.0\.1:6379(/\d+)?"),
             "postgres": re.compile(r"postgres://[^\s'\"?]+")}
+#: what names an AWS service in a block's text: it runs against the test's moto server
+AWS = re.compile(r"\bboto3\b|\bkms[:=]alias/|\bs3://|\bdynamodb://")
+_ALIAS = re.compile(r"\balias/[A-Za-z0-9/_-]+")
+_BUCKET = re.compile(r"\bs3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])")
+#: environment variables holding keys (``[ID:]BASE64``) that pages tell the reader to set
+SECRETS = ("DURABLE_EXT_PICKLE_KEY", "DURABLE_EXT_REDACT_KEY", "MY_REDACT_KEY")
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,24 @@ class Block:
         """The servers the block's text names (keys of :data:`SERVICES`)."""
         text = "\n".join((*self.before, self.code))
         return [name for name, pattern in SERVICES.items() if pattern.search(text)]
+
+    def _text_with_files(self) -> str:
+        return "\n".join((*self.files.values(), *self.before, self.code))
+
+    def aws(self) -> tuple[list[str], list[str]] | None:
+        """The KMS aliases and S3 buckets the block (or a file of its page) names.
+
+        None when it names no AWS service.
+        """
+        text = self._text_with_files()
+        if not AWS.search(text):
+            return None
+        return sorted(set(_ALIAS.findall(text))), sorted(set(_BUCKET.findall(text)))
+
+    def secrets(self) -> list[str]:
+        """The key variables of :data:`SECRETS` the block (or a file of its page) names."""
+        text = self._text_with_files()
+        return [name for name in SECRETS if re.search(rf"\b{name}\b", text)]
 
 
 def documents(root: Path) -> list[Path]:

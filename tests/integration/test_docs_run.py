@@ -3,13 +3,16 @@
 One case per block (``README.md:123``), in a fresh directory holding a copy of
 ``examples/``, with this venv's interpreter and ``durable-ext`` first on PATH and the
 embedded file store as the backend. Redis and PostgreSQL URLs in a block are pointed at
-the test servers. How a block runs and how pages mark blocks that cannot run here:
-:mod:`docs_blocks`.
+the test servers, AWS clients at moto, and the key variables it names get fresh keys. How
+a block runs and how pages mark blocks that cannot run here: :mod:`docs_blocks`.
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -17,16 +20,20 @@ from pathlib import Path
 
 import pytest
 from docs_blocks import SERVICES, Block, blocks, documents
+from servers import TEST_CREDENTIALS, MotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK_SECONDS = 60
 """Most a block may take: the slowest run a wait of a few real seconds."""
 
+#: a command's comment that says which exit it must have: ``durable-ext stop o-2  # exits 1``
+_EXITS = re.compile(r"#.*\bexits (\d+)\b")
+
 CASES = [b for doc in documents(ROOT) for b in blocks(ROOT, doc)]
 
 
 def _shell_script(code: str) -> str:
-    """Bash that runs each command and stops at the first exit other than 0 or 3."""
+    """Bash that runs each command and stops at the first exit it should not have."""
     out = ["set -u"]
     logical = ""
     for line in code.splitlines():
@@ -35,8 +42,11 @@ def _shell_script(code: str) -> str:
             continue
         logical += line
         if logical.strip() and not logical.lstrip().startswith("#"):
-            out.append(f"{{ {logical}\n}}; rc=$?; if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then "
-                       f"echo \"exit $rc: {_quoted(logical)}\" >&2; exit $rc; fi")
+            exits = _EXITS.search(logical)
+            wrong = (f"[ $rc -ne {exits.group(1)} ]" if exits
+                     else "[ $rc -ne 0 ] && [ $rc -ne 3 ]")
+            out.append(f"{{ {logical}\n}}; rc=$?; if {wrong}; then "
+                       f"echo \"exit $rc: {_quoted(logical)}\" >&2; exit 1; fi")
         logical = ""
     return "\n".join(out) + "\n"
 
@@ -56,6 +66,22 @@ def _env(workdir: Path) -> dict[str, str]:
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     env["PYTEST_ADDOPTS"] = "-p durable_ext.testing.plugin -p no:cacheprovider -q"
     return env
+
+
+def _aws_env(moto: MotoServer, aliases: list[str], buckets: list[str]) -> dict[str, str]:
+    """Create what the block names in moto; the variables that send boto3 there."""
+    kms, s3 = moto.client("kms"), moto.client("s3")
+    known = {a["AliasName"] for page in kms.get_paginator("list_aliases").paginate()
+             for a in page["Aliases"]}
+    for alias in set(aliases) - known:
+        kms.create_alias(AliasName=alias, TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    known = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    for bucket in set(buckets) - known:
+        s3.create_bucket(Bucket=bucket)
+    return {"AWS_ENDPOINT_URL": moto.endpoint_url,
+            "AWS_ACCESS_KEY_ID": TEST_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": TEST_CREDENTIALS["aws_secret_access_key"],
+            "AWS_DEFAULT_REGION": TEST_CREDENTIALS["region_name"]}
 
 
 def _point_at_servers(text: str, urls: dict[str, str]) -> str:
@@ -96,8 +122,14 @@ def test_block(block: Block, request: pytest.FixtureRequest, tmp_path: Path) -> 
                     ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "home").mkdir()
     argv = _write(tmp_path, block)
+    env = _env(tmp_path)
+    aws = block.aws()
+    if aws is not None:
+        env.update(_aws_env(request.getfixturevalue("moto_server"), *aws))
+    env.update({name: f"docs:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+                for name in block.secrets()})
     try:
-        done = subprocess.run(argv, cwd=tmp_path, env=_env(tmp_path), capture_output=True,
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=BLOCK_SECONDS, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{block.id} ran over {BLOCK_SECONDS} s:\n{exc.stdout}\n{exc.stderr}")
