@@ -477,7 +477,7 @@ class MsgpackFormat:
                     if version == LAYOUT_PLAIN:
                         return _unpackb(body, ext_hook=self._ext_hook, timestamp=3,
                                         strict_map_key=False, unicode_errors="surrogatepass")
-                    return self._unpack(body, nested=False)
+                    return self._unpack_marked(body, None)
                 except Exception as exc:
                     raise self._decode_error(exc, ctx) from None
         if len(body) > COUNTED_BODY_BYTES and not has_budget():
@@ -536,16 +536,13 @@ class MsgpackFormat:
         # always honoured there).
         if nested:
             return self._unpack_nested(data)
-        open_marks = [0]
-        value = self._unpack_marked(data, open_marks)
-        if open_marks[0]:
-            raise ValueError("container marker out of place")
-        return value
+        return self._unpack_marked(data, counting_budget(len(data)))
 
-    def _unpack_marked(self, data: bytes, open_marks: list[int]) -> Any:
-        budget = counting_budget(len(data))
+    def _unpack_marked(self, data: bytes, budget: DecodeBudget | None) -> Any:
+        # Counted against ``budget`` when there is one; every marker must close an array.
+        open_marks = [0]
         if budget is None:
-            return _unpackb(
+            value = _unpackb(
                 data,
                 ext_hook=self._make_ext_hook(open_marks),
                 list_hook=_container_rebuilder(open_marks),
@@ -553,14 +550,18 @@ class MsgpackFormat:
                 strict_map_key=False,
                 unicode_errors="surrogatepass",
             )
-        return _unpackb(
-            data,
-            ext_hook=self._make_ext_hook(open_marks),
-            timestamp=3,
-            strict_map_key=False,
-            unicode_errors="surrogatepass",
-            **_counting_hooks(budget, _container_rebuilder(open_marks)),
-        )
+        else:
+            value = _unpackb(
+                data,
+                ext_hook=self._make_ext_hook(open_marks),
+                timestamp=3,
+                strict_map_key=False,
+                unicode_errors="surrogatepass",
+                **_counting_hooks(budget, _container_rebuilder(open_marks)),
+            )
+        if open_marks[0]:
+            raise ValueError("container marker out of place")
+        return value
 
     def _unpack_nested(self, data: bytes) -> Any:
         # A body nested in an extension type: counted in depth and in the bytes the bodies
@@ -579,17 +580,13 @@ class MsgpackFormat:
         state.budget = budget
         state.depth += 1
         state.live = live
-        open_marks = [0]
         try:
-            value = self._unpack_marked(data, open_marks)
+            return self._unpack_marked(data, counting_budget(len(data)))
         finally:
             state.depth -= 1
             state.live -= len(data)
             if outermost:
                 state.budget = None
-        if open_marks[0]:
-            raise ValueError("container marker out of place")
-        return value
 
     def _unknown(self, tag: object) -> bool:
         return not isinstance(tag, str) or self.types.class_of(tag) is None

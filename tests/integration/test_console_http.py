@@ -113,7 +113,8 @@ def test_serve_console_with_sigv4_asks_the_console_for_its_token_and_the_api_for
     service = LocalService("memory://", virtual_time=True)
     service.register("done", done)
     guard = GuardConfig.build(auth=SigV4Verifier({"AKIDCONSOLETEST": "s" * 40}))
-    wrap = _console(service, argparse.Namespace(codec=None, host="127.0.0.1", port=0), guard)
+    wrap = _console(service, argparse.Namespace(codec=None, decode=None, host="127.0.0.1", port=0),
+                    guard, None)
     assert f"/console/?token={TOKEN}" in capsys.readouterr().err
     with ServerThread(service, wrap=wrap, guard=guard) as server, \
             httpx.Client(base_url=server.url, timeout=10) as http:
