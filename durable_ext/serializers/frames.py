@@ -43,6 +43,8 @@ ARMOR_PREFIX = "w"
 TEXT_PREFIX = chr(MAGIC)
 """The first character of a text-armored payload: its frame's magic byte as latin-1."""
 _PRINTABLE = bytes(range(0x20, 0x7F))
+#: the bytes the text-armor test counts at a time
+_SCAN_SLICE = 8192
 #: what unpadded base64 of each length mod 4 lacks; "===" keeps length 1 an error
 PADDING = ("", "===", "==", "=")
 #: the largest frame whose armor is written without padding
@@ -109,12 +111,28 @@ def armor(data: bytes) -> str:
     :data:`UNPADDED_MAX` bytes lose their padding, where one or two characters are a
     share worth saving; stripping a larger one would copy all of it.
     """
-    if len(data.translate(None, _PRINTABLE)) * 5 <= len(data):
+    if len(data) <= _SCAN_SLICE:
+        printable = len(data.translate(None, _PRINTABLE)) * 5 <= len(data)
+    else:
+        printable = _mostly_printable(data)
+    if printable:
         return data.decode("latin-1")
     text = binascii.b2a_base64(data, newline=False)
     if len(data) <= UNPADDED_MAX:
         text = text.rstrip(b"=")
     return text.decode("ascii")
+
+
+def _mostly_printable(data: bytes) -> bool:
+    # At most a fifth outside printable ASCII. Counted a slice at a time, so binary data
+    # (random bytes are 63% outside) is settled after about a third of it.
+    allowed = len(data) // 5
+    outside = 0
+    for start in range(0, len(data), _SCAN_SLICE):
+        outside += len(data[start:start + _SCAN_SLICE].translate(None, _PRINTABLE))
+        if outside > allowed:
+            return False
+    return True
 
 
 def repad(data: str) -> str:

@@ -141,6 +141,8 @@ _Decimal = Decimal
 # Bound once: Python 3.11 compiles a method call on an imported name as an attribute
 # load (a new bound method per call), not as LOAD_METHOD.
 _mark_of = _MARKS.get
+_current_budget = CURRENT_BUDGET.get
+_open_fields = OPEN.get
 
 
 class MsgpackFormat:
@@ -266,7 +268,9 @@ class MsgpackFormat:
             ) from exc
         if flags[0]:
             return LAYOUT_MARKED, body, False
-        return LAYOUT_PLAIN, body, not flags[1]
+        # bytes are native to msgpack, so the hook never sees them: a bare bytes value (a
+        # common result) is told by its type
+        return LAYOUT_PLAIN, body, not flags[1] and type(value) is not bytes
 
     def _new_encoder(
         self, flags: list[bool] | None = None, *, surrogates: bool = False
@@ -367,7 +371,7 @@ class MsgpackFormat:
         # read; without it a marker is an error.
         decoders = self._decoders
         # The fields frame being decoded, if any, looked up once per hook, not per mark.
-        fields_state = OPEN.get() if open_marks is not None else None
+        fields_state = _open_fields() if open_marks is not None else None
 
         def ext_hook(code: int, data: bytes) -> Any:
             if code == EXT_UUID:
@@ -469,7 +473,7 @@ class MsgpackFormat:
     def decode(self, body: bytes, version: int, ctx: SerDesContext) -> Any:
         """Unpack a body of any layout up to this version, within the decode limits."""
         if len(body) <= COUNTED_BODY_BYTES and LAYOUT_PLAIN <= version <= LAYOUT_MARKED:
-            budget = CURRENT_BUDGET.get()
+            budget = _current_budget()
             if budget is None or budget.used <= COUNTED_BODY_BYTES:
                 # The hot path, as _decode would take it: a body this small bounds what
                 # it decodes to by its bytes, so it is unpacked without counting hooks.

@@ -102,6 +102,7 @@ class Pipeline(SerDes[Any]):
         self.offload = offload
         self.accept_foreign = accept_foreign
         self.limits = DecodeLimits.coerce(limits)
+        self._max_bytes = self.limits.max_bytes
         self._options = {k: dict(v) for k, v in (options or {}).items()}
         _check_role(format, "format", 0)
         if fields is not None:
@@ -145,6 +146,8 @@ class Pipeline(SerDes[Any]):
         self._format_versions = {h: v for v, h in enumerate(self._format_headers)}
         self._format_header_size = len(self._format_headers[0])
         self._simple = not self.codecs and offload is None and fields is None
+        #: the format alone under the default limits: serialize's short path
+        self._bare = self._simple and self.limits == DEFAULT_LIMITS
         # Compression may be left out when it does not shorten the string; encryption and
         # offload may not. A pipeline that reads plain JSON may write it (see shortest),
         # when its format says JSON carries its values exactly (not a signed format).
@@ -181,34 +184,21 @@ class Pipeline(SerDes[Any]):
         the pipeline never stores what it would refuse to read.
         """
         # An observer runs this again inside its span, unobserved (one frame less on the
-        # hot path than a separate unobserved method: a Python call is most of a small
-        # payload's cost).
+        # hot path than a separate unobserved method: a Python call is a good part of a
+        # small payload's cost).
         if _observe and OBSERVERS and (
             obs := observed(serdes_context.durable_execution_arn)
         ) is not None:
-            return obs.serializer("serialize", self._spec_text(), serdes_context.operation_id,
-                                  lambda: self.serialize(value, serdes_context, False), len)
-        sealed: bytes | None = None
-        unsealed = 0
-        if self.fields is not None:
-            value, sealed, unsealed = self.fields.protect(value, serdes_context, self.format)
-        if self._fast_max < 0:
-            with decoding(DecodeBudget(self.limits)):
-                version, body, maybe_json = self._encode_layout(value, serdes_context)
-        else:
+            text: str = self._observed(obs, "serialize", value, serdes_context)
+            return text
+        if self._bare:
             version, body, maybe_json = self._encode_layout(value, serdes_context)
-        data = self._format_headers[version] + body
-        if sealed is not None:
-            data = frame(self.fields.wire, self.fields.version, sealed + data)
-            data_produced = len(data) + unsealed
+            layered = data = self._format_headers[version] + body
+            produced = len(data)
         else:
-            data_produced = len(data)
-        if self._simple:
-            layered, produced = data, data_produced
-        else:
-            layered, produced = self._encode_layers(data, serdes_context)
-            produced += data_produced - len(data)
-        if produced > self.limits.max_bytes:
+            version, body, maybe_json, data, layered, produced = self._encode_chain(
+                value, serdes_context)
+        if produced > self._max_bytes:
             raise SerializationError(
                 f"operation {serdes_context.operation_id!r}: the payload decodes through "
                 f"{produced} bytes, over the decode limit of {self.limits.max_bytes} bytes "
@@ -216,7 +206,7 @@ class Pipeline(SerDes[Any]):
                 "that reads it"
             )
         if not (self._json_ok and maybe_json):
-            return self._armor(data, layered)
+            return armor(data) if layered is data else self._armor(data, layered)
         if version == self._plain_layout and self._simple and not _envelope_like(value):
             plain = body.decode("ascii")
             if self._readable_json(plain):
@@ -244,6 +234,43 @@ class Pipeline(SerDes[Any]):
         if self._skippable:
             return shorter_armor(data, layered)
         return armor(layered)
+
+    def _encode_chain(
+        self, value: Any, ctx: SerDesContext
+    ) -> tuple[int, bytes, bool, bytes, bytes, int]:
+        # The format's layout, body and JSON hint; the format frame (inside a fields frame
+        # if any); the whole chain; the bytes decoding it produces.
+        sealed: bytes | None = None
+        unsealed = 0
+        if self.fields is not None:
+            value, sealed, unsealed = self.fields.protect(value, ctx, self.format)
+        if self._fast_max < 0:
+            with decoding(DecodeBudget(self.limits)):
+                version, body, maybe_json = self._encode_layout(value, ctx)
+        else:
+            version, body, maybe_json = self._encode_layout(value, ctx)
+        data = self._format_headers[version] + body
+        if sealed is not None:
+            data = frame(self.fields.wire, self.fields.version, sealed + data)
+            data_produced = len(data) + unsealed
+        else:
+            data_produced = len(data)
+        if self._simple:
+            return version, body, maybe_json, data, data, data_produced
+        layered, produced = self._encode_layers(data, ctx)
+        return version, body, maybe_json, data, layered, produced + data_produced - len(data)
+
+    def _observed(self, obs: Any, direction: str, value: Any, ctx: SerDesContext) -> Any:
+        # Apart from serialize and deserialize, whose lambdas would make their arguments
+        # closure cells on every call, observed or not. The size is the checkpoint's.
+        run = getattr(self, direction)
+        if direction == "serialize":
+            size: Callable[[Any], int] = len
+        else:
+            given = len(value) if isinstance(value, str) else 0
+            size = lambda _: given  # noqa: E731
+        return obs.serializer(direction, self._spec_text(), ctx.operation_id,
+                              lambda: run(value, ctx, False), size)
 
     def _scalar_as_json(self, value: Any, text: str) -> str:
         # A bare string, number, bool or None reads back from JSON as itself: written as
@@ -292,10 +319,7 @@ class Pipeline(SerDes[Any]):
         if _observe and OBSERVERS and (
             obs := observed(serdes_context.durable_execution_arn)
         ) is not None:
-            return obs.serializer(
-                "deserialize", self._spec_text(), serdes_context.operation_id,
-                lambda: self.deserialize(data, serdes_context, False),
-                lambda _: len(data) if isinstance(data, str) else 0)
+            return self._observed(obs, "deserialize", data, serdes_context)
         if type(data) is str and len(data) <= self._fast_max:
             first = data[:1]
             raw = None
