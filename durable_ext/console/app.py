@@ -346,7 +346,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise InvalidParameterValueError("actions take a JSON body (application/json)")
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # 64 KiB of "[" nests past the parser's stack
         raise InvalidParameterValueError("the body is not JSON") from None
     if not isinstance(body, dict):
         raise InvalidParameterValueError("the body must be a JSON object")

@@ -112,7 +112,8 @@ class ListQuery:
         if unknown:
             raise InvalidParameterValueError(f"unknown status {unknown[0][:40]!r}")
         size_text = get("size") or "50"
-        if not size_text.isdigit() or int(size_text) not in PAGE_SIZES:
+        # str.isdigit() also takes "²", which int() refuses: ASCII digits only.
+        if not (size_text.isascii() and size_text.isdigit()) or int(size_text) not in PAGE_SIZES:
             raise InvalidParameterValueError(f"page size must be one of {list(PAGE_SIZES)}")
         return cls(statuses=statuses, function=_text(get("function"), "function"),
                    name=_text(get("name"), "name"),
@@ -162,12 +163,14 @@ def _when(value: str | None, what: str) -> float | None:
         return None
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)  # the page shows and takes UTC
+        # The page shows the time back in UTC: one that is out of the calendar there
+        # (0001-01-01 at +01:00) is refused here rather than when the page is drawn.
+        return moment.astimezone(dt.UTC).timestamp()
+    except (ValueError, OverflowError):
         raise InvalidParameterValueError(
             f"{what} must be a time such as 2026-12-03T15:04, got {value[:40]!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)  # the page shows and takes UTC
-    return moment.timestamp()
 
 
 def _iso(seconds: float | None) -> str | None:
