@@ -76,6 +76,7 @@ _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "img-src 'self'; connect-src 'self'; form-action 'self'; "
                                "base-uri 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",  # frame-ancestors, for browsers that predate it
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # execution ARNs are in the URLs
     "Cache-Control": "no-store",
@@ -299,7 +300,8 @@ def create_console_app(plane: ControlPlane, settings: ConsoleSettings) -> ASGIAp
         Route(base + "/static/{name}", asset, methods=["GET"]),
     ]
     if base:
-        routes.append(Route(base, lambda r: RedirectResponse(base + "/"), methods=["GET"]))
+        routes.append(Route(base, lambda r: RedirectResponse(base + "/", headers=_HEADERS),
+                            methods=["GET"]))
     app: ASGIApp = Starlette(routes=routes)
     if settings.token is not None:
         app = _TokenGate(app, settings.token, base or "/")
@@ -489,8 +491,10 @@ class _TokenGate:
         given = request.query_params.get("token")
         if given is not None and self._matches(given):
             target = request.url.remove_query_params("token")
+            # The token is in this URL: the answer must be neither cached nor named as
+            # a Referer (nothing loads from it, but a proxy or an extension may look).
             response: Response = RedirectResponse(str(target.path) + (
-                f"?{target.query}" if target.query else ""), 303)
+                f"?{target.query}" if target.query else ""), 303, headers=_HEADERS)
             response.set_cookie(COOKIE, given, httponly=True, samesite="strict",
                                 path=self._path)
             await response(scope, receive, send)

@@ -184,3 +184,21 @@ def test_durable_ext_console_runs_a_file_store_s_execution_on_after_a_callback(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_every_answer_refuses_frames_and_referers_and_the_token_redirect_is_not_cached(
+        setup: tuple[Runtime, str]) -> None:
+    rt, arn = setup
+    with serve(rt, token=TOKEN) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        opened = http.get("/", params={"token": TOKEN})
+        forbidden = http.get("/execution", params={"arn": arn})  # no cookie yet
+        http.cookies.set(COOKIE, TOKEN)
+        answers = [opened, forbidden, http.get("/"), http.get("/execution", params={"arn": arn}),
+                   http.get("/execution", params={"arn": "nope"}),
+                   http.get("/api/state", params={"arn": arn}),
+                   http.post("/api/pause", json={"arn": arn})]
+        for answer in answers:
+            assert answer.headers["x-frame-options"] == "DENY", answer.url
+            assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+            assert answer.headers["referrer-policy"] == "no-referrer"
+        assert opened.status_code == 303 and opened.headers["cache-control"] == "no-store"
