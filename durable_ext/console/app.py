@@ -48,9 +48,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
 
 from durable_ext.console.views import (  # noqa: E402
     PAGE_SIZES,
+    SHOWN_CHARS,
     STATUSES,
     ListQuery,
     execution_view,
+    last_event_id,
     list_view,
     operation_detail,
 )
@@ -82,6 +84,7 @@ _HEADERS = {
     "Cache-Control": "no-store",
 }
 _HISTORY_PAGE = 200
+_EVENT_DEPTH = 32
 _ACTION_BODY_MAX = 65_536
 _log = logging.getLogger(__name__)
 
@@ -242,14 +245,14 @@ def create_console_app(plane: ControlPlane, settings: ConsoleSettings) -> ASGIAp
     async def history(request: Request) -> Response:
         try:
             arn = _arn(request.query_params.get("arn"))
-            events = (await run_in_threadpool(plane.history, arn))["Events"]
-            start = _offset(request.query_params.get("event"), len(events))
+            total = await run_in_threadpool(last_event_id, plane, arn)
+            start = _offset(request.query_params.get("event"), total)
+            shown = await run_in_threadpool(_history_page, plane, arn, start)
         except Exception as exc:
             return failure(exc)
-        shown = events[start:start + _HISTORY_PAGE]
-        return page("history.html", arn=arn, start=start, total=len(events),
+        return page("history.html", arn=arn, start=start, total=total,
                     page_size=_HISTORY_PAGE,
-                    events=[(e.get("EventId"), json.dumps(e, indent=2, ensure_ascii=False,
+                    events=[(e.get("EventId"), json.dumps(_cut(e), indent=2, ensure_ascii=False,
                                                           default=str)) for e in shown])
 
     async def state(request: Request) -> Response:
@@ -337,6 +340,43 @@ def _offset(value: str | None, total: int) -> int:
         raise InvalidParameterValueError("event must be an event number")
     index = min(max(int(value) - 1, 0), max(total - 1, 0))
     return index - index % _HISTORY_PAGE
+
+
+def _history_page(plane: ControlPlane, arn: str, start: int) -> list[dict[str, Any]]:
+    """Return the page of events from index ``start``, holding one page at a time.
+
+    Markers are opaque (the service's on ``lambda://``), so the pages before are read
+    and dropped, never kept.
+    """
+    marker: str | None = None
+    skipped = 0
+    while True:
+        found = plane.history(arn, include_execution_data=True, max_items=_HISTORY_PAGE,
+                              marker=marker)
+        events: list[dict[str, Any]] = found["Events"]
+        marker = found.get("NextMarker")
+        if skipped + len(events) > start or not marker or not events:
+            return events[start - skipped:] if skipped <= start else []
+        skipped += len(events)
+
+
+def _cut(value: Any, depth: int = 0) -> Any:
+    """Return an event as the page shows it: long texts cut, deep nesting elided.
+
+    A payload may be megabytes and an error object nested deep; the raw history of the
+    API has them whole.
+    """
+    if isinstance(value, str):
+        if len(value) <= SHOWN_CHARS:
+            return value
+        return f"{value[:SHOWN_CHARS]}… (cut: {len(value)} characters)"
+    if depth >= _EVENT_DEPTH:
+        return "…"
+    if isinstance(value, dict):
+        return {k: _cut(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut(v, depth + 1) for v in value]
+    return value
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

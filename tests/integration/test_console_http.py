@@ -202,3 +202,51 @@ def test_every_answer_refuses_frames_and_referers_and_the_token_redirect_is_not_
             assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
             assert answer.headers["referrer-policy"] == "no-referrer"
         assert opened.status_code == 303 and opened.headers["cache-control"] == "no-store"
+
+
+@durable_execution
+def chatty(event: Any, ctx: DurableContext) -> int:
+    for i in range(int(event["steps"])):
+        ctx.step(lambda _, i=i: "x" * int(event["chars"]) + str(i), name=f"step-{i}")
+    return 0
+
+
+def test_a_long_history_is_laid_out_in_part_and_its_pages_read_in_part(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from durable_ext.console import views
+
+    monkeypatch.setattr(views, "MAX_EVENTS", 20)
+    with Runtime("memory://", clock=VirtualClock()) as rt:
+        rt.register("chatty", chatty)
+        arn = rt.start("chatty", {"steps": 30, "chars": 10}, name="long")
+        rt.run_until_idle()
+        total = len(rt.history(arn)["Events"])
+        reads: list[int | None] = []
+        history = rt.history
+
+        def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            reads.append(kwargs.get("max_items"))
+            return history(*args, **kwargs)
+
+        monkeypatch.setattr(rt, "history", counted)
+        with serve(rt) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+            page = http.get("/execution", params={"arn": arn})
+            assert page.status_code == 200
+            assert f"first 20 of {total} history events" in page.text
+            assert page.text.count('<li class="op ') < 20
+            assert None not in reads  # no whole-history read, for the page or its poll
+            reads.clear()
+            assert http.get("/history", params={"arn": arn, "event": "40"}).status_code == 200
+            assert None not in reads
+
+
+def test_the_history_page_cuts_long_payloads() -> None:
+    with Runtime("memory://", clock=VirtualClock()) as rt:
+        rt.register("chatty", chatty)
+        arn = rt.start("chatty", {"steps": 5, "chars": 200_000}, name="big")
+        rt.run_until_idle()
+        with serve(rt) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+            page = http.get("/history", params={"arn": arn})
+            assert page.status_code == 200
+            assert page.text.count("(cut: 20000") == 5
+            assert len(page.text) < 200_000  # five payloads of 200,000 characters
