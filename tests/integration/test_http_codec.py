@@ -115,7 +115,8 @@ def test_a_decoded_history_page_shares_one_budget(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(readable, "VIEW_CHARS", 1 << 20)
     bomb = durable_ext.serdes(SPEC).serialize("x" * 300_000, None)
-    event = {"Id": "1", "StepSucceededDetails": {"Result": {"Payload": bomb}}}
-    page = readable.Decoder(SPEC).history({"Events": [event] * 10})
+    events = [{"Id": str(i), "StepSucceededDetails": {"Result": {"Payload": bomb}}}
+              for i in range(10)]
+    page = readable.Decoder(SPEC).history({"Events": events})
     views = [e["StepSucceededDetails"]["Result"]["Decoded"] for e in page["Events"]]
     assert sum("Value" in v for v in views) == 3 and "Undecoded" in views[-1]
