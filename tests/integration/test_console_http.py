@@ -250,3 +250,67 @@ def test_the_history_page_cuts_long_payloads() -> None:
             assert page.status_code == 200
             assert page.text.count("(cut: 20000") == 5
             assert len(page.text) < 200_000  # five payloads of 200,000 characters
+
+
+_TRICKS = ["/console/../2025-12-01/functions/done/durable-executions",
+           "/console/%2e%2e/2025-12-01/functions/done/durable-executions",
+           "/console%2F..%2F2025-12-01/functions/done/durable-executions",
+           "/console/.//2025-12-01/functions/done/durable-executions",
+           "//console/../2025-12-01/functions/done/durable-executions",
+           "/console\\..\\2025-12-01/functions/done/durable-executions"]
+
+
+@pytest.mark.parametrize("path", _TRICKS)
+def test_the_unsigned_console_prefix_skips_signatures_only_on_plain_paths(path: str) -> None:
+    """A router that normalises dot segments behind the guard must not get them unsigned."""
+    from http_raw import request
+    from starlette.responses import PlainTextResponse
+
+    from durable_ext.http.guard import GuardConfig, RequestGuard
+    from durable_ext.http.sigv4 import SigV4Verifier
+
+    async def normalising_app(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("reached")(scope, receive, send)
+
+    guard = GuardConfig(auth=SigV4Verifier({"AKIDCONSOLETEST": "s" * 40}),
+                        unsigned_prefixes=("/console",))
+    with ConsoleServer(RequestGuard(normalising_app, guard)) as server:
+        assert request(server.port, "GET", "/console/").body == b"reached"
+        answer = request(server.port, "GET", path)
+        assert answer.status == 403 and answer.body != b"reached"
+
+
+def test_serve_console_with_sigv4_keeps_the_api_and_its_decoded_views_signed(
+        monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    import argparse
+
+    from http_raw import request, segment
+
+    from durable_ext.http import LocalService, ServerThread
+    from durable_ext.http.cli import _console
+    from durable_ext.http.guard import GuardConfig
+    from durable_ext.http.sigv4 import SigV4Verifier
+
+    monkeypatch.setenv("DURABLE_EXT_CONSOLE_TOKEN", TOKEN)
+    service = LocalService("memory://", virtual_time=True)
+    service.register("done", done)
+    service.enable_decoded_views("msgpack")
+    arn, _ = service.runtime.engine.start("done", "{}")
+    guard = GuardConfig.build(auth=SigV4Verifier({"AKIDCONSOLETEST": "s" * 40}))
+    wrap = _console(service, argparse.Namespace(codec=None, decode="msgpack", host="127.0.0.1",
+                                                port=0), guard, None)
+    capsys.readouterr()
+    cookie = {"Cookie": f"{COOKIE}={TOKEN}"}
+    with ServerThread(service, wrap=wrap, guard=guard) as server:
+        history = f"/2025-12-01/durable-executions/{segment(arn)}/history"
+        for path in [*_TRICKS, f"{history}?decoded=true", f"/console/..{history}?decoded=true"]:
+            answer = request(server.port, "GET", path, headers=cookie)
+            assert answer.status in (403, 404), (path, answer.status)
+            assert b"Decoded" not in answer.body and b"DurableExecutions" not in answer.body
+        decoded = request(server.port, "GET", f"{history}?decoded=true",
+                          headers={"X-Durable-Ext-Decoded": "true", **cookie})
+        assert decoded.status == 403
+        # a page of another origin gets no CORS grant to read a decoded view
+        evil = request(server.port, "GET", f"{history}?decoded=true",
+                       headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in {k.lower() for k in evil.headers}
