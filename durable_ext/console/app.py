@@ -326,6 +326,10 @@ def _arn(value: str | None) -> str:
     return value
 
 
+def _optional_arn(value: str | None) -> str | None:
+    return None if value is None else _arn(value)
+
+
 def _text_param(value: str | None, name: str, longest: int = 1024) -> str:
     if not value or len(value) > longest:
         raise InvalidParameterValueError(f"expected ?{name}= of 1 to {longest} characters")
@@ -486,7 +490,10 @@ def _callback(plane: ControlPlane, body: Mapping[str, Any]) -> _Outcome:
         return _Outcome("heartbeat sent")
     else:
         raise InvalidParameterValueError("outcome must be succeed, fail or heartbeat")
-    arn = _field(body, "arn", required=False) or plane.execution_of_callback(callback_id)
+    # The callback id is MACed and names its execution: that one runs on, whatever the
+    # body claims. Only a plane that cannot read its ids (the service's) takes the body's.
+    arn = plane.execution_of_callback(callback_id) or _optional_arn(_field(body, "arn",
+                                                                           required=False))
     said = "callback succeeded" if outcome == "succeed" else "callback failed"
     return _Outcome(said, changed=arn)
 

@@ -314,3 +314,25 @@ def test_serve_console_with_sigv4_keeps_the_api_and_its_decoded_views_signed(
         evil = request(server.port, "GET", f"{history}?decoded=true",
                        headers={"Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in {k.lower() for k in evil.headers}
+
+
+@durable_execution
+def waits(event: Any, ctx: DurableContext) -> str:
+    return str(ctx.create_callback(name="approval").result())
+
+
+def test_a_callback_runs_on_the_execution_its_id_names_not_the_one_the_body_names(
+        setup: tuple[Runtime, str]) -> None:
+    rt, other = setup
+    rt.register("waits", waits)
+    arn = rt.start("waits", {}, name="waiting")
+    rt.run_until_idle()
+    [callback_id] = [e["CallbackStartedDetails"]["CallbackId"]
+                     for e in rt.history(arn)["Events"] if "CallbackStartedDetails" in e]
+    changed: list[str] = []
+    with serve(rt, on_change=changed.append) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as http:
+        answer = http.post("/api/callback", json={"callback_id": callback_id, "arn": other,
+                                                  "outcome": "succeed", "payload": '"ok"'})
+        assert answer.status_code == 200
+    assert changed == [arn]
