@@ -29,7 +29,7 @@ from durable_ext.errors import ConfigError
 from durable_ext.serializers.base import SerDesContext
 from durable_ext.serializers.readable import Decoder
 
-__all__ = ["Estimate", "Rates", "compare", "estimate", "register"]
+__all__ = ["Estimate", "Rates", "compare", "estimate", "payloads_of", "register"]
 
 GB = 1 << 30
 #: results re-encoded by --compare: what a serializer spec writes (inputs, callback results
@@ -86,7 +86,7 @@ def estimate(history: Mapping[str, Any], rates: Rates = Rates()) -> Estimate:
     for event in history.get("Events", ()):
         if str(event.get("EventType", "")).endswith("Started"):
             operations += 1
-        for payload in _payloads(event):
+        for payload in payloads_of(event):
             written += len(payload.encode("utf-8", "surrogatepass"))
     return _priced(operations, written, rates)
 
@@ -102,7 +102,8 @@ def _priced(operations: int, written: int, rates: Rates) -> Estimate:
     )
 
 
-def _payloads(event: Mapping[str, Any]) -> Iterable[str]:
+def payloads_of(event: Mapping[str, Any]) -> Iterable[str]:
+    """Yield the payloads one history event carries (error objects as JSON text)."""
     for key, details in event.items():
         if key.endswith("Details") and isinstance(details, dict):
             for value in details.values():
@@ -126,7 +127,7 @@ def compare(history: Mapping[str, Any], specs: Sequence[str], decoder: Decoder, 
     for event in history.get("Events", ()):
         if event.get("EventType") not in _RESULT_EVENTS:
             continue
-        for payload in _payloads(event):
+        for payload in payloads_of(event):
             recorded += len(payload.encode("utf-8", "surrogatepass"))
             try:
                 values.append((str(event.get("Id") or ""), decoder.value(

@@ -48,9 +48,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
 
 from durable_ext.console.views import (  # noqa: E402
     PAGE_SIZES,
+    SHOWN_CHARS,
     STATUSES,
     ListQuery,
     execution_view,
+    last_event_id,
     list_view,
     operation_detail,
 )
@@ -76,11 +78,13 @@ _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "img-src 'self'; connect-src 'self'; form-action 'self'; "
                                "base-uri 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",  # frame-ancestors, for browsers that predate it
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # execution ARNs are in the URLs
     "Cache-Control": "no-store",
 }
 _HISTORY_PAGE = 200
+_EVENT_DEPTH = 32
 _ACTION_BODY_MAX = 65_536
 _log = logging.getLogger(__name__)
 
@@ -241,14 +245,14 @@ def create_console_app(plane: ControlPlane, settings: ConsoleSettings) -> ASGIAp
     async def history(request: Request) -> Response:
         try:
             arn = _arn(request.query_params.get("arn"))
-            events = (await run_in_threadpool(plane.history, arn))["Events"]
-            start = _offset(request.query_params.get("event"), len(events))
+            total = await run_in_threadpool(last_event_id, plane, arn)
+            start = _offset(request.query_params.get("event"), total)
+            shown = await run_in_threadpool(_history_page, plane, arn, start)
         except Exception as exc:
             return failure(exc)
-        shown = events[start:start + _HISTORY_PAGE]
-        return page("history.html", arn=arn, start=start, total=len(events),
+        return page("history.html", arn=arn, start=start, total=total,
                     page_size=_HISTORY_PAGE,
-                    events=[(e.get("EventId"), json.dumps(e, indent=2, ensure_ascii=False,
+                    events=[(e.get("EventId"), json.dumps(_cut(e), indent=2, ensure_ascii=False,
                                                           default=str)) for e in shown])
 
     async def state(request: Request) -> Response:
@@ -299,7 +303,8 @@ def create_console_app(plane: ControlPlane, settings: ConsoleSettings) -> ASGIAp
         Route(base + "/static/{name}", asset, methods=["GET"]),
     ]
     if base:
-        routes.append(Route(base, lambda r: RedirectResponse(base + "/"), methods=["GET"]))
+        routes.append(Route(base, lambda r: RedirectResponse(base + "/", headers=_HEADERS),
+                            methods=["GET"]))
     app: ASGIApp = Starlette(routes=routes)
     if settings.token is not None:
         app = _TokenGate(app, settings.token, base or "/")
@@ -321,6 +326,10 @@ def _arn(value: str | None) -> str:
     return value
 
 
+def _optional_arn(value: str | None) -> str | None:
+    return None if value is None else _arn(value)
+
+
 def _text_param(value: str | None, name: str, longest: int = 1024) -> str:
     if not value or len(value) > longest:
         raise InvalidParameterValueError(f"expected ?{name}= of 1 to {longest} characters")
@@ -337,6 +346,43 @@ def _offset(value: str | None, total: int) -> int:
     return index - index % _HISTORY_PAGE
 
 
+def _history_page(plane: ControlPlane, arn: str, start: int) -> list[dict[str, Any]]:
+    """Return the page of events from index ``start``, holding one page at a time.
+
+    Markers are opaque (the service's on ``lambda://``), so the pages before are read
+    and dropped, never kept.
+    """
+    marker: str | None = None
+    skipped = 0
+    while True:
+        found = plane.history(arn, include_execution_data=True, max_items=_HISTORY_PAGE,
+                              marker=marker)
+        events: list[dict[str, Any]] = found["Events"]
+        marker = found.get("NextMarker")
+        if skipped + len(events) > start or not marker or not events:
+            return events[start - skipped:] if skipped <= start else []
+        skipped += len(events)
+
+
+def _cut(value: Any, depth: int = 0) -> Any:
+    """Return an event as the page shows it: long texts cut, deep nesting elided.
+
+    A payload may be megabytes and an error object nested deep; the raw history of the
+    API has them whole.
+    """
+    if isinstance(value, str):
+        if len(value) <= SHOWN_CHARS:
+            return value
+        return f"{value[:SHOWN_CHARS]}… (cut: {len(value)} characters)"
+    if depth >= _EVENT_DEPTH:
+        return "…"
+    if isinstance(value, dict):
+        return {k: _cut(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut(v, depth + 1) for v in value]
+    return value
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > _ACTION_BODY_MAX:
@@ -346,7 +392,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise InvalidParameterValueError("actions take a JSON body (application/json)")
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # 64 KiB of "[" nests past the parser's stack
         raise InvalidParameterValueError("the body is not JSON") from None
     if not isinstance(body, dict):
         raise InvalidParameterValueError("the body must be a JSON object")
@@ -444,7 +490,10 @@ def _callback(plane: ControlPlane, body: Mapping[str, Any]) -> _Outcome:
         return _Outcome("heartbeat sent")
     else:
         raise InvalidParameterValueError("outcome must be succeed, fail or heartbeat")
-    arn = _field(body, "arn", required=False) or plane.execution_of_callback(callback_id)
+    # The callback id is MACed and names its execution: that one runs on, whatever the
+    # body claims. Only a plane that cannot read its ids (the service's) takes the body's.
+    arn = plane.execution_of_callback(callback_id) or _optional_arn(_field(body, "arn",
+                                                                           required=False))
     said = "callback succeeded" if outcome == "succeed" else "callback failed"
     return _Outcome(said, changed=arn)
 
@@ -489,8 +538,10 @@ class _TokenGate:
         given = request.query_params.get("token")
         if given is not None and self._matches(given):
             target = request.url.remove_query_params("token")
+            # The token is in this URL: the answer must be neither cached nor named as
+            # a Referer (nothing loads from it, but a proxy or an extension may look).
             response: Response = RedirectResponse(str(target.path) + (
-                f"?{target.query}" if target.query else ""), 303)
+                f"?{target.query}" if target.query else ""), 303, headers=_HEADERS)
             response.set_cookie(COOKIE, given, httponly=True, samesite="strict",
                                 path=self._path)
             await response(scope, receive, send)

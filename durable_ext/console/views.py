@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from durable_ext.backends.store import TERMINAL_STATUSES, ExecutionStatus
 from durable_ext.console.timeline import Row, Span, Timeline, build_timeline, to_ms
-from durable_ext.cost import Estimate, estimate
+from durable_ext.cost import Estimate, estimate, payloads_of
 from durable_ext.engine.arns import version_of
 from durable_ext.errors import InvalidParameterValueError, NotFoundError
 from durable_ext.runtime.listing import list_filtered
@@ -37,15 +37,22 @@ __all__ = [
     "OperationView",
     "PayloadView",
     "execution_view",
+    "last_event_id",
     "list_view",
     "operation_detail",
     "payload_view",
+    "read_events",
 ]
 
 STATUSES = tuple(s.value for s in ExecutionStatus)
 PAGE_SIZES = (25, 50, 100, 250, 1000)
 #: most characters of one decoded value shown inline; the rest is cut, said so
 SHOWN_CHARS = 4000
+#: most history events an execution page lays out, and most payload characters among
+#: them: a hostile or runaway execution is shown in part, said so, never read whole
+MAX_EVENTS = 25_000
+MAX_EVENT_CHARS = 64 << 20
+_READ_PAGE = 1000
 _TEXT_MAX = 256  # a name or function filter longer than any name
 
 
@@ -112,7 +119,8 @@ class ListQuery:
         if unknown:
             raise InvalidParameterValueError(f"unknown status {unknown[0][:40]!r}")
         size_text = get("size") or "50"
-        if not size_text.isdigit() or int(size_text) not in PAGE_SIZES:
+        # str.isdigit() also takes "²", which int() refuses: ASCII digits only.
+        if not (size_text.isascii() and size_text.isdigit()) or int(size_text) not in PAGE_SIZES:
             raise InvalidParameterValueError(f"page size must be one of {list(PAGE_SIZES)}")
         return cls(statuses=statuses, function=_text(get("function"), "function"),
                    name=_text(get("name"), "name"),
@@ -162,12 +170,14 @@ def _when(value: str | None, what: str) -> float | None:
         return None
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)  # the page shows and takes UTC
+        # The page shows the time back in UTC: one that is out of the calendar there
+        # (0001-01-01 at +01:00) is refused here rather than when the page is drawn.
+        return moment.astimezone(dt.UTC).timestamp()
+    except (ValueError, OverflowError):
         raise InvalidParameterValueError(
             f"{what} must be a time such as 2026-12-03T15:04, got {value[:40]!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)  # the page shows and takes UTC
-    return moment.timestamp()
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -316,6 +326,7 @@ class ExecutionView(ExecutionRow):
     waiting_callbacks: tuple[OperationView, ...]
     cost: Estimate
     event_count: int
+    events_shown: int
     axis: tuple[tuple[float, str], ...] = field(default=())
 
     @property
@@ -335,7 +346,7 @@ def execution_view(plane: ControlPlane, arn: str, decoder: Decoder, *,
     """Describe ``arn`` and lay out its history."""
     now = now or dt.datetime.now(dt.UTC)
     desc = plane.describe(arn)
-    events = plane.history(arn, include_execution_data=True)["Events"]
+    events, _ = read_events(plane, arn)
     timeline = build_timeline(events, to_ms(now) or 0)
     operations = tuple(_operation(timeline, row) for row in timeline.rows)
     start, end = desc.get("StartTimestamp"), desc.get("EndTimestamp")
@@ -354,8 +365,43 @@ def execution_view(plane: ControlPlane, arn: str, decoder: Decoder, *,
         waiting_callbacks=tuple(o for o in operations
                                 if o.row.type == "Callback" and o.row.is_open
                                 and desc["Status"] not in TERMINAL_STATUSES),
-        cost=estimate({"Events": events}), event_count=len(events),
+        cost=estimate({"Events": events}), event_count=last_event_id(plane, arn),
+        events_shown=len(events),
         axis=_axis(timeline))
+
+
+def read_events(plane: ControlPlane, arn: str, *, most: int | None = None,
+                most_chars: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """Read ``arn``'s history from its start, a page at a time, within both bounds.
+
+    ``most`` and ``most_chars`` default to :data:`MAX_EVENTS` and :data:`MAX_EVENT_CHARS`.
+
+    Returns:
+        The events read, and whether there were more.
+
+    """
+    most = MAX_EVENTS if most is None else most
+    most_chars = MAX_EVENT_CHARS if most_chars is None else most_chars
+    events: list[dict[str, Any]] = []
+    chars = 0
+    marker: str | None = None
+    while len(events) < most and chars <= most_chars:
+        page = plane.history(arn, include_execution_data=True,
+                             max_items=min(_READ_PAGE, most - len(events)), marker=marker)
+        for event in page["Events"]:
+            chars += sum(len(p) for p in payloads_of(event))
+        events.extend(page["Events"])
+        marker = page.get("NextMarker")
+        if not marker or not page["Events"]:
+            return events, False
+    return events, True
+
+
+def last_event_id(plane: ControlPlane, arn: str) -> int:
+    """Return the id of ``arn``'s newest event (its event count), reading one event."""
+    page = plane.history(arn, include_execution_data=False, max_items=1, reverse_order=True)
+    events = page.get("Events") or [{}]
+    return int(events[0].get("EventId") or 0)
 
 
 def _bar(timeline: Timeline, span: Span) -> Bar:
@@ -372,7 +418,7 @@ def operation_detail(plane: ControlPlane, arn: str, operation_id: str, decoder: 
 
     """
     now = now or dt.datetime.now(dt.UTC)
-    events = plane.history(arn, include_execution_data=True)["Events"]
+    events, _ = read_events(plane, arn)
     timeline = build_timeline(events, to_ms(now) or 0)
     row = next((r for r in timeline.rows if r.id == operation_id), None)
     if row is None:

@@ -56,7 +56,7 @@ from durable_ext.http.wire import (  # noqa: E402
     parse_json,
 )
 from durable_ext.runtime.listing import SCAN_CAP, list_filtered  # noqa: E402
-from durable_ext.serializers.readable import Decoder  # noqa: E402
+from durable_ext.serializers.readable import Decoder, ViewBudget  # noqa: E402
 
 __all__ = ["DECODED_HEADER", "create_app", "to_api_error"]
 
@@ -154,9 +154,10 @@ def _decoder_asked(request: Request, service: LocalService) -> Decoder | None:
 
 def _decoded_execution(decoder: Decoder, desc: dict[str, Any]) -> dict[str, Any]:
     arn = str(desc.get("DurableExecutionArn", ""))
+    budget = ViewBudget()
     for key in ("InputPayload", "Result"):
         if isinstance(desc.get(key), str):
-            desc[f"Decoded{key}"] = decoder.payload(desc[key], execution_arn=arn)
+            desc[f"Decoded{key}"] = decoder.payload(desc[key], execution_arn=arn, budget=budget)
     return desc
 
 

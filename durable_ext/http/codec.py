@@ -18,7 +18,9 @@ origins.
     -> {"payloads": ["wQFt...", ...]}
 
 Each request holds at most :data:`MAX_PAYLOADS` payloads within the API's body limit;
-each payload decodes within the decoder's limits.
+each payload decodes within the decoder's limits, and the answer's decoded views within
+:data:`~durable_ext.serializers.readable.VIEW_CHARS` (past it, a payload is answered
+as ``Undecoded``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from starlette.routing import Route
 from durable_ext.http.guard import CODEC_PREFIX
 from durable_ext.http.wire import ApiError, dumps, parse_json
 from durable_ext.serializers.base import SerDesContext
-from durable_ext.serializers.readable import Decoder
+from durable_ext.serializers.readable import Decoder, ViewBudget
 
 __all__ = ["CODEC_PATH", "MAX_PAYLOADS", "Codec", "codec_routes"]
 
@@ -49,9 +51,10 @@ class Codec:
         self.decoder = decoder
 
     def decode(self, items: list[dict[str, Any]]) -> list[Any]:
-        """Return the readable view of each payload."""
+        """Return the readable view of each payload, all within one answer's budget."""
+        budget = ViewBudget()
         return [self.decoder.payload(_string(it, "data"), operation_id=_ref(it, "operationId"),
-                                     execution_arn=_ref(it, "executionArn"))
+                                     execution_arn=_ref(it, "executionArn"), budget=budget)
                 for it in items]
 
     def encode(self, items: list[dict[str, Any]]) -> list[str]:

@@ -328,8 +328,8 @@ class RequestGuard:
             return None
         if method == "GET" and raw_path == _HEALTH and "authorization" not in headers:
             return None  # load balancers probe it unsigned; it answers less (see the app)
-        if any(raw_path == p or raw_path.startswith(p + "/")
-               for p in self.config.unsigned_prefixes):
+        if _plain(raw_path) and any(raw_path == p or raw_path.startswith(p + "/")
+                                    for p in self.config.unsigned_prefixes):
             return None
         return auth.check_headers(headers)
 
@@ -346,6 +346,19 @@ class RequestGuard:
         if requested and set(requested) <= _TOKEN_CHARS:
             out["Access-Control-Allow-Headers"] = requested
         await Response(status_code=204, headers=out)(scope, receive, send)
+
+
+def _plain(raw_path: str) -> bool:
+    """Whether a path means the same to every router: no dot segments, no odd separators.
+
+    Only such a path may skip signatures under an unsigned prefix, so
+    ``/console/../2025-12-01/...`` cannot reach the API unsigned through a router (or a
+    proxy) that normalises what this guard compared.
+    """
+    lowered = raw_path.lower()
+    if "//" in raw_path or "\\" in raw_path or any(c in lowered for c in ("%2f", "%2e", "%5c")):
+        return False
+    return not any(part in (".", "..") for part in raw_path.split("/"))
 
 
 def _too_large(code: str, limit: int) -> ApiError:

@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import datetime as dt
 import enum
+import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -46,16 +47,40 @@ from durable_ext.serializers.frames import (
 from durable_ext.serializers.limits import NOT_JSON, DecodeBudget, decoding, load_json
 from durable_ext.serializers.types import Unregistered
 
-__all__ = ["Decoder", "readable"]
+__all__ = ["VIEW_CHARS", "Decoder", "ViewBudget", "readable"]
 
 #: most levels of a value shown; deeper parts are cut (values decode within their limits,
 #: JSON text may nest to the interpreter's limit)
 MAX_SHOWN_DEPTH = 64
 _DEFAULT_SPEC = "msgpack"
+#: most characters of decoded views one answer carries (a page of history, a codec
+#: request): each payload decodes within its own limits, but a hundred small payloads
+#: may each inflate to those limits
+VIEW_CHARS = 64 << 20
 #: stages whose frames the chain walk opens on its own: they act on nothing outside
 _OPENED = frozenset({"zstd", "zlib"})
 _ENCRYPTED = frozenset({"kms", "localkey"})
 _FORMATS = frozenset({"msgpack", "json", "pickle", "model"})
+
+
+class ViewBudget:
+    """What one answer may still carry of decoded views, in characters of JSON."""
+
+    __slots__ = ("left", "total")
+
+    def __init__(self, chars: int | None = None) -> None:
+        self.total = VIEW_CHARS if chars is None else chars
+        self.left = self.total
+
+    def charge(self, view: dict[str, Any], text: str) -> dict[str, Any]:
+        """Return ``view`` if it fits (and count it), else what is known of ``text``."""
+        size = len(json.dumps(view, ensure_ascii=False, default=str))
+        if size <= self.left:
+            self.left -= size
+            return view
+        return {"Undecoded": {**describe(text), "Reason": (
+            f"decoded views of one answer are limited to {self.total} characters; "
+            "ask for fewer payloads")}}
 
 
 class Decoder:
@@ -115,8 +140,9 @@ class Decoder:
             VIEWING.reset(token)
 
     def payload(self, text: str | None, *, operation_id: str | None = None,
-                execution_arn: str = "") -> dict[str, Any] | None:
-        """Return the view of one payload (``None`` for no payload)."""
+                execution_arn: str = "",
+                budget: ViewBudget | None = None) -> dict[str, Any] | None:
+        """Return the view of one payload (``None`` for no payload), within ``budget``."""
         if text is None:
             return None
         try:
@@ -124,24 +150,26 @@ class Decoder:
         except SerDesError as exc:
             return {"Undecoded": {**describe(text), "Reason": str(exc)}}
         encoding = "text" if value is text and not is_framed(text) else encoding_of(text)
-        return {"Value": readable(value), "Encoding": encoding, "Chars": len(text)}
+        view = {"Value": readable(value), "Encoding": encoding, "Chars": len(text)}
+        return view if budget is None else budget.charge(view, text)
 
     def history(self, history: Mapping[str, Any], *,
                 execution_arn: str = "") -> dict[str, Any]:
         """Return a copy of a history answer with a ``"Decoded"`` view beside each payload."""
         out = copy.deepcopy(dict(history))
+        budget = ViewBudget()
         for event in out.get("Events", ()):
             for key, details in event.items():
                 if key.endswith("Details") and isinstance(details, dict):
-                    self._decode_details(details, event.get("Id"), execution_arn)
+                    self._decode_details(details, event.get("Id"), execution_arn, budget)
         return out
 
     def _decode_details(self, details: dict[str, Any], operation_id: str | None,
-                        execution_arn: str) -> None:
+                        execution_arn: str, budget: ViewBudget) -> None:
         for value in details.values():
             if isinstance(value, dict) and isinstance(value.get("Payload"), str):
                 value["Decoded"] = self.payload(value["Payload"], operation_id=operation_id,
-                                                execution_arn=execution_arn)
+                                                execution_arn=execution_arn, budget=budget)
 
 
 def encoding_of(text: str) -> str:

@@ -184,3 +184,155 @@ def test_durable_ext_console_runs_a_file_store_s_execution_on_after_a_callback(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_every_answer_refuses_frames_and_referers_and_the_token_redirect_is_not_cached(
+        setup: tuple[Runtime, str]) -> None:
+    rt, arn = setup
+    with serve(rt, token=TOKEN) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        opened = http.get("/", params={"token": TOKEN})
+        forbidden = http.get("/execution", params={"arn": arn})  # no cookie yet
+        http.cookies.set(COOKIE, TOKEN)
+        answers = [opened, forbidden, http.get("/"), http.get("/execution", params={"arn": arn}),
+                   http.get("/execution", params={"arn": "nope"}),
+                   http.get("/api/state", params={"arn": arn}),
+                   http.post("/api/pause", json={"arn": arn})]
+        for answer in answers:
+            assert answer.headers["x-frame-options"] == "DENY", answer.url
+            assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+            assert answer.headers["referrer-policy"] == "no-referrer"
+        assert opened.status_code == 303 and opened.headers["cache-control"] == "no-store"
+
+
+@durable_execution
+def chatty(event: Any, ctx: DurableContext) -> int:
+    for i in range(int(event["steps"])):
+        ctx.step(lambda _, i=i: "x" * int(event["chars"]) + str(i), name=f"step-{i}")
+    return 0
+
+
+def test_a_long_history_is_laid_out_in_part_and_its_pages_read_in_part(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from durable_ext.console import views
+
+    monkeypatch.setattr(views, "MAX_EVENTS", 20)
+    with Runtime("memory://", clock=VirtualClock()) as rt:
+        rt.register("chatty", chatty)
+        arn = rt.start("chatty", {"steps": 30, "chars": 10}, name="long")
+        rt.run_until_idle()
+        total = len(rt.history(arn)["Events"])
+        reads: list[int | None] = []
+        history = rt.history
+
+        def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            reads.append(kwargs.get("max_items"))
+            return history(*args, **kwargs)
+
+        monkeypatch.setattr(rt, "history", counted)
+        with serve(rt) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+            page = http.get("/execution", params={"arn": arn})
+            assert page.status_code == 200
+            assert f"first 20 of {total} history events" in page.text
+            assert page.text.count('<li class="op ') < 20
+            assert None not in reads  # no whole-history read, for the page or its poll
+            reads.clear()
+            assert http.get("/history", params={"arn": arn, "event": "40"}).status_code == 200
+            assert None not in reads
+
+
+def test_the_history_page_cuts_long_payloads() -> None:
+    with Runtime("memory://", clock=VirtualClock()) as rt:
+        rt.register("chatty", chatty)
+        arn = rt.start("chatty", {"steps": 5, "chars": 200_000}, name="big")
+        rt.run_until_idle()
+        with serve(rt) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+            page = http.get("/history", params={"arn": arn})
+            assert page.status_code == 200
+            assert page.text.count("(cut: 20000") == 5
+            assert len(page.text) < 200_000  # five payloads of 200,000 characters
+
+
+_TRICKS = ["/console/../2025-12-01/functions/done/durable-executions",
+           "/console/%2e%2e/2025-12-01/functions/done/durable-executions",
+           "/console%2F..%2F2025-12-01/functions/done/durable-executions",
+           "/console/.//2025-12-01/functions/done/durable-executions",
+           "//console/../2025-12-01/functions/done/durable-executions",
+           "/console\\..\\2025-12-01/functions/done/durable-executions"]
+
+
+@pytest.mark.parametrize("path", _TRICKS)
+def test_the_unsigned_console_prefix_skips_signatures_only_on_plain_paths(path: str) -> None:
+    """A router that normalises dot segments behind the guard must not get them unsigned."""
+    from http_raw import request
+    from starlette.responses import PlainTextResponse
+
+    from durable_ext.http.guard import GuardConfig, RequestGuard
+    from durable_ext.http.sigv4 import SigV4Verifier
+
+    async def normalising_app(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("reached")(scope, receive, send)
+
+    guard = GuardConfig(auth=SigV4Verifier({"AKIDCONSOLETEST": "s" * 40}),
+                        unsigned_prefixes=("/console",))
+    with ConsoleServer(RequestGuard(normalising_app, guard)) as server:
+        assert request(server.port, "GET", "/console/").body == b"reached"
+        answer = request(server.port, "GET", path)
+        assert answer.status == 403 and answer.body != b"reached"
+
+
+def test_serve_console_with_sigv4_keeps_the_api_and_its_decoded_views_signed(
+        monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    import argparse
+
+    from http_raw import request, segment
+
+    from durable_ext.http import LocalService, ServerThread
+    from durable_ext.http.cli import _console
+    from durable_ext.http.guard import GuardConfig
+    from durable_ext.http.sigv4 import SigV4Verifier
+
+    monkeypatch.setenv("DURABLE_EXT_CONSOLE_TOKEN", TOKEN)
+    service = LocalService("memory://", virtual_time=True)
+    service.register("done", done)
+    service.enable_decoded_views("msgpack")
+    arn, _ = service.runtime.engine.start("done", "{}")
+    guard = GuardConfig.build(auth=SigV4Verifier({"AKIDCONSOLETEST": "s" * 40}))
+    wrap = _console(service, argparse.Namespace(codec=None, decode="msgpack", host="127.0.0.1",
+                                                port=0), guard, None)
+    capsys.readouterr()
+    cookie = {"Cookie": f"{COOKIE}={TOKEN}"}
+    with ServerThread(service, wrap=wrap, guard=guard) as server:
+        history = f"/2025-12-01/durable-executions/{segment(arn)}/history"
+        for path in [*_TRICKS, f"{history}?decoded=true", f"/console/..{history}?decoded=true"]:
+            answer = request(server.port, "GET", path, headers=cookie)
+            assert answer.status in (403, 404), (path, answer.status)
+            assert b"Decoded" not in answer.body and b"DurableExecutions" not in answer.body
+        decoded = request(server.port, "GET", f"{history}?decoded=true",
+                          headers={"X-Durable-Ext-Decoded": "true", **cookie})
+        assert decoded.status == 403
+        # a page of another origin gets no CORS grant to read a decoded view
+        evil = request(server.port, "GET", f"{history}?decoded=true",
+                       headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in {k.lower() for k in evil.headers}
+
+
+@durable_execution
+def waits(event: Any, ctx: DurableContext) -> str:
+    return str(ctx.create_callback(name="approval").result())
+
+
+def test_a_callback_runs_on_the_execution_its_id_names_not_the_one_the_body_names(
+        setup: tuple[Runtime, str]) -> None:
+    rt, other = setup
+    rt.register("waits", waits)
+    arn = rt.start("waits", {}, name="waiting")
+    rt.run_until_idle()
+    [callback_id] = [e["CallbackStartedDetails"]["CallbackId"]
+                     for e in rt.history(arn)["Events"] if "CallbackStartedDetails" in e]
+    changed: list[str] = []
+    with serve(rt, on_change=changed.append) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as http:
+        answer = http.post("/api/callback", json={"callback_id": callback_id, "arn": other,
+                                                  "outcome": "succeed", "payload": '"ok"'})
+        assert answer.status_code == 200
+    assert changed == [arn]

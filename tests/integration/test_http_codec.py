@@ -93,3 +93,30 @@ def test_only_configured_origins_reach_it(server: ServerThread) -> None:
 def test_it_is_off_unless_enabled() -> None:
     with ServerThread(LocalService("memory://")) as srv:
         assert_error(post(srv, DECODE, {"payloads": []}), 404, "UnknownOperationException")
+
+
+def test_one_answer_carries_decoded_views_within_its_budget(
+        server: ServerThread, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Payloads that each inflate within their limits cannot add up past the answer's."""
+    from durable_ext.serializers import readable
+
+    monkeypatch.setattr(readable, "VIEW_CHARS", 1 << 20)
+    bomb = durable_ext.serdes(SPEC).serialize("x" * 300_000, None)  # a few hundred bytes
+    res = post(server, DECODE, {"payloads": [{"data": bomb}] * 10})
+    assert res.status == 200 and len(res.body) < 2 << 20  # not 3 MB of views
+    views = res.json()["payloads"]
+    assert [v["Value"] for v in views if "Value" in v] == ["x" * 300_000] * 3
+    spent = views[-1]["Undecoded"]
+    assert spent["Encoding"] == SPEC and "limited to 1048576 characters" in spent["Reason"]
+
+
+def test_a_decoded_history_page_shares_one_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from durable_ext.serializers import readable
+
+    monkeypatch.setattr(readable, "VIEW_CHARS", 1 << 20)
+    bomb = durable_ext.serdes(SPEC).serialize("x" * 300_000, None)
+    events = [{"Id": str(i), "StepSucceededDetails": {"Result": {"Payload": bomb}}}
+              for i in range(10)]
+    page = readable.Decoder(SPEC).history({"Events": events})
+    views = [e["StepSucceededDetails"]["Result"]["Decoded"] for e in page["Events"]]
+    assert sum("Value" in v for v in views) == 3 and "Undecoded" in views[-1]
