@@ -213,16 +213,16 @@ class Pipeline(SerDes[Any]):
                 return plain  # JSON text every reader reads as this value, unframed
         if type(value) in _JSON_SCALARS:
             return self._scalar_as_json(value, self._armor(data, layered))
-        floats = body.count(FLOAT64)
-        if not floats:
+        if FLOAT64 not in body:  # (found by memchr; counting is byte by byte)
             return self._armor(data, layered)
+        floats = body.count(FLOAT64)
         if layered is data:
             short = armor_within_bound(body, data, floats)
             if short is not None:
                 return short
         text = self._armor(data, layered)
         chosen = shorter_as_json(value, version, body, text, data, self._encode_format,
-                                 serdes_context)
+                                 serdes_context, floats)
         if chosen is not text and not self._readable_json(chosen):
             return text
         return chosen

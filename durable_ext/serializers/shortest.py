@@ -111,13 +111,14 @@ def shorter_as_json(
     frame_bytes: bytes,
     encode_format: Callable[[Any, SerDesContext], tuple[int, bytes]],
     ctx: SerDesContext,
+    count: int,
 ) -> str:
     """Return the value's compact JSON when it is shorter than ``text`` and exact.
 
-    ``version`` and ``body`` are the format's encoding of ``value``; exact means the JSON
-    read back encodes to the same body, so it is the same value to every reader.
+    ``version`` and ``body`` are the format's encoding of ``value``, ``count`` the float
+    markers in the body; exact means the JSON read back encodes to the same body, so it
+    is the same value to every reader.
     """
-    count = body.count(FLOAT64)
     short = armor_within_bound(body, frame_bytes, count, text)
     if short is not None:
         return short
