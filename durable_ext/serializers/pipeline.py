@@ -43,6 +43,7 @@ from durable_ext.serializers.limits import (
 )
 from durable_ext.serializers.shortest import (
     FLOAT64,
+    MEASURED_MAX,
     SDK_SPACED,
     armor_within_bound,
     shorter_armor,
@@ -213,9 +214,11 @@ class Pipeline(SerDes[Any]):
                 return plain  # JSON text every reader reads as this value, unframed
         if type(value) in _JSON_SCALARS:
             return self._scalar_as_json(value, self._armor(data, layered))
-        if FLOAT64 not in body:  # (found by memchr; counting is byte by byte)
+        # A long body is searched first (memchr; counting goes byte by byte), a short one
+        # counted at once (a search costs more than the few bytes it saves on).
+        floats = body.count(FLOAT64) if len(body) <= MEASURED_MAX or FLOAT64 in body else 0
+        if not floats:
             return self._armor(data, layered)
-        floats = body.count(FLOAT64)
         if layered is data:
             short = armor_within_bound(body, data, floats)
             if short is not None:

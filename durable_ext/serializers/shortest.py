@@ -30,7 +30,15 @@ from typing import Any
 from durable_ext.serializers.base import SerDesContext
 from durable_ext.serializers.frames import armor
 
-__all__ = ["COMPACT", "FLOAT64", "SDK_SPACED", "SLACK", "armor_within_bound", "shorter_as_json"]
+__all__ = [
+    "COMPACT",
+    "FLOAT64",
+    "MEASURED_MAX",
+    "SDK_SPACED",
+    "SLACK",
+    "armor_within_bound",
+    "shorter_as_json",
+]
 
 SLACK = 16
 """Most characters a pipeline's string may exceed the SDK's JSON of the same value by."""
@@ -40,9 +48,9 @@ _SAMPLE = 64
 #: the frame header, in base64 characters: the part of the excess that is not floats
 _HEADER_CHARS = 6
 #: armored payloads up to this long are measured against the SDK's JSON when in doubt
-_MEASURED_MAX = 512
+MEASURED_MAX = 512
 #: the most characters the SDK's JSON of a float is shorter than its 9 msgpack bytes by
-#: ("0.0"). On any other value JSON carries, a body of at most _MEASURED_MAX bytes is no
+#: ("0.0"). On any other value JSON carries, a body of at most MEASURED_MAX bytes is no
 #: longer than the JSON: ints, true/false/null and fixstr headers take fewer characters
 #: than JSON spends on them, a str8 header as many as the quotes, and the brackets of the
 #: container around a str16 pay for its third header byte.
@@ -90,7 +98,7 @@ def armor_within_bound(
     """
     size = len(frame_bytes)
     body_size = len(body)
-    if size > _MEASURED_MAX or _FLOAT_GAIN * count + size - body_size > SLACK:
+    if size > MEASURED_MAX or _FLOAT_GAIN * count + size - body_size > SLACK:
         return None
     limit = body_size - _FLOAT_GAIN * count + SLACK
     if text is None:
@@ -131,7 +139,7 @@ def shorter_as_json(
         # goes out in text armor instead, one character per byte: within the bound by the
         # estimate (exact for the few floats a short payload holds), and nothing encoded
         # twice. In a long one the SDK's spacing outgrows the header and the few floats.
-        if len(text) > _MEASURED_MAX or excess + max(ratio - 1.0, 0.0) * (
+        if len(text) > MEASURED_MAX or excess + max(ratio - 1.0, 0.0) * (
             len(body) - 9 * count
         ) <= SLACK:
             return text

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from durable_ext.serializers.frames import _PRINTABLE, _SCAN_SLICE, _mostly_printable
 from durable_ext.serializers.msgpack_format import MsgpackFormat
 from durable_ext.serializers.pipeline import _json_string_min
-from durable_ext.serializers.shortest import _FLOAT_GAIN, _MEASURED_MAX, FLOAT64
+from durable_ext.serializers.shortest import _FLOAT_GAIN, FLOAT64, MEASURED_MAX
 
 CTX = SerDesContext("op-short", "arn:short")
 FMT = MsgpackFormat()
@@ -42,7 +42,7 @@ JSON_VALUES = st.recursive(
 def test_a_short_body_floors_the_json_by_its_floats(value: Any) -> None:
     _, body, maybe_json = FMT.encode_layout(value, CTX)
     assert maybe_json
-    if len(body) + 4 <= _MEASURED_MAX and not isinstance(value, str):
+    if len(body) + 4 <= MEASURED_MAX and not isinstance(value, str):
         assert len(SDK_JSON(value)) >= len(body) - _FLOAT_GAIN * body.count(FLOAT64)
 
 
