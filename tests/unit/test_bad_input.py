@@ -26,7 +26,7 @@ SAMPLE = {
     "blob": b"\x00" * 300,
 }
 VALID = {name: p.serialize(SAMPLE, CTX) for name, p in PIPELINES.items()}
-FUZZ = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def assert_rejected(pipeline, data):

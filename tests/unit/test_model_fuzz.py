@@ -38,7 +38,7 @@ class Crate:
 TAGS = ["Item", "Box", "Crate", "Unknown", ""]
 SERDES = durable_ext.serdes("model+zstd", types=ModelRegistry([Item, Box, Crate]),
                             options={"zstd": {"threshold": 0}})
-FUZZ = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def outcome(text: str) -> object:

@@ -334,7 +334,7 @@ values = st.recursive(
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=700, deadline=None)
 @given(values)
 def test_property_round_trip_is_exact(value):
     assert same(roundtrip(value), value)

@@ -52,7 +52,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
 @given(JSON_VALUES)
 @example({"0000000000000000": 0.0})  # base64 armor's third on the key outweighed one float
 def test_every_json_value_is_within_the_bound(value: Any) -> None:

@@ -19,7 +19,7 @@ SERDES = durable_ext.serdes(
 )
 VALUE = {"a": list(range(50))}
 VALID = unarmor(SERDES.serialize(VALUE, CTX), "t")
-FUZZ = settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 #: a decode that takes this long is a hang (real decodes here take microseconds)
 HANG_SECONDS = 30
 REFUSED = object()

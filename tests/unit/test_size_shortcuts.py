@@ -37,7 +37,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 @given(JSON_VALUES)
 def test_a_short_body_floors_the_json_by_its_floats(value: Any) -> None:
     _, body, maybe_json = FMT.encode_layout(value, CTX)
@@ -46,7 +46,7 @@ def test_a_short_body_floors_the_json_by_its_floats(value: Any) -> None:
         assert len(SDK_JSON(value)) >= len(body) - _FLOAT_GAIN * body.count(FLOAT64)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.text(max_size=2000))
 def test_a_string_floors_its_json_without_encoding_it(value: str) -> None:
     assert _json_string_min(value) <= len(SDK_JSON(value))
