@@ -102,16 +102,20 @@ def read_frame(data: bytes, where: str) -> tuple[bytes, int, bytes]:
     return bytes(data[2:end]), data[end], data[end + 1 :]
 
 
-def armor(data: bytes) -> str:
+def armor(data: bytes, binary: bool = False) -> str:
     """Encode frame bytes as the string the SDK checkpoints: text or base64 armor.
 
     Text armor keeps a payload as long as its bytes; it is chosen when no more than a
     fifth of them are outside printable ASCII, so the bytes it costs where strings are
-    stored escaped (JSON) stay below base64's. Base64 payloads of up to
-    :data:`UNPADDED_MAX` bytes lose their padding, where one or two characters are a
-    share worth saving; stripping a larger one would copy all of it.
+    stored escaped (JSON) stay below base64's. ``binary`` says the payload is binary by
+    its type (a ``bytes`` value, which the SDK's JSON writes in base64 too): base64
+    without the test. Base64 payloads of up to :data:`UNPADDED_MAX` bytes lose their
+    padding, where one or two characters are a share worth saving; stripping a larger
+    one would copy all of it.
     """
-    if len(data) <= _SCAN_SLICE:
+    if binary:
+        printable = False
+    elif len(data) <= _SCAN_SLICE:
         printable = len(data.translate(None, _PRINTABLE)) * 5 <= len(data)
     else:
         printable = _mostly_printable(data)

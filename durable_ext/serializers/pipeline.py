@@ -207,7 +207,9 @@ class Pipeline(SerDes[Any]):
                 "that reads it"
             )
         if not (self._json_ok and maybe_json):
-            return armor(data) if layered is data else self._armor(data, layered)
+            if layered is data:
+                return armor(data, type(value) is bytes)
+            return self._armor(data, layered)
         if version == self._plain_layout and self._simple and not _envelope_like(value):
             plain = body.decode("ascii")
             if self._readable_json(plain):

@@ -16,14 +16,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aws_durable_execution_sdk_python.serdes import SerDesContext
+from aws_durable_execution_sdk_python.serdes import ExtendedTypeSerDes, SerDesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import durable_ext
 from durable_ext.serializers.frames import _PRINTABLE, _SCAN_SLICE, _mostly_printable
 from durable_ext.serializers.msgpack_format import MsgpackFormat
 from durable_ext.serializers.pipeline import _json_string_min
-from durable_ext.serializers.shortest import _FLOAT_GAIN, FLOAT64, MEASURED_MAX
+from durable_ext.serializers.shortest import _FLOAT_GAIN, FLOAT64, MEASURED_MAX, SLACK
 
 CTX = SerDesContext("op-short", "arn:short")
 FMT = MsgpackFormat()
@@ -76,3 +77,15 @@ def test_the_sliced_printable_test_agrees_with_counting_everything(
     noise = random.Random(seed).randbytes(size)
     text = bytes(b if i % 100 < share else 0x61 for i, b in enumerate(noise))
     assert _mostly_printable(text) == (len(text.translate(None, _PRINTABLE)) * 5 <= len(text))
+
+
+@pytest.mark.parametrize("value", [b"", b"plain ascii text " * 50, bytes(range(256)) * 40])
+def test_a_bytes_value_is_base64_as_in_the_sdks_json(value: bytes) -> None:
+
+
+    for spec in ("msgpack", "msgpack+zstd"):
+        pipeline = durable_ext.serdes(spec)
+        text = pipeline.serialize(value, CTX)
+        assert pipeline.deserialize(text, CTX) == value
+        assert len(text) <= len(ExtendedTypeSerDes().serialize(value, CTX)) + SLACK  # type: ignore[no-untyped-call]
+    assert durable_ext.serdes("msgpack").serialize(value, CTX).startswith("w")
