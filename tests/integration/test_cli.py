@@ -439,6 +439,50 @@ def test_history_and_show_decode_payloads_with_serdes(
 PARCEL_TYPES = [Parcel]
 
 
+SEALED_SPEC = "msgpack+zstd+localkey+s3://cli-decode/ckpt?threshold=0"
+SEALED_KEY = "cli:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVoxMjM0NTY="  # 32 bytes, tests only
+
+
+@durable_execution
+@durable_ext.default_serdes(SEALED_SPEC, types=[Parcel], options={"localkey": {"key": SEALED_KEY}})
+def sealed_parcels(event: Any, ctx: DurableContext) -> Any:
+    ctx.step(lambda _: [Parcel("c", 9)] * 40, name="pack")
+    return {"count": 40}
+
+
+def test_history_decodes_a_compressed_encrypted_offloaded_execution(
+    capsys: pytest.CaptureFixture[str], backend: str, moto_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from servers import TEST_CREDENTIALS
+
+    moto_server.client("s3").create_bucket(Bucket="cli-decode")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", TEST_CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", TEST_CREDENTIALS["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", TEST_CREDENTIALS["region_name"])
+    monkeypatch.setenv("DURABLE_EXT_LOCAL_KEY", SEALED_KEY)  # what --serdes builds its key from
+    assert main(["run", "test_cli:sealed_parcels", "--name", "sp-1", "--backend", backend,
+                 "--virtual-time"]) == EXIT_OK
+    capsys.readouterr()
+    code, raw = run_json(capsys, "executions", "history", "sp-1", "--backend", backend, "--json")
+    [stored] = [e for e in raw["Events"] if e["EventType"] == "StepSucceeded"]
+    assert "Parcel" not in json.dumps(stored)  # compressed, encrypted, then in S3
+    code, hist = run_json(capsys, "executions", "history", "sp-1", "--backend", backend,
+                          "--json", "--serdes", SEALED_SPEC, "--types", "test_cli:PARCEL_TYPES")
+    assert code == EXIT_OK
+    [step] = [e for e in hist["Events"] if e["EventType"] == "StepSucceeded"]
+    assert step["StepSucceededDetails"]["Result"]["Decoded"]["Value"] == [
+        {"$type": "Parcel", "sku": "c", "grams": 9}] * 40
+    # without the key the payload is shown for what it is, not an error
+    monkeypatch.delenv("DURABLE_EXT_LOCAL_KEY")
+    code, hist = run_json(capsys, "executions", "history", "sp-1", "--backend", backend,
+                          "--json", "--serdes", "msgpack")
+    assert code == EXIT_OK
+    [step] = [e for e in hist["Events"] if e["EventType"] == "StepSucceeded"]
+    assert "Value" not in step["StepSucceededDetails"]["Result"]["Decoded"]
+
+
 def test_decode_reads_a_payload_from_an_argument_or_stdin(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
