@@ -130,10 +130,17 @@ EXITED = re.compile(r"^EXIT=(\d+)$", re.M)
 COUNTDOWN = re.compile(r"^next timer  cool-down \(wait\)  in (\d+) s", re.M)
 
 
-def test_the_countdown_moves_and_the_summary_stays(terminal: Terminal, project: Path) -> None:
+def start_run(terminal: Terminal, project: Path, handler: str, name: str, *options: str) -> str:
+    """Type ``durable-ext run HANDLER --name NAME`` on the project's store; return the store."""
     store = f"file://{project / 'store'}"
-    terminal.type(command("run", "app.py:flow", "--name", "t-1", "--backend", store,
-                          "--timeout", "6", "--serdes", "msgpack+zstd") + "; echo EXIT=$?")
+    terminal.type(command("run", handler, "--name", name, "--backend", store, *options)
+                  + "; echo EXIT=$?")
+    return store
+
+
+def test_the_countdown_moves_and_the_summary_stays(terminal: Terminal, project: Path) -> None:
+    store = start_run(terminal, project, "app.py:flow", "t-1",
+                      "--timeout", "6", "--serdes", "msgpack+zstd")
     first = terminal.wait_for(COUNTDOWN.search, "countdown")
     # one frame, redrawn in place; the handler's log line went above it
     assert first.count("t-1  RUNNING  elapsed") == 1
@@ -176,9 +183,7 @@ def test_the_countdown_moves_and_the_summary_stays(terminal: Terminal, project: 
 def test_a_callback_alone_ends_the_command_with_how_to_complete_it(
     terminal: Terminal, project: Path
 ) -> None:
-    store = f"file://{project / 'store'}"
-    terminal.type(command("run", "app.py:ask", "--name", "q-1", "--backend", store)
-                  + "; echo EXIT=$?")
+    store = start_run(terminal, project, "app.py:ask", "q-1")
     summary = terminal.wait_for(EXITED.search, "exit")
     assert EXITED.findall(summary) == ["3"]
     assert re.search(r"^execution q-1: RUNNING after \d+\.\d s, waiting for a callback$",
@@ -196,9 +201,7 @@ def test_a_callback_alone_ends_the_command_with_how_to_complete_it(
 def test_ctrl_c_leaves_the_summary_and_the_command_to_go_on(
     terminal: Terminal, project: Path
 ) -> None:
-    store = f"file://{project / 'store'}"
-    terminal.type(command("run", "app.py:flow", "--name", "c-1", "--backend", store)
-                  + "; echo EXIT=$?")
+    store = start_run(terminal, project, "app.py:flow", "c-1")
     terminal.wait_for(COUNTDOWN.search, "countdown")
     terminal.tmux("send-keys", "-t", "live", "C-c")
     summary = terminal.wait_for(EXITED.search, "exit")
