@@ -7,7 +7,9 @@ import json
 from typing import Any
 
 import pytest
+from aws_durable_execution_sdk_python import DurableContext, durable_execution
 
+import durable_ext
 from durable_ext import cli
 from durable_ext.serializers.s3 import execution_prefix
 
@@ -72,3 +74,28 @@ def test_executions_commands_work_on_a_lambda_backend(capsys: Any) -> None:
         assert cli.main(["executions", "history", arn, "--backend", url]) == 0
         assert "CallbackSucceeded" in capsys.readouterr().out
         assert rt.describe(arn)["Status"] == "SUCCEEDED"
+
+
+@durable_execution
+@durable_ext.default_serdes("msgpack+zstd")
+def _packed(event: Any, ctx: DurableContext) -> Any:
+    ctx.step(lambda _: {"ids": (1, 2), "note": "x" * 300}, name="pack")
+    return "done"
+
+
+def test_histories_read_through_lambda_are_decoded_locally(capsys: Any) -> None:
+    from durable_ext.http import LocalService, ServerThread
+
+    svc = LocalService("memory://", virtual_time=True)
+    svc.register("packed", _packed)
+    with ServerThread(svc) as srv:
+        url = f"lambda://packed?region=us-east-1&endpoint_url={srv.url}"
+        arn = svc.runtime.start("packed", {}, name="cli-lambda-decode")
+        svc.runtime.run_until_idle()
+        assert cli.main(["executions", "history", arn, "--backend", url, "--json",
+                         "--serdes", "msgpack+zstd"]) == 0
+        events = json.loads(capsys.readouterr().out)["Events"]
+    [step] = [e for e in events if e["EventType"] == "StepSucceeded"]
+    result = step["StepSucceededDetails"]["Result"]
+    assert not result["Payload"].startswith("{")  # stored as the pipeline wrote it
+    assert result["Decoded"]["Value"] == {"ids": [1, 2], "note": "x" * 300}
