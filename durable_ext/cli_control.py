@@ -77,21 +77,24 @@ def cmd_delete(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
-def register(subparsers: Any) -> None:
-    """Add ``pause``, ``resume`` and ``delete``."""
-    p = subparsers.add_parser("pause", help="pause a running execution")
+def _control(subparsers: Any, name: str, help: str) -> Any:
+    # What PauseDurableExecution and ResumeDurableExecution both take.
+    p = subparsers.add_parser(name, help=help)
     p.add_argument("execution", metavar="ARN|NAME")
     p.add_argument("--reason", default=None, help="recorded in the history")
     p.add_argument("--client-token", default=None, help="makes a repeated request a no-op")
+    return p
+
+
+def register(subparsers: Any) -> None:
+    """Add ``pause``, ``resume`` and ``delete``."""
+    p = _control(subparsers, "pause", "pause a running execution")
     p.add_argument("--no-timeout-pause", action="store_true",
                    help="keep the execution timeout running while paused")
     _common(p)
     p.set_defaults(func=cmd_pause)
 
-    p = subparsers.add_parser("resume", help="resume a paused execution")
-    p.add_argument("execution", metavar="ARN|NAME")
-    p.add_argument("--reason", default=None, help="recorded in the history")
-    p.add_argument("--client-token", default=None, help="makes a repeated request a no-op")
+    p = _control(subparsers, "resume", "resume a paused execution")
     p.add_argument("--no-run", action="store_true",
                    help="do not run the execution on here after resuming it")
     p.add_argument("--timeout", type=float, default=300.0)

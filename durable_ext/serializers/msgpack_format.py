@@ -497,13 +497,7 @@ class MsgpackFormat:
             if 1 <= version < LAYOUT_MARKED:
                 budget = counting_budget(len(body))
                 if budget is None:
-                    return _unpackb(
-                        body,
-                        ext_hook=self._ext_hook,
-                        timestamp=3,
-                        strict_map_key=False,
-                        unicode_errors="surrogatepass",
-                    )
+                    return _unpackb(body, **self._plain_options)
                 return _unpackb(body, **self._plain_options, **_counting_hooks(budget, None))
         except Exception as exc:
             raise self._decode_error(exc, ctx) from None

@@ -48,6 +48,7 @@ from durable_ext.serializers.shortest import (
     armor_within_bound,
     shorter_armor,
     shorter_as_json,
+    string_json_floor,
 )
 from durable_ext.serializers.types import TypeRegistry
 from durable_ext.spec import PipelineSpec, parse_pipeline
@@ -281,7 +282,7 @@ class Pipeline(SerDes[Any]):
         # A bare string, number, bool or None reads back from JSON as itself: written as
         # JSON when no longer, it is what a reader expecting the SDK's JSON sees
         # (json.loads of a step's result), and shorter besides.
-        if type(value) is str and len(text) < _json_string_min(value):
+        if type(value) is str and len(text) < string_json_floor(value):
             return text  # the armor is shorter than any JSON of the string: not encoded
         try:
             candidate = SDK_SPACED(value)
@@ -480,19 +481,6 @@ class Pipeline(SerDes[Any]):
             raise SerializationError(
                 f"{where}: malformed SDK JSON envelope of type {tag.value!r}: {exc}"
             ) from exc
-
-
-def _json_string_min(value: str) -> int:
-    r"""Return the fewest characters the SDK's JSON of ``value`` can take, unencoded.
-
-    Quotes, and six characters (``\uXXXX``) for every character outside ASCII, of which
-    there are at least a third of the bytes UTF-8 adds (1 to 3 for each). ``isascii`` is a
-    flag of the string, so ASCII text costs nothing to measure.
-    """
-    if value.isascii():
-        return len(value) + 2
-    extra = len(value.encode("utf-8", "surrogatepass")) - len(value)
-    return len(value) + 2 + 5 * ((extra + 2) // 3)
 
 
 def _envelope_like(value: Any) -> bool:

@@ -38,6 +38,7 @@ __all__ = [
     "SLACK",
     "armor_within_bound",
     "shorter_as_json",
+    "string_json_floor",
 ]
 
 SLACK = 16
@@ -170,6 +171,19 @@ def shorter_as_json(
     except Exception:
         return text
     return candidate if same else text
+
+
+def string_json_floor(value: str) -> int:
+    r"""Return the fewest characters the SDK's JSON of ``value`` can take, unencoded.
+
+    Quotes, and six characters (``\uXXXX``) for every character outside ASCII, of which
+    there are at least a third of the bytes UTF-8 adds (1 to 3 for each). ``isascii`` is a
+    flag of the string, so ASCII text costs nothing to measure.
+    """
+    if value.isascii():
+        return len(value) + 2
+    extra = len(value.encode("utf-8", "surrogatepass")) - len(value)
+    return len(value) + 2 + 5 * ((extra + 2) // 3)
 
 
 def shorter_armor(plain: bytes, layered: bytes) -> str:

@@ -23,8 +23,13 @@ from hypothesis import strategies as st
 import durable_ext
 from durable_ext.serializers.frames import _PRINTABLE, _SCAN_SLICE, _mostly_printable
 from durable_ext.serializers.msgpack_format import MsgpackFormat
-from durable_ext.serializers.pipeline import _json_string_min
-from durable_ext.serializers.shortest import _FLOAT_GAIN, FLOAT64, MEASURED_MAX, SLACK
+from durable_ext.serializers.shortest import (
+    _FLOAT_GAIN,
+    FLOAT64,
+    MEASURED_MAX,
+    SLACK,
+    string_json_floor,
+)
 
 CTX = SerDesContext("op-short", "arn:short")
 FMT = MsgpackFormat()
@@ -50,7 +55,7 @@ def test_a_short_body_floors_the_json_by_its_floats(value: Any) -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.text(max_size=2000))
 def test_a_string_floors_its_json_without_encoding_it(value: str) -> None:
-    assert _json_string_min(value) <= len(SDK_JSON(value))
+    assert string_json_floor(value) <= len(SDK_JSON(value))
 
 
 @pytest.mark.parametrize("value", [
