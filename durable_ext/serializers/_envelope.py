@@ -66,6 +66,8 @@ class EnvelopeCodec:
     role: ClassVar[Role] = "codec"
     wire: ClassVar[bytes]
     version: ClassVar[int] = 1
+    #: its frames are ciphertext: armored in base64 without the text test
+    opaque: ClassVar[bool] = True
 
     def __init__(self, provider: KeyProvider, *,
                  encryption_context: Mapping[str, str] | None = None, bind: bool = True,

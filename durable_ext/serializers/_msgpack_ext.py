@@ -193,16 +193,6 @@ def _dec_time(data: bytes) -> dt.time:
     return dt.time(h, mi, s, us & _MICROS, tz, fold=flags & 1)
 
 
-def _enc_date(o: dt.date) -> Any:
-    return _ext(EXT_DATE, _DATE.pack(o.year, o.month, o.day))
-
-
-def _dec_date(data: bytes) -> dt.date:
-    if len(data) != _DATE.size:
-        raise ValueError("bad date length")
-    return dt.date(*_DATE.unpack(data))
-
-
 def _enc_timedelta(o: dt.timedelta) -> Any:
     return _ext(EXT_TIMEDELTA, _TIMEDELTA.pack(o.days, o.seconds, o.microseconds))
 

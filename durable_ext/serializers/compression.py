@@ -52,6 +52,8 @@ class _CompressionCodec:
     default_level: ClassVar[int]
     #: a payload may go out without this stage's frame: only its size depends on it
     skippable: ClassVar[bool] = True
+    #: its frames are binary (entropy-coded): armored in base64 without the text test
+    opaque: ClassVar[bool] = True
 
     def __init__(self, *, level: int | None = None, threshold: int = 512) -> None:
         self.settings = CompressionSettings(

@@ -30,6 +30,7 @@ __all__ = [
     "TEXT_PREFIX",
     "UNPADDED_MAX",
     "armor",
+    "armor_counting",
     "frame",
     "is_armored",
     "read_frame",
@@ -50,6 +51,7 @@ PADDING = ("", "===", "==", "=")
 #: the largest frame whose armor is written without padding
 UNPADDED_MAX = 4096
 _HEADERS: dict[tuple[bytes, int], bytes] = {}
+_b2a = binascii.b2a_base64
 
 #: the frame id of each built-in stage -> its registry name; a third-party stage's id is its
 #: ``wire`` attribute (by convention its name). Each stage has exactly one id.
@@ -108,35 +110,55 @@ def armor(data: bytes, binary: bool = False) -> str:
     Text armor keeps a payload as long as its bytes; it is chosen when no more than a
     fifth of them are outside printable ASCII, so the bytes it costs where strings are
     stored escaped (JSON) stay below base64's. ``binary`` says the payload is binary by
-    its type (a ``bytes`` value, which the SDK's JSON writes in base64 too): base64
-    without the test. Base64 payloads of up to :data:`UNPADDED_MAX` bytes lose their
-    padding, where one or two characters are a share worth saving; stripping a larger
-    one would copy all of it.
+    its type (a ``bytes`` value, which the SDK's JSON writes in base64 too, or a
+    compressed or encrypted frame): base64 without the test. Base64 payloads of up to
+    :data:`UNPADDED_MAX` bytes lose their padding, where one or two characters are a
+    share worth saving; stripping a larger one would copy all of it.
     """
     if binary:
         printable = False
     elif len(data) <= _SCAN_SLICE:
         printable = len(data.translate(None, _PRINTABLE)) * 5 <= len(data)
     else:
-        printable = _mostly_printable(data)
-    if printable:
-        return data.decode("latin-1")
-    text = binascii.b2a_base64(data, newline=False)
+        printable = _text_test(data, None)[0]
+    return data.decode("latin-1") if printable else _base64(data)
+
+
+def armor_counting(data: bytes, byte: bytes) -> tuple[str, int]:
+    """Return :func:`armor` of ``data`` and how often ``byte`` occurs in it.
+
+    ``byte`` is one byte outside printable ASCII (msgpack's float marker, say): it is
+    counted in what the text test keeps of each slice, at most a fifth of a text-heavy
+    payload, rather than in all of it; and in all of it only past a slice that settled
+    the payload as binary.
+    """
+    printable, count = _text_test(data, byte)
+    return (data.decode("latin-1") if printable else _base64(data)), count
+
+
+def _base64(data: bytes) -> str:
+    text = _b2a(data, newline=False)
     if len(data) <= UNPADDED_MAX:
         text = text.rstrip(b"=")
     return text.decode("ascii")
 
 
-def _mostly_printable(data: bytes) -> bool:
-    # At most a fifth outside printable ASCII. Counted a slice at a time, so binary data
-    # (random bytes are 63% outside) is settled after about a third of it.
+def _text_test(data: bytes, byte: bytes | None) -> tuple[bool, int]:
+    # At most a fifth outside printable ASCII? Counted a slice at a time, so binary data
+    # (random bytes are 63% outside) is settled after about a third of it; ``byte`` is
+    # counted on the way.
     allowed = len(data) // 5
-    outside = 0
+    outside = count = 0
     for start in range(0, len(data), _SCAN_SLICE):
-        outside += len(data[start:start + _SCAN_SLICE].translate(None, _PRINTABLE))
+        kept = data[start:start + _SCAN_SLICE].translate(None, _PRINTABLE)
+        outside += len(kept)
+        if byte is not None:
+            count += kept.count(byte)
         if outside > allowed:
-            return False
-    return True
+            if byte is not None:
+                count += data.count(byte, start + _SCAN_SLICE)
+            return False, count
+    return True, count
 
 
 def repad(data: str) -> str:

@@ -35,12 +35,14 @@ from durable_ext.serializers._field_marks import (
     OPEN,
     SEALED,
     Deferred,
+    OpenFields,
     RawObject,
     Redacted,
     open_count,
 )
 from durable_ext.serializers._msgpack_bounds import _counting_hooks, _NestedState
 from durable_ext.serializers._msgpack_ext import (
+    _DATE,
     _UTC,
     EXT_BATCH_RESULT,
     EXT_BIGINT,
@@ -62,13 +64,11 @@ from durable_ext.serializers._msgpack_ext import (
     ExtType,
     _datetime,
     _dec_bigint,
-    _dec_date,
     _dec_datetime,
     _dec_datetime_state,
     _dec_time,
     _dec_timedelta,
     _enc_bigint,
-    _enc_date,
     _enc_datetime_state,
     _enc_time,
     _enc_timedelta,
@@ -138,6 +138,11 @@ _set_uuid_int = uuid.UUID.int.__set__  # type: ignore[attr-defined,misc]
 _set_uuid_safe = uuid.UUID.is_safe.__set__  # type: ignore[attr-defined,misc]
 _int_from_bytes = int.from_bytes
 _Decimal = Decimal
+_date = dt.date
+_new_date = dt.date
+_pack_date = _DATE.pack
+_DATE_SIZE = _DATE.size
+_unpack_date = _DATE.unpack
 # Bound once: Python 3.11 compiles a method call on an imported name as an attribute
 # load (a new bound method per call), not as LOAD_METHOD.
 _mark_of = _MARKS.get
@@ -179,11 +184,10 @@ class MsgpackFormat:
         self.types = TypeRegistry.coerce(types)
         #: objects of unregistered classes: an error, or kept as Unregistered (for tools)
         self._keep_unregistered = unregistered == "keep"
-        # The hottest types (tuple, set, frozenset, datetime, UUID, Decimal) are handled
+        # The hottest types (tuple, set, frozenset, datetime, date, UUID, Decimal) are handled
         # inline by the packer's default hook and the unpacker's extension hook: these
         # tables have the rest.
         self._encoders: dict[type, Callable[[Any], Any]] = {
-            dt.date: _enc_date,
             dt.time: _enc_time,
             dt.timedelta: _enc_timedelta,
             int: _enc_bigint,
@@ -197,7 +201,6 @@ class MsgpackFormat:
             EXT_FROZENSET: lambda d: frozenset(self._unpack(d)),
             EXT_DATETIME: _dec_datetime,
             EXT_DATETIME_STATE: _dec_datetime_state,
-            EXT_DATE: _dec_date,
             EXT_TIME: _dec_time,
             EXT_TIMEDELTA: _dec_timedelta,
             EXT_BIGINT: _dec_bigint,
@@ -340,9 +343,8 @@ class MsgpackFormat:
             if t is tuple:
                 flags[0] = True
                 return [*obj, _TUPLE_END]
-            if t is not int:
-                flags[1] = True  # JSON carries ints of any size, and nothing else met here
             if t is _datetime:
+                flags[1] = True
                 if obj.tzinfo is not _UTC or obj.fold:
                     return _enc_datetime_state(obj)
                 # msgpack's Timestamp, packed and unpacked in C (6 bytes for whole seconds)
@@ -352,26 +354,34 @@ class MsgpackFormat:
                 ts.nanoseconds = delta.microseconds * 1000
                 return ts
             if t is _UUID:
+                flags[1] = True
                 return _new_tuple(ExtType, (EXT_UUID, obj.int.to_bytes(16, "big")))
             if t is _Decimal:
+                flags[1] = True
                 return _new_tuple(ExtType, (EXT_DECIMAL, str(obj).encode("ascii")))
+            if t is _date:
+                flags[1] = True
+                return _new_tuple(ExtType, (EXT_DATE, _pack_date(obj.year, obj.month, obj.day)))
             if t is set:
                 flags[0] = True
                 return [*obj, _SET_END]
             if t is frozenset:
                 flags[0] = True
                 return [*obj, _FROZENSET_END]
+            if t is not int:
+                flags[1] = True  # JSON carries ints of any size, and nothing else met here
             enc = encoders.get(t)
             return enc(obj) if enc is not None else registered(obj)
 
         return default
 
-    def _make_ext_hook(self, open_marks: list[int] | None) -> Callable[[int, bytes], Any]:
+    def _make_ext_hook(
+        self, open_marks: list[int] | None, fields_state: OpenFields | None = None
+    ) -> Callable[[int, bytes], Any]:
         # With open_marks (one marked body), container markers are counted as they are
-        # read; without it a marker is an error.
+        # read; without it a marker is an error. fields_state is the fields frame being
+        # decoded, if any, looked up once per body by the caller, not once per mark.
         decoders = self._decoders
-        # The fields frame being decoded, if any, looked up once per hook, not per mark.
-        fields_state = _open_fields() if open_marks is not None else None
 
         def ext_hook(code: int, data: bytes) -> Any:
             if code == EXT_UUID:
@@ -384,17 +394,21 @@ class MsgpackFormat:
                 return u
             if code == EXT_DECIMAL:
                 return _Decimal(data.decode("ascii"))
-            if code == EXT_SEALED:
-                if fields_state is None or data:
-                    return _dec_sealed(data)
-                fields_state.count += 1
-                return SEALED
             if code == EXT_MARK:
                 mark = _mark_of(data) if open_marks is not None else None
                 if mark is None:
                     raise ValueError("container marker outside a marked payload")
                 open_marks[0] += 1  # type: ignore[index]
                 return mark
+            if code == EXT_DATE:
+                if len(data) != _DATE_SIZE:
+                    raise ValueError("bad date length")
+                return _new_date(*_unpack_date(data))
+            if code == EXT_SEALED:
+                if fields_state is None or data:
+                    return _dec_sealed(data)
+                fields_state.count += 1
+                return SEALED
             dec = decoders.get(code)
             if dec is None:
                 raise ValueError(f"unknown msgpack extension type {code}")
@@ -477,18 +491,35 @@ class MsgpackFormat:
             if budget is None or budget.used <= COUNTED_BODY_BYTES:
                 # The hot path, as _decode would take it: a body this small bounds what
                 # it decodes to by its bytes, so it is unpacked without counting hooks.
-                try:
-                    if version == LAYOUT_PLAIN:
-                        return _unpackb(body, ext_hook=self._ext_hook, timestamp=3,
-                                        strict_map_key=False, unicode_errors="surrogatepass")
-                    return self._unpack_marked(body, None)
-                except Exception as exc:
-                    raise self._decode_error(exc, ctx) from None
+                return self.decode_whole(body, version, ctx, _open_fields())
         if len(body) > COUNTED_BODY_BYTES and not has_budget():
             # Called outside a pipeline: the bodies nested in this one share one count.
             with decoding(DecodeBudget()):
                 return self._decode(body, version, ctx)
         return self._decode(body, version, ctx)
+
+    def decode_whole(
+        self, body: bytes, version: int, ctx: SerDesContext,
+        fields_state: OpenFields | None = None,
+    ) -> Any:
+        """Unpack a body that is a whole payload (a bare frame of this format).
+
+        The pipeline's fast path calls this. Nothing of a decode in progress applies:
+        the payload has a budget of its own (unused, so a body of up to
+        ``COUNTED_BODY_BYTES`` is not counted), and no fields frame encloses it
+        (``fields_state`` is the one :meth:`decode` found). That spares the two
+        context-variable reads of :meth:`decode`.
+        """
+        if len(body) <= COUNTED_BODY_BYTES:
+            try:
+                if version == LAYOUT_PLAIN:
+                    return _unpackb(body, ext_hook=self._ext_hook, timestamp=3,
+                                    strict_map_key=False, unicode_errors="surrogatepass")
+                if version == LAYOUT_MARKED:
+                    return self._unpack_marked(body, None, fields_state)
+            except Exception as exc:
+                raise self._decode_error(exc, ctx) from None
+        return self.decode(body, version, ctx)
 
     def _decode(self, body: bytes, version: int, ctx: SerDesContext) -> Any:
         try:
@@ -534,15 +565,18 @@ class MsgpackFormat:
         # always honoured there).
         if nested:
             return self._unpack_nested(data)
-        return self._unpack_marked(data, counting_budget(len(data)))
+        return self._unpack_marked(data, counting_budget(len(data)), _open_fields())
 
-    def _unpack_marked(self, data: bytes, budget: DecodeBudget | None) -> Any:
+    def _unpack_marked(
+        self, data: bytes, budget: DecodeBudget | None, fields_state: OpenFields | None
+    ) -> Any:
         # Counted against ``budget`` when there is one; every marker must close an array.
+        # ``fields_state`` is the fields frame the body is read in, if any.
         open_marks = [0]
         if budget is None:
             value = _unpackb(
                 data,
-                ext_hook=self._make_ext_hook(open_marks),
+                ext_hook=self._make_ext_hook(open_marks, fields_state),
                 list_hook=_container_rebuilder(open_marks),
                 timestamp=3,
                 strict_map_key=False,
@@ -551,7 +585,7 @@ class MsgpackFormat:
         else:
             value = _unpackb(
                 data,
-                ext_hook=self._make_ext_hook(open_marks),
+                ext_hook=self._make_ext_hook(open_marks, fields_state),
                 timestamp=3,
                 strict_map_key=False,
                 unicode_errors="surrogatepass",
@@ -579,7 +613,7 @@ class MsgpackFormat:
         state.depth += 1
         state.live = live
         try:
-            return self._unpack_marked(data, counting_budget(len(data)))
+            return self._unpack_marked(data, counting_budget(len(data)), _open_fields())
         finally:
             state.depth -= 1
             state.live -= len(data)

@@ -25,6 +25,7 @@ from durable_ext.serializers.frames import (
     PADDING,
     TEXT_PREFIX,
     armor,
+    armor_counting,
     frame,
     is_armored,
     read_frame,
@@ -72,10 +73,11 @@ class Pipeline(SerDes[Any]):
     A ``fields`` stage (:mod:`durable_ext.serializers.fields`) may follow the format: it
     encrypts or redacts chosen fields of the value before the format encodes it.
 
-    ``serialize`` returns an ASCII ``str``. ``deserialize`` follows the frames in the
-    payload, so it reads everything any pipeline wrote (stages missing here are loaded
-    by name from the registry), and it also reads the SDK's own JSON payloads, so a
-    function can switch serializers with executions in flight.
+    ``serialize`` returns a ``str``: text armor (one character per byte, see
+    :mod:`~durable_ext.serializers.frames`), base64, or exact JSON. ``deserialize``
+    follows the frames in the payload, so it reads everything any pipeline wrote (stages
+    missing here are loaded by name from the registry), and it also reads the SDK's own
+    JSON payloads, so a function can switch serializers with executions in flight.
 
     Example:
         >>> from durable_ext.serializers.msgpack_format import MsgpackFormat
@@ -147,9 +149,14 @@ class Pipeline(SerDes[Any]):
         # Hot path: a payload that is a bare frame of this pipeline's format, by its header.
         self._format_versions = {h: v for v, h in enumerate(self._format_headers)}
         self._format_header_size = len(self._format_headers[0])
+        self._decode_whole: Callable[[bytes, int, SerDesContext], Any] = getattr(
+            format, "decode_whole", None) or format.decode
         self._simple = not self.codecs and offload is None and fields is None
         #: the format alone under the default limits: serialize's short path
         self._bare = self._simple and self.limits == DEFAULT_LIMITS
+        #: ids of the codec frames that are binary by construction (compressed, encrypted)
+        self._opaque_wires = frozenset(
+            c.wire for c in self.codecs if getattr(c, "opaque", False) is True)
         # Compression may be left out when it does not shorten the string; encryption and
         # offload may not. A pipeline that reads plain JSON may write it (see shortest),
         # when its format says JSON carries its values exactly (not a signed format).
@@ -197,6 +204,8 @@ class Pipeline(SerDes[Any]):
             version, body, maybe_json = self._encode_layout(value, serdes_context)
             layered = data = self._format_headers[version] + body
             produced = len(data)
+            if not maybe_json and produced <= self._max_bytes:
+                return armor(data, type(value) is bytes)  # no JSON carries it: one armor
         else:
             version, body, maybe_json, data, layered, produced = self._encode_chain(
                 value, serdes_context)
@@ -217,16 +226,25 @@ class Pipeline(SerDes[Any]):
                 return plain  # JSON text every reader reads as this value, unframed
         if type(value) in _JSON_SCALARS:
             return self._scalar_as_json(value, self._armor(data, layered))
-        # A long body is searched first (memchr; counting goes byte by byte), a short one
-        # counted at once (a search costs more than the few bytes it saves on).
-        floats = body.count(FLOAT64) if len(body) <= MEASURED_MAX or FLOAT64 in body else 0
-        if not floats:
-            return self._armor(data, layered)
-        if layered is data:
-            short = armor_within_bound(body, data, floats)
+        # A short body is counted at once (a search costs more than the few bytes it saves
+        # on); a long one is searched first (memchr; counting goes byte by byte), then its
+        # floats are counted by the text test, in the bytes it keeps.
+        if produced <= MEASURED_MAX:
+            floats = body.count(FLOAT64)
+            if not floats:
+                return self._armor(data, layered)
+            short = armor_within_bound(body, data, floats) if layered is data else None
             if short is not None:
                 return short
-        text = self._armor(data, layered)
+            text = self._armor(data, layered)
+        elif FLOAT64 not in body:
+            return self._armor(data, layered)
+        elif layered is data:
+            # the frame's header holds no float marker: counted in the frame, as in the body
+            text, floats = armor_counting(data, FLOAT64)
+        else:
+            floats = body.count(FLOAT64)
+            text = self._armor(data, layered)
         chosen = shorter_as_json(value, version, body, text, data, self._encode_format,
                                  serdes_context, floats)
         if chosen is not text and not self._readable_json(chosen):
@@ -237,9 +255,11 @@ class Pipeline(SerDes[Any]):
         # Compression may be dropped where it does not shorten the string; nothing else may.
         if layered is data:
             return armor(data)
+        # A chain ending in a compressed or encrypted frame is binary: no text test.
+        opaque = layered[2:2 + layered[1]] in self._opaque_wires
         if self._skippable:
-            return shorter_armor(data, layered)
-        return armor(layered)
+            return shorter_armor(data, layered, opaque)
+        return armor(layered, opaque)
 
     def _encode_chain(
         self, value: Any, ctx: SerDesContext
@@ -282,7 +302,8 @@ class Pipeline(SerDes[Any]):
         # A bare string, number, bool or None reads back from JSON as itself: written as
         # JSON when no longer, it is what a reader expecting the SDK's JSON sees
         # (json.loads of a step's result), and shorter besides.
-        if type(value) is str and len(text) < string_json_floor(value):
+        if type(value) is str and (len(text) < len(value) + 2
+                                   or len(text) < string_json_floor(value)):
             return text  # the armor is shorter than any JSON of the string: not encoded
         try:
             candidate = SDK_SPACED(value)
@@ -328,23 +349,19 @@ class Pipeline(SerDes[Any]):
             return self._observed(obs, "deserialize", data, serdes_context)
         if type(data) is str and len(data) <= self._fast_max:
             first = data[:1]
-            raw = None
-            # Not the armor it looks like after all: the slow path says why.
-            if first == ARMOR_PREFIX:
-                try:
+            try:
+                if first == ARMOR_PREFIX:
                     raw = _a2b(data + PADDING[len(data) & 3], strict_mode=True)
-                except (binascii.Error, ValueError):
-                    raw = None  # (a with-statement costs three calls on this path)
-            elif first == TEXT_PREFIX:
-                try:
+                elif first == TEXT_PREFIX:
                     raw = data.encode("latin-1")
-                except UnicodeEncodeError:
-                    raw = None
-            if raw is not None:
-                n = self._format_header_size
-                version = self._format_versions.get(raw[:n])
-                if version is not None:
-                    return self.format.decode(raw[n:], version, serdes_context)
+                else:
+                    raw = b""
+            except ValueError:  # binascii.Error and UnicodeEncodeError are ValueErrors
+                raw = b""  # not the armor it looks like after all: the slow path says why
+            n = self._format_header_size
+            version = self._format_versions.get(raw[:n])
+            if version is not None:
+                return self._decode_whole(raw[n:], version, serdes_context)
         return self._deserialize_slow(data, serdes_context)
 
     def _deserialize_slow(self, data: str, ctx: SerDesContext) -> Any:

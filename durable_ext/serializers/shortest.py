@@ -98,10 +98,10 @@ def armor_within_bound(
     say), made here if None.
     """
     size = len(frame_bytes)
-    body_size = len(body)
-    if size > MEASURED_MAX or _FLOAT_GAIN * count + size - body_size > SLACK:
+    # the fewest characters the body's JSON takes, plus the slack: what an armor may take
+    limit = len(body) - _FLOAT_GAIN * count + SLACK
+    if size > MEASURED_MAX or size > limit:
         return None
-    limit = body_size - _FLOAT_GAIN * count + SLACK
     if text is None:
         if (size * 4 + 2) // 3 <= limit:
             return armor(frame_bytes)  # base64 (unpadded) fits, so either armor does
@@ -186,9 +186,12 @@ def string_json_floor(value: str) -> int:
     return len(value) + 2 + 5 * ((extra + 2) // 3)
 
 
-def shorter_armor(plain: bytes, layered: bytes) -> str:
-    """Armor whichever of an uncompressed and a compressed frame chain is shorter."""
-    compressed = armor(layered)
+def shorter_armor(plain: bytes, layered: bytes, opaque: bool = False) -> str:
+    """Armor whichever of an uncompressed and a compressed frame chain is shorter.
+
+    ``opaque`` says the compressed chain is binary by construction (base64, untested).
+    """
+    compressed = armor(layered, opaque)
     if len(compressed) < len(plain):
         return compressed  # at least 1 char per byte either way: no need to armor plain
     uncompressed = armor(plain)

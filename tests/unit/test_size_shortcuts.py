@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import durable_ext
-from durable_ext.serializers.frames import _PRINTABLE, _SCAN_SLICE, _mostly_printable
+from durable_ext.serializers.frames import _PRINTABLE, _SCAN_SLICE, _text_test, armor, armor_counting
 from durable_ext.serializers.msgpack_format import MsgpackFormat
 from durable_ext.serializers.shortest import (
     _FLOAT_GAIN,
@@ -74,14 +74,18 @@ def test_the_packer_lets_json_values_through(value: Any) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(min_value=0), st.integers(min_value=_SCAN_SLICE, max_value=5 * _SCAN_SLICE),
-       st.integers(min_value=0, max_value=100))
+@given(st.integers(min_value=0), st.integers(min_value=0, max_value=5 * _SCAN_SLICE),
+       st.integers(min_value=0, max_value=100), st.sampled_from([None, b"\xcb", b"\x00"]))
 def test_the_sliced_printable_test_agrees_with_counting_everything(
-        seed: int, size: int, share: int) -> None:
+        seed: int, size: int, share: int, byte: bytes | None) -> None:
     # printable text with a chosen share of random bytes mixed in, around the one-fifth line
     noise = random.Random(seed).randbytes(size)
     text = bytes(b if i % 100 < share else 0x61 for i, b in enumerate(noise))
-    assert _mostly_printable(text) == (len(text.translate(None, _PRINTABLE)) * 5 <= len(text))
+    printable = len(text.translate(None, _PRINTABLE)) * 5 <= len(text)
+    assert _text_test(text, byte) == (printable, text.count(byte) if byte else 0)
+    if byte is not None:
+        assert armor_counting(text, byte) == (armor(text), text.count(byte))
+    assert (armor(text) == text.decode("latin-1")) == printable
 
 
 @pytest.mark.parametrize("value", [b"", b"plain ascii text " * 50, bytes(range(256)) * 40])
