@@ -121,7 +121,12 @@ def armor(data: bytes, binary: bool = False) -> str:
         printable = len(data.translate(None, _PRINTABLE)) * 5 <= len(data)
     else:
         printable = _text_test(data, None)[0]
-    return data.decode("latin-1") if printable else _base64(data)
+    if printable:
+        return data.decode("latin-1")
+    text = _b2a(data, newline=False)
+    if len(data) <= UNPADDED_MAX:
+        text = text.rstrip(b"=")
+    return text.decode("ascii")
 
 
 def armor_counting(data: bytes, byte: bytes) -> tuple[str, int]:
@@ -133,14 +138,7 @@ def armor_counting(data: bytes, byte: bytes) -> tuple[str, int]:
     the payload as binary.
     """
     printable, count = _text_test(data, byte)
-    return (data.decode("latin-1") if printable else _base64(data)), count
-
-
-def _base64(data: bytes) -> str:
-    text = _b2a(data, newline=False)
-    if len(data) <= UNPADDED_MAX:
-        text = text.rstrip(b"=")
-    return text.decode("ascii")
+    return (data.decode("latin-1") if printable else armor(data, binary=True)), count
 
 
 def _text_test(data: bytes, byte: bytes | None) -> tuple[bool, int]:

@@ -65,6 +65,7 @@ _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 _SELF_CONTAINED = frozenset({"msgpack", "json", "zstd", "zlib", "model"})
 _MAX_FRAMES = 16
 _a2b = binascii.a2b_base64
+_FLOAT64_BYTE = FLOAT64[0]
 
 
 class Pipeline(SerDes[Any]):
@@ -168,6 +169,7 @@ class Pipeline(SerDes[Any]):
                          and getattr(format, "json_exact", False) is True)
         #: the layout whose bodies are compact ASCII JSON of the value, written unframed
         self._plain_layout: int | None = getattr(format, "plain_json_layout", None)
+        self._plain_json = self._plain_layout is not None and self._simple
         # The fast path decodes a bare format frame with the default limits and no budget
         # object, for strings small enough that their bytes bound what they decode to
         # (COUNTED_BODY_BYTES); larger strings and other limits go through the slow path,
@@ -220,7 +222,7 @@ class Pipeline(SerDes[Any]):
             if layered is data:
                 return armor(data, type(value) is bytes)
             return self._armor(data, layered)
-        if version == self._plain_layout and self._simple and not _envelope_like(value):
+        if self._plain_json and version == self._plain_layout and not _envelope_like(value):
             plain = body.decode("ascii")
             if self._readable_json(plain):
                 return plain  # JSON text every reader reads as this value, unframed
@@ -233,11 +235,12 @@ class Pipeline(SerDes[Any]):
             floats = body.count(FLOAT64)
             if not floats:
                 return self._armor(data, layered)
-            short = armor_within_bound(body, data, floats) if layered is data else None
-            if short is not None:
-                return short
+            if layered is data:
+                short = armor_within_bound(body, data, floats)
+                if short is not None:
+                    return short
             text = self._armor(data, layered)
-        elif FLOAT64 not in body:
+        elif _FLOAT64_BYTE not in body:  # an int: a bytes needle costs a caught TypeError
             return self._armor(data, layered)
         elif layered is data:
             # the frame's header holds no float marker: counted in the frame, as in the body
