@@ -305,8 +305,7 @@ class Pipeline(SerDes[Any]):
         # A bare string, number, bool or None reads back from JSON as itself: written as
         # JSON when no longer, it is what a reader expecting the SDK's JSON sees
         # (json.loads of a step's result), and shorter besides.
-        if type(value) is str and (len(text) < len(value) + 2
-                                   or len(text) < string_json_floor(value)):
+        if type(value) is str and len(text) < string_json_floor(value, len(text)):
             return text  # the armor is shorter than any JSON of the string: not encoded
         try:
             candidate = SDK_SPACED(value)
@@ -365,9 +364,12 @@ class Pipeline(SerDes[Any]):
             version = self._format_versions.get(raw[:n])
             if version is not None:
                 return self._decode_whole(raw[n:], version, serdes_context)
+            # A chain of frames: its bytes are not unarmored a second time.
+            return self._deserialize_slow(data, serdes_context, raw or None)
         return self._deserialize_slow(data, serdes_context)
 
-    def _deserialize_slow(self, data: str, ctx: SerDesContext) -> Any:
+    def _deserialize_slow(self, data: str, ctx: SerDesContext, raw: bytes | None = None) -> Any:
+        # ``raw`` is the payload unarmored, when the fast path did it already.
         where = f"operation {ctx.operation_id!r}"
         if not isinstance(data, str):
             raise SerializationError(f"{where}: expected a str payload, got {type(data).__name__}")
@@ -381,7 +383,7 @@ class Pipeline(SerDes[Any]):
         with decoding(budget):
             if not armored:
                 return self._foreign(data, where)
-            return self._decode_frames(unarmor(data, where), budget, ctx)
+            return self._decode_frames(unarmor(data, where) if raw is None else raw, budget, ctx)
 
     def _decode_frames(self, raw: bytes, budget: DecodeBudget, ctx: SerDesContext) -> Any:
         where = budget.where

@@ -173,17 +173,24 @@ def shorter_as_json(
     return candidate if same else text
 
 
-def string_json_floor(value: str) -> int:
+def string_json_floor(value: str, beat: int | None = None) -> int:
     r"""Return the fewest characters the SDK's JSON of ``value`` can take, unencoded.
 
-    Quotes, and six characters (``\uXXXX``) for every character outside ASCII, of which
-    there are at least a third of the bytes UTF-8 adds (1 to 3 for each). ``isascii`` is a
-    flag of the string, so ASCII text costs nothing to measure.
+    Its quotes; six characters (``\uXXXX``) for every character outside ASCII, of which
+    there are at least a third of the bytes UTF-8 adds (1 to 3 for each); and two (``\"``)
+    for every double quote (JSON held as a string is full of them). ``isascii`` is a flag
+    of the string; the other two parts take a pass over it each, in C. With ``beat`` the
+    floor is returned as soon as it passes ``beat``, before the passes it does not need.
     """
-    if value.isascii():
-        return len(value) + 2
-    extra = len(value.encode("utf-8", "surrogatepass")) - len(value)
-    return len(value) + 2 + 5 * ((extra + 2) // 3)
+    floor = len(value) + 2
+    if beat is not None and floor > beat:
+        return floor
+    if not value.isascii():
+        extra = len(value.encode("utf-8", "surrogatepass")) - len(value)
+        floor += 5 * ((extra + 2) // 3)
+        if beat is not None and floor > beat:
+            return floor
+    return floor + value.count('"')
 
 
 def shorter_armor(plain: bytes, layered: bytes, opaque: bool = False) -> str:

@@ -21,7 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import durable_ext
-from durable_ext.serializers.frames import _PRINTABLE, _SCAN_SLICE, _text_test, armor, armor_counting
+from durable_ext.serializers.frames import (
+    _PRINTABLE,
+    _SCAN_SLICE,
+    _text_test,
+    armor,
+    armor_counting,
+)
 from durable_ext.serializers.msgpack_format import MsgpackFormat
 from durable_ext.serializers.shortest import (
     _FLOAT_GAIN,
@@ -53,9 +59,14 @@ def test_a_short_body_floors_the_json_by_its_floats(value: Any) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.text(max_size=2000))
+@given(st.text(max_size=2000) | st.text(alphabet='"ab\\é', max_size=200))
 def test_a_string_floors_its_json_without_encoding_it(value: str) -> None:
-    assert string_json_floor(value) <= len(SDK_JSON(value))
+    floor = string_json_floor(value)
+    assert floor <= len(SDK_JSON(value))
+    for beat in (0, len(value), floor - 1, floor):
+        # stopped early only past beat, and never above the whole floor
+        early = string_json_floor(value, beat)
+        assert early <= floor and (early > beat or early == floor)
 
 
 @pytest.mark.parametrize("value", [
