@@ -139,7 +139,6 @@ _set_uuid_safe = uuid.UUID.is_safe.__set__  # type: ignore[attr-defined,misc]
 _int_from_bytes = int.from_bytes
 _Decimal = Decimal
 _date = dt.date
-_new_date = dt.date
 _pack_date = _DATE.pack
 _DATE_SIZE = _DATE.size
 _unpack_date = _DATE.unpack
@@ -403,7 +402,7 @@ class MsgpackFormat:
             if code == EXT_DATE:
                 if len(data) != _DATE_SIZE:
                     raise ValueError("bad date length")
-                return _new_date(*_unpack_date(data))
+                return _date(*_unpack_date(data))
             if code == EXT_SEALED:
                 if fields_state is None or data:
                     return _dec_sealed(data)
